@@ -1,0 +1,75 @@
+"""Errors and problem reports that a planner can act on, in Chinese and English.
+
+Every reader raises :class:`InputError` (one problem, stops the run) or collects
+:class:`Problem` objects (``covplan validate`` prints them all). Both name the file, the row and the
+field where known, and say what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in the inputs.
+
+    Parameters
+    ----------
+    zh, en : str
+        The message in Chinese and in English. Each says what is wrong and what to do.
+    file : str or None
+        The file the problem is in.
+    row : int or None
+        1-based data row (the header is row 0 for tables), or a feature number for layers.
+    field : str or None
+        Column, YAML key or layer name.
+    severity : {"error", "warning"}
+        Errors make ``covplan validate`` exit 1; warnings are printed only.
+    """
+
+    zh: str
+    en: str
+    file: str | None = None
+    row: int | None = None
+    field: str | None = None
+    severity: str = "error"
+
+    def where(self) -> str:
+        """Return ``file, row N, field F`` for the parts that are known."""
+        parts = []
+        if self.file:
+            parts.append(str(self.file))
+        if self.row is not None:
+            parts.append(f"row {self.row} / 第{self.row}行")
+        if self.field:
+            parts.append(f"field 字段 '{self.field}'")
+        return ", ".join(parts)
+
+    def __str__(self) -> str:
+        where = self.where()
+        head = f"[{self.severity}] {where}: " if where else f"[{self.severity}] "
+        return f"{head}{self.zh} / {self.en}"
+
+
+class InputError(ValueError):
+    """A bad input that stops the run; carries a bilingual :class:`Problem`."""
+
+    def __init__(
+        self,
+        zh: str,
+        en: str,
+        file: str | Path | None = None,
+        row: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.problem = Problem(
+            zh=zh, en=en, file=str(file) if file is not None else None, row=row, field=field
+        )
+        super().__init__(str(self.problem))
+
+    @classmethod
+    def from_problem(cls, problem: Problem) -> "InputError":
+        """Wrap an existing problem."""
+        return cls(problem.zh, problem.en, problem.file, problem.row, problem.field)
