@@ -1,0 +1,1104 @@
+"""Coverage by unit and group, presence rules, per-1000 checks and the ranked gap table.
+
+Pure table functions: no network code. The pipeline adds, for every circle rule of the preset, a
+column ``t_<rule id>`` to the demand cells (minutes or metres to the nearest facility of the rule's
+types on the rule's mode graph; ``inf`` when not reached or without road access), plus ``no_road``.
+
+* :func:`circle_coverage` — per rule × unit: population of the rule's group, covered, share;
+* :func:`service_coverage` — per service × unit, urban cells judged by the urban headline rules and
+  rural cells by the rural ones (what ``summary.json`` ``categories.<service>`` reports);
+* :func:`summary` — the ``summary.json`` dictionary (DESIGN §4.2);
+* :func:`presence` — "at least N facilities per 乡镇/街道/行政村/县" rules;
+* :func:`provision` — capacity per 1000 people of a group vs target (托位, 床位, m² …);
+* :func:`uncovered_clusters` — uncovered cells of a rule grouped into places worth a project;
+* :func:`gap_table` — everything above as ranked 项目库 rows (约束性 first, then people).
+
+Population-weighted figures count each cell once per rule; a unit's share is ``covered /
+population`` (NaN — ``None`` in JSON — when the unit has nobody of the group). The county row has
+``unit_code == ""`` and equals the sum of the unit rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+from shapely import STRtree
+from shapely.geometry import Point
+
+from coverage import categories, settings
+from coverage.errors import InputError
+from coverage.standards import UNIT_KINDS, CircleRule, Preset, UrbanRuralCircle, load_preset
+
+#: ``unit_code`` of the county total rows.
+COUNTY_CODE: str = ""
+#: ``unit_name`` of the county total rows.
+COUNTY_NAME: str = "全县"
+#: ``unit_code`` / ``unit_name`` given to cells that fall in no unit.
+UNASSIGNED_CODE: str = "?"
+UNASSIGNED_NAME: str = "未归属乡镇"
+
+#: Default straight-line distance (m) within which a facility counts for a 行政村 point; the rule's
+#: own ``within_m`` wins unless :func:`presence` is given ``within_m``.
+VILLAGE_WITHIN_M: float = 1000.0
+
+#: Column order of :func:`gap_table` (internal names; ``coverage.report.excel`` maps them to the
+#: project-bank headers of DESIGN §4.4).
+GAP_COLUMNS: list[str] = [
+    "year", "service", "ftype_label", "project_name", "construction", "county", "unit_name",
+    "village", "lon", "lat", "scale", "population", "new_covered", "indicator", "nature", "cost",
+    "lead", "priority", "note", "kind", "unit_code", "rule_id",
+    "service_key", "ftype", "scale_value", "scale_unit", "rank_people",
+]
+
+_NATURE_ORDER = {"约束性": 0, "预期性": 1}
+_KIND_ORDER = {"missing_facility": 0, "uncovered_cluster": 1, "below_target": 2, "proposed_site": 3}
+_SERVICE_NOUN = {
+    "clinic": "医疗卫生服务设施",
+    "elderly": "养老服务设施",
+    "fitness": "全民健身设施",
+}
+_SPEED_KMH = {"walk": settings.WALK_KMH, "ebike": settings.EBIKE_KMH, "drive": settings.DRIVE_KMH_UNKNOWN}
+
+AnyCircle = CircleRule | UrbanRuralCircle
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _preset(preset: Preset | str) -> Preset:
+    return preset if isinstance(preset, Preset) else load_preset(preset)
+
+
+def _need(df: pd.DataFrame, cols: list[str], what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{what}缺少列 {missing}。请先由流程(pipeline)生成这些列,或检查列名。",
+            f"{what} lacks column(s) {missing}; let the pipeline add them or check the names",
+            field=", ".join(missing),
+        )
+
+
+def _unit_keys(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    _need(cells, ["unit_code"], "需求格网 demand cells ")
+    codes = cells["unit_code"].astype("string").fillna(UNASSIGNED_CODE).replace("", UNASSIGNED_CODE)
+    if "unit_name" in cells.columns:
+        names = cells["unit_name"].astype("string").fillna(UNASSIGNED_NAME)
+    else:
+        names = codes.copy()
+    names = names.where(codes != UNASSIGNED_CODE, UNASSIGNED_NAME)
+    return codes.to_numpy(dtype=object), names.to_numpy(dtype=object)
+
+
+def _group(cells: pd.DataFrame, group: str) -> np.ndarray:
+    _need(cells, [group], "需求格网 demand cells ")
+    v = pd.to_numeric(cells[group], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isfinite(v) & (v > 0), v, 0.0)
+
+
+def _applies(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
+    if applies_to == "all":
+        return np.ones(len(cells), dtype=bool)
+    _need(cells, ["urban"], "需求格网 demand cells ")
+    urban = cells["urban"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    return urban if applies_to == "urban" else ~urban
+
+
+def _times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
+    col = rule.column
+    if col not in cells.columns:
+        raise InputError(
+            f"需求格网缺少服务圈时间列 {col}(规则 {rule.id})。流程须为每条服务圈规则计算该列。",
+            f"demand cells lack the circle column {col} (rule {rule.id}); the pipeline must add "
+            "one per circle rule",
+            field=col,
+        )
+    t = pd.to_numeric(cells[col], errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isnan(t), np.inf, t)
+
+
+def covered_mask(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
+    """Cells covered by a rule: applicable (urban/rural) and ``t_<id> <= threshold``.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells with ``t_<rule.id>`` and (for urban/rural rules) ``urban``.
+    rule : CircleRule or UrbanRuralCircle
+        The rule.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    return _applies(cells, rule.applies_to) & (_times(cells, rule) <= rule.threshold)
+
+
+def _share(pop: float, cov: float) -> float:
+    return cov / pop if pop > 0 else float("nan")
+
+
+def _by_unit(
+    codes: np.ndarray, names: np.ndarray, pop: np.ndarray, cov: np.ndarray,
+    units: pd.DataFrame | None,
+) -> pd.DataFrame:
+    df = pd.DataFrame({"unit_code": codes, "unit_name": names, "population": pop, "covered": cov})
+    g = df.groupby("unit_code", sort=True).agg(
+        unit_name=("unit_name", "first"), population=("population", "sum"), covered=("covered", "sum")
+    ).reset_index()
+    if units is not None and len(units):
+        u = pd.DataFrame({"unit_code": units["code"].astype(str), "unit_name": units["name"].astype(str)})
+        g = u.merge(g.drop(columns="unit_name"), on="unit_code", how="outer")
+        extra = df.drop_duplicates("unit_code").set_index("unit_code")["unit_name"]
+        g["unit_name"] = g["unit_name"].fillna(g["unit_code"].map(extra))
+        g[["population", "covered"]] = g[["population", "covered"]].fillna(0.0)
+        g = g.sort_values("unit_code", kind="stable").reset_index(drop=True)
+    total = pd.DataFrame(
+        {"unit_code": [COUNTY_CODE], "unit_name": [COUNTY_NAME],
+         "population": [float(pop.sum())], "covered": [float(cov.sum())]}
+    )
+    out = pd.concat([total, g], ignore_index=True)
+    out["share"] = [_share(p, c) for p, c in zip(out["population"], out["covered"])]
+    return out
+
+
+def _rules(preset: Preset, include_urban_rural: bool, cells: pd.DataFrame) -> list[AnyCircle]:
+    rules: list[AnyCircle] = list(preset.active_circles())
+    urc = preset.urban_rural()
+    if include_urban_rural and urc is not None and urc.column in cells.columns:
+        rules.append(urc)
+    return rules
+
+
+# --- coverage ----------------------------------------------------------------------------------
+
+
+def circle_coverage(
+    cells: pd.DataFrame,
+    preset: Preset | str,
+    *,
+    units: pd.DataFrame | None = None,
+    include_urban_rural: bool = True,
+) -> pd.DataFrame:
+    """Coverage of every circle rule by unit and for the county.
+
+    A cell is covered by a rule when it is applicable (``urban`` True for urban rules, False for
+    rural ones, any for ``all``) and ``t_<rule id> <= threshold``. Population is the rule's demand
+    group summed over the applicable cells; each cell counts once per rule.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells: ``unit_code``, ``unit_name``, ``urban``, the group columns and one
+        ``t_<rule id>`` per enabled circle rule (minutes or metres; ``inf``/NaN = not reached).
+    preset : Preset or str
+        A loaded preset or a name/path for :func:`coverage.standards.load_preset`.
+    units : pandas.DataFrame, optional
+        Units table (``code``, ``name``); units without any cell get rows with population 0.
+    include_urban_rural : bool
+        Add the 15 km circle (rule id ``urban_rural_15km``, service ``urban_rural``) when the
+        preset has it and the cells carry its column (it is skipped when the column is missing,
+        e.g. without a county seat).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long table, per rule the county row first (``unit_code == ""``) then units by code:
+        ``rule_id, service, group, applies_to, mode, threshold, threshold_unit, nature,
+        target_share, unit_code, unit_name, population, covered, share, meets_target``.
+
+    Raises
+    ------
+    coverage.errors.InputError
+        A ``t_<id>`` column, a group column, ``unit_code`` or ``urban`` is missing.
+    """
+    preset = _preset(preset)
+    codes, names = _unit_keys(cells)
+    frames = []
+    for rule in _rules(preset, include_urban_rural, cells):
+        pop = _group(cells, rule.group) * _applies(cells, rule.applies_to)
+        cov = np.where(covered_mask(cells, rule), pop, 0.0)
+        t = _by_unit(codes, names, pop, cov, units)
+        meta = {
+            "rule_id": rule.id, "service": rule.service, "group": rule.group,
+            "applies_to": rule.applies_to, "mode": rule.mode, "threshold": rule.threshold,
+            "threshold_unit": rule.unit, "nature": rule.nature, "target_share": rule.target_share,
+        }
+        for k, v in reversed(meta.items()):
+            t.insert(0, k, v)
+        frames.append(t)
+    cols = ["rule_id", "service", "group", "applies_to", "mode", "threshold", "threshold_unit",
+            "nature", "target_share", "unit_code", "unit_name", "population", "covered", "share"]
+    if not frames:
+        out = pd.DataFrame(columns=[*cols, "meets_target"])
+        return out
+    out = pd.concat(frames, ignore_index=True)
+    ts = pd.to_numeric(out["target_share"], errors="coerce")
+    out["meets_target"] = pd.array(
+        [None if np.isnan(t) or np.isnan(s) else bool(s >= t - 1e-12) for t, s in zip(ts, out["share"])],
+        dtype="boolean",
+    )
+    return out
+
+
+def service_coverage(
+    cells: pd.DataFrame, preset: Preset | str, *, units: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per-service coverage: urban cells by the urban headline rules, rural cells by the rural ones.
+
+    For each service the preset's ``services.<key>.headline`` lists circle rules per side
+    (``urban``, ``rural``, ``all``). Population = the sum, over sides and their rules, of the rule's
+    group on that side's cells; covered likewise. Rules on one side use different groups, so nobody
+    is counted twice (e.g. school: children 3–5 to kindergartens plus children 6–11 to primary
+    schools).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells as for :func:`circle_coverage`.
+    preset : Preset or str
+        The preset.
+    units : pandas.DataFrame, optional
+        Units table (``code``, ``name``) to list units without cells.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``service, unit_code, unit_name, population, covered, share`` (county row first).
+    """
+    preset = _preset(preset)
+    codes, names = _unit_keys(cells)
+    frames = []
+    for service in categories.SERVICES:
+        sides = preset.headline(service)
+        if not sides:
+            continue
+        pop = np.zeros(len(cells))
+        cov = np.zeros(len(cells))
+        for side, rules in sides.items():
+            side_mask = _applies(cells, side)
+            for rule in rules:
+                g = _group(cells, rule.group) * side_mask
+                pop += g
+                cov += np.where(_times(cells, rule) <= rule.threshold, g, 0.0)
+        t = _by_unit(codes, names, pop, cov, units)
+        t.insert(0, "service", service)
+        frames.append(t)
+    if not frames:
+        return pd.DataFrame(columns=["service", "unit_code", "unit_name", "population", "covered", "share"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _num(x: Any) -> Any:
+    if x is None:
+        return None
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        if math.isnan(x) or math.isinf(x):
+            return None
+        return round(x, 6)
+    if x is pd.NA:
+        return None
+    return x
+
+
+def _block(table: pd.DataFrame) -> dict[str, Any]:
+    county = table[table["unit_code"] == COUNTY_CODE].iloc[0]
+    units = table[table["unit_code"] != COUNTY_CODE]
+    return {
+        "population": _num(county["population"]),
+        "population_covered": _num(county["covered"]),
+        "share_covered": _num(county["share"]),
+        "by_unit": [
+            {"code": str(r.unit_code), "name": str(r.unit_name), "population": _num(r.population),
+             "covered": _num(r.covered), "share": _num(r.share)}
+            for r in units.itertuples(index=False)
+        ],
+    }
+
+
+def _circle_spec(rule: AnyCircle) -> dict[str, Any]:
+    d: dict[str, Any] = {"rule": rule.id, "mode": rule.mode, rule.unit: _num(rule.threshold),
+                         "group": rule.group}
+    return d
+
+
+def summary(
+    cells: pd.DataFrame,
+    preset: Preset | str,
+    scenario_name: str,
+    *,
+    units: pd.DataFrame | None = None,
+    presence_df: pd.DataFrame | None = None,
+    provision_df: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The ``summary.json`` dictionary (DESIGN §4.2), JSON-ready (NaN → ``None``).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells as for :func:`circle_coverage`; ``pop`` is the total population and an optional
+        boolean ``no_road`` marks cells without road access.
+    preset : Preset or str
+        The preset.
+    scenario_name : str
+        Scenario name (``scenario`` key).
+    units : pandas.DataFrame, optional
+        Units table (``code``, ``name``) so that units without cells are listed.
+    presence_df, provision_df : pandas.DataFrame, optional
+        Results of :func:`presence` and :func:`provision`; their county rows are added as
+        ``presence`` / ``provision`` lists.
+
+    Returns
+    -------
+    dict
+        ``scenario``, ``preset``, ``population_basis``, ``population_total``, ``no_road_access``,
+        ``categories.<service>`` {``label``, ``population``, ``population_covered``,
+        ``share_covered``, ``circle`` {``urban``/``rural``/``all``: {``mode``, ``minutes`` or
+        ``metres``, ``rules``}}, ``by_unit``}, ``urban_rural_circle`` (same keys, or ``None`` when
+        the 15 km column is missing) and ``rules`` (county figure of every circle rule).
+    """
+    preset = _preset(preset)
+    pop = _group(cells, "pop")
+    no_road = 0.0
+    if "no_road" in cells.columns:
+        no_road = float(pop[cells["no_road"].astype("boolean").fillna(False).to_numpy(dtype=bool)].sum())
+    out: dict[str, Any] = {
+        "scenario": scenario_name,
+        "preset": preset.name,
+        "preset_files": list(preset.files),
+        "population_basis": preset.population_basis,
+        "population_total": _num(pop.sum()),
+        "no_road_access": _num(no_road),
+        "categories": {},
+        "urban_rural_circle": None,
+    }
+    svc = service_coverage(cells, preset, units=units)
+    for service in categories.SERVICES:
+        sides = preset.headline(service)
+        if not sides:
+            continue
+        block = _block(svc[svc["service"] == service])
+        circle = {}
+        for side, rules in sides.items():
+            first = rules[0]
+            circle[side] = {"mode": first.mode, first.unit: _num(first.threshold),
+                            "rules": [_circle_spec(r) for r in rules]}
+        out["categories"][service] = {"label": preset.service_label(service), **block,
+                                      "circle": circle}
+    cov = circle_coverage(cells, preset, units=units)
+    urc = preset.urban_rural()
+    if urc is not None and urc.column in cells.columns:
+        block = _block(cov[cov["rule_id"] == urc.id])
+        out["urban_rural_circle"] = {"label": urc.label, **block,
+                                     "circle": {"mode": urc.mode, "metres": _num(urc.metres)}}
+    county = cov[cov["unit_code"] == COUNTY_CODE]
+    out["rules"] = [
+        {"id": r.rule_id, "service": r.service, "group": r.group, "applies_to": r.applies_to,
+         "mode": r.mode, r.threshold_unit: _num(r.threshold), "nature": r.nature,
+         "population": _num(r.population), "covered": _num(r.covered), "share": _num(r.share),
+         "target_share": _num(r.target_share),
+         "meets_target": None if pd.isna(r.meets_target) else bool(r.meets_target)}
+        for r in county.itertuples(index=False)
+    ]
+    if presence_df is not None and len(presence_df):
+        c = presence_df[presence_df["level"] == "county"]
+        out["presence"] = [
+            {"id": r.rule_id, "service": r.service, "unit_kind": r.unit_kind,
+             "required": _num(r.required), "found": _num(r.found), "ok": bool(r.ok)}
+            for r in c.itertuples(index=False)
+        ]
+    if provision_df is not None and len(provision_df):
+        c = provision_df[provision_df["unit_code"] == COUNTY_CODE]
+        out["provision"] = [
+            {"id": r.rule_id, "service": r.service, "indicator": r.indicator,
+             "value": _num(r.value), "target": _num(r.target), "comparison": r.comparison,
+             "ok": bool(r.ok), "capacity": _num(r.capacity), "capacity_unit": r.capacity_unit}
+            for r in c.itertuples(index=False)
+        ]
+    return out
+
+
+# --- presence ----------------------------------------------------------------------------------
+
+
+def _to_crs(gdf: gpd.GeoDataFrame, crs: Any) -> gpd.GeoDataFrame:
+    if crs is not None and gdf.crs is not None and gdf.crs != crs:
+        return gdf.to_crs(crs)
+    return gdf
+
+
+def assign_units(points: gpd.GeoDataFrame, units: gpd.GeoDataFrame) -> pd.Series:
+    """Code of the unit each point lies in (point-in-polygon; ``NaN`` outside every unit).
+
+    Parameters
+    ----------
+    points : geopandas.GeoDataFrame
+        Points (e.g. facilities).
+    units : geopandas.GeoDataFrame
+        Units with ``code`` and polygon geometry (reprojected to the points' CRS if needed).
+
+    Returns
+    -------
+    pandas.Series
+        Unit code per point, aligned with ``points.index``. A point on a shared border goes to the
+        unit with the smaller code (deterministic).
+    """
+    units = _to_crs(units, points.crs)
+    if len(points) == 0 or len(units) == 0:
+        return pd.Series(np.nan, index=points.index, dtype=object)
+    tree = STRtree(units.geometry.values)
+    pi, ui = tree.query(points.geometry.values, predicate="intersects")
+    codes = units["code"].astype(str).to_numpy()
+    df = pd.DataFrame({"p": pi, "code": codes[ui]}).sort_values(["p", "code"], kind="stable")
+    df = df.drop_duplicates("p")
+    out = pd.Series(np.nan, index=range(len(points)), dtype=object)
+    out.loc[df["p"].to_numpy()] = df["code"].to_numpy()
+    out.index = points.index
+    return out
+
+
+def _lonlat(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
+    if len(geoms) == 0:
+        return np.array([]), np.array([])
+    pts = geoms.representative_point()
+    if geoms.crs is None:
+        return np.full(len(geoms), np.nan), np.full(len(geoms), np.nan)
+    ll = gpd.GeoSeries(pts, crs=geoms.crs).to_crs(4326)
+    return ll.x.to_numpy(), ll.y.to_numpy()
+
+
+def _unit_population(cells: pd.DataFrame | None, group: str) -> pd.Series:
+    if cells is None:
+        return pd.Series(dtype=float)
+    codes, _ = _unit_keys(cells)
+    return pd.Series(_group(cells, group)).groupby(codes).sum()
+
+
+def _village_population(
+    cells: pd.DataFrame | None, villages: gpd.GeoDataFrame, group: str
+) -> np.ndarray:
+    """Population of ``group`` per village: each cell goes to its nearest village point."""
+    if cells is None or not isinstance(cells, gpd.GeoDataFrame) or len(villages) == 0 or len(cells) == 0:
+        return np.full(len(villages), np.nan)
+    cells = _to_crs(cells, villages.crs)
+    vp = villages.geometry.representative_point()
+    tree = cKDTree(np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()]))
+    cxy = np.column_stack([cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()])
+    _, idx = tree.query(cxy)
+    return np.bincount(idx, weights=_group(cells, group), minlength=len(villages))
+
+
+def presence(
+    facilities: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame,
+    villages: gpd.GeoDataFrame | None,
+    preset: Preset | str,
+    *,
+    cells: pd.DataFrame | None = None,
+    within_m: float | None = None,
+) -> pd.DataFrame:
+    """Check "at least N facilities of types X per unit of kind K" rules.
+
+    Facilities are assigned to units (乡镇/街道) by point-in-polygon. For ``行政村`` rules a village
+    "has" a facility when one lies within ``within_m`` metres in a straight line of the village
+    (distance 0 inside a village polygon); the default is the rule's ``within_m`` (1,000 m in the
+    built-in presets) because village polygons are rarely available. ``县`` rules count the
+    facilities inside all units.
+
+    ``required`` per unit = ``max(min_count, ceil(population / per_population))`` when the rule has
+    ``per_population`` and ``cells`` are given, else ``min_count``. Every rule also gets a county
+    row (``level == "county"``, ``unit_code == ""``): for unit and village rules ``required`` is
+    the number of units that must pass (all, or ``ceil(target_share × n)``) and ``found`` the
+    number that pass; for ``县`` rules it counts facilities.
+
+    Parameters
+    ----------
+    facilities : geopandas.GeoDataFrame
+        Points with ``ftype`` (and ``category``).
+    units : geopandas.GeoDataFrame
+        ``code``, ``name``, ``kind`` (街道/镇/乡/其他), polygons.
+    villages : geopandas.GeoDataFrame or None
+        ``code``, ``name``, ``unit_code``, points or polygons; ``None`` skips village rules.
+    preset : Preset or str
+        The preset.
+    cells : pandas.DataFrame, optional
+        Demand cells (``unit_code``, groups; a GeoDataFrame also gives village populations by
+        nearest village point) for the ``population`` column and ``per_population`` rules.
+    within_m : float, optional
+        Override every village rule's distance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rule_id, service, unit_kind, level, unit_code, unit_name, parent_code, parent_name,
+        population, required, found, ok, nature, target_share, lon, lat``.
+    """
+    preset = _preset(preset)
+    _need(facilities, ["ftype"], "设施表 facilities ")
+    _need(units, ["code", "name", "kind"], "乡镇(街道)边界 units ")
+    crs = units.crs
+    fac = _to_crs(facilities, crs)
+    fac_unit = assign_units(fac, units)
+    ucode = units["code"].astype(str).to_numpy()
+    uname = dict(zip(ucode, units["name"].astype(str)))
+    ulon, ulat = _lonlat(units.geometry)
+    vill = None
+    if villages is not None and len(villages):
+        _need(villages, ["code", "name"], "行政村 villages ")
+        vill = _to_crs(villages, crs).reset_index(drop=True)
+        vlon, vlat = _lonlat(vill.geometry)
+    rows: list[dict[str, Any]] = []
+    for rule in preset.active_presence():
+        is_type = fac["ftype"].isin(rule.ftypes).to_numpy()
+        base = {"rule_id": rule.id, "service": rule.service, "unit_kind": rule.unit_kind,
+                "nature": rule.nature, "target_share": rule.target_share}
+        inside = fac_unit.notna().to_numpy()
+        if rule.level == "county":
+            found = int((is_type & inside).sum())
+            pop_total = float(_unit_population(cells, rule.group).sum()) if cells is not None else np.nan
+            rows.append({**base, "level": "county", "unit_code": COUNTY_CODE, "unit_name": COUNTY_NAME,
+                         "parent_code": "", "parent_name": "", "population": pop_total,
+                         "required": rule.min_count, "found": found, "ok": found >= rule.min_count,
+                         "lon": np.nan, "lat": np.nan})
+            continue
+        unit_rows: list[dict[str, Any]] = []
+        if rule.level == "unit":
+            kinds = set(UNIT_KINDS[rule.unit_kind])
+            sel = units["kind"].astype(str).isin(kinds).to_numpy()
+            counts = pd.Series(fac_unit[is_type].to_numpy()).value_counts()
+            upop = _unit_population(cells, rule.group)
+            for i in np.flatnonzero(sel):
+                code = ucode[i]
+                p = float(upop.get(code, 0.0)) if cells is not None else np.nan
+                req = rule.min_count
+                if rule.per_population and cells is not None and p > 0:
+                    req = max(req, int(math.ceil(p / rule.per_population)))
+                found = int(counts.get(code, 0))
+                unit_rows.append({**base, "level": "unit", "unit_code": code, "unit_name": uname[code],
+                                  "parent_code": "", "parent_name": "", "population": p,
+                                  "required": req, "found": found, "ok": found >= req,
+                                  "lon": ulon[i], "lat": ulat[i]})
+        else:  # village
+            if vill is None:
+                continue
+            d = rule.within_m if within_m is None else float(within_m)
+            counts = np.zeros(len(vill), dtype=int)
+            sub = fac[is_type]
+            if len(sub):
+                tree = STRtree(sub.geometry.values)
+                vi, _ = tree.query(vill.geometry.values, predicate="dwithin", distance=d)
+                counts = np.bincount(vi, minlength=len(vill))
+            vpop = _village_population(cells, vill, rule.group)
+            vparent = vill["unit_code"].astype(str).to_numpy() if "unit_code" in vill else np.full(len(vill), "")
+            for i in range(len(vill)):
+                found = int(counts[i])
+                unit_rows.append({**base, "level": "village", "unit_code": str(vill.at[i, "code"]),
+                                  "unit_name": str(vill.at[i, "name"]), "parent_code": vparent[i],
+                                  "parent_name": uname.get(vparent[i], ""), "population": vpop[i],
+                                  "required": rule.min_count, "found": found,
+                                  "ok": found >= rule.min_count, "lon": vlon[i], "lat": vlat[i]})
+        n = len(unit_rows)
+        n_ok = sum(r["ok"] for r in unit_rows)
+        req = int(math.ceil(rule.target_share * n - 1e-9)) if rule.target_share else n
+        pops = [r["population"] for r in unit_rows]
+        rows.append({**base, "level": "county", "unit_code": COUNTY_CODE, "unit_name": COUNTY_NAME,
+                     "parent_code": "", "parent_name": "",
+                     "population": float(np.nansum(pops)) if cells is not None else np.nan,
+                     "required": req, "found": n_ok, "ok": n_ok >= req, "lon": np.nan, "lat": np.nan})
+        rows.extend(unit_rows)
+    cols = ["rule_id", "service", "unit_kind", "level", "unit_code", "unit_name", "parent_code",
+            "parent_name", "population", "required", "found", "ok", "nature", "target_share", "lon", "lat"]
+    out = pd.DataFrame(rows, columns=cols)
+    return out.astype({"required": int, "found": int, "ok": bool}) if len(out) else out
+
+
+# --- provision ---------------------------------------------------------------------------------
+
+
+def provision(
+    facilities: gpd.GeoDataFrame,
+    cells: pd.DataFrame,
+    units: gpd.GeoDataFrame,
+    preset: Preset | str,
+) -> pd.DataFrame:
+    """Capacity per ``per`` people of a group, per unit and for the county, vs the preset targets.
+
+    ``value = capacity / population × per`` (``per`` = 1000 for 托位/床位 per 1000, 1 for m² per
+    person); a rule with ``per: null`` compares the county's total capacity with the target (e.g.
+    养老服务床位总量). Capacity sums the ``capacity`` of facilities of the rule's types inside the
+    unit whose ``capacity_unit`` equals the rule's or is empty; facilities with no capacity count 0
+    and are reported in ``n_no_capacity``.
+
+    Parameters
+    ----------
+    facilities : geopandas.GeoDataFrame
+        ``ftype``, ``capacity``, optional ``capacity_unit``, points.
+    cells : pandas.DataFrame
+        Demand cells (``unit_code`` and the group columns).
+    units : geopandas.GeoDataFrame
+        ``code``, ``name``, polygons.
+    preset : Preset or str
+        The preset.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``rule_id, service, indicator, level, unit_code, unit_name, capacity, capacity_unit,
+        n_facilities, n_no_capacity, population, value, target, comparison, ok, deficit, decisive,
+        nature``; ``deficit`` is the capacity missing to reach the target (0 when met); ``decisive``
+        marks the rows that decide the rule (the county row, or every unit row for
+        ``level: unit``).
+    """
+    preset = _preset(preset)
+    _need(facilities, ["ftype"], "设施表 facilities ")
+    fac = _to_crs(facilities, units.crs)
+    fac_unit = assign_units(fac, units).to_numpy()
+    cap = pd.to_numeric(fac["capacity"], errors="coerce").to_numpy(float) if "capacity" in fac else np.full(len(fac), np.nan)
+    cunit = (fac["capacity_unit"].astype("string").fillna("").str.strip().to_numpy(dtype=object)
+             if "capacity_unit" in fac else np.full(len(fac), "", dtype=object))
+    ucode = units["code"].astype(str).tolist()
+    uname = units["name"].astype(str).tolist()
+    rows: list[dict[str, Any]] = []
+    for rule in preset.active_provision():
+        sel = (fac["ftype"].isin(rule.ftypes).to_numpy() & pd.notna(fac_unit)
+               & ((cunit == "") | (cunit == rule.capacity_unit)))
+        c = np.where(np.isnan(cap), 0.0, cap)
+        df = pd.DataFrame({"u": fac_unit[sel], "c": c[sel], "missing": np.isnan(cap[sel])})
+        agg = df.groupby("u").agg(capacity=("c", "sum"), n=("c", "size"), nm=("missing", "sum"))
+        upop = _unit_population(cells, rule.group)
+        base = {"rule_id": rule.id, "service": rule.service, "indicator": rule.indicator or rule.label,
+                "capacity_unit": rule.capacity_unit, "target": rule.target,
+                "comparison": rule.comparison, "nature": rule.nature}
+
+        def row(level: str, code: str, name: str, capacity: float, n: int, nm: int, pop: float,
+                decisive: bool) -> dict[str, Any]:
+            if rule.per is None:
+                value = capacity
+                deficit = max(0.0, rule.target - capacity)
+            else:
+                value = capacity / pop * rule.per if pop > 0 else float("nan")
+                deficit = max(0.0, rule.target * pop / rule.per - capacity)
+            ok = rule.passes(value)
+            if ok:
+                deficit = 0.0
+            return {**base, "level": level, "unit_code": code, "unit_name": name,
+                    "capacity": capacity, "n_facilities": n, "n_no_capacity": nm,
+                    "population": pop, "value": value, "ok": ok, "deficit": deficit,
+                    "decisive": decisive}
+
+        tot_cap = float(agg["capacity"].sum()) if len(agg) else 0.0
+        tot_pop = float(upop.sum())
+        rows.append(row("county", COUNTY_CODE, COUNTY_NAME, tot_cap, int(agg["n"].sum()) if len(agg) else 0,
+                        int(agg["nm"].sum()) if len(agg) else 0, tot_pop, rule.level == "county"))
+        if rule.per is None:
+            continue
+        for code, name in zip(ucode, uname):
+            a = agg.loc[code] if code in agg.index else None
+            rows.append(row("unit", code, name, float(a["capacity"]) if a is not None else 0.0,
+                            int(a["n"]) if a is not None else 0, int(a["nm"]) if a is not None else 0,
+                            float(upop.get(code, 0.0)), rule.level == "unit"))
+    cols = ["rule_id", "service", "indicator", "level", "unit_code", "unit_name", "capacity",
+            "capacity_unit", "n_facilities", "n_no_capacity", "population", "value", "target",
+            "comparison", "ok", "deficit", "decisive", "nature"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+# --- clusters ----------------------------------------------------------------------------------
+
+
+def reach_m(rule: AnyCircle) -> float:
+    """Straight-line radius a rule's threshold stands for (metres rule: itself; minutes × speed).
+
+    Speeds: walk ``settings.WALK_KMH``, e-bike ``settings.EBIKE_KMH``, drive
+    ``settings.DRIVE_KMH_UNKNOWN``. Used to split large uncovered clusters into project-sized areas.
+    """
+    if rule.unit == "metres":
+        return float(rule.threshold)
+    return float(rule.threshold) * settings.kmh_to_m_per_min(_SPEED_KMH[rule.mode])
+
+
+def uncovered_clusters(
+    cells: gpd.GeoDataFrame,
+    rule: AnyCircle,
+    *,
+    min_people: float = 50.0,
+    cluster_m: float = 150.0,
+    split_m: float | None = None,
+    villages: gpd.GeoDataFrame | None = None,
+    village_max_m: float = 3000.0,
+) -> gpd.GeoDataFrame:
+    """Group the uncovered cells of a rule into clusters worth a project.
+
+    Uncovered cells (applicable to the rule, with people of its group, ``t_<id>`` above the
+    threshold) are joined when closer than ``cluster_m`` (single linkage: connected components of
+    the "closer than ``cluster_m``" graph; 150 m joins the 8 neighbours on a 100 m grid). A cluster
+    wider than ``split_m`` (default :func:`reach_m` of the rule, e.g. 1,200 m for 15 min walking) is
+    split by population-weighted k-means (seeded) into ``ceil(area / (π split_m²))`` parts, so each
+    part is roughly what one new facility can serve. Clusters below ``min_people`` (of the rule's
+    group) are dropped.
+
+    Parameters
+    ----------
+    cells : geopandas.GeoDataFrame
+        Demand cells (points in a metric CRS) with ``t_<id>``, groups, ``unit_code``, ``unit_name``
+        and ``urban``.
+    rule : CircleRule or UrbanRuralCircle
+        The rule.
+    min_people : float
+        Smallest cluster kept (people of the rule's group).
+    cluster_m : float
+        Linking distance in metres.
+    split_m : float, optional
+        Largest radius of a cluster before it is split; ``0`` disables splitting.
+    villages : geopandas.GeoDataFrame, optional
+        ``code``, ``name`` (and ``unit_code``) points or polygons; adds the nearest village,
+        only villages of the cluster's unit when ``unit_code`` is given, within ``village_max_m``.
+    village_max_m : float
+        Farthest village (metres, straight line) still used to name a cluster.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        One row per cluster, largest first: ``rule_id, service, cluster_id, population,
+        pop_total, n_cells, unit_code, unit_name, village, village_code, village_dist_m, x, y, lon,
+        lat, geometry`` (population-weighted centroid, CRS of the cells).
+    """
+    cols = ["rule_id", "service", "cluster_id", "population", "pop_total", "n_cells", "unit_code",
+            "unit_name", "village", "village_code", "village_dist_m", "x", "y", "lon", "lat"]
+    crs = getattr(cells, "crs", None)
+    g = _group(cells, rule.group)
+    mask = _applies(cells, rule.applies_to) & (_times(cells, rule) > rule.threshold) & (g > 0)
+    idx = np.flatnonzero(mask)
+    empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
+    if len(idx) == 0:
+        return empty
+    if isinstance(cells, gpd.GeoDataFrame):
+        xy_all = np.column_stack([cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()])
+    else:
+        _need(cells, ["x", "y"], "需求格网 demand cells ")
+        xy_all = cells[["x", "y"]].to_numpy(float)
+    xy = xy_all[idx]
+    w = g[idx]
+    pt = _group(cells, "pop")[idx] if "pop" in cells.columns else w
+    codes, names = _unit_keys(cells)
+    codes, names = codes[idx], names[idx]
+    n = len(idx)
+    pairs = cKDTree(xy).query_pairs(cluster_m, output_type="ndarray")
+    adj = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else coo_matrix((n, n))
+    _, labels = connected_components(adj, directed=False)
+    if split_m is None:
+        split_m = reach_m(rule)
+    if split_m and n > 1:
+        d, _ = cKDTree(xy_all).query(xy_all[: min(len(xy_all), 5000)], k=2)
+        spacing = float(np.median(d[:, 1])) if d.shape[0] else cluster_m
+        from sklearn.cluster import KMeans
+
+        new = labels.copy()
+        nxt = labels.max() + 1
+        for lab in np.unique(labels):
+            m = np.flatnonzero(labels == lab)
+            if len(m) < 2:
+                continue
+            c = np.average(xy[m], axis=0, weights=w[m])
+            if np.sqrt(((xy[m] - c) ** 2).sum(axis=1)).max() <= split_m:
+                continue
+            k = int(min(len(m), max(2, math.ceil(len(m) * spacing**2 / (math.pi * split_m**2)))))
+            km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(xy[m], sample_weight=w[m])
+            for j in range(1, k):
+                new[m[km.labels_ == j]] = nxt
+                nxt += 1
+        labels = new
+    recs = []
+    for lab in np.unique(labels):
+        m = np.flatnonzero(labels == lab)
+        popc = float(w[m].sum())
+        if popc < min_people:
+            continue
+        cx, cy = np.average(xy[m], axis=0, weights=w[m])
+        by_unit = pd.Series(w[m]).groupby(codes[m]).sum().sort_index()
+        ucode = by_unit.idxmax()
+        uname = names[m][codes[m] == ucode][0]
+        recs.append({"rule_id": rule.id, "service": rule.service, "population": popc,
+                     "pop_total": float(pt[m].sum()), "n_cells": int(len(m)), "unit_code": ucode,
+                     "unit_name": uname, "x": float(cx), "y": float(cy)})
+    if not recs:
+        return empty
+    df = pd.DataFrame(recs).sort_values(["population", "x", "y"], ascending=[False, True, True],
+                                        kind="stable").reset_index(drop=True)
+    df.insert(2, "cluster_id", np.arange(1, len(df) + 1))
+    geom = gpd.GeoSeries([Point(x, y) for x, y in zip(df["x"], df["y"])], crs=crs)
+    if crs is not None:
+        ll = geom.to_crs(4326)
+        df["lon"], df["lat"] = ll.x.to_numpy(), ll.y.to_numpy()
+    else:
+        df["lon"], df["lat"] = np.nan, np.nan
+    df["village"], df["village_code"], df["village_dist_m"] = "", "", np.nan
+    if villages is not None and len(villages):
+        v = _to_crs(villages, crs).reset_index(drop=True)
+        vp = v.geometry.representative_point()
+        vxy = np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()])
+        vunit = v["unit_code"].astype(str).to_numpy() if "unit_code" in v else None
+        vname = v["name"].astype(str).to_numpy()
+        vcode = v["code"].astype(str).to_numpy() if "code" in v else np.full(len(v), "")
+        for i, (cx, cy, uc) in enumerate(zip(df["x"], df["y"], df["unit_code"])):
+            cand = np.arange(len(v))
+            if vunit is not None:  # only villages of the cluster's own unit (街道 often have none)
+                cand = np.flatnonzero(vunit == str(uc))
+                if len(cand) == 0:
+                    continue
+            dd = np.hypot(vxy[cand, 0] - cx, vxy[cand, 1] - cy)
+            j = int(np.argmin(dd))
+            if dd[j] <= village_max_m:
+                df.loc[i, ["village", "village_code"]] = [vname[cand[j]], vcode[cand[j]]]
+                df.loc[i, "village_dist_m"] = float(dd[j])
+    return gpd.GeoDataFrame(df[cols], geometry=geom.values, crs=crs)
+
+
+# --- gap table ---------------------------------------------------------------------------------
+
+
+def _place(unit: str, village: str) -> str:
+    unit = unit or ""
+    village = village or ""
+    if village and village.startswith(unit):
+        return village
+    return f"{unit}{village}"
+
+
+def _ftype_label(preset: Preset, ftype: str | None) -> str:
+    if ftype is None:
+        return "流动公共服务点"
+    return preset.project(ftype).label
+
+
+def gap_table(
+    cov: pd.DataFrame | None,
+    presence_df: pd.DataFrame | None,
+    provision_df: pd.DataFrame | None,
+    clusters: pd.DataFrame | None,
+    preset: Preset | str,
+    county_name: str,
+    year: int,
+    *,
+    high_min_people: float = 1000.0,
+) -> pd.DataFrame:
+    """Turn coverage, presence and provision gaps into ranked project-bank (项目库) rows.
+
+    Row kinds:
+
+    * ``uncovered_cluster`` — one per cluster of :func:`uncovered_clusters` (``clusters`` may
+      concatenate several rules); a new facility of the rule's ``propose`` type at the cluster
+      centroid, named e.g. ``龙泉镇石门村片区养老服务设施补短板项目``; ``new_covered`` is the
+      cluster's population (an upper bound). Clusters of the 15 km circle become 流动公共服务点
+      (mobile service, S0 L722).
+    * ``missing_facility`` — a unit or village failing a presence rule (for share rules such as
+      "≥ 50 % of 乡镇(街道)", only as many units as the target needs, most populous first).
+    * ``below_target`` — a decisive provision row below target; ``scale`` is the capacity deficit.
+
+    Scale and cost come from the preset's ``projects`` templates (assumptions marked
+    ``verified: false``); the lead department from ``services.<key>.lead`` (defaults 教育局 / 卫健局 /
+    民政局 / 文体广电旅游局, overridable per county and per facility type).
+
+    Ranking: 约束性 before 预期性, then ``rank_people`` descending (cluster or unit population; for
+    ``below_target`` the people-equivalent of the deficit, ``deficit / target × per``), then kind,
+    rule and unit for a stable order. ``priority`` is 高 (约束性), 中 (预期性 with ≥
+    ``high_min_people`` people) or 低.
+
+    Parameters
+    ----------
+    cov : pandas.DataFrame or None
+        :func:`circle_coverage` output (used for the unit coverage share in ``note``).
+    presence_df, provision_df : pandas.DataFrame or None
+        :func:`presence` and :func:`provision` output.
+    clusters : pandas.DataFrame or None
+        :func:`uncovered_clusters` output (one or several rules).
+    preset : Preset or str
+        The preset.
+    county_name : str
+        县(区) name for the ``county`` column and county-level project names.
+    year : int
+        年度.
+    high_min_people : float
+        People needed for a 预期性 row to be 中 rather than 低.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`GAP_COLUMNS`, ranked, index 0..n-1.
+    """
+    preset = _preset(preset)
+    rules: dict[str, Any] = {r.id: r for r in preset.circles}
+    urc = preset.urban_rural_circle
+    if urc is not None:
+        rules[urc.id] = urc
+    share_of: dict[tuple[str, str], float] = {}
+    if cov is not None and len(cov):
+        share_of = {(r, u): s for r, u, s in zip(cov["rule_id"], cov["unit_code"], cov["share"])}
+    rows: list[dict[str, Any]] = []
+
+    def add(kind: str, rule: Any, ftype: str | None, service: str, name: str, unit_code: str,
+            unit_name: str, village: str, lon: float, lat: float, scale: float, scale_unit: str,
+            population: float, new_covered: float, cost: float, note: str, rank_people: float,
+            construction: str) -> None:
+        tmpl_domain = preset.project(ftype).domain if ftype else None
+        rows.append({
+            "year": int(year), "service": tmpl_domain or preset.service_label(service),
+            "ftype_label": _ftype_label(preset, ftype), "project_name": name,
+            "construction": construction, "county": county_name, "unit_name": unit_name,
+            "village": village, "lon": lon, "lat": lat,
+            "scale": f"{scale:g}{scale_unit}" if scale_unit else f"{scale:g}",
+            "population": population, "new_covered": new_covered,
+            "indicator": getattr(rule, "indicator", "") or getattr(rule, "label", ""),
+            "nature": rule.nature, "cost": cost,
+            "lead": preset.lead(service, ftype) if ftype else "发展改革局",
+            "priority": "", "note": note, "kind": kind, "unit_code": unit_code, "rule_id": rule.id,
+            "service_key": service, "ftype": ftype or "", "scale_value": scale,
+            "scale_unit": scale_unit, "rank_people": rank_people,
+        })
+
+    # uncovered clusters
+    if clusters is not None and len(clusters):
+        for c in clusters.itertuples(index=False):
+            rule = rules.get(c.rule_id)
+            if rule is None:
+                continue
+            ftype = rule.proposed_ftype
+            place = _place(str(c.unit_name), str(getattr(c, "village", "") or ""))
+            if ftype is None:
+                noun, scale, unit, cost = "流动公共服务点", 1.0, "处", float("nan")
+                note = "位于15公里城乡服务圈外,建议设流动服务点或改善道路 (S0 L722, L500)"
+            else:
+                tmpl = preset.project(ftype)
+                noun = _SERVICE_NOUN.get(rule.service) or tmpl.label
+                people = float(c.population)
+                scale = tmpl.size_for(people)
+                unit, cost = tmpl.scale_unit, tmpl.cost_for(scale)
+                share = share_of.get((rule.id, str(c.unit_code)))
+                note = (f"{rule.label}未覆盖 {people:,.0f} 人" +
+                        (f";本乡镇覆盖率 {share:.0%}" if share is not None and not np.isnan(share) else "") +
+                        ";新增覆盖为上限(聚类全部人口)")
+            add("uncovered_cluster", rule, ftype, rule.service, f"{place}片区{noun}补短板项目",
+                str(c.unit_code), str(c.unit_name), str(getattr(c, "village", "") or ""),
+                float(c.lon), float(c.lat), scale, unit, float(c.population), float(c.population),
+                cost, note, float(c.population), "新建")
+
+    # missing facilities
+    if presence_df is not None and len(presence_df):
+        prules = {r.id: r for r in preset.presence}
+        for rid, grp in presence_df.groupby("rule_id", sort=False):
+            rule = prules.get(rid)
+            if rule is None:
+                continue
+            county = grp[grp["level"] == "county"]
+            parts = grp[grp["level"] != "county"]
+            ftype = rule.proposed_ftype
+            tmpl = preset.project(ftype)
+            if rule.level == "county":
+                r = county.iloc[0]
+                if r["ok"]:
+                    continue
+                miss = int(r["required"] - r["found"])
+                scale = tmpl.size_for(0) * miss
+                add("missing_facility", rule, ftype, rule.service, f"{county_name}{tmpl.label}建设项目",
+                    COUNTY_CODE, "", "", np.nan, np.nan, scale, tmpl.scale_unit,
+                    float(r["population"]), np.nan, tmpl.cost_for(tmpl.size_for(0)) * miss,
+                    f"{rule.label}:现有 {int(r['found'])},需 {int(r['required'])}",
+                    float(r["population"]) if pd.notna(r["population"]) else 0.0, "新建")
+                continue
+            failing = parts[~parts["ok"].astype(bool)].copy()
+            if rule.target_share is not None:
+                if len(county) and bool(county.iloc[0]["ok"]):
+                    continue
+                need = int(county.iloc[0]["required"] - county.iloc[0]["found"]) if len(county) else len(failing)
+                failing = failing.assign(_p=failing["population"].fillna(0.0)).sort_values(
+                    ["_p", "unit_code"], ascending=[False, True], kind="stable").head(max(need, 0))
+            for r in failing.itertuples(index=False):
+                miss = int(r.required - r.found)
+                pop = float(r.population) if pd.notna(r.population) else np.nan
+                size = tmpl.size_for(pop if np.isfinite(pop) else 0)
+                if r.level == "village":
+                    unit_name, village = str(r.parent_name), str(r.unit_name)
+                    unit_code = str(r.parent_code)
+                else:
+                    unit_name, village, unit_code = str(r.unit_name), "", str(r.unit_code)
+                place = _place(unit_name, village)
+                add("missing_facility", rule, ftype, rule.service, f"{place}{tmpl.label}建设项目",
+                    unit_code, unit_name, village, float(r.lon), float(r.lat), size * miss,
+                    tmpl.scale_unit, pop, np.nan, tmpl.cost_for(size) * miss,
+                    f"{rule.label}:现有 {int(r.found)},需 {int(r.required)}",
+                    pop if np.isfinite(pop) else 0.0, "新建")
+
+    # below target
+    if provision_df is not None and len(provision_df):
+        vrules = {r.id: r for r in preset.provision}
+        bad = provision_df[provision_df["decisive"].astype(bool) & ~provision_df["ok"].astype(bool)]
+        for r in bad.itertuples(index=False):
+            rule = vrules.get(r.rule_id)
+            if rule is None:
+                continue
+            ftype = rule.proposed_ftype
+            tmpl = preset.project(ftype)
+            deficit = float(math.ceil(r.deficit)) if r.deficit > 0 else 0.0
+            if deficit <= 0:  # ">" target met with equality: one more unit needed
+                deficit = 1.0
+            cost = (round(tmpl.cost_per_unit_wan * deficit, 1)
+                    if tmpl.cost_per_unit_wan is not None and tmpl.scale_unit == rule.capacity_unit
+                    else float("nan"))
+            is_county = r.unit_code == COUNTY_CODE
+            place = county_name if is_county else str(r.unit_name)
+            eq_people = (deficit / rule.target * rule.per) if rule.per and rule.target > 0 else float(r.population)
+            value = "—" if pd.isna(r.value) else f"{r.value:.2f}"
+            add("below_target", rule, ftype, rule.service, f"{place}{tmpl.label}扩容补短板项目",
+                "" if is_county else str(r.unit_code), "" if is_county else str(r.unit_name), "",
+                np.nan, np.nan, deficit, rule.capacity_unit, float(r.population), np.nan, cost,
+                f"{rule.indicator or rule.label}:现状 {value},目标 {rule.comparison}{rule.target:g}",
+                float(eq_people), "新建/改扩建")
+
+    out = pd.DataFrame(rows, columns=GAP_COLUMNS)
+    if not len(out):
+        return out
+    out["_n"] = out["nature"].map(_NATURE_ORDER).fillna(9)
+    out["_k"] = out["kind"].map(_KIND_ORDER).fillna(9)
+    out = out.sort_values(
+        ["_n", "rank_people", "_k", "rule_id", "unit_code", "project_name"],
+        ascending=[True, False, True, True, True, True], kind="stable",
+    ).drop(columns=["_n", "_k"]).reset_index(drop=True)
+    out["priority"] = np.where(
+        out["nature"] == "约束性", "高", np.where(out["rank_people"] >= high_min_people, "中", "低")
+    )
+    # unique project names (two clusters near the same village)
+    dup = out.groupby("project_name").cumcount()
+    out.loc[dup > 0, "project_name"] = [
+        (n[:-2] + f"({k + 1})项目") if n.endswith("项目") else f"{n}({k + 1})"
+        for n, k in zip(out.loc[dup > 0, "project_name"], dup[dup > 0])
+    ]
+    return out
+
+
+__all__ = [
+    "COUNTY_CODE",
+    "GAP_COLUMNS",
+    "VILLAGE_WITHIN_M",
+    "assign_units",
+    "circle_coverage",
+    "covered_mask",
+    "gap_table",
+    "presence",
+    "provision",
+    "reach_m",
+    "service_coverage",
+    "summary",
+    "uncovered_clusters",
+]

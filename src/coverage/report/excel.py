@@ -1,0 +1,598 @@
+"""Printable Excel workbook ``gaps.xlsx``: the 年度项目库 (project bank) and coverage summaries.
+
+Sheets, in this order:
+
+* ``项目库`` — one row per gap worth a project, in the ranked order of the gap table, with the 20
+  project-bank columns of DESIGN §4.4 (:data:`PROJECT_BANK_COLUMNS`). Row 1 is the header and
+  nothing sits above it, because other tools read row 1 as the header; the title and the scenario
+  name go into the printed page header instead.
+* ``汇总`` — population, covered population and share per service and for the 15 km urban–rural
+  circle, from ``summary.json`` (DESIGN §4.2), then the number of gaps by service and 指标性质.
+* one sheet per service (``学校``, ``医疗卫生``, ``养老服务``, ``体育健身``, and ``城乡服务圈`` for the
+  15 km circle) with coverage by 乡镇/街道.
+* ``方案比较`` — optional comparison of two scenarios, written as given.
+
+Every sheet is set up for printing: landscape A4, fit to page width, the header row repeated on
+every page, header row frozen, bold filled header, autofilter, number formats (``#,##0`` for people,
+``0.0%`` for shares, ``0.000000`` for lon/lat, ``#,##0.0`` for 万元) and column widths that fit
+Chinese text (a CJK character counts as two Latin ones).
+
+The file is written to a temporary file in the same directory and then moved into place with
+:func:`os.replace`, so a reader never sees a half-written workbook.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime
+from numbers import Number
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from coverage.errors import InputError
+
+__all__ = [
+    "CIRCLE_SHEET",
+    "MODE_LABELS",
+    "NATURES",
+    "PROJECT_BANK_COLUMNS",
+    "SERVICE_LABELS",
+    "SERVICE_SHEETS",
+    "atomic_target",
+    "circle_label",
+    "project_bank_frame",
+    "service_label",
+    "write_gaps_xlsx",
+]
+
+log = logging.getLogger(__name__)
+
+#: Chinese label of each mission service as written in the 服务领域 column.
+SERVICE_LABELS: dict[str, str] = {
+    "school": "学校/教育",
+    "clinic": "医疗卫生",
+    "elderly": "养老服务",
+    "fitness": "体育健身",
+}
+#: Sheet name of each service's coverage-by-township sheet (no ``/``: Excel forbids it).
+SERVICE_SHEETS: dict[str, str] = {
+    "school": "学校",
+    "clinic": "医疗卫生",
+    "elderly": "养老服务",
+    "fitness": "体育健身",
+}
+#: Sheet (and row label) of the 15 km urban–rural service circle.
+CIRCLE_SHEET = "城乡服务圈"
+#: Travel modes in Chinese.
+MODE_LABELS: dict[str, str] = {"walk": "步行", "ebike": "电动自行车", "drive": "驾车", "bike": "自行车"}
+#: The two kinds of 指标性质 (binding, expected).
+NATURES: tuple[str, str] = ("约束性", "预期性")
+
+FMT_INT = "0"
+FMT_PEOPLE = "#,##0"
+FMT_SHARE = "0.0%"
+FMT_LONLAT = "0.000000"
+FMT_WAN = "#,##0.0"
+FMT_TEXT = "@"
+
+#: Project-bank columns (DESIGN §4.4): (header, internal column of the gap table, number format).
+#: ``序号`` has no internal column: it is 1..n in the given order.
+PROJECT_BANK_COLUMNS: tuple[tuple[str, str | None, str | None], ...] = (
+    ("序号", None, FMT_INT),
+    ("年度", "year", FMT_INT),
+    ("服务领域", "service", None),
+    ("设施类别", "ftype_label", None),
+    ("项目名称", "project_name", None),
+    ("建设性质", "construction", None),
+    ("县(区)", "county", None),
+    ("乡镇(街道)", "unit_name", None),
+    ("村(社区)", "village", None),
+    ("经度", "lon", FMT_LONLAT),
+    ("纬度", "lat", FMT_LONLAT),
+    ("建设规模", "scale", FMT_PEOPLE),
+    ("服务人口", "population", FMT_PEOPLE),
+    ("新增覆盖人口", "new_covered", FMT_PEOPLE),
+    ("对应指标", "indicator", None),
+    ("指标性质", "nature", None),
+    ("估算投资(万元)", "cost", FMT_WAN),
+    ("牵头单位", "lead", None),
+    ("优先级", "priority", FMT_INT),
+    ("备注", "note", None),
+)
+#: Text columns that wrap instead of growing wider than :data:`_MAX_WIDTH`.
+_WRAP = {"项目名称", "对应指标", "备注", "建设规模", "设施类别", "牵头单位"}
+_MAX_WIDTH = 36.0
+_MIN_WIDTH = 6.0
+
+_HEADER_FONT = Font(bold=True)
+_HEADER_FILL = PatternFill(fill_type="solid", start_color="FFD9E1F2", end_color="FFD9E1F2")
+_TOTAL_FONT = Font(bold=True)
+_THIN = Side(style="thin", color="FF808080")
+_BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers shared by the report writers
+# --------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; move it onto ``path`` when the block succeeds.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The final file. Its directory is created when missing.
+    suffix : str
+        Suffix of the temporary file (some writers pick the format from it, e.g. ``".gpkg"``).
+
+    Yields
+    ------
+    pathlib.Path
+        Where to write. On success it replaces ``path`` atomically (:func:`os.replace`); on an
+        exception it is deleted and ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # writers that refuse to overwrite (GDAL) get a fresh name
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def service_label(service: Any) -> str:
+    """Chinese 服务领域 label of a service key (``school`` → ``学校/教育``); other values unchanged.
+
+    Parameters
+    ----------
+    service : object
+        A service key (``school``, ``clinic``, ``elderly``, ``fitness``) or a label already.
+
+    Returns
+    -------
+    str
+        The label, or ``""`` for a missing value.
+    """
+    if _missing(service):
+        return ""
+    return SERVICE_LABELS.get(str(service), str(service))
+
+
+def circle_label(circle: Any) -> str:
+    """Describe a service circle in Chinese, e.g. ``步行15分钟`` or ``驾车15公里``.
+
+    Parameters
+    ----------
+    circle : dict or str or None
+        ``{"mode": ..., "minutes": ...}`` or ``{"mode": ..., "metres": ...}`` as in ``summary.json``;
+        a string is returned as is.
+
+    Returns
+    -------
+    str
+        The description, ``""`` when nothing is known.
+    """
+    if circle is None:
+        return ""
+    if not isinstance(circle, Mapping):
+        return str(circle)
+    mode = circle.get("mode")
+    parts = [MODE_LABELS.get(str(mode), str(mode))] if mode else []
+    if circle.get("minutes") is not None:
+        parts.append(f"{_num(circle['minutes'])}分钟")
+    elif circle.get("metres") is not None:
+        metres = float(circle["metres"])
+        parts.append(f"{_num(metres / 1000)}公里" if metres >= 1000 else f"{_num(metres)}米")
+    return "".join(parts)
+
+
+def project_bank_frame(gaps: pd.DataFrame) -> pd.DataFrame:
+    """Map the internal gap table to the 20 project-bank columns (DESIGN §4.4), in order.
+
+    Parameters
+    ----------
+    gaps : pandas.DataFrame
+        The ranked gap table (internal column names, see ``docs/architecture.md``). Missing columns
+        give empty cells; extra columns (``kind``, ``unit_code``, ``rule_id``…) are dropped.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``序号 … 备注``; ``序号`` is 1..n in the given order; ``服务领域`` holds the Chinese
+        label of the service.
+    """
+    if not isinstance(gaps, pd.DataFrame):
+        raise InputError(
+            "缺口清单必须是表格(DataFrame)。",
+            f"The gap table must be a pandas DataFrame, got {type(gaps).__name__}.",
+            field="gaps",
+        )
+    n = len(gaps)
+    out: dict[str, Any] = {}
+    for header, col, _fmt in PROJECT_BANK_COLUMNS:
+        if col is None:
+            out[header] = np.arange(1, n + 1)
+        elif col in gaps.columns:
+            values = gaps[col].to_numpy(dtype=object)
+            if col == "service":
+                values = np.array([service_label(v) for v in values], dtype=object)
+            out[header] = values
+        else:
+            out[header] = np.full(n, None, dtype=object)
+    return pd.DataFrame(out, columns=[h for h, _, _ in PROJECT_BANK_COLUMNS])
+
+
+# --------------------------------------------------------------------------------------------
+# the workbook
+# --------------------------------------------------------------------------------------------
+
+
+def write_gaps_xlsx(
+    path: str | os.PathLike[str],
+    gaps: pd.DataFrame,
+    summary: dict,
+    by_service: dict[str, pd.DataFrame] | None = None,
+    comparison: pd.DataFrame | None = None,
+) -> Path:
+    """Write the printable project-bank workbook ``gaps.xlsx``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file (``.xlsx``). Written to a temporary file first, then renamed.
+    gaps : pandas.DataFrame
+        Ranked gap table with the internal columns ``year, service, ftype_label, project_name,
+        construction, county, unit_name, village, lon, lat, scale, population, new_covered,
+        indicator, nature, cost, lead, priority, note`` (missing ones stay empty). May be empty:
+        the workbook then has the header row only.
+    summary : dict
+        ``summary.json`` contents (DESIGN §4.2): ``scenario``, ``population_total``,
+        ``categories.<service>`` with ``population_covered``, ``share_covered``, ``circle`` and
+        ``by_unit`` (list of ``{code, name, population, covered, share}``), and
+        ``urban_rural_circle`` of the same shape.
+    by_service : dict of str to pandas.DataFrame, optional
+        Coverage by 乡镇/街道 per service (columns ``code, name, population, covered, share``; extra
+        columns are appended). Overrides ``summary["categories"][service]["by_unit"]``.
+    comparison : pandas.DataFrame, optional
+        A scenario comparison written as sheet ``方案比较`` with its own column names.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+
+    Raises
+    ------
+    coverage.errors.InputError
+        When ``gaps`` is not a DataFrame or ``summary`` is not a mapping.
+    """
+    if not isinstance(summary, Mapping):
+        raise InputError(
+            "汇总信息(summary)必须是字典。",
+            f"The summary must be a dict (summary.json contents), got {type(summary).__name__}.",
+            field="summary",
+        )
+    bank = project_bank_frame(gaps)
+    scenario = str(summary.get("scenario") or "")
+
+    wb = Workbook()
+    wb.properties.creator = "covplan"
+    wb.properties.title = f"{scenario} 年度项目库".strip()
+
+    ws = wb.active
+    ws.title = "项目库"
+    _write_project_bank(ws, bank)
+    _page_setup(ws, f"{scenario} 公共服务设施补短板年度项目库".strip())
+
+    ws = wb.create_sheet("汇总")
+    _write_summary(ws, summary, gaps)
+    _page_setup(ws, f"{scenario} 覆盖汇总".strip(), autofilter=False)
+
+    for key, name, table in _unit_tables(summary, by_service):
+        ws = wb.create_sheet(name)
+        _write_units(ws, table)
+        _page_setup(ws, f"{scenario} {name} 分乡镇(街道)覆盖".strip(), autofilter_rows=len(table) + 1)
+
+    if comparison is not None and len(comparison.columns):
+        ws = wb.create_sheet("方案比较")
+        _write_generic(ws, comparison)
+        _page_setup(ws, f"{scenario} 方案比较".strip())
+
+    with atomic_target(path, suffix=".xlsx") as tmp:
+        wb.save(tmp)
+    return Path(path)
+
+
+def _write_project_bank(ws: Worksheet, bank: pd.DataFrame) -> None:
+    headers = list(bank.columns)
+    formats = [fmt for _, _, fmt in PROJECT_BANK_COLUMNS]
+    rows = bank.itertuples(index=False, name=None)
+    _write_table(ws, headers, rows, formats, wrap={h for h in headers if h in _WRAP})
+
+
+def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
+    """Three blocks: key figures, coverage per service, number of gaps by service and nature."""
+    total = summary.get("population_total")
+    _write_table(
+        ws,
+        ["项目", "值"],
+        [("方案", str(summary.get("scenario") or "")), ("总人口", _cell(total))],
+        [None, FMT_PEOPLE],
+    )
+
+    row = 5
+    headers = ["服务领域", "服务圈", "总人口", "覆盖人口", "未覆盖人口", "覆盖率"]
+    rows: list[tuple] = []
+    categories = summary.get("categories") or {}
+    for key in _ordered_keys(categories):
+        rows.append(_coverage_row(service_label(key), categories[key], total))
+    if summary.get("urban_rural_circle"):
+        rows.append(_coverage_row(CIRCLE_SHEET + "(15公里)", summary["urban_rural_circle"], total))
+    fmts = [None, None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_SHARE]
+    _write_table(ws, headers, rows, fmts, start_row=row)
+    row += len(rows) + 2
+
+    # gaps by service and nature
+    headers = ["缺口项目数", *NATURES, "未注明", "合计"]
+    counts: dict[str, list[int]] = {}
+    if len(gaps):
+        svc = gaps["service"] if "service" in gaps.columns else pd.Series([""] * len(gaps))
+        nat = gaps["nature"] if "nature" in gaps.columns else pd.Series([""] * len(gaps))
+        for s, n in zip(svc.to_numpy(dtype=object), nat.to_numpy(dtype=object), strict=True):
+            label = service_label(s) or "未注明"
+            c = counts.setdefault(label, [0, 0, 0])
+            idx = NATURES.index(n) if n in NATURES else 2
+            c[idx] += 1
+    order = [SERVICE_LABELS[k] for k in SERVICE_LABELS if SERVICE_LABELS[k] in counts]
+    order += sorted(k for k in counts if k not in order)
+    rows = [(k, *counts[k], sum(counts[k])) for k in order]
+    sums = [sum(r[i] for r in rows) for i in range(1, 5)]
+    rows.append(("合计", *sums))
+    _write_table(ws, headers, rows, [None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE], start_row=row)
+    for c in range(1, 6):
+        ws.cell(row=row + len(rows), column=c).font = _TOTAL_FONT
+    ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width or 0, 22)
+
+
+def _coverage_row(label: str, cat: Mapping, total: Any) -> tuple:
+    pop = cat.get("population_total", total)
+    covered = cat.get("population_covered")
+    uncovered = None if _missing(pop) or _missing(covered) else float(pop) - float(covered)
+    return (
+        label,
+        circle_label(cat.get("circle")),
+        _cell(pop),
+        _cell(covered),
+        _cell(uncovered),
+        _cell(cat.get("share_covered")),
+    )
+
+
+def _unit_tables(
+    summary: Mapping, by_service: Mapping[str, pd.DataFrame] | None
+) -> list[tuple[str, str, pd.DataFrame]]:
+    """(service key, sheet name, table) for every service with coverage by township."""
+    tables: dict[str, pd.DataFrame] = {}
+    categories = summary.get("categories") or {}
+    for key, cat in categories.items():
+        if isinstance(cat, Mapping) and cat.get("by_unit"):
+            tables[key] = pd.DataFrame(list(cat["by_unit"]))
+    for key, df in (by_service or {}).items():
+        tables[key] = pd.DataFrame(df)
+    out = []
+    used: set[str] = set()
+    for key in _ordered_keys(tables):
+        name = _sheet_name(SERVICE_SHEETS.get(key, str(key)), used)
+        out.append((key, name, tables[key]))
+    circle = summary.get("urban_rural_circle")
+    if isinstance(circle, Mapping) and circle.get("by_unit"):
+        out.append(("urban_rural_circle", _sheet_name(CIRCLE_SHEET, used), pd.DataFrame(list(circle["by_unit"]))))
+    return out
+
+
+def _write_units(ws: Worksheet, table: pd.DataFrame) -> None:
+    """Coverage by township with a total row (outside the autofilter range)."""
+    base = [("code", "乡镇(街道)代码", FMT_TEXT), ("name", "乡镇(街道)", None),
+            ("population", "人口", FMT_PEOPLE), ("covered", "覆盖人口", FMT_PEOPLE)]
+    headers = ["序号"] + [h for _, h, _ in base] + ["未覆盖人口", "覆盖率"]
+    fmts = [FMT_INT] + [f for _, _, f in base] + [FMT_PEOPLE, FMT_SHARE]
+    extra = [c for c in table.columns if c not in {"code", "name", "population", "covered", "share"}]
+    headers += [str(c) for c in extra]
+    fmts += [_guess_format(str(c), table[c]) for c in extra]
+    rows = []
+    for i, rec in enumerate(table.to_dict("records"), start=1):
+        pop, cov = rec.get("population"), rec.get("covered")
+        unc = None if _missing(pop) or _missing(cov) else float(pop) - float(cov)
+        share = rec.get("share")
+        if _missing(share) and not _missing(pop) and not _missing(cov) and float(pop) > 0:
+            share = float(cov) / float(pop)
+        code = rec.get("code")
+        rows.append(
+            (i, None if _missing(code) else str(code), rec.get("name"), pop, cov, unc, share,
+             *(rec.get(c) for c in extra))
+        )
+    pops = [r[3] for r in rows if not _missing(r[3])]
+    covs = [r[4] for r in rows if not _missing(r[4])]
+    tot_pop, tot_cov = float(sum(pops)), float(sum(covs))
+    total = ("合计", None, None, tot_pop, tot_cov, tot_pop - tot_cov,
+             tot_cov / tot_pop if tot_pop > 0 else None, *([None] * len(extra)))
+    _write_table(ws, headers, [*rows, total], fmts)
+    for c in range(1, len(headers) + 1):
+        ws.cell(row=len(rows) + 2, column=c).font = _TOTAL_FONT
+
+
+def _write_generic(ws: Worksheet, df: pd.DataFrame) -> None:
+    headers = [str(c) for c in df.columns]
+    fmts = [_guess_format(h, df[c]) for h, c in zip(headers, df.columns, strict=True)]
+    _write_table(ws, headers, df.itertuples(index=False, name=None), fmts)
+
+
+def _guess_format(name: str, col: pd.Series) -> str | None:
+    low = name.lower()
+    if "share" in low or "率" in name or "占比" in name or low.endswith("_pct"):
+        return FMT_SHARE
+    if low in {"lon", "lat", "经度", "纬度"}:
+        return FMT_LONLAT
+    if "万元" in name or "cost" in low:
+        return FMT_WAN
+    if "pop" in low or "人口" in name or "covered" in low or pd.api.types.is_integer_dtype(col):
+        return FMT_PEOPLE
+    if pd.api.types.is_float_dtype(col):
+        return "#,##0.0"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# cell writing and layout
+# --------------------------------------------------------------------------------------------
+
+
+def _write_table(
+    ws: Worksheet,
+    headers: Sequence[str],
+    rows: Iterator[tuple] | Sequence[tuple],
+    formats: Sequence[str | None],
+    *,
+    start_row: int = 1,
+    wrap: set[str] | frozenset[str] = frozenset(),
+) -> int:
+    """Write a header row and data rows; widen columns to fit; return the number of data rows."""
+    widths = [_display_width(h) + 2 for h in headers]
+    for j, h in enumerate(headers, start=1):
+        c = ws.cell(row=start_row, column=j, value=h)
+        c.font = _HEADER_FONT
+        c.fill = _HEADER_FILL
+        c.border = _BORDER
+        c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+    n = 0
+    wrap_idx = {j for j, h in enumerate(headers) if h in wrap}
+    for i, row in enumerate(rows, start=start_row + 1):
+        n += 1
+        for j, value in enumerate(row):
+            v = _cell(value)
+            c = ws.cell(row=i, column=j + 1, value=v)
+            c.border = _BORDER
+            fmt = formats[j] if j < len(formats) else None
+            if fmt and isinstance(v, Number) and not isinstance(v, bool):
+                c.number_format = fmt
+            elif fmt == FMT_TEXT:
+                c.number_format = FMT_TEXT
+            if j in wrap_idx:
+                c.alignment = Alignment(wrap_text=True, vertical="top")
+            widths[j] = max(widths[j], _value_width(v, fmt) + 2)
+    for j, w in enumerate(widths, start=1):
+        letter = get_column_letter(j)
+        w = min(max(w, _MIN_WIDTH), _MAX_WIDTH if (j - 1) in wrap_idx else 60.0)
+        ws.column_dimensions[letter].width = max(ws.column_dimensions[letter].width or 0, w)
+    return n
+
+
+def _page_setup(
+    ws: Worksheet, header_text: str, *, autofilter: bool = True, autofilter_rows: int | None = None
+) -> None:
+    """Landscape A4, fit to width, repeated header row, frozen header, page header and footer."""
+    ws.freeze_panes = "A2"
+    ws.print_title_rows = "1:1"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
+    ws.oddHeader.center.text = header_text.replace("&", "&&")
+    ws.oddHeader.center.size = 12
+    ws.oddFooter.left.text = "covplan"
+    ws.oddFooter.right.text = "第 &P 页 / 共 &N 页"
+    if autofilter and ws.max_column >= 1:
+        last = autofilter_rows if autofilter_rows is not None else ws.max_row
+        ws.auto_filter.ref = f"A1:{get_column_letter(ws.max_column)}{max(last, 1)}"
+
+
+def _ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
+    """The four mission services first in their usual order, then any others in sorted order."""
+    keys = [k for k in SERVICE_LABELS if k in mapping]
+    return keys + sorted((k for k in mapping if k not in SERVICE_LABELS), key=str)
+
+
+def _sheet_name(name: str, used: set[str]) -> str:
+    """A valid, unique Excel sheet name (≤ 31 characters, none of ``[]:*?/\\``)."""
+    clean = "".join("_" if ch in '[]:*?/\\' else ch for ch in name)[:31] or "sheet"
+    candidate, k = clean, 2
+    while candidate.lower() in {u.lower() for u in used} or candidate in {"项目库", "汇总", "方案比较"}:
+        candidate = f"{clean[:28]}_{k}"
+        k += 1
+    used.add(candidate)
+    return candidate
+
+
+def _missing(v: Any) -> bool:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return True
+    if isinstance(v, float | np.floating):
+        return bool(np.isnan(v))
+    return False
+
+
+def _cell(v: Any) -> Any:
+    """A value openpyxl can store: NumPy scalars to Python, NaN/inf/None to an empty cell."""
+    if _missing(v):
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, bool | int | float | str | datetime):
+        return v
+    if isinstance(v, pd.Timestamp):
+        return v.to_pydatetime()
+    return str(v)
+
+
+def _num(x: Any) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def _display_width(text: str) -> float:
+    """Width in Excel character units: East-Asian wide/full-width characters count 2."""
+    return float(sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(text)))
+
+
+def _value_width(v: Any, fmt: str | None) -> float:
+    if v is None:
+        return 0.0
+    if isinstance(v, bool):
+        return 5.0
+    if isinstance(v, Number):
+        if fmt == FMT_SHARE:
+            return 7.0
+        if fmt == FMT_LONLAT:
+            return 11.0
+        if fmt in (FMT_PEOPLE, FMT_WAN, "#,##0.0"):
+            s = f"{float(v):,.1f}"
+        else:
+            s = f"{v}"
+        return float(len(s))
+    return _display_width(str(v))

@@ -1,0 +1,259 @@
+"""Tests of ``coverage.report.html``: the printable, self-contained ``report.html``.
+
+Township names and codes are real (延庆区, ``shared/data``); every figure, check and project below is
+MADE-UP TEST DATA (测试数据).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import re
+import shutil
+import subprocess
+import warnings
+from html.parser import HTMLParser
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from coverage.report import html as report_html
+from coverage.report.html import unit_share_table, write_report
+
+
+@pytest.fixture(scope="module")
+def units(shared_data: Path) -> pd.DataFrame:
+    g = gpd.read_file(shared_data / "beijing_subdistricts" / "yanqing-all.geojson")
+    g = g.sort_values("code").reset_index(drop=True)
+    return pd.DataFrame({"code": g["code"].astype(str), "name": g["Name"]})
+
+
+def make_summary(units: pd.DataFrame) -> dict:
+    """TEST DATA: made-up populations and shares for all 18 延庆 townships."""
+    n = len(units)
+    pops = 1000.0 + 500.0 * np.arange(n)
+    cats = {}
+    for k, key in enumerate(["school", "clinic", "elderly", "fitness"]):
+        shares = (np.arange(n) * (k + 3) % 11) / 10.0
+        by_unit = [{"code": c, "name": nm, "population": float(p), "covered": float(p * s), "share": float(s)}
+                   for c, nm, p, s in zip(units["code"], units["name"], pops, shares, strict=True)]
+        cov = float(sum(r["covered"] for r in by_unit))
+        cats[key] = {"population_covered": cov, "share_covered": cov / pops.sum(),
+                     "circle": {"mode": "walk", "minutes": 15}, "by_unit": by_unit}
+    return {"scenario": "测试方案", "population_total": float(pops.sum()), "categories": cats,
+            "urban_rural_circle": {"population_covered": float(pops.sum()), "share_covered": 1.0,
+                                   "circle": {"mode": "drive", "metres": 15000}}}
+
+
+def make_gaps(n: int = 25) -> pd.DataFrame:
+    return pd.DataFrame({
+        "service": ["school", "clinic", "elderly", "fitness", "clinic"] * (n // 5),
+        "project_name": [f"测试项目{i:02d}" for i in range(1, n + 1)],
+        "unit_name": "香营乡",
+        "population": np.linspace(9000, 100, n),
+        "nature": (["约束性"] * 10 + ["预期性"] * n)[:n],
+    })
+
+
+CHECKS = pd.DataFrame({
+    "rule": ["school_primary_walk15", "clinic_rural_30min", "elderly_walk15", "fitness_walk15"],
+    "indicator": ["小学15分钟步行覆盖率", "村卫生室30分钟覆盖率", "养老15分钟覆盖率", "健身15分钟覆盖率"],
+    "nature": ["约束性", "约束性", "预期性", "预期性"],
+    "target": [0.95, 1.0, 0.6, 0.9],
+    "value": [0.97, 0.82, 0.64, np.nan],
+    "pass": pd.Series([True, False, True, None], dtype=object),
+})
+
+
+def times() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(1)
+    school = np.r_[rng.uniform(0, 15, 400), np.full(37, np.inf)]
+    return {"school": school, "clinic": rng.gamma(3, 3, 300), "elderly": np.full(10, np.inf)}
+
+
+class _Resources(HTMLParser):
+    """Collect every attribute that could load something (src, href, url(...) in style)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.imgs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        for k, v in attrs:
+            if k in ("src", "href", "data", "poster", "srcset", "action"):
+                self.refs.append((tag, k, v or ""))
+            if tag == "img" and k == "src":
+                self.imgs.append(v or "")
+
+
+def render(tmp_path: Path, units: pd.DataFrame, **kw) -> str:
+    args = dict(summary=kw.pop("summary", None) or make_summary(units), by_unit=None, gaps=make_gaps(), standards_checks=CHECKS,
+                times=times(), title="延庆区公共服务设施覆盖评估(测试)", synthetic=False)
+    args.update(kw)
+    path = write_report(tmp_path / "report.html", **args)
+    assert path == tmp_path / "report.html"
+    return path.read_text(encoding="utf-8")
+
+
+def decode_pngs(text: str) -> list[Image.Image]:
+    p = _Resources()
+    p.feed(text)
+    out = []
+    for src in p.imgs:
+        assert src.startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+        img = Image.open(io.BytesIO(raw))
+        img.load()
+        out.append(img)
+    return out
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory: pytest.TempPathFactory, units: pd.DataFrame) -> str:
+    """The report with every part, rendered once for the read-only tests below."""
+    return render(tmp_path_factory.mktemp("report"), units)
+
+
+def test_contents(full_report: str, units: pd.DataFrame) -> None:
+    text = full_report
+    assert "<title>延庆区公共服务设施覆盖评估(测试)</title>" in text
+    for name in units["name"]:
+        assert name in text
+    # standards: every rule listed, pass/fail/unknown rendered per row
+    for rule in CHECKS["rule"]:
+        assert rule in text
+    assert text.count("✔ 达标") == 2
+    assert text.count("✘ 未达标") == 1
+    assert text.count("— 未评估") == 1
+    row = re.search(r"<tr>(?:(?!</tr>).)*clinic_rural_30min(?:(?!</tr>).)*</tr>", text, re.S).group(0)
+    assert "未达标" in row and "约束性" in row
+    # top 20 gaps only, in order
+    shown = re.findall(r"测试项目(\d\d)", text)
+    assert shown == [f"{i:02d}" for i in range(1, 21)]
+    assert "共 25 项缺口" in text
+    # key figures from the summary
+    assert "100.0%" in text  # urban–rural circle
+    assert "合成示例数据" not in text
+    # service labels as column heads
+    for label in ("学校/教育", "医疗卫生", "养老服务", "体育健身"):
+        assert label in text
+
+
+def test_self_contained(full_report: str) -> None:
+    text = full_report
+    assert "http://" not in text and "https://" not in text
+    assert "@import" not in text and "url(" not in text
+    p = _Resources()
+    p.feed(text)
+    assert p.refs, "expected inline images"
+    assert all(v.startswith("data:") for _, _, v in p.refs), p.refs
+    assert "@media print" in text
+
+
+def test_images_are_real_pngs(full_report: str) -> None:
+    imgs = decode_pngs(full_report)
+    assert len(imgs) == 2  # coverage bars + time distribution
+    for img in imgs:
+        assert img.format == "PNG"
+        w, h = img.size
+        assert w >= 600 and h >= 250
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+        assert len(colours) > 20  # a drawing, not a blank canvas
+
+
+def test_no_times_and_all_unreachable(tmp_path: Path, units: pd.DataFrame) -> None:
+    assert len(decode_pngs(render(tmp_path, units, times=None))) == 1
+    assert len(decode_pngs(render(tmp_path, units, times={"school": np.full(5, np.inf)}))) == 1
+
+
+def test_synthetic_banner_and_escaping(tmp_path: Path, units: pd.DataFrame) -> None:
+    gaps = make_gaps(5)
+    gaps.loc[0, "project_name"] = "<script>alert(1)</script>"
+    text = render(tmp_path, units, synthetic=True, gaps=gaps, standards_checks=None)
+    assert "合成示例数据 / synthetic demo data" in text
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "未提供标准核查结果" in text
+
+
+def test_empty_inputs(tmp_path: Path) -> None:
+    text = render(tmp_path, pd.DataFrame({"code": [], "name": []}),
+                  summary={"scenario": "空", "population_total": 0.0},
+                  gaps=pd.DataFrame(), standards_checks=None, times=None)
+    assert "没有发现缺口" in text
+    assert decode_pngs(text) == []
+
+
+def test_atomic_write_leaves_only_report(tmp_path: Path, units: pd.DataFrame) -> None:
+    (tmp_path / "report.html").write_text("old")
+    assert "<html" in render(tmp_path, units, times=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_no_cjk_font_falls_back_with_warning(tmp_path: Path, units: pd.DataFrame, monkeypatch, caplog) -> None:
+    monkeypatch.setattr(report_html, "find_cjk_font", lambda: None)
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        text = render(tmp_path, units)
+    assert any("CJK" in r.getMessage() for r in caplog.records)
+    assert not [w for w in caught if "missing from" in str(w.message)]  # no tofu
+    assert len(decode_pngs(text)) == 2
+    assert "以代码表示" in text
+
+
+def test_cjk_font_draws_chinese_without_missing_glyphs(tmp_path: Path, units: pd.DataFrame, caplog) -> None:
+    fc = shutil.which("fc-list")
+    has_zh = bool(fc) and bool(subprocess.run([fc, ":lang=zh"], capture_output=True, text=True).stdout.strip())
+    if not has_zh:
+        pytest.skip("no CJK font on this machine (CI installs fonts-noto-cjk)")
+    assert report_html.find_cjk_font() is not None
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        render(tmp_path, units)
+    assert not [w for w in caught if "missing from" in str(w.message)]
+    assert not [r for r in caplog.records if "glyph" in r.getMessage().lower() or "CJK" in r.getMessage()]
+
+
+def test_unit_share_table_long_wide_and_summary_agree(units: pd.DataFrame) -> None:
+    summary = make_summary(units.head(3))
+    from_summary = unit_share_table(summary)
+    long = pd.DataFrame([
+        {"service": key, **r} for key, cat in summary["categories"].items() for r in cat["by_unit"]
+    ])
+    from_long = unit_share_table({}, long)
+    wide = pd.DataFrame({"code": units["code"].head(3), "name": units["name"].head(3),
+                         "population": [1000.0, 1500.0, 2000.0]})
+    for key, cat in summary["categories"].items():
+        wide[f"share_{key}"] = [r["share"] for r in cat["by_unit"]]
+    from_wide = unit_share_table({}, wide)
+    cols = ["code", "name", "population", "school", "clinic", "elderly", "fitness"]
+    assert list(from_wide.columns) == cols
+    assert list(from_long.columns) == cols
+    # hand-computed: shares are (i * (k + 3) % 11) / 10 for unit i, service k
+    np.testing.assert_allclose(from_wide["clinic"], [0.0, 0.4, 0.8])
+    np.testing.assert_allclose(from_wide["fitness"], [0.0, 0.6, 0.1])
+    for df in (from_long, from_summary):
+        np.testing.assert_allclose(df[cols[2:]].to_numpy(float), from_wide[cols[2:]].to_numpy(float))
+        assert list(df["name"]) == list(units["name"].head(3))
+
+
+def test_share_computed_from_covered_when_missing() -> None:
+    long = pd.DataFrame({"service": ["school", "school"], "code": ["1", "2"], "name": ["甲", "乙"],
+                         "population": [200.0, 0.0], "covered": [50.0, 0.0]})
+    out = unit_share_table({}, long)
+    assert out["school"].iloc[0] == pytest.approx(0.25)
+    assert np.isnan(out["school"].iloc[1])  # no people: share undefined, not 0
+
+
+def test_same_inputs_same_bytes(tmp_path: Path, units: pd.DataFrame) -> None:
+    small = units.head(3)
+    kw = dict(summary=make_summary(small), gaps=make_gaps(5), times={"school": np.array([1.0, 2.0, np.inf])})
+    a = render(tmp_path / "a", small, **kw)
+    b = render(tmp_path / "b", small, **kw)
+    assert a == b
