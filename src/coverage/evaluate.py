@@ -248,6 +248,37 @@ def circle_coverage(
     return out
 
 
+def service_cells(
+    cells: pd.DataFrame, preset: Preset | str, service: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """People counted for a service and people covered, per cell (headline rules per side).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells with the ``t_<rule id>`` columns and ``urban``.
+    preset : Preset or str
+        The preset.
+    service : str
+        Service key.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(population, covered)`` per cell; zeros for a service without headline rules.
+    """
+    preset = _preset(preset)
+    pop = np.zeros(len(cells))
+    cov = np.zeros(len(cells))
+    for side, rules in preset.headline(service).items():
+        side_mask = _applies(cells, side)
+        for rule in rules:
+            g = _group(cells, rule.group) * side_mask
+            pop += g
+            cov += np.where(_times(cells, rule) <= rule.threshold, g, 0.0)
+    return pop, cov
+
+
 def service_coverage(
     cells: pd.DataFrame, preset: Preset | str, *, units: pd.DataFrame | None = None
 ) -> pd.DataFrame:
@@ -277,17 +308,9 @@ def service_coverage(
     codes, names = _unit_keys(cells)
     frames = []
     for service in categories.SERVICES:
-        sides = preset.headline(service)
-        if not sides:
+        if not preset.headline(service):
             continue
-        pop = np.zeros(len(cells))
-        cov = np.zeros(len(cells))
-        for side, rules in sides.items():
-            side_mask = _applies(cells, side)
-            for rule in rules:
-                g = _group(cells, rule.group) * side_mask
-                pop += g
-                cov += np.where(_times(cells, rule) <= rule.threshold, g, 0.0)
+        pop, cov = service_cells(cells, preset, service)
         t = _by_unit(codes, names, pop, cov, units)
         t.insert(0, "service", service)
         frames.append(t)
