@@ -1,0 +1,1 @@
+"""Outputs: interactive map, Excel project bank, GeoPackage and HTML report."""

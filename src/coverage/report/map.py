@@ -1,0 +1,751 @@
+"""Interactive meeting map (``map.html``) that works with no network at all.
+
+County meeting rooms are often on an intranet, and public CDNs are unreliable from China, so the
+page loads **no** network resource: Leaflet's JavaScript and CSS are inlined from the PyPI package
+``xstatic-leaflet`` (the same Leaflet 1.9.3 that folium 0.20 pins; its CSS images are inlined as
+``data:`` URIs), folium's other default assets (jQuery, Bootstrap, awesome-markers, Font Awesome)
+are dropped, and markers are plain Leaflet ``CircleMarker``\\ s coloured by facility type. Legend,
+title and the synthetic-data banner are plain HTML elements.
+
+A basemap is optional: ``tiles="none"`` (default, fully offline, plain background), ``"osm"``,
+``"amap"`` (高德, GCJ-02: every overlay is shifted from WGS-84 to GCJ-02 so it lines up with the
+tiles) or ``"tianditu"`` (天地图, CGCS2000 ≈ WGS-84, needs the user's key).
+
+The file is deterministic (folium's random element ids are renamed in order of appearance) and is
+written atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import html
+import json
+import math
+import os
+import re
+import uuid
+from collections.abc import Callable, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from branca.element import Element
+
+from coverage.crs import wgs84_to_gcj02
+from coverage.errors import InputError
+
+__all__ = [
+    "SERVICE_LABELS",
+    "SERVICE_SHORT",
+    "TILES",
+    "inline_assets",
+    "normalise_ids",
+    "write_map",
+]
+
+#: Layer names of the four mission services (facility layers).
+SERVICE_LABELS: dict[str, str] = {
+    "school": "学校",
+    "clinic": "医疗卫生",
+    "elderly": "养老服务",
+    "fitness": "体育健身",
+}
+#: Short labels used in compound layer names (未覆盖人口-养老, 服务圈-医疗 …).
+SERVICE_SHORT: dict[str, str] = {
+    "school": "学校",
+    "clinic": "医疗",
+    "elderly": "养老",
+    "fitness": "体育",
+}
+#: Outline colour per service (circles, proposed sites).
+SERVICE_COLOURS: dict[str, str] = {
+    "school": "#1f77b4",
+    "clinic": "#d62728",
+    "elderly": "#9467bd",
+    "fitness": "#2ca02c",
+}
+#: Facility-type palettes per service (assigned to the sorted facility types in turn).
+_FTYPE_PALETTES: dict[str, list[str]] = {
+    "school": ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#17becf", "#1f3a93"],
+    "clinic": ["#a50f15", "#de2d26", "#fb6a4a", "#fc9272", "#e377c2", "#7f2704"],
+    "elderly": ["#54278f", "#756bb1", "#9e9ac8", "#bcbddc", "#8c6d31", "#c51b8a"],
+    "fitness": ["#006d2c", "#31a354", "#74c476", "#a1d99b", "#bcbd22", "#00441b"],
+}
+_OTHER_PALETTE = ["#636363", "#969696", "#8c564b", "#e6550d", "#bdbdbd", "#252525"]
+_TIER_LABELS = {"county": "县级", "township": "乡镇级", "village": "村级", "community": "社区级"}
+#: Coverage-share classes of the choropleth: (lower bound, colour, label).
+_SHARE_CLASSES: list[tuple[float, str, str]] = [
+    (0.95, "#1a9850", "≥95%"),
+    (0.85, "#91cf60", "85–95%"),
+    (0.70, "#fee08b", "70–85%"),
+    (0.50, "#fc8d59", "50–70%"),
+    (-math.inf, "#d73027", "<50%"),
+]
+#: Uncovered-people classes of a demand cell: (lower bound, colour, label).
+_POP_CLASSES: list[tuple[float, str, str]] = [
+    (500.0, "#67000d", "≥500人"),
+    (200.0, "#cb181d", "200–500人"),
+    (50.0, "#fb6a4a", "50–200人"),
+    (-math.inf, "#fcbba1", "<50人"),
+]
+
+TileChoice = Literal["none", "osm", "amap", "tianditu"]
+#: Basemaps: name → list of (url template, attribution, subdomains).
+TILES: dict[str, list[tuple[str, str, str]]] = {
+    "osm": [
+        (
+            "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+            '&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+            "abc",
+        )
+    ],
+    "amap": [
+        (
+            "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8"
+            "&x={x}&y={y}&z={z}",
+            "&copy; 高德地图 AutoNavi",
+            "1234",
+        )
+    ],
+    "tianditu": [
+        (
+            "https://t{s}.tianditu.gov.cn/vec_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+            "&LAYER=vec&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+            "&TILECOL={x}&tk={key}",
+            "&copy; 天地图 Tianditu",
+            "01234567",
+        ),
+        (
+            "https://t{s}.tianditu.gov.cn/cva_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+            "&LAYER=cva&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+            "&TILECOL={x}&tk={key}",
+            "&copy; 天地图 Tianditu",
+            "01234567",
+        ),
+    ],
+}
+
+_COORD_DECIMALS = 6  # 1e-6° ≈ 0.1 m
+
+
+# --------------------------------------------------------------------------------------------
+# offline assets
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def inline_assets() -> tuple[str, str]:
+    """Leaflet's JavaScript and CSS, ready to inline, from the installed ``xstatic-leaflet``.
+
+    The CSS's ``url(images/….png)`` references are replaced by ``data:`` URIs so that the page
+    never asks for a file beside it.
+
+    Returns
+    -------
+    tuple of str
+        ``(javascript, css)``.
+    """
+    base = resources.files("xstatic.pkg.leaflet") / "data"
+    js = (base / "leaflet.js").read_text(encoding="utf-8")
+    css = (base / "leaflet.css").read_text(encoding="utf-8")
+
+    def to_data_uri(match: re.Match[str]) -> str:
+        name = match.group(1)
+        payload = base64.b64encode((base / "images" / name).read_bytes()).decode("ascii")
+        return f"url(data:image/png;base64,{payload})"
+
+    css = re.sub(r"url\(\s*['\"]?images/([\w.-]+\.png)['\"]?\s*\)", to_data_uri, css)
+    # An inline <script> must not contain a closing tag.
+    js = js.replace("</script", "<\\/script")
+    return js, css
+
+
+_ID_RE = re.compile(r"(?<=_)[0-9a-f]{32}(?![0-9a-zA-Z])")
+
+
+def normalise_ids(text: str) -> str:
+    """Replace folium/branca's random 32-hex element ids by counters in order of appearance.
+
+    Parameters
+    ----------
+    text : str
+        Rendered HTML.
+
+    Returns
+    -------
+    str
+        The same HTML with ids ``000001``, ``000002`` … (stable for the same inputs).
+    """
+    mapping: dict[str, str] = {}
+
+    def repl(m: re.Match[str]) -> str:
+        key = m.group(0)
+        if key not in mapping:
+            mapping[key] = f"{len(mapping) + 1:06d}"
+        return mapping[key]
+
+    return _ID_RE.sub(repl, text)
+
+
+# --------------------------------------------------------------------------------------------
+# geometry helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _display_frame(gdf: gpd.GeoDataFrame | None, gcj02: bool) -> gpd.GeoDataFrame | None:
+    """Reproject to EPSG:4326, optionally shift to GCJ-02, round coordinates; drop empty rows."""
+    if gdf is None or len(gdf) == 0:
+        return None
+    if gdf.crs is None:
+        raise InputError(
+            "图层没有坐标参考系（CRS），无法绘制地图；请在读取数据时设置 CRS。",
+            "a layer has no CRS, so it cannot be drawn; set the CRS when reading it.",
+            field="geometry",
+        )
+    out = gdf.to_crs(4326) if not gdf.crs.equals("EPSG:4326") else gdf.copy()
+    geoms = np.asarray(out.geometry.array, dtype=object)
+    keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    out = out.loc[keep].copy()
+    geoms = geoms[keep]
+    if len(out) == 0:
+        return None
+
+    def shift(coords: np.ndarray) -> np.ndarray:
+        if gcj02:
+            lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+            coords = np.column_stack([lon, lat])
+        return np.round(coords, _COORD_DECIMALS)
+
+    out = out.set_geometry(gpd.GeoSeries(shapely.transform(geoms, shift), index=out.index, crs=4326))
+    return out
+
+
+def _feature_collection(gdf: gpd.GeoDataFrame, props: pd.DataFrame) -> dict[str, Any]:
+    """GeoJSON FeatureCollection with the given properties and ids ``"0"``, ``"1"`` …."""
+    features = []
+    records = props.to_dict(orient="records")
+    for i, (geom, rec) in enumerate(zip(gdf.geometry.array, records)):
+        clean = {k: _json_value(v) for k, v in rec.items()}
+        features.append(
+            {
+                "type": "Feature",
+                "id": str(i),
+                "properties": clean,
+                "geometry": json.loads(shapely.to_geojson(geom)),
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def _json_value(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if not np.isfinite(v) else float(v)
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    return v if isinstance(v, (str, int, bool)) else str(v)
+
+
+def _need(gdf: gpd.GeoDataFrame, column: str, layer: str) -> None:
+    if column not in gdf.columns:
+        raise InputError(
+            f"地图图层“{layer}”缺少字段 '{column}'；请检查上游结果。",
+            f"map layer '{layer}' lacks the column '{column}'; check the upstream result.",
+            field=column,
+        )
+
+
+def _text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return ""
+    return str(v)
+
+
+def _classify(value: float, classes: list[tuple[float, str, str]]) -> str:
+    for lower, colour, _ in classes:
+        if value >= lower:
+            return colour
+    return classes[-1][1]
+
+
+def _service_sort_key(service: str) -> tuple[int, str]:
+    order = list(SERVICE_LABELS)
+    return (order.index(service) if service in order else len(order), service)
+
+
+# --------------------------------------------------------------------------------------------
+# layers
+# --------------------------------------------------------------------------------------------
+
+
+def _geojson(
+    data: dict[str, Any],
+    style: Callable[[dict], dict] | None,
+    *,
+    marker: folium.CircleMarker | None = None,
+    tooltip_fields: Sequence[str] = (),
+    popup_fields: Sequence[str] = (),
+) -> folium.GeoJson:
+    tooltip = folium.GeoJsonTooltip(fields=list(tooltip_fields)) if tooltip_fields else None
+    popup = folium.GeoJsonPopup(fields=list(popup_fields)) if popup_fields else None
+    return folium.GeoJson(
+        data,
+        style_function=style,
+        marker=marker,
+        tooltip=tooltip,
+        popup=popup,
+        embed=True,
+        zoom_on_click=False,
+    )
+
+
+def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+    names = units["name"].map(_text) if "name" in units else pd.Series("", index=units.index)
+    kinds = units["kind"].map(_text) if "kind" in units else pd.Series("", index=units.index)
+    props = pd.DataFrame({"乡镇（街道）": names.to_numpy(), "类型": kinds.to_numpy()})
+    group = folium.FeatureGroup(name="乡镇（街道）边界", show=True)
+    _geojson(
+        _feature_collection(units, props),
+        lambda f: {"color": "#444444", "weight": 1.2, "fillOpacity": 0.0, "fill": False},
+        tooltip_fields=["乡镇（街道）", "类型"],
+    ).add_to(group)
+    group.add_to(m)
+    added = ["乡镇（街道）边界"]
+    services = sorted(
+        (c[len("share_") :] for c in units.columns if c.startswith("share_")), key=_service_sort_key
+    )
+    for k, service in enumerate(services):
+        share = pd.to_numeric(units[f"share_{service}"], errors="coerce").to_numpy(dtype="float64")
+        colours = [_classify(s, _SHARE_CLASSES) if np.isfinite(s) else "#cccccc" for s in share]
+        pct = [f"{s * 100:.1f}%" if np.isfinite(s) else "无数据" for s in share]
+        props = pd.DataFrame(
+            {"乡镇（街道）": names.to_numpy(), "覆盖率": pct, "_fill": colours}, index=units.index
+        )
+        label = f"覆盖率-{SERVICE_SHORT.get(service, service)}"
+        group = folium.FeatureGroup(name=label, show=(k == 0))
+        _geojson(
+            _feature_collection(units, props),
+            lambda f: {
+                "color": "#555555",
+                "weight": 0.8,
+                "fillColor": f["properties"]["_fill"],
+                "fillOpacity": 0.55,
+            },
+            tooltip_fields=["乡镇（街道）", "覆盖率"],
+        ).add_to(group)
+        group.add_to(m)
+        added.append(label)
+    if services:
+        items = "".join(
+            f'<div><span class="cov-swatch" style="background:{c}"></span>{html.escape(lbl)}</div>'
+            for _, c, lbl in _SHARE_CLASSES
+        )
+        legend.append(f"<div class='cov-legend-h'>乡镇（街道）覆盖率</div>{items}")
+    return added
+
+
+def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+    _need(fac, "category", "facilities")
+    fac = fac.copy()
+    for col in ("name", "ftype", "type_raw", "tier", "capacity_unit"):
+        if col not in fac.columns:
+            fac[col] = ""
+    if "capacity" not in fac.columns:
+        fac["capacity"] = np.nan
+    fac["category"] = fac["category"].map(_text)
+    fac["ftype"] = fac["ftype"].map(_text)
+    added: list[str] = []
+    for service in sorted(fac["category"].unique(), key=_service_sort_key):
+        sub = fac[fac["category"] == service]
+        ftypes = sorted(sub["ftype"].unique())
+        palette = _FTYPE_PALETTES.get(service, _OTHER_PALETTE)
+        colour = {ft: palette[i % len(palette)] for i, ft in enumerate(ftypes)}
+        label_of: dict[str, str] = {}
+        for ft in ftypes:
+            raws = sub.loc[sub["ftype"] == ft, "type_raw"].map(_text)
+            raws = raws[raws != ""]
+            if len(raws):
+                counts = raws.value_counts()
+                best = sorted(counts.index[counts == counts.max()])[0]
+                label_of[ft] = best
+            else:
+                label_of[ft] = ft or "未分类"
+        capacity = pd.to_numeric(sub["capacity"], errors="coerce").to_numpy(dtype="float64")
+        scale = [
+            f"{c:g} {_text(u)}".strip() if np.isfinite(c) else "—"
+            for c, u in zip(capacity, sub["capacity_unit"])
+        ]
+        props = pd.DataFrame(
+            {
+                "名称": sub["name"].map(_text).to_numpy(),
+                "类型": [
+                    _text(r) or label_of[ft] for r, ft in zip(sub["type_raw"], sub["ftype"])
+                ],
+                "级别": [_TIER_LABELS.get(_text(t), _text(t) or "—") for t in sub["tier"]],
+                "规模": scale,
+                "_fill": [colour[ft] for ft in sub["ftype"]],
+            }
+        )
+        label = SERVICE_LABELS.get(service, service)
+        group = folium.FeatureGroup(name=label, show=True)
+        _geojson(
+            _feature_collection(sub, props),
+            lambda f: {"fillColor": f["properties"]["_fill"]},
+            marker=folium.CircleMarker(
+                radius=6, color="#ffffff", weight=1.5, fill=True, fill_opacity=0.95
+            ),
+            tooltip_fields=["名称"],
+            popup_fields=["名称", "类型", "级别", "规模"],
+        ).add_to(group)
+        group.add_to(m)
+        added.append(label)
+        items = "".join(
+            f'<div><span class="cov-dot" style="background:{colour[ft]}"></span>'
+            f"{html.escape(label_of[ft])}</div>"
+            for ft in ftypes
+        )
+        legend.append(f"<div class='cov-legend-h'>{html.escape(label)}</div>{items}")
+    return added
+
+
+def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+    _need(cells, "service", "uncovered")
+    _need(cells, "pop", "uncovered")
+    cells = cells.copy()
+    cells["service"] = cells["service"].map(_text)
+    added = []
+    for service in sorted(cells["service"].unique(), key=_service_sort_key):
+        sub = cells[cells["service"] == service]
+        pop = pd.to_numeric(sub["pop"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+        props = pd.DataFrame(
+            {
+                "未覆盖人口": [f"{p:.0f}人" for p in pop],
+                "_fill": [_classify(p, _POP_CLASSES) for p in pop],
+            }
+        )
+        label = f"未覆盖人口-{SERVICE_SHORT.get(service, service)}"
+        group = folium.FeatureGroup(name=label, show=True)
+        _geojson(
+            _feature_collection(sub, props),
+            lambda f: {"fillColor": f["properties"]["_fill"]},
+            marker=folium.CircleMarker(radius=4, stroke=False, fill=True, fill_opacity=0.85),
+            tooltip_fields=["未覆盖人口"],
+        ).add_to(group)
+        group.add_to(m)
+        added.append(label)
+    if added:
+        items = "".join(
+            f'<div><span class="cov-dot cov-small" style="background:{c}"></span>'
+            f"{html.escape(lbl)}</div>"
+            for _, c, lbl in _POP_CLASSES
+        )
+        legend.append(f"<div class='cov-legend-h'>未覆盖人口（每格）</div>{items}")
+    return added
+
+
+def _add_circles(m: folium.Map, circles: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+    _need(circles, "service", "circles")
+    circles = circles.copy()
+    circles["service"] = circles["service"].map(_text)
+    added = []
+    for service in sorted(circles["service"].unique(), key=_service_sort_key):
+        sub = circles[circles["service"] == service]
+        colour = SERVICE_COLOURS.get(service, "#636363")
+        label = f"服务圈-{SERVICE_SHORT.get(service, service)}"
+        props = pd.DataFrame({"服务圈": [label] * len(sub)})
+        group = folium.FeatureGroup(name=label, show=True)
+        _geojson(
+            _feature_collection(sub, props),
+            lambda f, c=colour: {"color": c, "weight": 1.5, "fillColor": c, "fillOpacity": 0.15},
+        ).add_to(group)
+        group.add_to(m)
+        added.append(label)
+        legend.append(
+            f'<div><span class="cov-swatch" style="background:{colour}33;border:1.5px solid '
+            f'{colour}"></span>{html.escape(label)}</div>'
+        )
+    return added
+
+
+def _add_simple(
+    m: folium.Map,
+    gdf: gpd.GeoDataFrame,
+    label: str,
+    style: dict[str, Any],
+    marker: folium.CircleMarker | None,
+    legend_html: str,
+    legend: list[str],
+) -> list[str]:
+    cols = {"名称": "name", "服务": "category", "说明": "note"}
+    data = {}
+    for zh, col in cols.items():
+        if col in gdf.columns:
+            vals = gdf[col].map(_text)
+            if zh == "服务":
+                vals = vals.map(lambda s: SERVICE_LABELS.get(s, s))
+            data[zh] = vals.to_numpy()
+    if "service" in gdf.columns and "服务" not in data:
+        data["服务"] = gdf["service"].map(_text).map(lambda s: SERVICE_LABELS.get(s, s)).to_numpy()
+    props = pd.DataFrame(data, index=range(len(gdf)))
+    group = folium.FeatureGroup(name=label, show=True)
+    _geojson(
+        _feature_collection(gdf, props),
+        lambda f: dict(style),
+        marker=marker,
+        tooltip_fields=list(data)[:2],
+    ).add_to(group)
+    group.add_to(m)
+    legend.append(legend_html)
+    return [label]
+
+
+# --------------------------------------------------------------------------------------------
+# page furniture
+# --------------------------------------------------------------------------------------------
+
+_PAGE_CSS = """
+<style>
+  html, body { margin: 0; padding: 0; font-family: "Microsoft YaHei", "PingFang SC",
+    "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif; }
+  .leaflet-container { background: #f2efe9; }
+  .cov-title { position: fixed; top: 10px; left: 50%; transform: translateX(-50%); z-index: 1000;
+    background: rgba(255,255,255,0.92); padding: 6px 16px; border-radius: 4px; font-size: 18px;
+    font-weight: bold; box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
+  .cov-banner { position: fixed; top: 52px; left: 50%; transform: translateX(-50%); z-index: 1000;
+    background: #fff3cd; color: #8a4b00; border: 2px dashed #d9822b; padding: 4px 14px;
+    border-radius: 4px; font-size: 15px; font-weight: bold; }
+  .cov-legend { position: fixed; bottom: 64px; left: 10px; z-index: 1000; max-height: calc(100vh - 140px);
+    overflow-y: auto; background: rgba(255,255,255,0.92); padding: 8px 10px; border-radius: 4px;
+    font-size: 12px; line-height: 18px; box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
+  .cov-legend-title { font-size: 14px; font-weight: bold; margin-bottom: 2px; }
+  .cov-legend-h { font-weight: bold; margin-top: 4px; }
+  .cov-swatch { display: inline-block; width: 14px; height: 10px; margin-right: 5px;
+    vertical-align: middle; border: 1px solid #777; }
+  .cov-dot { display: inline-block; width: 10px; height: 10px; border-radius: 50%;
+    margin-right: 5px; vertical-align: middle; border: 1px solid #fff; box-shadow: 0 0 1px #000; }
+  .cov-dot.cov-small { width: 7px; height: 7px; }
+  .cov-line { display: inline-block; width: 16px; height: 0; margin-right: 5px;
+    vertical-align: middle; border-top: 2px dashed #000; }
+</style>
+"""
+
+
+def _tile_layers(m: folium.Map, tiles: str, tianditu_key: str | None) -> None:
+    if tiles == "none":
+        return
+    for i, (url, attr, subdomains) in enumerate(TILES[tiles]):
+        if tiles == "tianditu":
+            url = url.replace("{key}", str(tianditu_key))
+        folium.TileLayer(
+            tiles=url,
+            attr=attr,
+            name={"osm": "OpenStreetMap", "amap": "高德地图", "tianditu": "天地图"}[tiles]
+            + ("注记" if i else ""),
+            subdomains=subdomains,
+            max_zoom=18,
+            overlay=bool(i),
+            control=not bool(i),
+        ).add_to(m)
+
+
+# --------------------------------------------------------------------------------------------
+# public entry point
+# --------------------------------------------------------------------------------------------
+
+
+def write_map(
+    path: str | os.PathLike[str],
+    *,
+    units: gpd.GeoDataFrame | None = None,
+    facilities: gpd.GeoDataFrame | None = None,
+    uncovered: gpd.GeoDataFrame | None = None,
+    circles: gpd.GeoDataFrame | None = None,
+    urban_rural_circle: gpd.GeoDataFrame | None = None,
+    candidates: gpd.GeoDataFrame | None = None,
+    proposed: gpd.GeoDataFrame | None = None,
+    title: str,
+    synthetic: bool = False,
+    tiles: TileChoice = "none",
+    tianditu_key: str | None = None,
+) -> Path:
+    """Write the interactive meeting map ``map.html`` (self-contained, no network needed).
+
+    Every layer is optional (``None`` or empty is skipped). Inputs may be in any CRS; they are
+    reprojected to EPSG:4326 (and shifted to GCJ-02 for ``tiles="amap"``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        Output file (written atomically: a temporary file beside it, then renamed).
+    units : GeoDataFrame, optional
+        乡镇/街道 polygons with ``code, name, kind`` and optional ``share_<service>`` columns
+        (coverage share 0–1); each share column becomes a choropleth layer 覆盖率-<服务>.
+    facilities : GeoDataFrame, optional
+        Facility points with ``fid, name, category, ftype, type_raw, tier, capacity,
+        capacity_unit``; one layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
+        ``ftype``, popups 名称/类型/级别/规模.
+    uncovered : GeoDataFrame, optional
+        Demand-cell centres lacking a service: ``pop`` and ``service``; one layer per service
+        (未覆盖人口-<服务>), coloured by people.
+    circles : GeoDataFrame, optional
+        Reached-area polygons with a ``service`` column (服务圈-<服务>).
+    urban_rural_circle : GeoDataFrame, optional
+        The 15 km 城乡服务圈 polygon(s).
+    candidates, proposed : GeoDataFrame, optional
+        Candidate sites and proposed new facilities (points; ``name`` and ``category`` shown when
+        present).
+    title : str
+        Map title shown at the top and in the browser tab.
+    synthetic : bool
+        Show the banner "合成示例数据 / synthetic demo data".
+    tiles : {"none", "osm", "amap", "tianditu"}
+        Basemap. ``"none"`` (default) loads nothing from the network.
+    tianditu_key : str, optional
+        天地图 key (tk), required for ``tiles="tianditu"``.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file.
+
+    Raises
+    ------
+    InputError
+        Unknown ``tiles``, missing Tianditu key, a layer without CRS or a required column.
+    """
+    if tiles not in ("none", "osm", "amap", "tianditu"):
+        raise InputError(
+            f"未知底图 tiles='{tiles}'；可选 none、osm、amap、tianditu。",
+            f"unknown basemap tiles='{tiles}'; use none, osm, amap or tianditu.",
+            field="tiles",
+        )
+    if tiles == "tianditu" and not (tianditu_key and str(tianditu_key).strip()):
+        raise InputError(
+            "天地图底图需要密钥（tk）：请在天地图官网申请“浏览器端”密钥后传入 tianditu_key，"
+            "或改用 tiles='none'。",
+            "the Tianditu basemap needs a key (tk): get a browser key from Tianditu and pass "
+            "tianditu_key, or use tiles='none'.",
+            field="tianditu_key",
+        )
+    gcj = tiles == "amap"
+    layers = {
+        name: _display_frame(gdf, gcj)
+        for name, gdf in [
+            ("units", units),
+            ("facilities", facilities),
+            ("uncovered", uncovered),
+            ("circles", circles),
+            ("urban_rural_circle", urban_rural_circle),
+            ("candidates", candidates),
+            ("proposed", proposed),
+        ]
+    }
+    present = [g for g in layers.values() if g is not None]
+    if present:
+        bounds = np.array([g.total_bounds for g in present])
+        minx, miny = bounds[:, 0].min(), bounds[:, 1].min()
+        maxx, maxy = bounds[:, 2].max(), bounds[:, 3].max()
+    else:
+        minx, miny, maxx, maxy = 73.5, 18.0, 135.0, 53.5  # China
+    centre = [round((miny + maxy) / 2, 6), round((minx + maxx) / 2, 6)]
+
+    m = folium.Map(
+        location=centre,
+        zoom_start=10,
+        tiles=None,
+        control_scale=True,
+        prefer_canvas=True,
+    )
+    # No CDN: drop folium's default assets and inline Leaflet from an installed package.
+    m.default_js = []
+    m.default_css = []
+    js, css = inline_assets()
+    root = m.get_root()
+    root.title = title
+    root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css")
+    root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet")
+    root.header.add_child(Element(_PAGE_CSS), name="coverage_css")
+    _tile_layers(m, tiles, tianditu_key)
+
+    legend: list[str] = []
+    overlay_names: list[str] = []
+    if layers["units"] is not None:
+        overlay_names += _add_units(m, layers["units"], legend)
+    if layers["circles"] is not None:
+        overlay_names += _add_circles(m, layers["circles"], legend)
+    if layers["urban_rural_circle"] is not None:
+        overlay_names += _add_simple(
+            m,
+            layers["urban_rural_circle"],
+            "15公里城乡服务圈",
+            {"color": "#000000", "weight": 2, "dashArray": "6 4", "fill": False},
+            None,
+            '<div><span class="cov-line"></span>15公里城乡服务圈</div>',
+            legend,
+        )
+    if layers["uncovered"] is not None:
+        overlay_names += _add_uncovered(m, layers["uncovered"], legend)
+    if layers["facilities"] is not None:
+        overlay_names += _add_facilities(m, layers["facilities"], legend)
+    if layers["candidates"] is not None:
+        overlay_names += _add_simple(
+            m,
+            layers["candidates"],
+            "候选点位",
+            {"color": "#333333", "fillColor": "#ffffff"},
+            folium.CircleMarker(radius=4, weight=1.5, fill=True, fill_opacity=1.0),
+            '<div><span class="cov-dot" style="background:#fff;border:1.5px solid #333">'
+            "</span>候选点位</div>",
+            legend,
+        )
+    if layers["proposed"] is not None:
+        overlay_names += _add_simple(
+            m,
+            layers["proposed"],
+            "规划新增设施",
+            {"color": "#000000", "fillColor": "#ffd700"},
+            folium.CircleMarker(radius=8, weight=3, fill=True, fill_opacity=1.0),
+            '<div><span class="cov-dot" style="background:#ffd700;border:2px solid #000">'
+            "</span>规划新增设施</div>",
+            legend,
+        )
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    if present:
+        m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
+
+    furniture = [f'<div class="cov-title">{html.escape(title)}</div>']
+    if synthetic:
+        furniture.append('<div class="cov-banner">合成示例数据 / synthetic demo data</div>')
+    if legend:
+        basemap = {"none": "无底图（离线）", "osm": "OpenStreetMap", "amap": "高德地图（GCJ-02）",
+                   "tianditu": "天地图"}[tiles]
+        furniture.append(
+            '<div class="cov-legend"><div class="cov-legend-title">图例</div>'
+            + "".join(legend)
+            + f"<div style='margin-top:4px;color:#666'>底图：{basemap}</div></div>"
+        )
+    root.html.add_child(Element("\n".join(furniture)), name="coverage_furniture")
+
+    text = normalise_ids(root.render())
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A unique name beside the target (same file system, so the rename is atomic); opened with
+    # mode "x" so that the file gets the usual permissions (umask), unlike tempfile.mkstemp.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out

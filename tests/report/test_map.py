@@ -1,0 +1,323 @@
+"""Tests of the offline meeting map (coverage.report.map).
+
+Real geometries are used throughout: Beijing 延庆 township polygons and Macau OSM POIs, roads and
+WorldPop cells from ``shared/data``. **The coverage shares, the "uncovered" cells' service and the
+candidate/proposed sites are made up for the test** (there is no real coverage result for these
+places); only the geometries and names are real.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import Point
+
+from coverage.crs import haversine_m, wgs84_to_gcj02
+from coverage.errors import InputError
+from coverage.report.map import write_map
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROME_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FCLASS_TO = {  # OSM fclass → (category, ftype, Chinese type name)
+    "school": ("school", "primary_school", "学校"),
+    "kindergarten": ("school", "kindergarten", "幼儿园"),
+    "college": ("school", "college", "高等院校"),
+    "hospital": ("clinic", "hospital", "医院"),
+    "clinic": ("clinic", "clinic", "诊所"),
+    "pharmacy": ("clinic", "pharmacy", "药店"),
+    "community_centre": ("elderly", "community_centre", "社区中心"),
+    "sports_centre": ("fitness", "sports_centre", "体育中心"),
+    "swimming_pool": ("fitness", "swimming_pool", "游泳池"),
+    "pitch": ("fitness", "pitch", "运动场"),
+}
+
+
+# ----------------------------------------------------------------------------- data fixtures
+
+
+@pytest.fixture(scope="module")
+def yanqing_units(shared_data: Path) -> gpd.GeoDataFrame:
+    u = gpd.read_file(shared_data / "beijing_subdistricts" / "yanqing-all.geojson")
+    u = u.rename(columns={"Name": "name"})[["name", "code", "geometry"]]
+    u["code"] = u["code"].astype(str)
+    u["kind"] = np.where(u["name"].str.endswith("街道"), "街道", "镇")
+    rng = np.random.default_rng(7)  # MADE-UP shares, for drawing only
+    u["share_school"] = rng.uniform(0.3, 1.0, len(u))
+    u["share_elderly"] = rng.uniform(0.3, 1.0, len(u))
+    return u.to_crs(4547)  # CGCS2000 / 3-degree GK CM 117E: the map must reproject
+
+
+@pytest.fixture(scope="module")
+def macau_facilities(shared_data: Path) -> gpd.GeoDataFrame:
+    p = gpd.read_file(shared_data / "macau" / "osm_geofabrik_shp" / "gis_osm_pois_free_1.shp")
+    p = p[p["fclass"].isin(list(FCLASS_TO))].copy()
+    p["category"] = p["fclass"].map(lambda f: FCLASS_TO[f][0])
+    p["ftype"] = p["fclass"].map(lambda f: FCLASS_TO[f][1])
+    p["type_raw"] = p["fclass"].map(lambda f: FCLASS_TO[f][2])
+    p["fid"] = "osm-" + p["osm_id"].astype(str)
+    p["name"] = p["name"].fillna("")
+    p["tier"] = "community"
+    p["capacity"] = np.nan
+    p["capacity_unit"] = ""
+    p = p.sort_values("fid").reset_index(drop=True)
+    return p[["fid", "name", "category", "ftype", "type_raw", "tier", "capacity", "capacity_unit",
+              "geometry"]].to_crs(32649)
+
+
+def _overlay_count(units, facilities, uncovered, circles, urc, cand, prop) -> int:
+    n = 0
+    if units is not None:
+        n += 1 + sum(c.startswith("share_") for c in units.columns)
+    if facilities is not None:
+        n += facilities["category"].nunique()
+    if uncovered is not None:
+        n += uncovered["service"].nunique()
+    if circles is not None:
+        n += circles["service"].nunique()
+    return n + sum(g is not None for g in (urc, cand, prop))
+
+
+def _has(text: str, s: str) -> bool:
+    """``s`` appears in the page, literally or JSON-escaped (folium writes names with tojson)."""
+    return s in text or json.dumps(s)[1:-1] in text
+
+
+class _AssetParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.inline_scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        for key in ("src", "href"):
+            if tag in {"script", "link", "img", "iframe", "source", "embed"} and a.get(key):
+                self.refs.append((tag, key, a[key]))
+        if tag == "script" and not a.get("src"):
+            self.inline_scripts += 1
+
+
+# ----------------------------------------------------------------------------- fast tests
+
+
+def test_no_external_js_css_and_layers_named(
+    tmp_path, shared_data, yanqing_units, macau_facilities
+) -> None:
+    out = write_map(
+        tmp_path / "map.html",
+        units=yanqing_units,
+        facilities=macau_facilities,
+        uncovered=None,
+        circles=None,
+        urban_rural_circle=None,
+        candidates=None,
+        proposed=None,
+        title="延庆区 测试地图",
+        synthetic=True,
+    )
+    text = out.read_text(encoding="utf-8")
+    parser = _AssetParser()
+    parser.feed(text)
+    # no <script src>, <link href>, <img src> … at all: everything is inline
+    assert parser.refs == []
+    assert parser.inline_scripts >= 2
+    assert not re.search(r"""<(script|link)[^>]+(src|href)\s*=\s*["']?(https?:)?//""", text)
+    assert "L.map(" in text or "L.map (" in text
+    for name in ("乡镇（街道）边界", "覆盖率-学校", "覆盖率-养老", "学校", "医疗卫生", "养老服务",
+                 "体育健身", "合成示例数据 / synthetic demo data", "图例"):
+        assert _has(text, name), name
+    # every township of 延庆 is drawn (names come from the real file)
+    for name in gpd.read_file(shared_data / "beijing_subdistricts" / "yanqing-all.geojson")["Name"]:
+        assert _has(text, name), name
+
+
+def test_deterministic_and_atomic(tmp_path, yanqing_units, macau_facilities) -> None:
+    kw = dict(units=yanqing_units, facilities=macau_facilities, title="t", synthetic=False)
+    a = write_map(tmp_path / "a.html", **kw).read_bytes()
+    target = tmp_path / "b.html"
+    target.write_text("old")
+    b = write_map(target, **kw).read_bytes()
+    assert a == b
+    assert b"synthetic demo data" not in a
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "b.html"]  # no temp files
+
+
+def _points_in_html(text: str) -> list[list[float]]:
+    found = re.findall(r'"coordinates": (\[[^\[\]]*\]), "type": "Point"', text)
+    return [json.loads(m) for m in found]
+
+
+def test_amap_shifts_overlays_to_gcj02(tmp_path) -> None:
+    lon, lat = 115.9750, 40.4560  # 延庆城区
+    fac = gpd.GeoDataFrame(
+        {"fid": ["f1"], "name": ["测试卫生院"], "category": ["clinic"], "ftype": ["township_hc"],
+         "type_raw": ["乡镇卫生院"], "tier": ["township"], "capacity": [20.0],
+         "capacity_unit": ["床位"]},
+        geometry=[Point(lon, lat)], crs=4326,
+    ).to_crs(4547)
+    plain = write_map(tmp_path / "none.html", facilities=fac, title="t", tiles="none")
+    amap = write_map(tmp_path / "amap.html", facilities=fac, title="t", tiles="amap")
+    (p0,) = _points_in_html(plain.read_text(encoding="utf-8"))
+    (p1,) = _points_in_html(amap.read_text(encoding="utf-8"))
+    assert p0 == pytest.approx([lon, lat], abs=2e-6)
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    assert p1 == pytest.approx([float(glon), float(glat)], abs=2e-6)
+    shift = float(haversine_m(p0[0], p0[1], p1[0], p1[1]))
+    assert 100.0 < shift < 1000.0  # the GCJ-02 offset is a few hundred metres
+    text = amap.read_text(encoding="utf-8")
+    assert "autonavi.com" in text and _has(text, "规模") and _has(text, "20 床位")
+
+
+def test_tianditu_needs_key_and_bad_tiles(tmp_path) -> None:
+    with pytest.raises(InputError) as err:
+        write_map(tmp_path / "m.html", title="t", tiles="tianditu")
+    assert "天地图" in str(err.value) and "Tianditu" in str(err.value)
+    out = write_map(tmp_path / "m.html", title="t", tiles="tianditu", tianditu_key="abc123")
+    assert "tk=abc123" in out.read_text(encoding="utf-8")
+    with pytest.raises(InputError):
+        write_map(tmp_path / "m.html", title="t", tiles="google")  # type: ignore[arg-type]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.html"]
+
+
+def test_missing_service_column_is_bilingual_error(tmp_path, macau_facilities) -> None:
+    with pytest.raises(InputError) as err:
+        write_map(tmp_path / "m.html", facilities=macau_facilities.drop(columns="category"),
+                  title="t")
+    assert "category" in str(err.value) and "缺少" in str(err.value)
+
+
+# ----------------------------------------------------------------------------- browser test
+
+
+def _macau_layers(shared_data: Path, facilities: gpd.GeoDataFrame):
+    """Real Macau layers: roads → reached areas, WorldPop cells, SAR outline (shares made up)."""
+    import rasterio
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
+    from coverage.report.circles import reached_area
+
+    metric = 32649
+    roads = gpd.read_file(shared_data / "macau/osm_geofabrik_shp/gis_osm_roads_free_1.shp")
+    roads = roads.to_crs(metric)
+    coords = [np.asarray(g.coords) for g in roads.geometry]
+    allxy = np.round(np.concatenate(coords), 1)
+    nodes, inv = np.unique(allxy, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    starts = np.cumsum([0] + [len(c) for c in coords])
+    a = np.concatenate([inv[s : e - 1] for s, e in zip(starts[:-1], starts[1:])])
+    b = np.concatenate([inv[s + 1 : e] for s, e in zip(starts[:-1], starts[1:])])
+    w = np.hypot(*(nodes[a] - nodes[b]).T) + 1e-3
+    g = csr_matrix((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(len(nodes),) * 2)
+    g.sum_duplicates()
+    circles = []
+    fac = facilities.to_crs(metric)
+    for service in ("school", "clinic"):
+        pts = np.column_stack([fac[fac.category == service].geometry.x,
+                               fac[fac.category == service].geometry.y])
+        src = [int(np.argmin(np.hypot(*(nodes - p).T))) for p in pts]
+        dist = dijkstra(g, indices=src, min_only=True, limit=1000.0)  # 1 km walk (made up)
+        poly = reached_area(nodes[:, 0], nodes[:, 1], g.indptr, g.indices, np.isfinite(dist))
+        circles.append({"service": service, "geometry": poly})
+    circles = gpd.GeoDataFrame(circles, crs=metric)
+
+    with rasterio.open(shared_data / "macau/worldpop/mac_pd_2020_1km.tif") as src_r:
+        dens = src_r.read(1)
+        rows, cols = np.nonzero(dens > 0)
+        xs, ys = rasterio.transform.xy(src_r.transform, rows, cols)
+    cells = gpd.GeoDataFrame({"pop": dens[rows, cols] * 0.85}, geometry=gpd.points_from_xy(xs, ys),
+                             crs=4326)  # ~0.85 km² per 30″ cell at 22° N
+    cells = cells.to_crs(metric)
+    cells = cells[~cells.within(circles.union_all())]  # "uncovered": outside both circles
+    uncovered = pd.concat([cells.assign(service="clinic"), cells.assign(service="elderly")])
+    uncovered = gpd.GeoDataFrame(uncovered, crs=metric)
+
+    outline = gpd.read_file(shared_data / "china_admin/seed_admin_boundaries_amap.gpkg",
+                            layer="wgs84_converted")
+    outline = outline[outline["adcode"].astype(str) == "820000"]
+    units = gpd.GeoDataFrame({"code": ["820000"], "name": ["澳门特别行政区"], "kind": ["其他"],
+                              "share_school": [0.91], "share_clinic": [0.62]},
+                             geometry=outline.geometry.values, crs=outline.crs)
+    urc = gpd.GeoDataFrame({"name": ["15公里城乡服务圈"]},
+                           geometry=[Point(113.5439, 22.1987)], crs=4326).to_crs(metric)
+    urc["geometry"] = urc.buffer(4000)
+    cand = fac.iloc[::7][["geometry"]].assign(name="候选", category="elderly")
+    prop = fac.iloc[3:5][["geometry"]].assign(name="规划日间照料中心", category="elderly")
+    return units, circles, uncovered, urc, cand, prop
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_map_in_headless_chromium(tmp_path, shared_data, macau_facilities, repo_root) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip("/usr/bin/chromium not installed (CI installs Debian's chromium package)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+
+    units, circles, uncovered, urc, cand, prop = _macau_layers(shared_data, macau_facilities)
+    out = write_map(
+        tmp_path / "map.html",
+        units=units, facilities=macau_facilities, uncovered=uncovered, circles=circles,
+        urban_rural_circle=urc, candidates=cand, proposed=prop,
+        title="澳门 测试地图（覆盖率为虚构）", synthetic=True, tiles="none",
+    )
+    expected = _overlay_count(units, macau_facilities, uncovered, circles, urc, cand, prop)
+    url = out.resolve().as_uri()
+    requests: list[str] = []
+    errors: list[str] = []
+    shot = repo_root / "tests" / "_artifacts" / "map.png"
+    shot.parent.mkdir(parents=True, exist_ok=True)
+
+    with sync_api.sync_playwright() as pw:
+        # Playwright passes the user-data dir itself (it refuses a --user-data-dir argument).
+        ctx = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROME_FLAGS,
+            headless=True,
+            viewport={"width": 1280, "height": 860},
+        )
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            # Record *and* block anything but the page itself, so nothing can leak out.
+            page.route("**/*", lambda route: route.continue_() if route.request.url == url
+                       else route.abort())
+            page.goto(url, wait_until="load")
+            page.wait_for_selector(".leaflet-container")
+            page.wait_for_timeout(500)
+            n_overlays = page.locator(".leaflet-control-layers-overlays label").count()
+            legend = page.locator(".cov-legend").inner_text()
+            banner = page.locator(".cov-banner").inner_text()
+            n_paths = page.evaluate(
+                "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
+                " let n = 0; m.eachLayer(() => { n += 1; }); return n; }"
+            )
+            page.screenshot(path=str(shot))
+        finally:
+            ctx.close()
+
+    assert errors == []
+    assert requests == [url], f"unexpected network requests: {requests[:5]}"
+    assert n_overlays == expected
+    assert "图例" in legend and "学校" in legend and "未覆盖人口" in legend
+    assert banner == "合成示例数据 / synthetic demo data"
+    assert n_paths > len(macau_facilities)  # every facility became a Leaflet layer
+    assert shot.stat().st_size > 10_000
