@@ -838,7 +838,7 @@ def uncovered_clusters(
             if np.sqrt(((xy[m] - c) ** 2).sum(axis=1)).max() <= split_m:
                 continue
             k = int(min(len(m), max(2, math.ceil(len(m) * spacing**2 / (math.pi * split_m**2)))))
-            km = KMeans(n_clusters=k, n_init=10, random_state=0).fit(xy[m], sample_weight=w[m])
+            km = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=0).fit(xy[m], sample_weight=w[m])
             for j in range(1, k):
                 new[m[km.labels_ == j]] = nxt
                 nxt += 1

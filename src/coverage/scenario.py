@@ -86,6 +86,8 @@ class Layer(_Model):
     layer: str | int | None = None
     fields: dict[str, str] | None = None
     crs: str | int | None = None
+    #: OGR SQL attribute filter, e.g. ``"adcode = '820000'"`` (one county out of a province file).
+    where: str | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -43,6 +43,10 @@ SNAP_KMH: float = WALK_KMH
 #: parking aisles). Demand and facilities are then snapped to the kept nodes only.
 MIN_COMPONENT_NODES: int = 20
 
+#: Uncovered people are summed into blocks of this size (metres) on the meeting map, to keep
+#: map.html light; layers.gpkg keeps every cell.
+MAP_BLOCK_M: float = 300.0
+
 #: Default random seed of the synthetic demo county.
 DEMO_SEED: int = 20261127
 

@@ -23,17 +23,8 @@ from coverage.crs import haversine_m, wgs84_to_gcj02
 from coverage.errors import InputError
 from coverage.report.map import write_map
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROME_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from browser import open_map
+
 FCLASS_TO = {  # OSM fclass → (category, ftype, Chinese type name)
     "school": ("school", "primary_school", "学校"),
     "kindergarten": ("school", "kindergarten", "幼儿园"),
@@ -265,10 +256,6 @@ def _macau_layers(shared_data: Path, facilities: gpd.GeoDataFrame):
 @pytest.mark.browser
 @pytest.mark.slow
 def test_map_in_headless_chromium(tmp_path, shared_data, macau_facilities, repo_root) -> None:
-    if not CHROMIUM.exists():
-        pytest.skip("/usr/bin/chromium not installed (CI installs Debian's chromium package)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-
     units, circles, uncovered, urc, cand, prop = _macau_layers(shared_data, macau_facilities)
     out = write_map(
         tmp_path / "map.html",
@@ -277,47 +264,13 @@ def test_map_in_headless_chromium(tmp_path, shared_data, macau_facilities, repo_
         title="澳门 测试地图（覆盖率为虚构）", synthetic=True, tiles="none",
     )
     expected = _overlay_count(units, macau_facilities, uncovered, circles, urc, cand, prop)
-    url = out.resolve().as_uri()
-    requests: list[str] = []
-    errors: list[str] = []
     shot = repo_root / "tests" / "_artifacts" / "map.png"
-    shot.parent.mkdir(parents=True, exist_ok=True)
+    rep = open_map(out, tmp_path / "profile", shot)
 
-    with sync_api.sync_playwright() as pw:
-        # Playwright passes the user-data dir itself (it refuses a --user-data-dir argument).
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROME_FLAGS,
-            headless=True,
-            viewport={"width": 1280, "height": 860},
-        )
-        try:
-            page = ctx.pages[0] if ctx.pages else ctx.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            # Record *and* block anything but the page itself, so nothing can leak out.
-            page.route("**/*", lambda route: route.continue_() if route.request.url == url
-                       else route.abort())
-            page.goto(url, wait_until="load")
-            page.wait_for_selector(".leaflet-container")
-            page.wait_for_timeout(500)
-            n_overlays = page.locator(".leaflet-control-layers-overlays label").count()
-            legend = page.locator(".cov-legend").inner_text()
-            banner = page.locator(".cov-banner").inner_text()
-            n_paths = page.evaluate(
-                "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
-                " let n = 0; m.eachLayer(() => { n += 1; }); return n; }"
-            )
-            page.screenshot(path=str(shot))
-        finally:
-            ctx.close()
-
-    assert errors == []
-    assert requests == [url], f"unexpected network requests: {requests[:5]}"
-    assert n_overlays == expected
-    assert "图例" in legend and "学校" in legend and "未覆盖人口" in legend
-    assert banner == "合成示例数据 / synthetic demo data"
-    assert n_paths > len(macau_facilities)  # every facility became a Leaflet layer
+    assert rep.errors == []
+    assert rep.requests == [rep.url], f"unexpected network requests: {rep.requests[:5]}"
+    assert len(rep.overlays) == expected
+    assert "图例" in rep.legend and "学校" in rep.legend and "未覆盖人口" in rep.legend
+    assert rep.banner == "合成示例数据 / synthetic demo data"
+    assert rep.n_layers > len(macau_facilities)  # every facility became a Leaflet layer
     assert shot.stat().st_size > 10_000

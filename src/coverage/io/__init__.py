@@ -97,8 +97,17 @@ def check_exists(path: str | Path, what_zh: str, what_en: str) -> Path:
     return p
 
 
-def read_vector(path: str | Path, layer: str | int | None = None, what_zh: str = "图层", what_en: str = "layer"):
+def read_vector(
+    path: str | Path,
+    layer: str | int | None = None,
+    what_zh: str = "图层",
+    what_en: str = "layer",
+    where: str | None = None,
+):
     """Read a vector layer with geopandas/pyogrio, raising a bilingual :class:`InputError` on failure.
+
+    ``where`` is an OGR SQL attribute filter (e.g. ``"adcode = '820000'"``) for files that hold more
+    features than the area (a province's counties, say).
 
     A layer without a CRS whose coordinates all lie within lon/lat ranges is taken as WGS-84
     (logged); otherwise a missing CRS is an error.
@@ -120,7 +129,7 @@ def read_vector(path: str | Path, layer: str | int | None = None, what_zh: str =
                 field="layer",
             )
     try:
-        gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
+        gdf = gpd.read_file(p, layer=layer, engine="pyogrio", where=where)
     except Exception as err:  # noqa: BLE001
         raise InputError(
             f"无法读取{what_zh} {p.name}：{err}。请确认为 GPKG/SHP/GeoJSON 格式。",
@@ -138,6 +147,12 @@ def read_vector(path: str | Path, layer: str | int | None = None, what_zh: str =
                 file=p,
                 field="crs",
             )
+    if where and gdf.empty:
+        raise InputError(
+            f"{p.name} 中没有满足筛选条件 where: {where} 的要素。",
+            f"no feature of {p.name} matches the filter where: {where}.",
+            file=p, field="where",
+        )
     return gdf
 
 

@@ -4,6 +4,8 @@ Every reader accepts GPKG, SHP and GeoJSON (via pyogrio), repairs invalid polygo
 ``shapely.make_valid`` and returns geometries in the internal metric CRS (``target_crs``, or the
 :func:`coverage.crs.local_metric_crs` of the layer when not given). Pass the same ``target_crs`` to
 every reader of one scenario. ``crs="gcj02"``/``"bd09"`` converts a layer exported from Amap/Baidu.
+``where`` is an OGR SQL attribute filter (e.g. ``"adcode = '820000'"``) to take one county out of a
+file of many.
 
 Unit kinds follow the Chinese statistical division code: a name ending in 街道 (or 街道办事处) is a
 ``街道``, in 镇 a ``镇``, in 乡 a ``乡``; when the name says nothing, digits 7–9 of a 12-digit code
@@ -57,11 +59,13 @@ def _fix_geometry(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _read_many(path: PathLike | Sequence[PathLike], layer, crs, what_zh: str, what_en: str) -> gpd.GeoDataFrame:
+def _read_many(
+    path: PathLike | Sequence[PathLike], layer, crs, what_zh: str, what_en: str, where: str | None = None
+) -> gpd.GeoDataFrame:
     paths = [path] if isinstance(path, (str, Path)) else list(path)
     parts = []
     for p in paths:
-        g = read_vector(p, layer=layer, what_zh=what_zh, what_en=what_en)
+        g = read_vector(p, layer=layer, what_zh=what_zh, what_en=what_en, where=where)
         g = apply_declared_crs(g, crs, p)
         if g.empty:
             raise InputError(
@@ -159,6 +163,7 @@ def read_boundary(
     layer: str | int | None = None,
     target_crs: Any = None,
     crs: Any = None,
+    where: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read an area outline (county boundary, 城区 polygon) and dissolve it into one feature.
 
@@ -184,7 +189,7 @@ def read_boundary(
     InputError
         Missing file, unknown layer, empty layer, or no polygons.
     """
-    gdf = _read_many(path, layer, crs, "边界", "boundary")
+    gdf = _read_many(path, layer, crs, "边界", "boundary", where)
     polys = gdf[gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
     if polys.empty:
         raise InputError(
@@ -202,6 +207,7 @@ def read_units(
     fields: dict[str, str] | None = None,
     target_crs: Any = None,
     crs: Any = None,
+    where: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read the 乡镇/街道 units.
 
@@ -232,7 +238,7 @@ def read_units(
         Missing file or field, empty layer, no name field, duplicate codes.
     """
     file = path if isinstance(path, (str, Path)) else None
-    gdf = _read_many(path, layer, crs, "乡镇/街道", "units")
+    gdf = _read_many(path, layer, crs, "乡镇/街道", "units", where)
     code_f = _pick(gdf, fields, "code", CODE_FIELDS, file)
     name_f = _pick(gdf, fields, "name", NAME_FIELDS, file)
     kind_f = _pick(gdf, fields, "kind", KIND_FIELDS, file)
@@ -281,6 +287,7 @@ def read_villages(
     units: gpd.GeoDataFrame | None = None,
     target_crs: Any = None,
     crs: Any = None,
+    where: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read the 行政村 layer (points or polygons).
 
@@ -308,7 +315,7 @@ def read_villages(
         other source fields (e.g. ``remote``).
     """
     file = path if isinstance(path, (str, Path)) else None
-    gdf = _read_many(path, layer, crs, "行政村", "villages")
+    gdf = _read_many(path, layer, crs, "行政村", "villages", where)
     code_f = _pick(gdf, fields, "code", CODE_FIELDS, file)
     name_f = _pick(gdf, fields, "name", NAME_FIELDS, file)
     unit_f = _pick(gdf, fields, "unit_code", UNIT_CODE_FIELDS, file)

@@ -1,0 +1,637 @@
+"""End to end: a scenario YAML → inputs → graphs and demand → access → evaluation → output files.
+
+This is the top of the data flow (only :mod:`coverage.cli` sits above it). Each stage is a plain
+function so a planner's engineer can run the steps one by one in a notebook:
+
+>>> from coverage import pipeline
+>>> inputs = pipeline.load_inputs("scenarios/demo_baseline.yaml")       # doctest: +SKIP
+>>> model = pipeline.build_model(inputs)                                  # doctest: +SKIP
+>>> result = pipeline.evaluate_model(model)                               # doctest: +SKIP
+>>> pipeline.write_outputs(result, "out/demo")                            # doctest: +SKIP
+
+Output directories are written atomically: everything goes to a temporary sibling directory that
+replaces ``out`` only when every file is written, so a failed run leaves no half-written folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from rich.console import Console
+
+from coverage import access, categories, demand, evaluate, network, scenario, settings, standards
+from coverage.crs import local_metric_crs
+from coverage.errors import InputError
+from coverage.io import boundaries, facilities as fac_io, population
+
+
+@dataclass
+class Inputs:
+    """Everything read from a scenario's files, in the area's metric CRS."""
+
+    scenario: Any
+    crs: Any
+    boundary: gpd.GeoDataFrame
+    units: gpd.GeoDataFrame
+    villages: gpd.GeoDataFrame | None
+    urban_area: gpd.GeoDataFrame | None
+    grid: Any
+    facilities: gpd.GeoDataFrame
+    candidates: gpd.GeoDataFrame | None
+    preset: Any
+    seat: tuple[float, float] | None
+    synthetic: bool = False
+
+
+@dataclass
+class Model:
+    """Road graphs per mode, demand cells, and both snapped once per mode."""
+
+    inputs: Inputs
+    cells: gpd.GeoDataFrame
+    graphs: dict[str, Any]
+    snapped_cells: dict[str, Any]
+    snapped_facilities: dict[str, Any]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: in-memory tables and, once written, the output folder."""
+
+    model: Model
+    summary: dict
+    by_unit: pd.DataFrame
+    gaps: pd.DataFrame
+    presence: pd.DataFrame
+    provision: pd.DataFrame
+    out_dir: Path = Path(".")
+    files: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """A few lines for the terminal: population and coverage per service."""
+        s = self.summary
+        lines = [f"{s['scenario']}: 常住人口 / population {s['population_total']:,.0f}"]
+        for key, cat in s["categories"].items():
+            label = categories.SERVICES[key].label if key in categories.SERVICES else key
+            lines.append(
+                f"  {label} ({key}): 覆盖 {cat['population_covered']:,.0f} 人 / covered, "
+                f"{cat['share_covered']:.1%}"
+            )
+        urc = s.get("urban_rural_circle")
+        if urc:
+            lines.append(
+                f"  15公里城乡服务圈 / 15 km circle: {urc['population_covered']:,.0f} 人, "
+                f"{urc['share_covered']:.1%}"
+            )
+        lines.append(f"  缺口项目 / gap rows: {len(self.gaps)}")
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# stage 1: inputs
+# ----------------------------------------------------------------------------------------------
+
+
+def _layer_args(layer: Any) -> dict[str, Any]:
+    return {"path": layer.path, "layer": layer.layer, "crs": layer.crs, "where": layer.where}
+
+
+def load_inputs(path: str | Path) -> Inputs:
+    """Read every input of a scenario into the area's metric CRS.
+
+    Parameters
+    ----------
+    path : str or Path
+        Scenario YAML (paths inside are relative to it).
+
+    Returns
+    -------
+    Inputs
+
+    Raises
+    ------
+    coverage.errors.InputError
+        On the first bad input (``covplan validate`` lists them all).
+    """
+    scn = scenario.load_scenario(path)
+    area = scn.area
+    outline = boundaries.read_boundary(**_layer_args(area.boundary), target_crs="EPSG:4326")
+    c = outline.geometry.union_all().centroid
+    crs = local_metric_crs(c.x, c.y)
+    boundary = outline.to_crs(crs)
+    units = (
+        boundaries.read_units(**_layer_args(area.units), fields=area.units.fields, target_crs=crs)
+        if area.units is not None
+        else _whole_area_unit(boundary, scn.name)
+    )
+    villages = (
+        boundaries.read_villages(
+            **_layer_args(area.villages), fields=area.villages.fields, units=units, target_crs=crs
+        )
+        if area.villages is not None
+        else None
+    )
+    urban = (
+        boundaries.read_boundary(**_layer_args(area.urban), target_crs=crs)
+        if area.urban is not None
+        else None
+    )
+    pop = scn.population
+    groups = {k: (v.share if hasattr(v, "share") else v) for k, v in pop.groups.items()}
+    grid = population.read_population(
+        pop.total, groups, area=boundary, target_crs=crs, kind=pop.kind, resolution=pop.resolution
+    )
+    parts = [
+        fac_io.read_facilities(
+            src.path, crs=src.crs or "wgs84", target_crs=crs, layer=src.layer,
+            columns=src.columns, sheet=src.sheet, ftype=src.ftype,
+        )
+        for src in scn.facilities
+    ]
+    facilities = _apply_changes(_concat(parts, crs), scn.changes, crs)
+    candidates = None
+    if scn.candidates is not None:
+        cs = scn.candidates
+        candidates = fac_io.read_candidates(
+            cs.path, crs=cs.crs or "wgs84", target_crs=crs, layer=cs.layer,
+            columns=cs.columns, sheet=cs.sheet,
+        )
+    preset = standards.load_preset(scn.standards)
+    # a scenario on synthetic data says so (output.synthetic); every output is then labelled
+    synthetic = bool(scn.output.synthetic)
+    return Inputs(
+        scenario=scn, crs=crs, boundary=boundary, units=units, villages=villages,
+        urban_area=urban, grid=grid, facilities=facilities, candidates=candidates,
+        preset=preset, seat=tuple(area.seat) if area.seat is not None else None,
+        synthetic=synthetic,
+    )
+
+
+def _whole_area_unit(boundary: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame(
+        {"code": [""], "name": [name], "kind": ["其他"]}, geometry=list(boundary.geometry), crs=boundary.crs
+    )
+
+
+def _concat(parts: list[gpd.GeoDataFrame], crs: Any) -> gpd.GeoDataFrame:
+    parts = [p for p in parts if p is not None and len(p)]
+    if not parts:
+        raise InputError(
+            "情景中没有任何设施（facilities 为空或全部无法读取）。请至少提供一个设施文件。",
+            "The scenario has no facilities (facilities is empty or unreadable). Give at least one file.",
+            field="facilities",
+        )
+    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=crs)
+    dup = out["fid"].duplicated(keep=False)
+    if dup.any():
+        # ids must be unique across files; prefix duplicates with their source file
+        out.loc[dup, "fid"] = [f"{s.split(':')[0]}:{f}" for s, f in zip(out.loc[dup, "source"], out.loc[dup, "fid"])]
+    return out.reset_index(drop=True)
+
+
+def _apply_changes(facilities: gpd.GeoDataFrame, changes: Any, crs: Any) -> gpd.GeoDataFrame:
+    """Apply a scenario's ``changes`` (remove, upgrade, add) to the facility table."""
+    from coverage.crs import to_wgs84
+
+    fac = facilities
+    missing = [r for r in changes.remove if r not in set(fac["fid"])]
+    missing += [u.id for u in changes.upgrade if u.id not in set(fac["fid"])]
+    if missing:
+        raise InputError(
+            f"changes 中的设施编号不存在：{', '.join(missing[:10])}。请核对设施表的编号列。",
+            f"changes refers to facility ids that do not exist: {', '.join(missing[:10])}. "
+            "Check the id column of the facility files.",
+            field="changes",
+        )
+    fac = fac[~fac["fid"].isin(changes.remove)].copy()
+    for u in changes.upgrade:
+        i = fac.index[fac["fid"] == u.id]
+        for key in ("capacity", "tier", "name"):
+            val = getattr(u, key)
+            if val is not None:
+                fac.loc[i, key] = val
+        if u.ftype is not None:
+            fac.loc[i, "ftype"] = u.ftype
+            fac.loc[i, "category"] = categories.service_of(u.ftype)
+    if changes.add:
+        rows = []
+        for a in changes.add:
+            ftype = a.ftype or (a.category if a.category in categories.FTYPES else None)
+            service = categories.service_of(ftype) if ftype else a.category
+            if service not in categories.SERVICES:
+                raise InputError(
+                    f"changes.add 中的设施 {a.id} 类别“{a.category}”无法识别。",
+                    f"changes.add facility {a.id}: unknown category {a.category!r}.",
+                    field="changes.add",
+                )
+            ftype = ftype or categories.ftypes_of(service)[0]
+            lon, lat = to_wgs84([a.lon], [a.lat], str(a.crs) if str(a.crs) != "4326" else "wgs84")
+            rows.append({
+                "fid": a.id, "name": a.name, "category": service, "ftype": ftype,
+                "type_raw": categories.FTYPES[ftype].label, "tier": a.tier or "",
+                "capacity": a.capacity if a.capacity is not None else np.nan,
+                "capacity_unit": categories.FTYPES[ftype].capacity_unit,
+                "source": "changes.add", "lon": float(lon[0]), "lat": float(lat[0]),
+            })
+        add = gpd.GeoDataFrame(
+            rows, geometry=gpd.points_from_xy([r["lon"] for r in rows], [r["lat"] for r in rows]),
+            crs="EPSG:4326",
+        ).to_crs(crs)
+        fac = gpd.GeoDataFrame(pd.concat([fac, add], ignore_index=True), crs=crs)
+    return fac.reset_index(drop=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# stage 2: model (graphs per mode, demand cells, snapping once)
+# ----------------------------------------------------------------------------------------------
+
+
+def _rules(preset: Any) -> list[Any]:
+    rules = list(preset.active_circles())
+    urc = preset.urban_rural()
+    if urc is not None:
+        rules.append(urc)
+    return rules
+
+
+def read_roads(net: Any, mode: str, crs: Any) -> network.RoadGraph:
+    """Build the road graph of one mode from the scenario's ``network`` section."""
+    path = Path(net.roads.path)
+    speeds = _speeds(net.speeds)
+    name = path.name.lower()
+    if name.endswith((".pbf", ".osm")):
+        return network.read_osm(path, mode=mode, crs=crs, speeds=speeds)
+    if name.endswith(".graphml"):
+        return network.from_graphml(path, mode=mode, crs=crs, speeds=speeds)
+    return network.read_lines(
+        path, mode=mode, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds
+    )
+
+
+def _speeds(s: Any) -> dict[str, float] | None:
+    out: dict[str, float] = {}
+    if s.walk_kmh:
+        out["walk"] = s.walk_kmh
+    if s.ebike_kmh:
+        out["ebike"] = s.ebike_kmh
+    out.update(s.drive_kmh or {})
+    return out or None
+
+
+def build_model(inputs: Inputs, progress: Any = None) -> Model:
+    """Demand cells, one road graph per mode the preset needs, and snapping done once per mode."""
+    scn = inputs.scenario
+    if scn.network is None:
+        raise InputError(
+            "情景缺少 network.roads（路网文件）。", "The scenario has no network.roads (road file).",
+            file=scn.source, field="network",
+        )
+    cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
+    modes = sorted({_mode_of(r, scn) for r in _rules(inputs.preset)})
+    graphs, sc, sf = {}, {}, {}
+    for mode in modes:
+        _step(progress, f"路网 / road graph: {mode}")
+        g = read_roads(scn.network, mode, inputs.crs)
+        graphs[mode] = g
+        sc[mode] = access.snap(g, cells)
+        sf[mode] = access.snap(g, inputs.facilities)
+    return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf)
+
+
+def _mode_of(rule: Any, scn: Any) -> str:
+    """The rule's mode, unless the scenario overrides it for the rule's service."""
+    over = scn.network.mode if scn.network is not None else {}
+    return over.get(rule.id, over.get(getattr(rule, "service", ""), rule.mode))
+
+
+def _step(progress: Any, text: str) -> None:
+    if progress is not None:
+        progress(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# stage 3: access and evaluation
+# ----------------------------------------------------------------------------------------------
+
+
+def circle_times(model: Model, progress: Any = None) -> gpd.GeoDataFrame:
+    """Add ``t_<rule id>`` (minutes or metres, ``inf`` beyond), ``f_<rule id>`` (nearest facility id)
+    and ``no_road`` to the demand cells, one bounded multi-source search per rule."""
+    inputs, cells = model.inputs, model.cells.copy()
+    fac = inputs.facilities
+    scn = inputs.scenario
+    for rule in _rules(inputs.preset):
+        mode = _mode_of(rule, scn)
+        g, sc = model.graphs[mode], model.snapped_cells[mode]
+        _step(progress, f"可达性 / access: {rule.id}")
+        sources, ids = _rule_sources(model, rule, mode)
+        if sources is None:
+            cells[rule.column] = np.inf
+            cells[f"f_{rule.id}"] = None
+            continue
+        res = access.nearest(g, sc, sources, limit=rule.threshold, weight=rule.unit)
+        cells[rule.column] = res[rule.unit].to_numpy()
+        cells[f"f_{rule.id}"] = res["facility"].map(lambda i: ids.get(i) if i is not None else None).to_numpy()
+    ok = np.zeros(len(cells), dtype=bool)
+    for s in model.snapped_cells.values():
+        ok |= s.ok
+    cells["no_road"] = ~ok
+    return cells
+
+
+def _rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
+    """The snapped sources of a rule: facilities of its types, or the county seat for 15 km."""
+    inputs = model.inputs
+    g = model.graphs[mode]
+    if rule.service == "urban_rural":
+        if inputs.seat is None:
+            return None, {}
+        seat = gpd.GeoDataFrame(
+            {"fid": ["seat"]}, geometry=gpd.points_from_xy([inputs.seat[0]], [inputs.seat[1]]), crs="EPSG:4326"
+        ).to_crs(inputs.crs)
+        # the seat is a place, not a building: snap it without the leg cap
+        return access.snap(g, seat, max_leg_m=float("inf")), {0: "城区"}
+    mask = inputs.facilities["ftype"].isin(rule.ftypes).to_numpy()
+    if not mask.any():
+        return None, {}
+    snapped = model.snapped_facilities[mode].take(mask)
+    ids = dict(zip(inputs.facilities.index[mask], inputs.facilities["fid"][mask]))
+    return snapped, ids
+
+
+def evaluate_model(model: Model, progress: Any = None) -> RunResult:
+    """Circle times, coverage tables, presence and provision checks, clusters and the gap table."""
+    inputs = model.inputs
+    preset = inputs.preset
+    cells = circle_times(model, progress)
+    model.cells = cells
+    _step(progress, "评估 / evaluation")
+    cov = evaluate.circle_coverage(cells, preset, units=inputs.units)
+    pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
+    prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
+    summ = evaluate.summary(
+        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
+    )
+    clusters = [
+        evaluate.uncovered_clusters(cells, rule, villages=inputs.villages)
+        for rule in _rules(preset)
+    ]
+    clusters = [c for c in clusters if c is not None and len(c)]
+    cl = pd.concat(clusters, ignore_index=True) if clusters else None
+    year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
+    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year)
+    return RunResult(
+        model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
+    )
+
+
+def county_name(inputs: Inputs) -> str:
+    """The county's name: ``output.county``, else the boundary's ``name`` field, else the scenario."""
+    if inputs.scenario.output.county:
+        return inputs.scenario.output.county
+    if "name" in inputs.boundary.columns and str(inputs.boundary["name"].iloc[0]).strip():
+        return str(inputs.boundary["name"].iloc[0])
+    return inputs.scenario.name
+
+
+# ----------------------------------------------------------------------------------------------
+# stage 4: outputs
+# ----------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_output_dir(out: str | Path) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out`` that replaces ``out`` only on success."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def unit_shares(result: RunResult) -> gpd.GeoDataFrame:
+    """The 乡镇/街道 layer with population and coverage share per service (``share_<service>``)."""
+    inputs = result.model.inputs
+    sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units)
+    sc = sc[sc["unit_code"] != ""]
+    wide = sc.pivot_table(index="unit_code", columns="service", values="share", aggfunc="first")
+    wide.columns = [f"share_{c}" for c in wide.columns]
+    pop = result.model.cells.groupby("unit_code")["pop"].sum().rename("population")
+    units = inputs.units.merge(wide, left_on="code", right_index=True, how="left")
+    return units.merge(pop, left_on="code", right_index=True, how="left")
+
+
+def uncovered_cells(result: RunResult, block_m: float | None = None) -> gpd.GeoDataFrame:
+    """People outside each service's circle: ``service``, ``pop`` (uncovered), ``unit_name``.
+
+    With ``block_m`` the cells are summed into square blocks of that size (points at the
+    population-weighted centre), which keeps the meeting map light; without it, one row per cell.
+    """
+    cells = result.model.cells
+    preset = result.model.inputs.preset
+    x, y = cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()
+    frames = []
+    for service in categories.SERVICES:
+        pop, cov = evaluate.service_cells(cells, preset, service)
+        lack = pop - cov
+        keep = lack > 0.5
+        if not keep.any():
+            continue
+        df = pd.DataFrame({"service": service, "pop": lack[keep], "x": x[keep], "y": y[keep],
+                           "unit_name": cells["unit_name"].to_numpy()[keep]})
+        if block_m:
+            df["bx"] = np.floor(df["x"] / block_m)
+            df["by"] = np.floor(df["y"] / block_m)
+            df["wx"], df["wy"] = df["x"] * df["pop"], df["y"] * df["pop"]
+            g = df.groupby(["bx", "by"], sort=True)
+            df = pd.DataFrame({
+                "service": service, "pop": g["pop"].sum(),
+                "x": g["wx"].sum() / g["pop"].sum(), "y": g["wy"].sum() / g["pop"].sum(),
+                "unit_name": g["unit_name"].agg(lambda s: s.mode().iloc[0]),
+            }).reset_index(drop=True)
+        frames.append(gpd.GeoDataFrame(
+            df[["service", "pop", "unit_name"]], geometry=gpd.points_from_xy(df["x"], df["y"]), crs=cells.crs
+        ))
+    if not frames:
+        return gpd.GeoDataFrame({"service": [], "pop": []}, geometry=[], crs=cells.crs)
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=cells.crs)
+
+
+def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
+    """Service-circle polygons drawn from the reached road network (not buffers), per circle rule,
+    and the 15 km 城乡服务圈 polygon."""
+    from coverage.report.circles import reached_area
+
+    model = result.model
+    scn = model.inputs.scenario
+    rows, urc = [], None
+    for rule in _rules(model.inputs.preset):
+        mode = _mode_of(rule, scn)
+        g = model.graphs[mode]
+        sources, _ = _rule_sources(model, rule, mode)
+        if sources is None:
+            continue
+        t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
+        # a node is inside the circle when someone standing there is within the threshold
+        poly = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
+        if poly.is_empty:
+            continue
+        if rule.service == "urban_rural":
+            urc = gpd.GeoDataFrame({"rule_id": [rule.id], "label": [rule.label]}, geometry=[poly], crs=g.crs)
+            continue
+        rows.append({"service": rule.service, "rule_id": rule.id, "label": rule.label,
+                     "applies_to": rule.applies_to, "mode": mode, "threshold": rule.threshold,
+                     "unit": rule.unit, "geometry": poly})
+    circles = gpd.GeoDataFrame(rows, geometry="geometry", crs=model.inputs.crs) if rows else None
+    return circles, urc
+
+
+def write_outputs(result: RunResult, out: str | Path, progress: Any = None, tiles: str = "none") -> RunResult:
+    """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html
+    into ``out`` atomically."""
+    from coverage.report import excel, gpkg, html
+    from coverage.report import map as map_
+    from coverage.report.excel import service_label
+
+    inputs = result.model.inputs
+    cells = result.model.cells
+    title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
+    with atomic_output_dir(out) as tmp:
+        _step(progress, "写出 / writing outputs")
+        (tmp / "summary.json").write_text(
+            json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
+        )
+        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units)
+        by_unit = pd.concat([
+            svc.assign(rule_id="", level="service"),
+            result.by_unit.assign(level="rule"),
+        ], ignore_index=True)
+        by_unit.to_csv(tmp / "coverage_by_unit.csv", index=False, encoding="utf-8-sig")
+        by_service = {s: svc[svc["service"] == s].drop(columns="service") for s in svc["service"].unique()}
+        excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service)
+        units = unit_shares(result)
+        uncovered = uncovered_cells(result)
+        uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M)
+        circles, urc = circle_polygons(result)
+        layers = {
+            "demand_cells": cells, "facilities": inputs.facilities, "units": units,
+            "uncovered": uncovered, "gaps": _gap_points(result.gaps),
+        }
+        if circles is not None:
+            layers["service_circles"] = circles
+        if urc is not None:
+            layers["urban_rural_circle"] = urc
+        if inputs.villages is not None:
+            layers["villages"] = inputs.villages
+        if inputs.candidates is not None:
+            layers["candidates"] = inputs.candidates
+        gpkg.write_layers(tmp / "layers.gpkg", layers)
+        map_.write_map(
+            tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
+            circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=None,
+            title=title, synthetic=inputs.synthetic, tiles=tiles,
+        )
+        times = {
+            service_label(r.service): cells[r.column].to_numpy()
+            for r in inputs.preset.active_circles() if r.unit == "minutes"
+            and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
+        }
+        html.write_report(
+            tmp / "report.html", result.summary, svc, result.gaps, standards_checks(result),
+            times, title=title, synthetic=inputs.synthetic,
+        )
+        files = sorted(p.name for p in tmp.iterdir())
+    result.out_dir = Path(out)
+    result.files = files
+    return result
+
+
+def _gap_points(gaps: pd.DataFrame) -> gpd.GeoDataFrame:
+    lon = pd.to_numeric(gaps.get("lon"), errors="coerce") if len(gaps) else pd.Series(dtype=float)
+    lat = pd.to_numeric(gaps.get("lat"), errors="coerce") if len(gaps) else pd.Series(dtype=float)
+    return gpd.GeoDataFrame(gaps.copy(), geometry=gpd.points_from_xy(lon, lat), crs="EPSG:4326")
+
+
+def standards_checks(result: RunResult) -> pd.DataFrame:
+    """Pass/fail of presence and provision rules at county level, for the report."""
+    rows = []
+    pres = result.presence
+    if pres is not None and len(pres):
+        for rid, g in pres.groupby("rule_id", sort=False):
+            ok = g["ok"].astype(bool)
+            rows.append({
+                "rule": rid, "indicator": str(g["indicator"].iloc[0]) if "indicator" in g else rid,
+                "nature": str(g["nature"].iloc[0]) if "nature" in g else "",
+                "target": "每个单元 / every unit", "value": f"{int(ok.sum())}/{len(ok)}", "pass": bool(ok.all()),
+            })
+    prov = result.provision
+    if prov is not None and len(prov):
+        county = prov[prov["unit_code"] == ""] if "unit_code" in prov else prov
+        for _, r in county.iterrows():
+            rows.append({
+                "rule": r.get("rule_id", ""), "indicator": r.get("indicator", ""), "nature": r.get("nature", ""),
+                "target": r.get("target", np.nan), "value": r.get("value", np.nan), "pass": r.get("ok", None),
+            })
+    return pd.DataFrame(rows, columns=["rule", "indicator", "nature", "target", "value", "pass"])
+
+
+# ----------------------------------------------------------------------------------------------
+# the commands
+# ----------------------------------------------------------------------------------------------
+
+
+def run_scenario(path: str | Path, out: str | Path, console: Console | None = None, tiles: str = "none") -> RunResult:
+    """Evaluate one scenario end to end and write every output file into ``out``."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console or Console(stderr=True), transient=True) as prog:
+        task = prog.add_task("读取输入 / reading inputs")
+
+        def step(text: str) -> None:
+            prog.update(task, description=text)
+
+        inputs = load_inputs(path)
+        model = build_model(inputs, step)
+        result = evaluate_model(model, step)
+        return write_outputs(result, out, step, tiles=tiles)
+
+
+def run_demo(out: str | Path, console: Console | None = None) -> RunResult:
+    """Run the baseline scenario of the embedded synthetic demo county (示例县)."""
+    return run_scenario(demo_scenario_path(), out, console=console)
+
+
+def demo_scenario_path() -> Path:
+    """The demo baseline scenario, beside the demo data (``scenarios/demo_baseline.yaml`` in a
+    checkout; ``coverage/_demo/scenarios`` inside an installed wheel)."""
+    from coverage import demo
+
+    path = demo.demo_data_dir().parent / "scenarios" / "demo_baseline.yaml"
+    if not path.is_file():
+        raise InputError(
+            f"找不到示例情景文件 {path}。请重新安装 covplan（pip install .）。",
+            f"The demo scenario {path} is missing. Reinstall covplan (pip install .).",
+            file=path,
+        )
+    return path

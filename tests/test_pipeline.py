@@ -1,0 +1,214 @@
+"""End to end on the embedded demo county: `covplan demo`, `covplan run`, `covplan validate`.
+
+The demo is run once per module (about a minute); the tests then read its files as a planner's
+tools would: summary.json, coverage_by_unit.csv, gaps.xlsx (openpyxl), layers.gpkg (pyogrio) and
+map.html (headless Chromium).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import openpyxl
+import pandas as pd
+import pyogrio
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from browser import open_map
+from coverage import pipeline
+from coverage.cli import app
+
+pytestmark = pytest.mark.slow
+
+PROJECT_BANK = (
+    "序号, 年度, 服务领域, 设施类别, 项目名称, 建设性质, 县(区), 乡镇(街道), 村(社区), 经度, 纬度, "
+    "建设规模, 服务人口, 新增覆盖人口, 对应指标, 指标性质, 估算投资(万元), 牵头单位, 优先级, 备注"
+).split(", ")
+FILES = {"summary.json", "coverage_by_unit.csv", "gaps.xlsx", "layers.gpkg", "map.html", "report.html"}
+
+
+@pytest.fixture(scope="module")
+def demo_out(tmp_path_factory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+@pytest.fixture(scope="module")
+def summary(demo_out) -> dict:
+    return json.loads((demo_out[0] / "summary.json").read_text(encoding="utf-8"))
+
+
+def test_demo_writes_every_file_and_says_where(demo_out):
+    out, text = demo_out
+    assert FILES <= {p.name for p in out.iterdir()}
+    assert str(out.resolve()) in text.replace("\n", "")
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temp dirs left
+
+
+def test_summary_contract(summary):
+    assert summary["scenario"] == "示例县 现状评估"
+    for key in ("school", "clinic", "elderly", "fitness"):
+        cat = summary["categories"][key]
+        assert 0.0 <= cat["share_covered"] <= 1.0
+        assert cat["population_covered"] <= cat["population"] + 1e-6
+        assert cat["circle"]
+        units = cat["by_unit"]
+        assert {"code", "name", "population", "covered", "share"} <= set(units[0])
+        # units add up to the county figure: nobody is counted twice or lost
+        assert sum(u["covered"] for u in units) == pytest.approx(cat["population_covered"], rel=1e-9)
+        assert sum(u["population"] for u in units) == pytest.approx(cat["population"], rel=1e-9)
+    urc = summary["urban_rural_circle"]
+    assert 0.0 < urc["share_covered"] < 1.0
+    assert urc["population_covered"] <= summary["population_total"]
+
+
+def test_population_total_is_the_raster_total(summary, repo_root):
+    """Independent: the demo raster summed with rasterio (nodata −1 excluded)."""
+    with rasterio.open(repo_root / "data" / "population" / "pop_100m.tif") as src:
+        a = src.read(1)
+        total = float(a[a != src.nodata].sum())
+    assert summary["population_total"] == pytest.approx(total, rel=1e-6)
+
+
+def test_demo_has_the_gaps_it_was_built_with(summary):
+    """The demo leaves townships without an elderly centre and remote villages far from a clinic."""
+    elderly = {u["name"]: u["share"] for u in summary["categories"]["elderly"]["by_unit"]}
+    assert min(elderly[n] for n in ("峡口乡", "麻川乡", "青岭乡")) < 0.5
+    assert summary["categories"]["clinic"]["share_covered"] < 1.0
+
+
+def test_gaps_xlsx_columns_ranking_and_totals(demo_out, summary):
+    wb = openpyxl.load_workbook(demo_out[0] / "gaps.xlsx")
+    ws = wb["项目库"]
+    rows = list(ws.iter_rows(values_only=True))
+    assert list(rows[0]) == PROJECT_BANK
+    body = [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert len(body) > 10
+    assert [r["序号"] for r in body] == list(range(1, len(body) + 1))
+    natures = [r["指标性质"] for r in body]
+    assert set(natures) <= {"约束性", "预期性"}
+    # binding targets rank before expected ones
+    assert natures == sorted(natures, key=lambda n: 0 if n == "约束性" else 1)
+    assert {r["县(区)"] for r in body} == {"示例县"}
+    # the summary sheet repeats summary.json's figures
+    cells = [c for row in wb["汇总"].iter_rows(values_only=True) for c in row if isinstance(c, (int, float))]
+    assert any(abs(c - summary["population_total"]) < 1 for c in cells)
+    for cat in summary["categories"].values():
+        assert any(abs(c - cat["population_covered"]) < 1 for c in cells)
+
+
+def test_coverage_by_unit_csv_matches_summary(demo_out, summary):
+    df = pd.read_csv(demo_out[0] / "coverage_by_unit.csv", dtype={"unit_code": str}, keep_default_na=False)
+    svc = df[(df["level"] == "service") & (df["unit_code"] == "")]
+    for key, cat in summary["categories"].items():
+        row = svc[svc["service"] == key]
+        assert float(row["covered"].iloc[0]) == pytest.approx(cat["population_covered"], rel=1e-9)
+
+
+def test_layers_gpkg_has_every_layer(demo_out):
+    names = set(pyogrio.list_layers(demo_out[0] / "layers.gpkg")[:, 0])
+    assert {"demand_cells", "facilities", "units", "uncovered", "gaps", "service_circles",
+            "urban_rural_circle", "villages", "candidates"} <= names
+
+
+@pytest.mark.browser
+def test_demo_map_in_headless_chromium(demo_out, tmp_path, repo_root):
+    rep = open_map(demo_out[0] / "map.html", tmp_path / "profile", repo_root / "tests" / "_artifacts" / "demo_map.png")
+    assert rep.errors == []
+    assert rep.requests == [rep.url], rep.requests[:5]
+    text = " ".join(rep.overlays)
+    for name in ("学校", "医疗卫生", "养老服务", "体育健身", "15公里城乡服务圈"):
+        assert name in text
+    assert "合成示例数据" in rep.banner
+
+
+def _reference_rule_coverage(model: pipeline.Model, rule_id: str, unit_code: str) -> float:
+    """Independent reference: networkx Dijkstra from a virtual source, brute-force snapping."""
+    inputs = model.inputs
+    rule = inputs.preset.circle(rule_id)
+    g = model.graphs[rule.mode]
+    G = nx.DiGraph()
+    tails = np.repeat(np.arange(g.n_nodes), np.diff(g.indptr))
+    for u, v, w in zip(tails, g.indices, g.minutes):
+        if not G.has_edge(u, v) or G[u][v]["w"] > w:
+            G.add_edge(int(u), int(v), w=float(w))
+    xy = np.column_stack([g.x, g.y])
+    walk_m_per_min = 4.8 * 1000 / 60
+
+    def nearest_node(px: float, py: float) -> tuple[int, float]:
+        d = np.hypot(xy[:, 0] - px, xy[:, 1] - py)
+        i = int(np.argmin(d))
+        return i, float(d[i])
+
+    fac = inputs.facilities[inputs.facilities["ftype"].isin(rule.ftypes)]
+    for p in fac.geometry:
+        node, leg = nearest_node(p.x, p.y)
+        if leg <= 1000:
+            w = leg / walk_m_per_min
+            if not G.has_edge("S", node) or G["S"][node]["w"] > w:
+                G.add_edge("S", node, w=w)
+    dist = nx.single_source_dijkstra_path_length(G, "S", cutoff=rule.threshold, weight="w")
+    cells = model.cells
+    sel = cells[(cells["unit_code"] == unit_code) & (cells["urban"] == (rule.applies_to == "urban"))]
+    covered = 0.0
+    for p, people in zip(sel.geometry, sel[rule.group]):
+        node, leg = nearest_node(p.x, p.y)
+        if leg <= 1000 and dist.get(node, np.inf) + leg / walk_m_per_min <= rule.threshold:
+            covered += people
+    return covered
+
+
+def test_coverage_matches_independent_reference(repo_root):
+    """One 街道 and one rule, recomputed without the engine (networkx + brute force)."""
+    inputs = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
+    model = pipeline.build_model(inputs)
+    result = pipeline.evaluate_model(model)
+    code = "629901002000"  # 东关街道
+    ref = _reference_rule_coverage(model, "elderly_urban_15min", code)
+    row = result.by_unit[(result.by_unit["rule_id"] == "elderly_urban_15min") & (result.by_unit["unit_code"] == code)]
+    assert ref > 0
+    assert float(row["covered"].iloc[0]) == pytest.approx(ref, rel=1e-9)
+
+
+def test_validate_demo_ok_and_broken_scenario_fails(tmp_path, repo_root):
+    runner = CliRunner()
+    ok = runner.invoke(app, ["validate", str(repo_root / "scenarios" / "demo_baseline.yaml")])
+    assert ok.exit_code == 0, ok.output
+    text = (repo_root / "scenarios" / "demo_baseline.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        text.replace("../data/", str(repo_root / "data") + "/").replace("pop_100m.tif", "pop_missing.tif"),
+        encoding="utf-8",
+    )
+    res = runner.invoke(app, ["validate", str(bad)])
+    assert res.exit_code == 1
+    assert "pop_missing.tif" in res.output
+
+
+def test_run_on_bad_input_leaves_no_output(tmp_path, repo_root):
+    text = (repo_root / "scenarios" / "demo_baseline.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        text.replace("../data/", str(repo_root / "data") + "/").replace("roads.gpkg", "no_roads.gpkg"),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["run", str(bad), "--out", str(out)])
+    assert res.exit_code == 1
+    assert "no_roads.gpkg" in res.output
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_installed_layout_finds_demo_scenario():
+    path = pipeline.demo_scenario_path()
+    assert path.name == "demo_baseline.yaml" and path.is_file()
+    shutil.disk_usage(path.parent)  # the folder is real
