@@ -141,9 +141,28 @@ def test_random_graphs_match_reference(n: int, seed: int, buffer_m: float) -> No
     edges = [(int(a), int(b)) for a, b in rng.integers(0, n, size=(m, 2))]
     reached = rng.random(n) < 0.7
     indptr, indices = _csr(n, edges)
-    got = reached_area(x, y, indptr, indices, reached, buffer_m=buffer_m, simplify_m=0.0)
+    got = reached_area(x, y, indptr, indices, reached, buffer_m=buffer_m, simplify_m=0.0, fill_holes_m2=0.0)
     ref = _reference(x, y, edges, reached, buffer_m)
     if ref.is_empty:
         assert got.is_empty
     else:
         assert got.symmetric_difference(ref).area <= 1e-6 * ref.area
+
+
+def _ring(side: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Four nodes on a square of ``side`` metres joined in a ring (CSR, both directions)."""
+    x = np.array([0.0, side, side, 0.0])
+    y = np.array([0.0, 0.0, side, side])
+    nbrs = [[1, 3], [0, 2], [1, 3], [2, 0]]
+    indptr = np.array([0, 2, 4, 6, 8])
+    indices = np.array([n for row in nbrs for n in row])
+    return x, y, indptr, indices
+
+
+@pytest.mark.parametrize(("side", "filled"), [(600.0, True), (1500.0, False)])
+def test_small_enclosed_blocks_are_filled_large_ones_not(side, filled):
+    x, y, indptr, indices = _ring(side)
+    poly = reached_area(x, y, indptr, indices, np.ones(4, bool), buffer_m=100.0, simplify_m=0.0)
+    hole = (side - 200.0) ** 2  # the open block inside the 100 m bands
+    assert (len(poly.interiors) == 0) is filled
+    assert poly.area == pytest.approx((side + 200.0) ** 2 - (0.0 if filled else hole), rel=0.02)

@@ -64,6 +64,7 @@ def reached_area(
     buffer_m: float = 120.0,
     simplify_m: float = 20.0,
     threshold: float | None = None,
+    fill_holes_m2: float = 250_000.0,
 ) -> Polygon | MultiPolygon:
     """Polygon of the area served through the road network (a 服务圈 drawn from reached roads).
 
@@ -88,6 +89,9 @@ def reached_area(
         Douglas–Peucker tolerance of the outline, metres (0 keeps every vertex).
     threshold : float, optional
         When given, nodes with ``reached <= threshold`` count as reached.
+    fill_holes_m2 : float
+        Holes smaller than this (m²; default 0.25 km²) are filled: a block ringed by reached roads is
+        served. Larger holes (a park, a river bend, a gap the network does not reach) stay open.
 
     Returns
     -------
@@ -123,10 +127,19 @@ def reached_area(
     if simplify_m > 0:
         area = shapely.simplify(area, simplify_m, preserve_topology=True)
     area = shapely.make_valid(area)
-    if isinstance(area, (Polygon, MultiPolygon)):
-        return area
     polys = [g for g in shapely.get_parts(area) if isinstance(g, Polygon)]
-    return shapely.union_all(polys) if polys else Polygon()
+    if fill_holes_m2 > 0:
+        polys = [_fill_small_holes(p, fill_holes_m2) for p in polys]
+    if not polys:
+        return Polygon()
+    return polys[0] if len(polys) == 1 else shapely.union_all(polys)
+
+
+def _fill_small_holes(poly: Polygon, max_area: float) -> Polygon:
+    keep = [r for r in poly.interiors if Polygon(r).area >= max_area]
+    if len(keep) == len(poly.interiors):
+        return poly
+    return Polygon(poly.exterior, keep)
 
 
 #: Alias of :func:`reached_area` (the name used in the design notes).
