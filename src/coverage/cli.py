@@ -94,6 +94,63 @@ def validate(
     typer.echo(f"通过 / OK: {scenario} ({len(problems)} warning(s))")
 
 
+@app.command()
+def site(
+    scenario: Path = typer.Argument(..., help="情景文件 / scenario YAML"),
+    category: str = typer.Option(..., "--category", help="服务类别 / service: school|clinic|elderly|fitness"),
+    add: int = typer.Option(None, "--add", help="新增点位数（最大覆盖）/ number of new sites (maximal covering)"),
+    target_share: float = typer.Option(
+        None, "--target-share", help="目标覆盖率，如 0.95（最少点位）/ share to cover, fewest sites"
+    ),
+    generate: int = typer.Option(
+        0, "--generate", help="另按未覆盖人口生成候选点数 / extra candidates from unserved people"
+    ),
+    time_limit: float = typer.Option(60.0, "--time-limit", help="求解时限（秒）/ solver time limit, s"),
+    out: Path = typer.Option(None, "--out", help="输出目录 / output directory"),
+) -> None:
+    """选址：为一类服务挑选新点位并评估方案 / choose new sites for one service and write the plan."""
+    from coverage import plans
+
+    out = out or Path("out") / f"{scenario.stem}-site-{category}"
+    try:
+        run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
+                                  generate=generate, time_limit=time_limit)
+    except InputError as err:
+        _fail(err)
+    s = run.plan.summary["siting"]
+    typer.echo(
+        f"选址 / siting ({s['model']}, {s['method']}): {len(s['selected'])} 个点位 / sites, "
+        f"新增覆盖 {s['new_covered']:,.0f} 人 / newly covered; "
+        f"最优性差距 / optimality gap {s['gap']:.2%}"
+    )
+    for r in run.proposed.itertuples():
+        typer.echo(f"  {r.rank}. {r.unit_name} {r.name}: +{r.new_covered:,.0f}")
+    _print_result(run.plan)
+
+
+@app.command()
+def compare(
+    base: Path = typer.Argument(..., help="现状情景 / baseline scenario YAML"),
+    plan: Path = typer.Argument(..., help="规划情景 / plan scenario YAML"),
+    out: Path = typer.Option(None, "--out", help="输出目录 / output directory"),
+) -> None:
+    """方案比较：按服务和乡镇列出新增/失去覆盖人口 / compare a plan with the baseline."""
+    from coverage import plans
+
+    out = out or Path("out") / f"compare-{base.stem}-{plan.stem}"
+    try:
+        result, diff = plans.compare_scenarios(base, plan, out)
+    except InputError as err:
+        _fail(err)
+    county = diff[diff["unit_code"] == ""]
+    for r in county.itertuples():
+        typer.echo(
+            f"  {r.service}: +{r.gained:,.0f} 新增覆盖 / gained, -{r.lost:,.0f} 失去覆盖 / lost, "
+            f"{r.share_base:.1%} → {r.share_plan:.1%}"
+        )
+    _print_result(result)
+
+
 def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult
     typer.echo(result.describe())
     typer.echo(f"输出目录 / written to: {result.out_dir.resolve()}")

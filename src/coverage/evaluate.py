@@ -103,7 +103,19 @@ def _group(cells: pd.DataFrame, group: str) -> np.ndarray:
     return np.where(np.isfinite(v) & (v > 0), v, 0.0)
 
 
-def _applies(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
+def applies_mask(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
+    """Cells a rule applies to: all, urban only or rural only (``urban`` column).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells.
+    applies_to : {"all", "urban", "rural"}
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
     if applies_to == "all":
         return np.ones(len(cells), dtype=bool)
     _need(cells, ["urban"], "需求格网 demand cells ")
@@ -138,7 +150,7 @@ def covered_mask(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
     -------
     numpy.ndarray of bool
     """
-    return _applies(cells, rule.applies_to) & (_times(cells, rule) <= rule.threshold)
+    return applies_mask(cells, rule.applies_to) & (_times(cells, rule) <= rule.threshold)
 
 
 def _share(pop: float, cov: float) -> float:
@@ -223,7 +235,7 @@ def circle_coverage(
     codes, names = _unit_keys(cells)
     frames = []
     for rule in _rules(preset, include_urban_rural, cells):
-        pop = _group(cells, rule.group) * _applies(cells, rule.applies_to)
+        pop = _group(cells, rule.group) * applies_mask(cells, rule.applies_to)
         cov = np.where(covered_mask(cells, rule), pop, 0.0)
         t = _by_unit(codes, names, pop, cov, units)
         meta = {
@@ -271,7 +283,7 @@ def service_cells(
     pop = np.zeros(len(cells))
     cov = np.zeros(len(cells))
     for side, rules in preset.headline(service).items():
-        side_mask = _applies(cells, side)
+        side_mask = applies_mask(cells, side)
         for rule in rules:
             g = _group(cells, rule.group) * side_mask
             pop += g
@@ -802,7 +814,7 @@ def uncovered_clusters(
             "unit_name", "village", "village_code", "village_dist_m", "x", "y", "lon", "lat"]
     crs = getattr(cells, "crs", None)
     g = _group(cells, rule.group)
-    mask = _applies(cells, rule.applies_to) & (_times(cells, rule) > rule.threshold) & (g > 0)
+    mask = applies_mask(cells, rule.applies_to) & (_times(cells, rule) > rule.threshold) & (g > 0)
     idx = np.flatnonzero(mask)
     empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
     if len(idx) == 0:

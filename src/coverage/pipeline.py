@@ -148,9 +148,24 @@ def load_inputs(path: str | Path) -> Inputs:
     )
     pop = scn.population
     groups = {k: (v.share if hasattr(v, "share") else v) for k, v in pop.groups.items()}
+    spread = pop.spread_over
     grid = population.read_population(
-        pop.total, groups, area=boundary, target_crs=crs, kind=pop.kind, resolution=pop.resolution
+        pop.total, groups, area=boundary,
+        # to spread a coarse raster, keep its own cells (no resampling), then move them
+        target_crs=population.source_crs(pop.total) if spread is not None else crs,
+        kind=pop.kind, resolution=None if spread is not None else pop.resolution,
     )
+    if spread is not None:
+        from coverage.io import apply_declared_crs, read_vector
+
+        weights = read_vector(
+            spread.path, layer=spread.layer, what_zh="建筑/居住用地", what_en="buildings / residential land-use",
+            where=spread.where,
+        )
+        weights = apply_declared_crs(weights, spread.crs, spread.path).to_crs(crs)
+        grid = population.spread_over(
+            grid, weights, resolution=pop.resolution or 100.0, weight=pop.spread_weight, area=boundary
+        )
     parts = [
         fac_io.read_facilities(
             src.path, crs=src.crs or "wgs84", target_crs=crs, layer=src.layer,
@@ -179,7 +194,9 @@ def load_inputs(path: str | Path) -> Inputs:
 
 def _whole_area_unit(boundary: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame(
-        {"code": [""], "name": [name], "kind": ["其他"]}, geometry=list(boundary.geometry), crs=boundary.crs
+        # a real code: an empty one is the county-total marker of evaluate (the cells would count
+        # as outside every unit and the unit row would be empty)
+        {"code": [WHOLE_AREA_CODE], "name": [name], "kind": ["其他"]}, geometry=list(boundary.geometry), crs=boundary.crs
     )
 
 
@@ -506,9 +523,36 @@ def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     return circles, urc
 
 
-def write_outputs(result: RunResult, out: str | Path, progress: Any = None, tiles: str = "none") -> RunResult:
+def write_outputs(
+    result: RunResult,
+    out: str | Path,
+    progress: Any = None,
+    tiles: str = "none",
+    *,
+    comparison: pd.DataFrame | None = None,
+    proposed: gpd.GeoDataFrame | None = None,
+    extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
+) -> RunResult:
     """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html
-    into ``out`` atomically."""
+    into ``out`` atomically.
+
+    Parameters
+    ----------
+    result : RunResult
+    out : str or Path
+        Output folder; replaced only when every file is written.
+    progress : callable, optional
+        Called with a short text per step.
+    tiles : {"none", "osm", "amap", "tianditu"}
+        Basemap of map.html (``none`` works offline).
+    comparison : pandas.DataFrame, optional
+        Plan-vs-baseline table (:func:`coverage.compare.unit_diff`): written to ``comparison.csv`` and
+        the ``方案比较`` sheet.
+    proposed : geopandas.GeoDataFrame, optional
+        Proposed or planned facilities, drawn on the map and written to ``layers.gpkg``.
+    extra_layers : dict, optional
+        More layers for ``layers.gpkg``.
+    """
     from coverage.report import excel, gpkg, html
     from coverage.report import map as map_
     from coverage.report.excel import service_label
@@ -528,7 +572,10 @@ def write_outputs(result: RunResult, out: str | Path, progress: Any = None, tile
         ], ignore_index=True)
         by_unit.to_csv(tmp / "coverage_by_unit.csv", index=False, encoding="utf-8-sig")
         by_service = {s: svc[svc["service"] == s].drop(columns="service") for s in svc["service"].unique()}
-        excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service)
+        excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service,
+                              comparison=comparison)
+        if comparison is not None:
+            comparison.to_csv(tmp / "comparison.csv", index=False, encoding="utf-8-sig")
         units = unit_shares(result)
         uncovered = uncovered_cells(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M)
@@ -545,10 +592,13 @@ def write_outputs(result: RunResult, out: str | Path, progress: Any = None, tile
             layers["villages"] = inputs.villages
         if inputs.candidates is not None:
             layers["candidates"] = inputs.candidates
+        if proposed is not None and len(proposed):
+            layers["proposed"] = proposed
+        layers.update(extra_layers or {})
         gpkg.write_layers(tmp / "layers.gpkg", layers)
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
-            circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=None,
+            circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
             title=title, synthetic=inputs.synthetic, tiles=tiles,
         )
         times = {

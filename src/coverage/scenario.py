@@ -125,7 +125,16 @@ class Population(_Model):
     groups: dict[str, RelPath | Share] = Field(default_factory=dict)
     kind: Literal["auto", "count", "density"] = "auto"
     basis: Literal["常住", "户籍"] = "常住"
+    #: Output cell size in metres. With ``spread_over`` it is the fine grid the people are spread
+    #: onto (default 100 m) and the raster is read on its own cells; else the raster is resampled
+    #: to it (default: the raster's own cell size).
     resolution: float | None = Field(None, gt=0)
+    #: Dasymetric spreading of a coarse raster (e.g. WorldPop 1 km) onto building footprints or
+    #: residential land use, e.g. ``{path: gis_osm_buildings_a_free_1.shp}`` or
+    #: ``{path: gis_osm_landuse_a_free_1.shp, where: "fclass = 'residential'"}``.
+    spread_over: Layer | None = None
+    #: Spread in proportion to footprint ``area`` or building ``count``.
+    spread_weight: Literal["area", "count"] = "area"
 
     @field_validator("groups", mode="before")
     @classmethod
@@ -234,7 +243,12 @@ class Output(_Model):
 
 
 class Scenario(_Model):
-    """A whole scenario file (DESIGN.md §5). Paths are absolute after loading."""
+    """A whole scenario file (DESIGN.md §5). Paths are absolute after loading.
+
+    A plan scenario may start with ``extends: baseline.yaml`` (relative to the plan file): it takes
+    everything from the baseline and overrides what it sets itself (mappings merge key by key; lists
+    such as ``changes.add`` replace).
+    """
 
     name: str
     area: Area
@@ -402,12 +416,29 @@ def _parse(path: str | Path) -> tuple[Scenario | None, list[Problem], Path]:
             en="the scenario file must be a mapping (name:, area:, population: …).",
             file=str(p),
         )], p
+    parent = data.pop("extends", None)
+    if parent is not None:
+        # a plan scenario: everything of the parent (paths already resolved), keys here override it
+        base, probs, _ = _parse(p.parent / str(parent))
+        if probs:
+            return None, [Problem(zh=f"extends: {parent}：{x.zh}", en=f"extends: {parent}: {x.en}",
+                                  file=x.file, row=x.row, field=x.field) for x in probs], p
+        merged = base.model_dump(mode="json", exclude={"source"})
+        data = _deep_merge(merged, data)
     try:
         sc = Scenario.model_validate(data, context={"base": p.parent})
     except ValidationError as err:
         return None, _problems_from_validation(err, root, p), p
     sc.source = p
     return sc, [], p
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -562,7 +593,7 @@ def validate(path: str | Path) -> list[Problem]:
     area = None
     if exists(sc.area.boundary.path, "area.boundary"):
         try:
-            area = ib.read_boundary(sc.area.boundary.path, layer=sc.area.boundary.layer, crs=sc.area.boundary.crs)
+            area = ib.read_boundary(sc.area.boundary.path, layer=sc.area.boundary.layer, crs=sc.area.boundary.crs, where=sc.area.boundary.where)
         except InputError as err:
             probs.append(_as_problem(err, "area.boundary"))
     target = area.crs if area is not None else None
@@ -570,7 +601,7 @@ def validate(path: str | Path) -> list[Problem]:
     units = None
     if sc.area.units is not None and exists(sc.area.units.path, "area.units"):
         try:
-            units = ib.read_units(sc.area.units.path, layer=sc.area.units.layer, fields=sc.area.units.fields, target_crs=target, crs=sc.area.units.crs)
+            units = ib.read_units(sc.area.units.path, layer=sc.area.units.layer, fields=sc.area.units.fields, target_crs=target, crs=sc.area.units.crs, where=sc.area.units.where)
             other = units[units["kind"] == "其他"]
             if len(other):
                 probs.append(Problem(
@@ -582,12 +613,12 @@ def validate(path: str | Path) -> list[Problem]:
             probs.append(_as_problem(err, "area.units"))
     if sc.area.villages is not None and exists(sc.area.villages.path, "area.villages"):
         try:
-            ib.read_villages(sc.area.villages.path, layer=sc.area.villages.layer, fields=sc.area.villages.fields, units=units, target_crs=target, crs=sc.area.villages.crs)
+            ib.read_villages(sc.area.villages.path, layer=sc.area.villages.layer, fields=sc.area.villages.fields, units=units, target_crs=target, crs=sc.area.villages.crs, where=sc.area.villages.where)
         except InputError as err:
             probs.append(_as_problem(err, "area.villages"))
     if sc.area.urban is not None and exists(sc.area.urban.path, "area.urban"):
         try:
-            ib.read_boundary(sc.area.urban.path, layer=sc.area.urban.layer, target_crs=target, crs=sc.area.urban.crs)
+            ib.read_boundary(sc.area.urban.path, layer=sc.area.urban.layer, target_crs=target, crs=sc.area.urban.crs, where=sc.area.urban.where)
         except InputError as err:
             probs.append(_as_problem(err, "area.urban"))
     if sc.area.seat is not None and area_wgs is not None:
@@ -616,9 +647,30 @@ def validate(path: str | Path) -> list[Problem]:
             group_specs[g] = {"share": spec.share}
         elif exists(spec, f"population.groups.{g}"):
             group_specs[g] = spec
+    spread = sc.population.spread_over
+    if spread is not None and exists(spread.path, "population.spread_over"):
+        from coverage.io import apply_declared_crs, read_vector
+
+        try:
+            w = apply_declared_crs(
+                read_vector(spread.path, layer=spread.layer, what_zh="建筑/居住用地", what_en="buildings / residential land-use", where=spread.where),
+                spread.crs, spread.path,
+            )
+            if w.empty:
+                probs.append(Problem(
+                    zh="用于分配人口的图层是空的（0 个要素）；人口将在每个粗网格内均匀分布。",
+                    en="the layer to spread population over is empty (0 features); people stay uniform inside each coarse cell.",
+                    file=str(spread.path), field="population.spread_over", severity="warning",
+                ))
+        except InputError as err:
+            probs.append(_as_problem(err, "population.spread_over"))
     if pop_ok:
         try:
-            grid = ipop.read_population(sc.population.total, group_specs, area=area, target_crs=target, kind=sc.population.kind, resolution=sc.population.resolution)
+            grid = ipop.read_population(
+                sc.population.total, group_specs, area=area,
+                target_crs=ipop.source_crs(sc.population.total) if spread is not None else target,
+                kind=sc.population.kind, resolution=None if spread is not None else sc.population.resolution,
+            )
             if float(grid.total.sum()) <= 0:
                 probs.append(Problem(zh="评估范围内人口为 0。", en="the population inside the area is 0.", file=str(sc.population.total), field="population.total"))
         except InputError as err:

@@ -1,0 +1,292 @@
+"""Siting runs and plan comparison on top of :mod:`coverage.pipeline` (``covplan site``/``compare``).
+
+Siting (``site_scenario``) for one service:
+
+1. evaluate the baseline (circle times for every rule);
+2. candidates = the scenario's candidate layer, plus ``generate`` sites from population-weighted
+   k-means over the people the service's circles miss (:func:`coverage.siting.generate_candidates`);
+3. one cover matrix for the service: a row per (headline rule, demand cell) with people of the
+   rule's group on the rule's side (urban/rural); a column per existing facility of the service
+   (locked, always selected) and per candidate; an entry where the site reaches the cell within the
+   rule's threshold on the rule's mode (:func:`coverage.access.catchments`, sparse);
+4. solve MCLP (``--add N``) or LSCP (``--target-share S``) with :mod:`coverage.siting`, which reports
+   the optimality gap;
+5. add the chosen sites as facilities, evaluate again, and write the plan's outputs with the proposed
+   projects ranked in ``gaps.xlsx`` and a comparison with the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.spatial import cKDTree
+
+from coverage import access, categories, compare, evaluate, pipeline, siting
+from coverage.errors import InputError
+
+
+@dataclass
+class SiteRun:
+    """Outcome of a siting run."""
+
+    base: pipeline.RunResult
+    plan: pipeline.RunResult
+    proposed: gpd.GeoDataFrame
+    solution: siting.SitingResult
+    diff: pd.DataFrame
+
+
+def candidate_sites(model: pipeline.Model, service: str, generate: int = 0, seed: int = 0) -> gpd.GeoDataFrame:
+    """The scenario's candidates plus ``generate`` sites at the weighted centres of unserved people.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        ``cid, name, kind, nature (建设性质), cost, source, geometry`` in the model CRS.
+    """
+    inputs = model.inputs
+    frames = []
+    if inputs.candidates is not None and len(inputs.candidates):
+        c = inputs.candidates.copy()
+        c["source"] = "candidates"
+        frames.append(c)
+    if generate > 0:
+        cells = model.cells
+        pop, cov = evaluate.service_cells(cells, inputs.preset, service)
+        lack = pop - cov
+        xy = np.column_stack([cells.geometry.x, cells.geometry.y])
+        idx = siting.generate_candidates(xy, lack, generate, seed=seed)
+        if len(idx):
+            frames.append(gpd.GeoDataFrame({
+                "cid": [f"G{i + 1:03d}" for i in range(len(idx))],
+                "name": [f"{cells['unit_name'].iloc[i]}规划点位{k + 1}" for k, i in enumerate(idx)],
+                "kind": "生成点位", "nature": "新建", "cost": np.nan, "source": "generated",
+            }, geometry=cells.geometry.iloc[idx].to_numpy(), crs=cells.crs))
+    if not frames:
+        raise InputError(
+            "没有候选点位：情景未提供 candidates，且未要求生成（--generate N）。",
+            "No candidate sites: the scenario has no candidates and none were generated (--generate N).",
+            field="candidates",
+        )
+    out = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+    return out.reset_index(drop=True)
+
+
+def service_cover(
+    model: pipeline.Model, service: str, candidates: gpd.GeoDataFrame
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Cover matrix of a service: rows (rule, cell), columns existing facilities then candidates.
+
+    Returns
+    -------
+    cover : scipy.sparse.csr_matrix
+        Bool, rows × (n_existing + n_candidates).
+    weights : numpy.ndarray
+        People of the rule's group per row.
+    locked : numpy.ndarray
+        Column indices of the existing facilities.
+    rows : pandas.DataFrame
+        ``rule_id``, ``cell`` position per row (to map the solution back to cells).
+    """
+    inputs = model.inputs
+    preset = inputs.preset
+    fac = inputs.facilities
+    sides = preset.headline(service)
+    if not sides:
+        raise InputError(
+            f"标准 {preset.name} 没有服务“{service}”的服务圈规则。",
+            f"preset {preset.name} has no circle rule for service {service!r}.",
+            field="--category",
+        )
+    existing_mask = (fac["category"] == service).to_numpy()
+    n_exist, n_cand = int(existing_mask.sum()), len(candidates)
+    blocks, weights, rows = [], [], []
+    for side, rules in sides.items():
+        applies = evaluate.applies_mask(model.cells, side)
+        for rule in rules:
+            mode = pipeline._mode_of(rule, inputs.scenario)
+            g = model.graphs[mode]
+            group = model.cells[rule.group].to_numpy(dtype=float)
+            sel = np.flatnonzero(applies & (group > 0))
+            if not len(sel):
+                continue
+            d = model.snapped_cells[mode].take(sel)
+            counts = fac["ftype"].isin(rule.ftypes).to_numpy()[existing_mask]
+            ex = access.catchments(g, d, model.snapped_facilities[mode].take(existing_mask), rule.threshold, rule.unit)
+            ex = sp.csr_matrix(ex)
+            ex = sp.diags(counts.astype(float)) @ ex  # facilities of other types don't count here
+            ca = sp.csr_matrix(access.catchments(g, d, access.snap(g, candidates), rule.threshold, rule.unit))
+            m = sp.vstack([ex, ca]).T.tocsr()
+            m.data[:] = 1.0
+            m.eliminate_zeros()
+            blocks.append(m)
+            weights.append(group[sel])
+            rows.append(pd.DataFrame({"rule_id": rule.id, "cell": sel}))
+    cover = sp.vstack(blocks).tocsr().astype(bool)
+    return cover, np.concatenate(weights), np.arange(n_exist), pd.concat(rows, ignore_index=True)
+
+
+def proposed_facilities(
+    model: pipeline.Model, service: str, candidates: gpd.GeoDataFrame, result: siting.SitingResult,
+    n_exist: int,
+) -> gpd.GeoDataFrame:
+    """The chosen candidates as facility rows (with ``new_covered`` = marginal people, greedy order)."""
+    preset = model.inputs.preset
+    rules = [r for rs in preset.headline(service).values() for r in rs]
+    ftype = rules[0].proposed_ftype
+    tmpl = preset.project(ftype)
+    new = [(int(j) - n_exist, float(m)) for j, m in zip(result.selected, result.marginal) if j >= n_exist]
+    if not new:
+        return gpd.GeoDataFrame(columns=["fid", "geometry"], geometry=[], crs=candidates.crs)
+    pos = [j for j, _ in new]
+    c = candidates.iloc[pos].reset_index(drop=True)
+    lonlat = c.to_crs(4326).geometry
+    units = evaluate.assign_units(c, model.inputs.units)
+    out = gpd.GeoDataFrame({
+        "fid": [f"P-{cid}" for cid in c["cid"]],
+        "name": [f"{n}（拟建{tmpl.label}）" for n in c["name"]],
+        "category": service, "ftype": ftype, "type_raw": categories.FTYPES[ftype].label,
+        "tier": "", "capacity": tmpl.size_for(0), "capacity_unit": tmpl.scale_unit,
+        "source": "siting", "lon": lonlat.x.to_numpy(), "lat": lonlat.y.to_numpy(),
+        "cid": c["cid"].to_numpy(), "nature": c.get("nature", pd.Series("新建", index=c.index)).fillna("新建").to_numpy(),
+        "cost": pd.to_numeric(c.get("cost", pd.Series(np.nan, index=c.index)), errors="coerce").to_numpy(),
+        "unit_code": np.asarray(units), "new_covered": [m for _, m in new], "rank": np.arange(1, len(new) + 1),
+    }, geometry=c.geometry.to_numpy(), crs=c.crs)
+    codes = dict(zip(model.inputs.units["code"], model.inputs.units["name"]))
+    out["unit_name"] = out["unit_code"].map(codes).fillna("")
+    # nearest existing facility of the service (straight line), for the project note
+    fac = model.inputs.facilities[model.inputs.facilities["category"] == service]
+    if len(fac):
+        d, i = cKDTree(np.column_stack([fac.geometry.x, fac.geometry.y])).query(
+            np.column_stack([out.geometry.x, out.geometry.y])
+        )
+        out["nearest_existing"] = fac["name"].to_numpy()[i]
+        out["nearest_existing_m"] = np.round(d)
+    return out
+
+
+def proposed_gap_rows(proposed: gpd.GeoDataFrame, preset: Any, county: str, year: int) -> pd.DataFrame:
+    """Project-bank rows (kind ``proposed_site``) for the chosen sites, ranked by new people covered."""
+    rows = []
+    for r in proposed.itertuples():
+        tmpl = preset.project(r.ftype)
+        scale = tmpl.size_for(r.new_covered)
+        cost = r.cost if np.isfinite(r.cost) else tmpl.cost_for(scale)
+        near = getattr(r, "nearest_existing", "")
+        rows.append({
+            "kind": "proposed_site", "year": year, "service": r.category, "service_key": r.category,
+            "ftype": r.ftype, "ftype_label": tmpl.label,
+            "project_name": f"{r.unit_name}{r.name.split('（')[0]}{tmpl.label}{r.nature}项目",
+            "construction": r.nature, "county": county, "unit_code": r.unit_code, "unit_name": r.unit_name,
+            "village": "", "lon": r.lon, "lat": r.lat,
+            "scale": f"{scale:g}{tmpl.scale_unit}", "scale_value": scale, "scale_unit": tmpl.scale_unit,
+            "population": r.new_covered, "new_covered": r.new_covered,
+            "indicator": "15分钟服务圈覆盖", "nature": "预期性", "cost": cost,
+            "lead": preset.lead(r.category, r.ftype), "priority": "高" if r.rank <= 3 else "中",
+            "note": f"选址第{r.rank}位；最近现有设施：{near}（直线{getattr(r, 'nearest_existing_m', float('nan')):.0f} m）",
+            "rank_people": r.new_covered, "rule_id": "siting",
+        })
+    return pd.DataFrame(rows)
+
+
+def site_scenario(
+    path: str | Path, out: str | Path, service: str, add: int | None = None,
+    target_share: float | None = None, generate: int = 0, time_limit: float = 60.0,
+    console: Any = None,
+) -> SiteRun:
+    """``covplan site``: choose sites for one service and write the plan's outputs.
+
+    Parameters
+    ----------
+    path : str or Path
+        Scenario YAML.
+    out : str or Path
+        Output folder (written atomically).
+    service : str
+        ``school``, ``clinic``, ``elderly`` or ``fitness``.
+    add : int, optional
+        Number of new sites (maximal covering). Exactly one of ``add`` and ``target_share``.
+    target_share : float, optional
+        Share of the service's people to cover (set covering: fewest sites).
+    generate : int
+        Extra candidates generated from unserved people.
+    time_limit : float
+        Seconds for the solver.
+
+    Returns
+    -------
+    SiteRun
+    """
+    if service not in categories.SERVICES:
+        raise InputError(
+            f"未知服务类别 {service}，可选：{', '.join(categories.SERVICES)}。",
+            f"unknown service {service!r}; choose one of {', '.join(categories.SERVICES)}.",
+            field="--category",
+        )
+    if (add is None) == (target_share is None):
+        raise InputError("请给出 --add N 或 --target-share S 之一。", "Give exactly one of --add N or --target-share S.",
+                         field="--add/--target-share")
+    inputs = pipeline.load_inputs(path)
+    model = pipeline.build_model(inputs)
+    base = pipeline.evaluate_model(model)
+    cands = candidate_sites(model, service, generate)
+    cover, weights, locked, _rows = service_cover(model, service, cands)
+    if add is not None:
+        sol = siting.solve_max_coverage(cover, weights, p=min(add, len(cands)), locked=locked, time_limit=time_limit)
+    else:
+        total = float(weights.sum())
+        sol = siting.solve_set_cover(cover, weights, target_share=target_share, locked=locked, time_limit=time_limit)
+        sol.total_weight = total
+    proposed = proposed_facilities(model, service, cands, sol, len(locked))
+    # the plan: the same inputs with the proposed sites added, evaluated again
+    plan_inputs = pipeline.Inputs(**{**inputs.__dict__, "facilities": gpd.GeoDataFrame(
+        pd.concat([inputs.facilities, proposed[[c for c in inputs.facilities.columns if c in proposed.columns]]],
+                  ignore_index=True), crs=inputs.crs)})
+    plan_model = pipeline.build_model(plan_inputs)
+    plan = pipeline.evaluate_model(plan_model)
+    county = pipeline.county_name(inputs)
+    year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
+    plan.gaps = pd.concat([proposed_gap_rows(proposed, inputs.preset, county, year), plan.gaps], ignore_index=True)
+    diff = compare.unit_diff(base.model.cells, plan.model.cells, inputs.preset)
+    plan.summary["siting"] = {
+        "service": service, "model": "MCLP" if add is not None else "LSCP",
+        "candidates": len(cands), "selected": proposed["cid"].tolist(),
+        "new_covered": float(proposed["new_covered"].sum()) if len(proposed) else 0.0,
+        "objective": float(sol.objective), "bound": float(sol.upper_bound), "gap": float(sol.gap),
+        "method": sol.method, "proven_optimal": bool(sol.proven_optimal),
+        "seconds": float(sol.timings.get("total", np.nan)),
+    }
+    pipeline.write_outputs(plan, out, comparison=diff, proposed=proposed)
+    return SiteRun(base=base, plan=plan, proposed=proposed, solution=sol, diff=diff)
+
+
+def compare_scenarios(base_path: str | Path, plan_path: str | Path, out: str | Path) -> tuple[pipeline.RunResult, pd.DataFrame]:
+    """``covplan compare``: evaluate both scenarios and write the plan's outputs with the diff.
+
+    The diff (by service and 乡镇/街道: people newly covered, people losing coverage) goes to
+    ``comparison.csv``, the ``方案比较`` sheet of ``gaps.xlsx``, ``summary.json`` (``comparison``) and a
+    ``coverage_change`` layer of ``layers.gpkg``; facilities the plan adds are drawn on the map.
+    """
+    base = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(base_path)))
+    plan = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(plan_path)))
+    preset = base.model.inputs.preset
+    diff = compare.unit_diff(base.model.cells, plan.model.cells, preset)
+    cells = compare.cell_diff(base.model.cells, plan.model.cells, preset)
+    base_ids = set(base.model.inputs.facilities["fid"])
+    pf = plan.model.inputs.facilities
+    added = pf[~pf["fid"].isin(base_ids)]
+    county = diff[diff["unit_code"] == ""]
+    plan.summary["comparison"] = {
+        "base": base.summary["scenario"], "plan": plan.summary["scenario"],
+        "by_service": json.loads(county.to_json(orient="records", force_ascii=False)),
+    }
+    pipeline.write_outputs(plan, out, comparison=diff, proposed=added if len(added) else None,
+                           extra_layers={"coverage_change": cells})
+    return plan, diff
