@@ -61,7 +61,7 @@ def cell_diff(base_cells: gpd.GeoDataFrame, plan_cells: gpd.GeoDataFrame, preset
             continue
         b = _per_cell(base_cells, preset, service)
         p = _per_cell(plan_cells, preset, service)
-        j = b.join(p, how="outer", lsuffix="_b", rsuffix="_p")
+        j = b.merge(p, left_index=True, right_index=True, how="outer", suffixes=("_b", "_p"))
         for c in ("pop_b", "cov_b", "pop_p", "cov_p"):
             j[c] = j[c].fillna(0.0)
         delta = j["cov_p"] - j["cov_b"]
@@ -104,7 +104,7 @@ def unit_diff(base_cells: gpd.GeoDataFrame, plan_cells: gpd.GeoDataFrame, preset
             continue
         b = _per_cell(base_cells, preset, service)
         p = _per_cell(plan_cells, preset, service)
-        j = b.join(p, how="outer", lsuffix="_b", rsuffix="_p")
+        j = b.merge(p, left_index=True, right_index=True, how="outer", suffixes=("_b", "_p"))
         j[["pop_b", "cov_b", "pop_p", "cov_p"]] = j[["pop_b", "cov_b", "pop_p", "cov_p"]].fillna(0.0)
         j["unit_code"] = j["unit_code_p"].fillna(j["unit_code_b"])
         j["unit_name"] = j["unit_name_p"].fillna(j["unit_name_b"])

@@ -18,6 +18,7 @@ Siting (``site_scenario``) for one service:
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from scipy.spatial import cKDTree
 
 from coverage import access, categories, compare, evaluate, pipeline, siting
 from coverage.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -241,12 +244,26 @@ def site_scenario(
     if add is not None:
         sol = siting.solve_max_coverage(cover, weights, p=min(add, len(cands)), locked=locked, time_limit=time_limit)
     else:
+        # the planner's target is a share of all the service's people; the solver's is a share of
+        # the people some site (existing or candidate) can reach at all
         total = float(weights.sum())
-        sol = siting.solve_set_cover(cover, weights, target_share=target_share, locked=locked, time_limit=time_limit)
-        sol.total_weight = total
+        coverable = float(weights[np.asarray(cover.sum(axis=1)).ravel() > 0].sum())
+        need = target_share * total
+        if need > coverable + 1e-9:
+            log.warning(
+                "目标覆盖率 %.1f%% 不可达：现有设施与全部候选点位最多覆盖 %.1f%%，按最大可达覆盖求解。/ "
+                "target %.1f%% cannot be reached: existing sites and all candidates cover at most %.1f%%; "
+                "solving for the most that can be covered.",
+                100 * target_share, 100 * coverable / total, 100 * target_share, 100 * coverable / total,
+            )
+        share = min(1.0, need / coverable) if coverable > 0 else 1.0
+        sol = siting.solve_set_cover(cover, weights, target_share=share, locked=locked, time_limit=time_limit)
     proposed = proposed_facilities(model, service, cands, sol, len(locked))
     # the plan: the same inputs with the proposed sites added, evaluated again
-    plan_inputs = pipeline.Inputs(**{**inputs.__dict__, "facilities": gpd.GeoDataFrame(
+    label = inputs.preset.service_label(service)
+    what = f"+{add}" if add is not None else f"≥{target_share:.0%}"
+    plan_scn = inputs.scenario.model_copy(update={"name": f"{inputs.scenario.name} · 选址方案（{label} {what}）"})
+    plan_inputs = pipeline.Inputs(**{**inputs.__dict__, "scenario": plan_scn, "facilities": gpd.GeoDataFrame(
         pd.concat([inputs.facilities, proposed[[c for c in inputs.facilities.columns if c in proposed.columns]]],
                   ignore_index=True), crs=inputs.crs)})
     plan_model = pipeline.build_model(plan_inputs)

@@ -1,0 +1,77 @@
+"""`covplan site` and `covplan compare` end to end on the demo county."""
+
+from __future__ import annotations
+
+import json
+
+import openpyxl
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from coverage.cli import app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def site_out(tmp_path_factory, repo_root):
+    out = tmp_path_factory.mktemp("site") / "out"
+    res = CliRunner().invoke(app, [
+        "site", str(repo_root / "scenarios" / "demo_baseline.yaml"), "--category", "elderly",
+        "--add", "4", "--out", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    return out, res.output
+
+
+def test_site_proposes_sites_that_close_elderly_gaps(site_out, repo_root):
+    out, text = site_out
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    siting = s["siting"]
+    assert siting["model"] == "MCLP" and len(siting["selected"]) == 4
+    assert 0.0 <= siting["gap"] <= 0.01  # within 1 % of the proven bound
+    cands = pd.read_csv(repo_root / "data" / "facilities" / "candidates.csv", encoding="utf-8-sig")
+    assert set(siting["selected"]) <= set(cands["编号"])
+    cmp = pd.read_csv(out / "comparison.csv", dtype={"unit_code": str}, keep_default_na=False)
+    county = cmp[(cmp["service"] == "elderly") & (cmp["unit_code"] == "")].iloc[0]
+    # the people the chosen sites newly cover are exactly the plan's gain over the baseline
+    assert county["gained"] == pytest.approx(siting["new_covered"], rel=1e-6)
+    assert county["lost"] == 0
+    assert county["share_plan"] > county["share_base"]
+    assert s["categories"]["elderly"]["population_covered"] == pytest.approx(county["covered_plan"], rel=1e-9)
+
+
+def test_site_projects_lead_the_project_bank(site_out):
+    wb = openpyxl.load_workbook(site_out[0] / "gaps.xlsx")
+    rows = list(wb["项目库"].iter_rows(values_only=True))
+    head, body = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
+    assert "新增覆盖人口" in head
+    proposed = [r for r in body if str(r["备注"]).startswith("选址第")]
+    assert len(proposed) == 4
+    assert all(r["新增覆盖人口"] > 0 and r["建设性质"] in {"新建", "改扩建", "转型"} for r in proposed)
+    assert "方案比较" in wb.sheetnames
+
+
+def test_site_needs_add_or_target(repo_root, tmp_path):
+    res = CliRunner().invoke(app, ["site", str(repo_root / "scenarios" / "demo_baseline.yaml"),
+                                   "--category", "elderly", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 1 and "--add" in res.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_plan_with_baseline(repo_root, tmp_path):
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(app, ["compare", str(repo_root / "scenarios" / "demo_baseline.yaml"),
+                                   str(repo_root / "scenarios" / "demo_plan.yaml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    cmp = pd.read_csv(out / "comparison.csv", dtype={"unit_code": str}, keep_default_na=False)
+    el = cmp[cmp["service"] == "elderly"].set_index("unit_name")
+    # the plan adds elderly centres in 麻川乡, 青岭乡 and 峡口乡 and removes nothing
+    assert (cmp["lost"] == 0).all()
+    for town in ("麻川乡", "青岭乡", "峡口乡"):
+        assert el.loc[town, "gained"] > 0
+    assert el.loc["城关街道", "gained"] == 0
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert s["scenario"] == "示例县 养老服务补短板方案"
+    assert s["comparison"]["base"] == "示例县 现状评估"
