@@ -1,0 +1,221 @@
+"""Compiled shortest-path kernels (numba, ``cache=True``) used by :mod:`coverage.access`.
+
+All kernels work on a CSR graph (``indptr``, ``indices``, ``weight``) and a binary heap with lazy
+deletion in arrays of ``n_edges + n_sources + 1`` slots (the most pushes a search can make), so memory
+is linear in the graph size; catchment output buffers grow by doubling.
+
+* :func:`multi_source` — one bounded multi-source Dijkstra. Each source node starts with its own
+  initial distance (the off-network leg of the facility standing on it: the "virtual source" trick),
+  so the result is ``min over facilities f of (leg_f + d(f, node))`` and the label of that facility.
+* :func:`catchments` — one bounded single-source Dijkstra per site, visiting only reached nodes and
+  resetting only the nodes it touched, then mapping reached nodes to demand cells through a CSR
+  node → cells index. Releases the GIL (``nogil=True``) so chunks of sites run in threads.
+
+Note on the import: numba's ``numba.misc.coverage_support`` does ``import coverage`` to talk to
+coverage.py. Inside this package that name is *us*, which breaks numba's import; so numba is imported
+here with ``sys.modules["coverage"]`` hidden for the duration, making numba see no coverage.py.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+
+def _import_numba():
+    saved = sys.modules.get("coverage")
+    sys.modules["coverage"] = None  # type: ignore[assignment]  # ImportError for numba's probe
+    try:
+        import numba
+    finally:
+        if saved is not None:
+            sys.modules["coverage"] = saved
+        else:
+            del sys.modules["coverage"]
+    return numba
+
+
+numba = _import_numba()
+njit = numba.njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _push(hd, hn, size, d, node):
+    """Push ``(d, node)`` onto the heap held in ``hd, hn[:size]``; returns the new size.
+
+    The arrays must have room: callers size them to ``n_edges + n_sources + 1``, the most pushes a
+    lazy-deletion Dijkstra can make (one per successful relaxation, at most one per edge).
+    """
+    i = size
+    size += 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if hd[p] > d or (hd[p] == d and hn[p] > node):
+            hd[i] = hd[p]
+            hn[i] = hn[p]
+            i = p
+        else:
+            break
+    hd[i] = d
+    hn[i] = node
+    return size
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pop(hd, hn, size):
+    """Pop the smallest ``(d, node)`` (ties: lowest node); returns ``d, node, size``."""
+    d0 = hd[0]
+    n0 = hn[0]
+    size -= 1
+    if size > 0:
+        d = hd[size]
+        node = hn[size]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= size:
+                break
+            if c + 1 < size and (hd[c + 1] < hd[c] or (hd[c + 1] == hd[c] and hn[c + 1] < hn[c])):
+                c += 1
+            if hd[c] < d or (hd[c] == d and hn[c] < node):
+                hd[i] = hd[c]
+                hn[i] = hn[c]
+                i = c
+            else:
+                break
+        hd[i] = d
+        hn[i] = node
+    return d0, n0, size
+
+
+@njit(cache=True, nogil=True)
+def multi_source(indptr, indices, weight, src_node, src_init, limit):
+    """Bounded multi-source Dijkstra with per-source initial distances.
+
+    Parameters
+    ----------
+    indptr, indices, weight : ndarray
+        CSR graph (int64, int64, float64).
+    src_node : ndarray of int64
+        Node of each source.
+    src_init : ndarray of float64
+        Initial distance of each source (its off-network leg).
+    limit : float
+        Nodes farther than this are left at ``inf``.
+
+    Returns
+    -------
+    dist : ndarray of float64, shape (n_nodes,)
+    label : ndarray of int64, shape (n_nodes,)
+        Index (into the source arrays) of the source that reaches the node first, -1 if none.
+    """
+    n = indptr.shape[0] - 1
+    dist = np.full(n, np.inf)
+    label = np.full(n, -1, dtype=np.int64)
+    cap = indices.shape[0] + src_node.shape[0] + 1
+    hd = np.empty(cap, dtype=np.float64)
+    hn = np.empty(cap, dtype=np.int64)
+    size = 0
+    for s in range(src_node.shape[0]):
+        u = src_node[s]
+        d = src_init[s]
+        if d <= limit and d < dist[u]:
+            dist[u] = d
+            label[u] = s
+            size = _push(hd, hn, size, d, u)
+    while size > 0:
+        d, u, size = _pop(hd, hn, size)
+        if d > dist[u]:
+            continue
+        lab = label[u]
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            nd = d + weight[k]
+            if nd <= limit and nd < dist[v]:
+                dist[v] = nd
+                label[v] = lab
+                size = _push(hd, hn, size, nd, v)
+    return dist, label
+
+
+@njit(cache=True, nogil=True)
+def catchments(indptr, indices, weight, site_node, site_init, limit, cell_ptr, cell_ids, cell_leg):
+    """Bounded single-source Dijkstra per site, mapped to demand cells.
+
+    Parameters
+    ----------
+    indptr, indices, weight : ndarray
+        CSR graph.
+    site_node : ndarray of int64
+        Node of each site (sites without road access are not passed in).
+    site_init : ndarray of float64
+        Leg of each site.
+    limit : float
+    cell_ptr, cell_ids : ndarray of int64
+        CSR index node → demand cells standing on it (only cells with road access).
+    cell_leg : ndarray of float64
+        Leg of each demand cell (by cell id).
+
+    Returns
+    -------
+    rows, cols : ndarray of int64
+        Position of the site in ``site_node``, and the demand cell id.
+    vals : ndarray of float64
+        Total time (site leg + network + cell leg), only entries ``<= limit``.
+    """
+    n = indptr.shape[0] - 1
+    dist = np.full(n, np.inf)
+    touched = np.empty(n, dtype=np.int64)
+    hd = np.empty(indices.shape[0] + 2, dtype=np.float64)
+    hn = np.empty(indices.shape[0] + 2, dtype=np.int64)
+    cap = 1024
+    rows = np.empty(cap, dtype=np.int64)
+    cols = np.empty(cap, dtype=np.int64)
+    vals = np.empty(cap, dtype=np.float64)
+    nout = 0
+    for s in range(site_node.shape[0]):
+        src = site_node[s]
+        d0 = site_init[s]
+        if not (d0 <= limit):
+            continue
+        ntouch = 0
+        dist[src] = d0
+        touched[ntouch] = src
+        ntouch += 1
+        size = 0
+        size = _push(hd, hn, size, d0, src)
+        while size > 0:
+            d, u, size = _pop(hd, hn, size)
+            if d > dist[u]:
+                continue
+            # settled: emit the cells on this node
+            for c in range(cell_ptr[u], cell_ptr[u + 1]):
+                cid = cell_ids[c]
+                t = d + cell_leg[cid]
+                if t <= limit:
+                    if nout == cap:
+                        cap *= 2
+                        r2 = np.empty(cap, dtype=np.int64)
+                        c2 = np.empty(cap, dtype=np.int64)
+                        v2 = np.empty(cap, dtype=np.float64)
+                        r2[:nout] = rows[:nout]
+                        c2[:nout] = cols[:nout]
+                        v2[:nout] = vals[:nout]
+                        rows, cols, vals = r2, c2, v2
+                    rows[nout] = s
+                    cols[nout] = cid
+                    vals[nout] = t
+                    nout += 1
+            for k in range(indptr[u], indptr[u + 1]):
+                v = indices[k]
+                nd = d + weight[k]
+                if nd <= limit and nd < dist[v]:
+                    if dist[v] == np.inf:
+                        touched[ntouch] = v
+                        ntouch += 1
+                    dist[v] = nd
+                    size = _push(hd, hn, size, nd, v)
+        for i in range(ntouch):
+            dist[touched[i]] = np.inf
+    return rows[:nout].copy(), cols[:nout].copy(), vals[:nout].copy()

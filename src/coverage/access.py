@@ -1,0 +1,523 @@
+"""Accessibility on a :class:`~coverage.network.RoadGraph`: snapping, nearest facility, catchments,
+counts and the enhanced two-step floating catchment area (E2SFCA).
+
+Travel time from a demand cell ``i`` to a facility ``j`` is::
+
+    t(i, j) = leg_j + d(node_j, node_i) + leg_i
+
+where ``leg`` is the straight off-network walk from the point to its snapped road node at
+``settings.SNAP_KMH`` and ``d`` is the network shortest path **from the facility node to the cell
+node** (the direction matters on one-way streets in ``drive`` mode: it is the time for the service,
+or the trip back home; on walk/ebike graphs both directions are equal). Points whose nearest road node
+is farther than ``settings.SNAP_MAX_M`` have no road access (无道路可达): they keep their row and get
+``inf`` times, zero counts and zero accessibility, and are listed by ``Snapped.ok == False``.
+
+Every query is computed by compiled kernels (:mod:`coverage._kernels`):
+
+* :func:`nearest` / :func:`nearest_time` / :func:`nearest_distance` run **one** bounded multi-source
+  Dijkstra per call, where each facility node starts at its own leg (a "virtual source" joined to all
+  facilities by edges of leg length), then add each cell's leg.
+* :func:`catchments` runs one bounded single-source Dijkstra per site that visits only reached nodes
+  and resets only what it touched (never a dense sites × nodes matrix), in threads over chunks of sites.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from scipy.sparse import csr_array
+
+from coverage import _kernels, settings
+from coverage.errors import InputError
+from coverage.network import RoadGraph
+
+__all__ = [
+    "Snapped",
+    "snap",
+    "nearest",
+    "nearest_time",
+    "nearest_distance",
+    "catchments",
+    "count_within",
+    "population_within",
+    "e2sfca",
+    "step_weights",
+    "gaussian_weight",
+]
+
+#: E2SFCA step decay (Luo & Qi 2009): weight by thirds of the threshold T.
+STEP_ZONES: tuple[tuple[float, float], ...] = ((1 / 3, 1.0), (2 / 3, 0.68), (1.0, 0.22))
+#: Gaussian decay: weight at the threshold T.
+GAUSSIAN_W_AT_T: float = 0.01
+
+
+@dataclass(eq=False)
+class Snapped:
+    """Points snapped to their nearest road node.
+
+    Attributes
+    ----------
+    node : ndarray of int64
+        Nearest kept road node (also set where ``ok`` is False).
+    leg_m : ndarray of float64
+        Straight-line distance to that node, metres (``inf`` for a missing geometry).
+    leg_min : ndarray of float64
+        The same at ``settings.SNAP_KMH``, minutes.
+    ok : ndarray of bool
+        ``leg_m <= max_leg_m``; False means "no road access" (无道路可达).
+    index : pandas.Index
+        Index of the input points, in order.
+    """
+
+    node: NDArray[np.int64]
+    leg_m: NDArray[np.float64]
+    leg_min: NDArray[np.float64]
+    ok: NDArray[np.bool_]
+    index: pd.Index
+
+    def __len__(self) -> int:
+        return int(self.node.shape[0])
+
+    def take(self, mask: ArrayLike) -> "Snapped":
+        """The snapped points selected by a boolean mask (or integer positions), index kept."""
+        sel = np.asarray(mask)
+        if sel.dtype == bool:
+            sel = np.flatnonzero(sel)
+        return Snapped(self.node[sel], self.leg_m[sel], self.leg_min[sel], self.ok[sel], self.index[sel])
+
+
+def _tree(graph: RoadGraph):
+    if graph._tree is None:
+        from scipy.spatial import cKDTree
+
+        graph._tree = cKDTree(np.column_stack([graph.x, graph.y]))
+    return graph._tree
+
+
+def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapped:
+    """Snap points to their nearest road node (``scipy.spatial.cKDTree`` on node coordinates).
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    points : GeoDataFrame or GeoSeries
+        Points (other geometries use their representative point). Reprojected to ``graph.crs`` when
+        they have another CRS; a layer without a CRS is taken to be in ``graph.crs``.
+    max_leg_m : float, optional
+        Longest allowed off-network leg, default ``settings.SNAP_MAX_M``.
+
+    Returns
+    -------
+    Snapped
+        One row per input row, in order; rows beyond ``max_leg_m`` or without geometry have
+        ``ok=False`` and are reported, never dropped.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if isinstance(points, Snapped):
+        return points
+    if isinstance(points, gpd.GeoDataFrame):
+        geom = points.geometry
+    elif isinstance(points, gpd.GeoSeries):
+        geom = points
+    else:
+        raise TypeError("points must be a GeoDataFrame or GeoSeries")
+    max_leg_m = settings.SNAP_MAX_M if max_leg_m is None else float(max_leg_m)
+    if geom.crs is not None and not graph.crs.equals(geom.crs):
+        geom = geom.to_crs(graph.crs)
+    arr = geom.to_numpy()
+    missing = shapely.is_missing(arr) | shapely.is_empty(arr)
+    pts = arr.copy()
+    not_point = ~missing & (shapely.get_type_id(np.where(missing, None, arr)) != 0)
+    if not_point.any():
+        pts[not_point] = shapely.point_on_surface(arr[not_point])
+    xy = np.full((len(arr), 2), np.nan)
+    if (~missing).any():
+        xy[~missing, 0] = shapely.get_x(pts[~missing])
+        xy[~missing, 1] = shapely.get_y(pts[~missing])
+    n = len(arr)
+    node = np.zeros(n, dtype=np.int64)
+    leg = np.full(n, np.inf)
+    good = np.isfinite(xy).all(axis=1)
+    if graph.n_nodes and good.any():
+        d, i = _tree(graph).query(xy[good], k=1)
+        node[good] = i
+        leg[good] = d
+    ok = leg <= max_leg_m
+    return Snapped(
+        node=node,
+        leg_m=leg,
+        leg_min=leg / settings.kmh_to_m_per_min(settings.SNAP_KMH),
+        ok=ok,
+        index=pd.Index(geom.index),
+    )
+
+
+def _as_snapped(graph: RoadGraph, pts: Any) -> Snapped:
+    s = snap(graph, pts)
+    if len(s) and s.node.max(initial=0) >= graph.n_nodes:
+        raise ValueError("Snapped points belong to another graph (node number out of range)")
+    return s
+
+
+def _leg(s: Snapped, weight: str) -> NDArray[np.float64]:
+    return s.leg_min if weight == "minutes" else s.leg_m
+
+
+def _check_limit(limit: float) -> float:
+    limit = float(limit)
+    if not (limit >= 0) or math.isnan(limit):
+        raise ValueError("the limit must be a non-negative number")
+    return limit
+
+
+def nearest(
+    graph: RoadGraph,
+    demand: Any,
+    facilities: Any,
+    limit: float = 15.0,
+    weight: str = "minutes",
+) -> pd.DataFrame:
+    """Nearest facility of every demand point, and the time (or distance) to it.
+
+    One bounded multi-source Dijkstra per call (facilities as sources with their legs as initial
+    distances), then each demand point's own leg is added.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    demand, facilities : Snapped, GeoDataFrame or GeoSeries
+        GeoDataFrames are snapped on the fly.
+    limit : float
+        Largest time (minutes) or distance (metres) looked for, per ``weight``; beyond it ``inf``.
+    weight : {"minutes", "metres"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index = demand index; column ``minutes`` (or ``metres``): float, ``inf`` beyond ``limit`` or
+        with no road access; column ``facility``: index label of the nearest facility, None if none.
+        On exact ties the facility found first is given (deterministic).
+    """
+    d, f, fsel, val, lab = _nearest_arrays(graph, demand, facilities, limit, weight)
+    weight = "metres" if weight in ("metres", "meters", "length") else weight
+    has = np.isfinite(val) & (lab >= 0)
+    fac = np.full(len(d), None, dtype=object)
+    if has.any():
+        fac[has] = np.asarray(f.index, dtype=object)[fsel[lab[has]]]
+    out = pd.DataFrame({weight: val}, index=d.index)
+    out["facility"] = pd.Series(fac, index=d.index, dtype=object)
+    return out
+
+
+def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float, weight: str):
+    """Shared core of :func:`nearest`: one multi-source search, then the demand legs."""
+    weight = "metres" if weight in ("metres", "meters", "length") else weight
+    w = graph.weights(weight)
+    limit = _check_limit(limit)
+    d = _as_snapped(graph, demand)
+    f = _as_snapped(graph, facilities)
+    fsel = np.flatnonzero(f.ok)
+    dist, label = _kernels.multi_source(
+        graph.indptr, graph.indices, w, f.node[fsel].astype(np.int64),
+        _leg(f, weight)[fsel].astype(np.float64), limit,
+    )
+    val = dist[d.node] + _leg(d, weight)
+    val[~(d.ok & (val <= limit))] = np.inf
+    return d, f, fsel, val, label[d.node]
+
+
+def nearest_time(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: float = 15.0) -> pd.Series:
+    """Minutes from every demand point to its nearest facility (``inf`` beyond ``max_minutes``).
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    demand, facilities : Snapped, GeoDataFrame or GeoSeries
+    max_minutes : float
+
+    Returns
+    -------
+    pandas.Series
+        Float minutes, index = demand index, name ``"minutes"``; ``inf`` beyond the limit or where
+        the demand point or every facility has no road access.
+    """
+    d, _, _, val, _ = _nearest_arrays(graph, demand, facilities, max_minutes, "minutes")
+    return pd.Series(val, index=d.index, name="minutes")
+
+
+def nearest_distance(graph: RoadGraph, demand: Any, sources: Any, max_metres: float = 15000.0) -> pd.Series:
+    """Network metres from every demand point to its nearest source (the 15 km 城乡服务圈).
+
+    Off-network legs count with their metres at both ends.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    demand, sources : Snapped, GeoDataFrame or GeoSeries
+    max_metres : float
+
+    Returns
+    -------
+    pandas.Series
+        Float metres, ``inf`` beyond ``max_metres`` or with no road access; name ``"metres"``.
+    """
+    d, _, _, val, _ = _nearest_arrays(graph, demand, sources, max_metres, "metres")
+    return pd.Series(val, index=d.index, name="metres")
+
+
+def _cell_index(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
+    """CSR node → demand cells (cells with road access only)."""
+    cells = np.flatnonzero(d.ok).astype(np.int64)
+    nodes = d.node[cells]
+    order = np.argsort(nodes, kind="stable")
+    ptr = np.zeros(graph.n_nodes + 1, dtype=np.int64)
+    np.cumsum(np.bincount(nodes, minlength=graph.n_nodes), out=ptr[1:])
+    return ptr, cells[order], _leg(d, weight).astype(np.float64)
+
+
+def catchments(
+    graph: RoadGraph,
+    demand: Any,
+    sites: Any,
+    max_minutes: float = 15.0,
+    weight: str = "minutes",
+    n_threads: int | None = None,
+) -> csr_array:
+    """Which demand cells each site reaches within the limit, and in how long.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    demand, sites : Snapped, GeoDataFrame or GeoSeries
+    max_minutes : float
+        Limit in the unit of ``weight``.
+    weight : {"minutes", "metres"}
+    n_threads : int, optional
+        Threads over chunks of sites (default: number of CPUs, at most 8). Results do not depend on it.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(len(sites), len(demand))``, rows in site order, columns in demand order; data = time
+        including both legs, stored for every pair within the limit **including exact zeros** (a cell
+        on the site's node with no legs). Use the sparsity structure (``.indices``), not ``data > 0``,
+        to tell coverage. Sites or cells without road access have empty rows/columns.
+    """
+    weight = "metres" if weight in ("metres", "meters", "length") else weight
+    w = graph.weights(weight)
+    limit = _check_limit(max_minutes)
+    d = _as_snapped(graph, demand)
+    s = _as_snapped(graph, sites)
+    ptr, cell_ids, cell_leg = _cell_index(graph, d, weight)
+    sel = np.flatnonzero(s.ok).astype(np.int64)
+    snode = s.node[sel].astype(np.int64)
+    sinit = _leg(s, weight)[sel].astype(np.float64)
+    n_threads = n_threads or min(os.cpu_count() or 1, 8)
+    n_threads = max(1, min(int(n_threads), len(sel) // 16 or 1))
+    chunks = np.array_split(np.arange(len(sel)), n_threads)
+
+    def run(ch: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+        r, c, v = _kernels.catchments(
+            graph.indptr, graph.indices, w, snode[ch], sinit[ch], limit, ptr, cell_ids, cell_leg
+        )
+        return sel[ch][r] if len(ch) else r, c, v
+
+    if n_threads == 1:
+        parts = [run(chunks[0])]
+    else:
+        with ThreadPoolExecutor(n_threads) as ex:
+            parts = list(ex.map(run, chunks))
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+    order = np.lexsort((cols, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    indptr = np.zeros(len(s) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(s)), out=indptr[1:])
+    return csr_array((vals, cols, indptr), shape=(len(s), len(d)))
+
+
+def count_within(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: float = 15.0) -> pd.Series:
+    """Number of facilities each demand point reaches within ``max_minutes``.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    demand, facilities : Snapped, GeoDataFrame or GeoSeries
+    max_minutes : float
+
+    Returns
+    -------
+    pandas.Series
+        int64 counts, index = demand index, name ``"count"`` (0 with no road access).
+    """
+    d = _as_snapped(graph, demand)
+    C = catchments(graph, d, facilities, max_minutes)
+    counts = np.bincount(C.indices, minlength=len(d)).astype(np.int64)
+    return pd.Series(counts, index=d.index, name="count")
+
+
+def population_within(catchment_matrix: csr_array, pop: ArrayLike) -> NDArray[np.float64]:
+    """People each site reaches: the sum of ``pop`` over the cells in its catchment.
+
+    Parameters
+    ----------
+    catchment_matrix : scipy.sparse.csr_array
+        From :func:`catchments` (sites × demand cells).
+    pop : array_like
+        Population of each demand cell, in the matrix's column order (NaN counts as 0).
+
+    Returns
+    -------
+    ndarray of float64
+        One value per site.
+    """
+    C = csr_array(catchment_matrix)
+    p = np.nan_to_num(np.asarray(pop, dtype=np.float64), nan=0.0)
+    if p.shape[0] != C.shape[1]:
+        raise ValueError(f"pop has {p.shape[0]} values but the matrix has {C.shape[1]} cells")
+    row = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
+    return np.bincount(row, weights=p[C.indices], minlength=C.shape[0]).astype(np.float64)
+
+
+def step_weights(t: ArrayLike, max_minutes: float) -> NDArray[np.float64]:
+    """E2SFCA step decay: 1.0 for ``t <= T/3``, 0.68 for ``t <= 2T/3``, 0.22 for ``t <= T``, else 0."""
+    t = np.asarray(t, dtype=np.float64)
+    out = np.zeros_like(t)
+    lo = -np.inf
+    for frac, wgt in STEP_ZONES:
+        hi = frac * max_minutes
+        out[(t > lo) & (t <= hi)] = wgt
+        lo = hi
+    return out
+
+
+def gaussian_weight(t: ArrayLike, max_minutes: float) -> NDArray[np.float64]:
+    """E2SFCA Gaussian decay ``W = exp(-0.5 (t/β)²)`` with ``β = T / sqrt(-2 ln 0.01)``.
+
+    So ``W(0) = 1`` and ``W(T) = 0.01``; ``W = 0`` beyond ``T``.
+    """
+    t = np.asarray(t, dtype=np.float64)
+    beta = max_minutes / math.sqrt(-2.0 * math.log(GAUSSIAN_W_AT_T))
+    return np.where(t <= max_minutes, np.exp(-0.5 * (t / beta) ** 2), 0.0)
+
+
+def _values(obj: Any, spec: Any, n: int, what: str) -> NDArray[np.float64]:
+    if isinstance(spec, str):
+        if not hasattr(obj, "columns") or spec not in obj.columns:
+            raise InputError(
+                zh=f"缺少{what}字段“{spec}”。",
+                en=f"the {what} field '{spec}' is missing.",
+                field=spec,
+            )
+        vals = pd.to_numeric(obj[spec], errors="coerce").to_numpy(dtype=np.float64)
+    else:
+        vals = np.asarray(spec, dtype=np.float64)
+    if vals.shape[0] != n:
+        raise ValueError(f"{what}: {vals.shape[0]} values for {n} rows")
+    return vals
+
+
+def e2sfca(
+    graph: RoadGraph,
+    demand: Any,
+    facilities: Any,
+    max_minutes: float = 15.0,
+    capacity: str | ArrayLike = "capacity",
+    population: str | ArrayLike = "pop",
+    decay: str = "step",
+) -> pd.Series:
+    """Enhanced two-step floating catchment area accessibility (Luo & Qi 2009).
+
+    Step 1, supply-to-demand ratio of each facility ``j``::
+
+        R_j = S_j / Σ_k P_k W(d_kj)        (R_j = 0 when no population is reached)
+
+    Step 2, accessibility of each demand cell ``i``::
+
+        A_i = Σ_j R_j W(d_ij)
+
+    with ``d`` the travel time incl. both legs, and ``W`` = :func:`step_weights` (``"step"``: 1.0,
+    0.68, 0.22 on the thirds of T) or :func:`gaussian_weight` (``"gaussian"``: W(0)=1, W(T)=0.01),
+    ``W = 0`` beyond ``T``. ``A_i`` is supply per person (e.g. beds per resident).
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    demand, facilities : GeoDataFrame (or Snapped with explicit arrays)
+    max_minutes : float
+    capacity : str or array_like
+        Facility column (or values) with the supply S_j. Missing capacities are refused.
+    population : str or array_like
+        Demand column (or values) with P_k (NaN counts as 0).
+    decay : {"step", "gaussian"}
+
+    Returns
+    -------
+    pandas.Series
+        ``A_i``, index = demand index, name ``"e2sfca"``; 0 for cells with no facility in reach or
+        no road access.
+    """
+    if decay not in ("step", "gaussian"):
+        raise ValueError("decay must be 'step' or 'gaussian'")
+    wfun = step_weights if decay == "step" else gaussian_weight
+    d = _as_snapped(graph, demand)
+    f = _as_snapped(graph, facilities)
+    S = _values(facilities, capacity, len(f), "capacity 容量")
+    P = np.nan_to_num(_values(demand, population, len(d), "population 人口"), nan=0.0)
+    if np.isnan(S).any():
+        bad = np.flatnonzero(np.isnan(S))
+        raise InputError(
+            zh=f"有 {len(bad)} 个设施缺少容量（如第 {bad[0] + 1} 行）；请补全容量，或改用可达数量指标。",
+            en=f"{len(bad)} facilities have no capacity (e.g. row {bad[0] + 1}); fill capacity in or use "
+            "count_within instead.",
+            row=int(bad[0] + 1),
+            field=capacity if isinstance(capacity, str) else None,
+        )
+    C = catchments(graph, d, f, max_minutes)
+    W = wfun(C.data, float(max_minutes))
+    row = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
+    demand_j = np.bincount(row, weights=P[C.indices] * W, minlength=C.shape[0])
+    with np.errstate(over="ignore"):
+        R = np.divide(S, demand_j, out=np.zeros_like(S), where=demand_j > 0)
+    A = np.bincount(C.indices, weights=R[row] * W, minlength=C.shape[1])
+    return pd.Series(A, index=d.index, name="e2sfca")
+
+
+def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minutes") -> NDArray[np.float64]:
+    """Time (or distance) from the nearest source to every road node, ``inf`` beyond ``limit``.
+
+    The same bounded multi-source search as :func:`nearest`, returned per node instead of per demand
+    point; used to draw service circles from the reached road network.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    sources : Snapped, GeoDataFrame or GeoSeries
+        Facilities (their access legs count as initial distances).
+    limit : float
+        Largest time (minutes) or distance (metres).
+    weight : {"minutes", "metres"}
+
+    Returns
+    -------
+    numpy.ndarray of float64
+        One value per node of ``graph``.
+    """
+    weight = "metres" if weight in ("metres", "meters", "length") else weight
+    f = _as_snapped(graph, sources)
+    fsel = np.flatnonzero(f.ok)
+    dist, _ = _kernels.multi_source(
+        graph.indptr, graph.indices, graph.weights(weight), f.node[fsel].astype(np.int64),
+        _leg(f, weight)[fsel].astype(np.float64), _check_limit(limit),
+    )
+    return dist

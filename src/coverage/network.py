@@ -1,0 +1,975 @@
+"""Road graphs for travel-time analysis: :class:`RoadGraph` and its builders.
+
+A :class:`RoadGraph` is a directed graph held as NumPy arrays in compressed sparse row (CSR) form:
+node coordinates ``x, y`` in one metric CRS, ``indptr``/``indices`` and two edge weights, ``minutes``
+and ``metres``. Two-way roads are stored once in each direction. Nothing in the analysis touches
+networkx; :meth:`RoadGraph.to_networkx` exists only for checks and plots.
+
+Builders
+--------
+* :func:`read_osm` — OpenStreetMap ``.osm.pbf`` (through pyrosm) or ``.osm`` XML (through osmnx).
+* :func:`read_lines` — a GPKG/SHP line layer, with an OSM ``highway`` or Geofabrik ``fclass`` road
+  class field, or with no class at all (imagery-derived networks). Lines are joined where they share
+  a vertex (coordinates equal after rounding to ``snap_m``, default 1 cm, in the metric CRS) and split
+  at every shared vertex and at every line end.
+* :func:`from_graphml`, :func:`from_networkx` — osmnx-style MultiDiGraphs.
+* :func:`from_edges` — plain arrays (used by the builders above and by tests).
+
+Modes and speeds (``coverage.settings``; override with ``speeds=``)
+-------------------------------------------------------------------
+* ``walk``: every way whose class is not in ``settings.WALK_EXCLUDE``, both directions, at
+  ``settings.WALK_KMH``. One-way tags are ignored (pedestrians may walk both ways).
+* ``ebike``: every walkable or drivable way except motorways (``WALK_EXCLUDE`` minus trunk roads),
+  both directions, at ``settings.EBIKE_KMH``.
+* ``drive``: classes in ``settings.DRIVE_KMH`` and their ``*_link`` variants, at the tagged
+  ``maxspeed`` where it parses ("50", "50 km/h", "30 mph"; "0", "none", "RU:urban" do not) and the class
+  speed otherwise; ways with no class at all drive at ``settings.DRIVE_KMH_UNKNOWN``. One-way tags are
+  respected: ``yes/true/1`` (and ``junction=roundabout``) forward, ``-1/reverse`` backward,
+  ``no/false/0`` both; in Geofabrik layers (values only ``F``/``T``/``B``) ``F`` = forward, ``T`` =
+  against the line direction, ``B`` = both.
+
+``speeds`` maps a mode name (``"walk"``, ``"ebike"``) or a drive class (``"primary"``, …, and
+``"unknown"``) to km/h.
+
+Parallel edges between the same pair of nodes keep only the quickest (least ``minutes``) one.
+
+Components (the rule)
+---------------------
+Weakly connected components are computed with ``scipy.sparse.csgraph.connected_components``
+(``connection="weak"``). Components with fewer than ``settings.MIN_COMPONENT_NODES`` nodes are
+dropped (islands from clipping, parking aisles), except that the largest component is always kept.
+Nodes used by no edge of the mode are removed first. Kept components are labelled 0, 1, … from the
+largest (ties: lowest node number first) in ``RoadGraph.component``; counts are in
+:meth:`RoadGraph.summary` and in an INFO log line. Demand and facilities are snapped to kept nodes only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from pyproj import CRS, Transformer
+
+from coverage import settings
+from coverage.crs import local_metric_crs
+from coverage.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MODES = ("walk", "ebike", "drive")
+#: Names of the road-class field looked for when ``class_field=None`` (first match wins).
+CLASS_FIELDS = ("highway", "fclass")
+#: Class values that mean "no class" (the way is then treated like an unclassified line).
+_NO_CLASS = {"", "unknown", "none", "nan", "null"}
+
+
+# --------------------------------------------------------------------------------------------------
+# the graph
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class RoadGraph:
+    """A directed road graph in CSR form (NumPy arrays only).
+
+    Attributes
+    ----------
+    x, y : ndarray of float64
+        Node coordinates in the metric CRS ``crs``.
+    indptr : ndarray of int64
+        CSR row pointer, length ``n_nodes + 1``; the edges leaving node ``u`` are
+        ``indptr[u]:indptr[u+1]``.
+    indices : ndarray of int64
+        Head node of each edge.
+    minutes, metres : ndarray of float64
+        Travel time and length of each edge.
+    mode : {"walk", "ebike", "drive"}
+    crs : pyproj.CRS
+        The metric CRS of ``x, y``.
+    component : ndarray of int32
+        Weak-component label of each node (0 = largest).
+    osmid : ndarray or None
+        Source node id (OSM id where known).
+    stats : dict
+        Build figures reported by :meth:`summary`.
+    """
+
+    x: NDArray[np.float64]
+    y: NDArray[np.float64]
+    indptr: NDArray[np.int64]
+    indices: NDArray[np.int64]
+    minutes: NDArray[np.float64]
+    metres: NDArray[np.float64]
+    mode: str
+    crs: CRS
+    component: NDArray[np.int32]
+    osmid: NDArray | None = None
+    stats: dict = field(default_factory=dict)
+    _tree: Any = field(default=None, repr=False)
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes."""
+        return int(self.x.shape[0])
+
+    @property
+    def n_edges(self) -> int:
+        """Number of directed edges."""
+        return int(self.indices.shape[0])
+
+    def weights(self, weight: str = "minutes") -> NDArray[np.float64]:
+        """Return the edge weight array ``"minutes"`` or ``"metres"``."""
+        if weight == "minutes":
+            return self.minutes
+        if weight in ("metres", "meters", "length"):
+            return self.metres
+        raise ValueError(f"unknown weight {weight!r}; use 'minutes' or 'metres'")
+
+    def tails(self) -> NDArray[np.int64]:
+        """Tail node of every edge (the CSR row expanded)."""
+        return np.repeat(np.arange(self.n_nodes, dtype=np.int64), np.diff(self.indptr))
+
+    def csr(self, weight: str = "minutes"):
+        """The graph as a ``scipy.sparse.csr_array`` of shape ``(n_nodes, n_nodes)``.
+
+        Parameters
+        ----------
+        weight : {"minutes", "metres"}
+
+        Returns
+        -------
+        scipy.sparse.csr_array
+            Row = tail, column = head, data = weight. No duplicate entries.
+        """
+        from scipy.sparse import csr_array
+
+        n = self.n_nodes
+        return csr_array((self.weights(weight), self.indices, self.indptr), shape=(n, n))
+
+    def to_networkx(self):
+        """The graph as a ``networkx.DiGraph`` with node ``x, y`` and edge ``minutes, metres``.
+
+        For checks and plots only; the analysis never uses networkx.
+        """
+        import networkx as nx
+
+        G = nx.DiGraph(crs=self.crs, mode=self.mode)
+        G.add_nodes_from(
+            (i, {"x": float(self.x[i]), "y": float(self.y[i])}) for i in range(self.n_nodes)
+        )
+        u = self.tails()
+        G.add_edges_from(
+            (int(a), int(b), {"minutes": float(t), "metres": float(m)})
+            for a, b, t, m in zip(u, self.indices, self.minutes, self.metres)
+        )
+        return G
+
+    def edges_gdf(self):
+        """The edges as a GeoDataFrame of straight segments (``u, v, minutes, metres``)."""
+        import geopandas as gpd
+        import shapely
+
+        u = self.tails()
+        v = self.indices
+        coords = np.empty((len(u), 2, 2))
+        coords[:, 0, 0], coords[:, 0, 1] = self.x[u], self.y[u]
+        coords[:, 1, 0], coords[:, 1, 1] = self.x[v], self.y[v]
+        geom = shapely.linestrings(coords)
+        return gpd.GeoDataFrame(
+            {"u": u, "v": v, "minutes": self.minutes, "metres": self.metres},
+            geometry=geom,
+            crs=self.crs,
+        )
+
+    def nodes_gdf(self):
+        """The nodes as a GeoDataFrame of points (``component``, ``osmid`` where known)."""
+        import geopandas as gpd
+
+        data = {"component": self.component}
+        if self.osmid is not None:
+            data["osmid"] = self.osmid
+        return gpd.GeoDataFrame(data, geometry=gpd.points_from_xy(self.x, self.y), crs=self.crs)
+
+    def length_km(self) -> float:
+        """Length of the road network in km, counting a two-way road once."""
+        u = self.tails()
+        v = self.indices
+        n = max(self.n_nodes, 1)
+        key = np.minimum(u, v).astype(np.int64) * n + np.maximum(u, v)
+        order = np.lexsort((self.metres, key))
+        first = np.ones(len(key), dtype=bool)
+        first[1:] = key[order][1:] != key[order][:-1]
+        return float(self.metres[order][first].sum() / 1000.0)
+
+    def summary(self) -> dict:
+        """Key figures: nodes, edges, km, components kept and dropped, mode, CRS."""
+        out = {
+            "mode": self.mode,
+            "crs": self.crs.to_string(),
+            "nodes": self.n_nodes,
+            "edges": self.n_edges,
+            "length_km": round(self.length_km(), 3),
+            "components_kept": int(self.component.max()) + 1 if self.n_nodes else 0,
+        }
+        out.update(self.stats)
+        return out
+
+
+# --------------------------------------------------------------------------------------------------
+# tag parsing
+# --------------------------------------------------------------------------------------------------
+
+_SPEED_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?", re.IGNORECASE)
+
+
+def parse_maxspeed(values: ArrayLike) -> NDArray[np.float64]:
+    """Parse OSM ``maxspeed`` values to km/h (NaN where unknown).
+
+    Accepts numbers and strings such as ``"50"``, ``"50 km/h"``, ``"30 mph"``, ``"50;60"`` (first
+    value) and lists (first parseable). ``0``, ``"none"``, ``"signals"``, ``"RU:urban"`` → NaN.
+
+    Parameters
+    ----------
+    values : array_like
+
+    Returns
+    -------
+    ndarray of float64
+    """
+    vals = list(values) if not isinstance(values, (str, bytes)) else [values]
+    out = np.full(len(vals), np.nan)
+    for i, v in enumerate(vals):
+        if isinstance(v, (list, tuple)):
+            v = next((w for w in v if w is not None), None)
+        if v is None:
+            continue
+        if isinstance(v, (int, float, np.integer, np.floating)):
+            f = float(v)
+            if math.isfinite(f) and f > 0:
+                out[i] = f
+            continue
+        m = _SPEED_RE.match(str(v))
+        if m:
+            f = float(m.group(1))
+            if m.group(2) and m.group(2).lower() == "mph":
+                f *= 1.609344
+            if f > 0:
+                out[i] = f
+    return out
+
+
+def parse_oneway(values: ArrayLike, junction: ArrayLike | None = None) -> NDArray[np.int8]:
+    """Parse one-way tags to ``1`` (forward only), ``-1`` (backward only) or ``0`` (both ways).
+
+    OSM: ``yes/true/1`` → 1, ``-1/reverse`` → -1, anything else → 0; ``junction=roundabout`` implies 1
+    where ``oneway`` is not set. Geofabrik (all values in ``F/T/B``): ``F`` → 1, ``T`` → -1, ``B`` → 0.
+    Booleans: True → 1.
+
+    Parameters
+    ----------
+    values : array_like
+    junction : array_like, optional
+
+    Returns
+    -------
+    ndarray of int8
+    """
+    s = pd.Series(list(values), dtype=object)
+    txt = s.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+    txt = txt.str.strip().str.lower()
+    nonempty = set(txt[txt != ""].unique())
+    out = np.zeros(len(s), dtype=np.int8)
+    if nonempty and nonempty <= {"f", "t", "b"}:
+        out[(txt == "f").to_numpy()] = 1
+        out[(txt == "t").to_numpy()] = -1
+    else:
+        out[txt.isin(["yes", "true", "1", "t", "y"]).to_numpy()] = 1
+        out[txt.isin(["-1", "reverse"]).to_numpy()] = -1
+    if junction is not None:
+        j = pd.Series(list(junction), dtype=object).astype(str).str.lower().to_numpy()
+        out[(txt == "").to_numpy() & (j == "roundabout")] = 1
+    return out
+
+
+def _clean_class(values: ArrayLike) -> NDArray:
+    """Road classes as lower-case str, ``""`` for no class; lists take their first element."""
+    out = []
+    for v in values:
+        if isinstance(v, (list, tuple)):
+            v = v[0] if v else None
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            out.append("")
+            continue
+        t = str(v).strip().lower()
+        out.append("" if t in _NO_CLASS else t)
+    return np.asarray(out, dtype=object)
+
+
+def _mode_speeds(
+    mode: str, cls: NDArray, maxspeed: NDArray[np.float64], speeds: dict | None
+) -> NDArray[np.float64]:
+    """km/h per way for ``mode``; NaN where the way is not usable in that mode."""
+    speeds = dict(speeds or {})
+    n = len(cls)
+    kmh = np.full(n, np.nan)
+    no_class = cls == ""
+    if mode == "walk":
+        ok = no_class | ~np.isin(cls, list(settings.WALK_EXCLUDE))
+        kmh[ok] = float(speeds.get("walk", settings.WALK_KMH))
+    elif mode == "ebike":
+        exclude = set(settings.WALK_EXCLUDE) - {"trunk", "trunk_link"}
+        ok = no_class | ~np.isin(cls, list(exclude))
+        kmh[ok] = float(speeds.get("ebike", settings.EBIKE_KMH))
+    elif mode == "drive":
+        table = dict(settings.DRIVE_KMH)
+        table.update({k: float(v) for k, v in speeds.items() if k not in MODES})
+        unknown = float(table.pop("unknown", settings.DRIVE_KMH_UNKNOWN))
+        base = np.array([c[:-5] if c.endswith("_link") else c for c in cls], dtype=object)
+        for c, v in table.items():
+            kmh[base == c] = v
+        kmh[no_class] = unknown
+        tagged = np.isfinite(maxspeed) & np.isfinite(kmh)
+        kmh[tagged] = maxspeed[tagged]
+    else:
+        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
+    return kmh
+
+
+# --------------------------------------------------------------------------------------------------
+# the common builder
+# --------------------------------------------------------------------------------------------------
+
+
+def _components(indptr, indices, n):
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import connected_components
+
+    A = csr_array((np.ones(len(indices), dtype=np.int8), indices, indptr), shape=(n, n))
+    return connected_components(A, directed=True, connection="weak")
+
+
+def from_edges(
+    x: ArrayLike,
+    y: ArrayLike,
+    u: ArrayLike,
+    v: ArrayLike,
+    minutes: ArrayLike,
+    metres: ArrayLike,
+    mode: str = "walk",
+    crs: Any = None,
+    min_component_nodes: int | None = None,
+    osmid: ArrayLike | None = None,
+    drop_unused: bool = False,
+    stats: dict | None = None,
+) -> RoadGraph:
+    """Build a :class:`RoadGraph` from directed edge arrays (node coordinates already metric).
+
+    Self-loops are dropped; parallel edges keep the one with the least ``minutes``. Then the
+    component rule of the module docstring applies.
+
+    Parameters
+    ----------
+    x, y : array_like
+        Node coordinates in ``crs``.
+    u, v : array_like of int
+        Tail and head node numbers of each directed edge.
+    minutes, metres : array_like of float
+        Edge weights (non-negative).
+    mode : {"walk", "ebike", "drive"}
+    crs : CRS-like, optional
+        Metric CRS of ``x, y`` (default EPSG:3857 only as a label for synthetic graphs).
+    min_component_nodes : int, optional
+        Default ``settings.MIN_COMPONENT_NODES``; ``1`` keeps every node.
+    osmid : array_like, optional
+        Source ids of the nodes.
+    drop_unused : bool
+        Remove nodes that no edge uses before the component rule.
+    stats : dict, optional
+        Extra figures for :meth:`RoadGraph.summary`.
+
+    Returns
+    -------
+    RoadGraph
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    minutes = np.asarray(minutes, dtype=np.float64)
+    metres = np.asarray(metres, dtype=np.float64)
+    if not (len(u) == len(v) == len(minutes) == len(metres)):
+        raise ValueError("u, v, minutes and metres must have the same length")
+    if len(u) and (min(u.min(), v.min()) < 0 or max(u.max(), v.max()) >= len(x)):
+        raise ValueError("edge end outside the node arrays")
+    if np.any(~np.isfinite(minutes)) or np.any(minutes < 0) or np.any(metres < 0):
+        raise ValueError("edge weights must be finite and non-negative")
+    mode = str(mode)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
+    crs = CRS.from_user_input(crs) if crs is not None else CRS.from_epsg(3857)
+    min_n = settings.MIN_COMPONENT_NODES if min_component_nodes is None else int(min_component_nodes)
+    stats = dict(stats or {})
+    osmid = None if osmid is None else np.asarray(osmid)
+
+    keep = u != v
+    u, v, minutes, metres = u[keep], v[keep], minutes[keep], metres[keep]
+    n = len(x)
+
+    # de-duplicate parallel edges: keep the quickest
+    key = u * max(n, 1) + v
+    order = np.lexsort((metres, minutes, key))
+    key = key[order]
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    sel = order[first]
+    u, v, minutes, metres = u[sel], v[sel], minutes[sel], metres[sel]
+
+    node_keep = np.ones(n, dtype=bool)
+    if drop_unused:
+        node_keep[:] = False
+        node_keep[u] = True
+        node_keep[v] = True
+
+    # components on the nodes still in play
+    indptr, indices = _to_csr(u, v, n)
+    n_comp, labels = _components(indptr, indices, n)
+    sizes = np.bincount(labels, weights=node_keep.astype(np.float64), minlength=n_comp).astype(np.int64)
+    real = sizes > 0
+    comp_ok = sizes >= min_n
+    if real.any() and not comp_ok.any():
+        comp_ok[int(np.argmax(sizes))] = True  # always keep the largest
+    node_keep &= comp_ok[labels]
+    stats.setdefault("nodes_in", int(n))
+    stats["components_total"] = int(real.sum())
+    stats["components_dropped"] = int((real & ~comp_ok).sum())
+    stats["nodes_dropped_small_components"] = int(sizes[real & ~comp_ok].sum())
+    stats["min_component_nodes"] = int(min_n)
+
+    new_id = np.full(n, -1, dtype=np.int64)
+    new_id[node_keep] = np.arange(int(node_keep.sum()))
+    ekeep = node_keep[u] & node_keep[v]
+    u2, v2 = new_id[u[ekeep]], new_id[v[ekeep]]
+    minutes, metres = minutes[ekeep], metres[ekeep]
+    order = np.lexsort((v2, u2))
+    u2, v2, minutes, metres = u2[order], v2[order], minutes[order], metres[order]
+    n2 = int(node_keep.sum())
+    indptr = np.zeros(n2 + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u2, minlength=n2), out=indptr[1:])
+
+    # relabel kept components: 0 = largest, ties by lowest node
+    old_lab = labels[node_keep]
+    comp_ids, first_node, inverse = np.unique(old_lab, return_index=True, return_inverse=True)
+    csize = np.bincount(inverse)
+    rank_order = np.lexsort((first_node, -csize))
+    rank = np.empty(len(comp_ids), dtype=np.int32)
+    rank[rank_order] = np.arange(len(comp_ids), dtype=np.int32)
+    component = rank[inverse].astype(np.int32)
+
+    g = RoadGraph(
+        x=np.ascontiguousarray(x[node_keep]),
+        y=np.ascontiguousarray(y[node_keep]),
+        indptr=indptr,
+        indices=np.ascontiguousarray(v2),
+        minutes=np.ascontiguousarray(minutes),
+        metres=np.ascontiguousarray(metres),
+        mode=mode,
+        crs=crs,
+        component=component,
+        osmid=None if osmid is None else osmid[node_keep],
+        stats=stats,
+    )
+    if stats.get("components_dropped"):
+        log.info(
+            "road graph (%s): kept %d components (%d nodes), dropped %d components smaller than %d nodes",
+            mode, len(comp_ids), n2, stats["components_dropped"], min_n,
+        )
+    return g
+
+
+def _to_csr(u: NDArray, v: NDArray, n: int) -> tuple[NDArray, NDArray]:
+    order = np.argsort(u, kind="stable")
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(u, minlength=n), out=indptr[1:])
+    return indptr, v[order]
+
+
+def _resolve_crs(lon: NDArray, lat: NDArray, crs: Any) -> CRS:
+    if crs is not None:
+        c = CRS.from_user_input(crs)
+        if c.is_geographic:
+            raise InputError(
+                zh=f"路网的内部坐标系必须是投影坐标系（米），而不是 {c.to_string()}。",
+                en=f"the internal road CRS must be metric (projected), not {c.to_string()}.",
+                field="crs",
+            )
+        return c
+    if len(lon) == 0:
+        raise InputError(zh="路网中没有任何道路。", en="the road network has no roads.")
+    clon = (np.nanmin(lon) + np.nanmax(lon)) / 2.0
+    clat = (np.nanmin(lat) + np.nanmax(lat)) / 2.0
+    return local_metric_crs(float(clon), float(clat))
+
+
+def _project(lon: NDArray, lat: NDArray, src: Any, dst: CRS) -> tuple[NDArray, NDArray]:
+    t = Transformer.from_crs(CRS.from_user_input(src), dst, always_xy=True)
+    x, y = t.transform(np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+    return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
+
+def _from_ways(
+    node_x: NDArray,
+    node_y: NDArray,
+    node_crs: Any,
+    u: NDArray,
+    v: NDArray,
+    metres: NDArray | None,
+    cls: NDArray,
+    oneway: NDArray,
+    maxspeed: NDArray,
+    mode: str,
+    crs: Any,
+    speeds: dict | None,
+    min_component_nodes: int | None,
+    osmid: NDArray | None = None,
+    source: str = "",
+    already_directed: bool = False,
+) -> RoadGraph:
+    """Undirected (or already directed) ways between node numbers → RoadGraph for ``mode``."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
+    node_crs = CRS.from_user_input(node_crs)
+    if node_crs.is_geographic:
+        lon, lat = node_x, node_y
+    else:
+        lon, lat = _project(node_x, node_y, node_crs, CRS.from_epsg(4326))
+    used = np.zeros(len(node_x), dtype=bool)
+    used[u] = True
+    used[v] = True
+    dst = _resolve_crs(lon[used], lat[used], crs)
+    if node_crs.equals(dst):
+        x, y = np.asarray(node_x, float), np.asarray(node_y, float)
+    else:
+        x, y = _project(node_x, node_y, node_crs, dst)
+    if metres is None:
+        metres = np.hypot(x[u] - x[v], y[u] - y[v])
+    metres = np.asarray(metres, dtype=np.float64)
+    kmh = _mode_speeds(mode, cls, np.asarray(maxspeed, dtype=np.float64), speeds)
+    ok = np.isfinite(kmh) & (kmh > 0) & np.isfinite(metres)
+    minutes = metres / (kmh * 1000.0 / 60.0)
+    if mode == "drive":
+        ow = np.zeros(len(u), dtype=np.int8) if already_directed else np.asarray(oneway, np.int8)
+        if already_directed:
+            ow[:] = 1
+    else:
+        ow = np.zeros(len(u), dtype=np.int8)
+    fwd = ok & (ow >= 0)
+    bwd = ok & (ow <= 0)
+    uu = np.concatenate([u[fwd], v[bwd]])
+    vv = np.concatenate([v[fwd], u[bwd]])
+    mm = np.concatenate([minutes[fwd], minutes[bwd]])
+    ll = np.concatenate([metres[fwd], metres[bwd]])
+    stats = {"source": source, "ways_in": int(len(u)), "ways_used": int(ok.sum())}
+    g = from_edges(
+        x, y, uu, vv, mm, ll, mode=mode, crs=dst, min_component_nodes=min_component_nodes,
+        osmid=osmid, drop_unused=True, stats=stats,
+    )
+    if g.n_nodes == 0:
+        raise InputError(
+            zh=f"{source} 中没有可用于“{mode}”方式的道路。",
+            en=f"no road usable for mode '{mode}' in {source}.",
+            file=source or None,
+        )
+    return g
+
+
+# --------------------------------------------------------------------------------------------------
+# readers
+# --------------------------------------------------------------------------------------------------
+
+
+def read_osm(
+    path: str | Path,
+    mode: str = "walk",
+    crs: Any = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    polygon: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+) -> RoadGraph:
+    """Read an OpenStreetMap extract (``.osm.pbf`` or ``.osm`` XML) into a :class:`RoadGraph`.
+
+    PBF files go through pyrosm (``get_network(network_type="walking"|"driving"|"all")``, one edge per
+    pair of consecutive OSM nodes); XML files through ``osmnx.graph_from_xml(simplify=False,
+    retain_all=True)``. Ways are then filtered by their ``highway`` tag for ``mode`` (module docstring).
+
+    Parameters
+    ----------
+    path : str or Path
+    mode : {"walk", "ebike", "drive"}
+    crs : CRS-like, optional
+        Metric CRS for the graph; default :func:`coverage.crs.local_metric_crs` of the data's centre.
+    bbox : (min_lon, min_lat, max_lon, max_lat), optional
+        Keep only ways with both ends inside.
+    polygon : shapely Polygon in lon/lat, optional
+        Keep only ways with both ends inside.
+    speeds : dict, optional
+        Speed overrides in km/h (see module docstring).
+    min_component_nodes : int, optional
+        Default ``settings.MIN_COMPONENT_NODES``.
+
+    Returns
+    -------
+    RoadGraph
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(zh=f"找不到路网文件 {path}。", en=f"road file {path} not found.", file=path)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
+    name = path.name.lower()
+    if name.endswith(".pbf"):
+        return _read_pbf(path, mode, crs, bbox, polygon, speeds, min_component_nodes)
+    if name.endswith(".osm") or name.endswith(".xml"):
+        import osmnx as ox
+
+        G = ox.graph_from_xml(path, bidirectional=(mode != "drive"), simplify=False, retain_all=True)
+        return from_networkx(
+            G, mode=mode, crs=crs, speeds=speeds, min_component_nodes=min_component_nodes,
+            bbox=bbox, polygon=polygon, source=str(path),
+        )
+    raise InputError(
+        zh=f"不支持的 OSM 文件类型：{path.name}（请用 .osm.pbf 或 .osm）。",
+        en=f"unsupported OSM file type: {path.name} (use .osm.pbf or .osm).",
+        file=path,
+    )
+
+
+def _inside(lon: NDArray, lat: NDArray, bbox, polygon) -> NDArray[np.bool_]:
+    inside = np.ones(len(lon), dtype=bool)
+    if bbox is not None:
+        x0, y0, x1, y1 = bbox
+        inside &= (lon >= x0) & (lon <= x1) & (lat >= y0) & (lat <= y1)
+    if polygon is not None:
+        import shapely
+
+        inside &= shapely.contains_xy(polygon, lon, lat) | shapely.intersects_xy(polygon, lon, lat)
+    return inside
+
+
+def _read_pbf(path, mode, crs, bbox, polygon, speeds, min_component_nodes) -> RoadGraph:
+    import pyrosm
+
+    ntype = {"walk": "walking", "drive": "driving", "ebike": "all"}[mode]
+    bounding = polygon if polygon is not None else (list(bbox) if bbox is not None else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        osm = pyrosm.OSM(str(path), bounding_box=bounding)
+        res = osm.get_network(network_type=ntype, nodes=True)
+    if res is None or res[1] is None or len(res[1]) == 0:
+        raise InputError(
+            zh=f"{path} 中没有道路（pyrosm 未返回任何 {ntype} 路网）。",
+            en=f"no roads in {path} (pyrosm returned no {ntype} network).",
+            file=path,
+        )
+    nodes, edges = res
+    ids = pd.Index(nodes["id"].to_numpy())
+    if not ids.is_unique:
+        keep = ~ids.duplicated()
+        nodes = nodes[keep]
+        ids = pd.Index(nodes["id"].to_numpy())
+    u = ids.get_indexer(edges["u"].to_numpy())
+    v = ids.get_indexer(edges["v"].to_numpy())
+    good = (u >= 0) & (v >= 0)
+    edges = edges[good]
+    u, v = u[good].astype(np.int64), v[good].astype(np.int64)
+    col = lambda c: edges[c].to_numpy() if c in edges.columns else np.full(len(edges), None, object)  # noqa: E731
+    cls = _clean_class(col("highway"))
+    g = _from_ways(
+        nodes["lon"].to_numpy(float), nodes["lat"].to_numpy(float), "EPSG:4326", u, v,
+        edges["length"].to_numpy(float), cls, parse_oneway(col("oneway"), col("junction")),
+        parse_maxspeed(col("maxspeed")), mode, crs, speeds, min_component_nodes,
+        osmid=ids.to_numpy(), source=str(path),
+    )
+    return g
+
+
+def from_networkx(
+    G: Any,
+    mode: str = "walk",
+    crs: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+    bbox: tuple[float, float, float, float] | None = None,
+    polygon: Any = None,
+    source: str = "networkx graph",
+) -> RoadGraph:
+    """Convert an osmnx-style (Multi)(Di)Graph into a :class:`RoadGraph`.
+
+    Nodes need ``x`` and ``y`` (in ``G.graph["crs"]``, default EPSG:4326). Edges may carry ``length``
+    (metres; otherwise the straight-line length is used), ``highway``, ``oneway`` and ``maxspeed``.
+    In a directed graph each edge is taken as drawn (osmnx already stores two-way roads both ways), so
+    for ``drive`` the edges are kept as directed; ``walk`` and ``ebike`` use every edge both ways.
+    Edges without a ``highway`` tag are treated as unclassified lines, except when the graph came
+    from OSM (``source`` is a .osm file), where they are not roads and are skipped.
+
+    Parameters
+    ----------
+    G : networkx graph
+    mode : {"walk", "ebike", "drive"}
+    crs : CRS-like, optional
+        Metric CRS for the result (default: local metric CRS of the data's centre).
+    speeds : dict, optional
+    min_component_nodes : int, optional
+    bbox, polygon : optional
+        Lon/lat clip, as in :func:`read_osm`.
+    source : str
+        Name used in messages.
+
+    Returns
+    -------
+    RoadGraph
+    """
+    node_ids = list(G.nodes)
+    idx = {nid: i for i, nid in enumerate(node_ids)}
+    nx_ = np.fromiter((G.nodes[n].get("x", np.nan) for n in node_ids), float, len(node_ids))
+    ny_ = np.fromiter((G.nodes[n].get("y", np.nan) for n in node_ids), float, len(node_ids))
+    node_crs = CRS.from_user_input(G.graph.get("crs", "EPSG:4326"))
+    m = G.number_of_edges()
+    u = np.empty(m, dtype=np.int64)
+    v = np.empty(m, dtype=np.int64)
+    length = np.full(m, np.nan)
+    hw: list = [None] * m
+    ms: list = [None] * m
+    for k, (a, b, d) in enumerate(G.edges(data=True)):
+        u[k], v[k] = idx[a], idx[b]
+        length[k] = float(d["length"]) if d.get("length") is not None else np.nan
+        hw[k] = d.get("highway")
+        ms[k] = d.get("maxspeed")
+    keep = np.ones(m, dtype=bool)
+    if source.lower().endswith((".osm", ".xml")):
+        keep &= np.array([h is not None for h in hw], dtype=bool)
+    if bbox is not None or polygon is not None:
+        if node_crs.is_geographic:
+            lon, lat = nx_, ny_
+        else:
+            lon, lat = _project(nx_, ny_, node_crs, CRS.from_epsg(4326))
+        ins = _inside(lon, lat, bbox, polygon)
+        keep &= ins[u] & ins[v]
+    sel = np.flatnonzero(keep)
+    u, v, length = u[sel], v[sel], length[sel]
+    cls = _clean_class([hw[i] for i in sel])
+    maxspeed = parse_maxspeed([ms[i] for i in sel])
+    metres = None if np.isnan(length).all() else length
+    if metres is not None and np.isnan(metres).any():
+        # fill missing lengths with straight-line metres (great circle)
+        from coverage.crs import haversine_m
+
+        lon, lat = (nx_, ny_) if node_crs.is_geographic else _project(nx_, ny_, node_crs, CRS.from_epsg(4326))
+        straight = haversine_m(lon[u], lat[u], lon[v], lat[v])
+        metres = np.where(np.isnan(metres), straight, metres)
+    osmid = np.asarray(node_ids, dtype=object)
+    try:
+        osmid = osmid.astype(np.int64)
+    except (TypeError, ValueError, OverflowError):
+        pass
+    return _from_ways(
+        nx_, ny_, node_crs, u, v, metres, cls, np.zeros(len(u), np.int8), maxspeed, mode,
+        crs, speeds, min_component_nodes, osmid=osmid, source=source,
+        already_directed=bool(G.is_directed()),
+    )
+
+
+def from_graphml(
+    path: str | Path,
+    mode: str = "drive",
+    crs: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+) -> RoadGraph:
+    """Read an osmnx GraphML file (``osmnx.load_graphml``) into a :class:`RoadGraph`.
+
+    Parameters
+    ----------
+    path : str or Path
+    mode : {"walk", "ebike", "drive"}
+    crs, speeds, min_component_nodes
+        As in :func:`from_networkx`.
+
+    Returns
+    -------
+    RoadGraph
+    """
+    import osmnx as ox
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(zh=f"找不到路网文件 {path}。", en=f"road file {path} not found.", file=path)
+    G = ox.load_graphml(path)
+    return from_networkx(
+        G, mode=mode, crs=crs, speeds=speeds, min_component_nodes=min_component_nodes,
+        source=str(path),
+    )
+
+
+def read_lines(
+    path: str | Path,
+    mode: str = "walk",
+    class_field: str | None = None,
+    layer: str | int | None = None,
+    crs: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+    snap_m: float = 0.01,
+    oneway_field: str | None = "oneway",
+    maxspeed_field: str | None = "maxspeed",
+) -> RoadGraph:
+    """Read a line layer (GPKG, SHP, GeoJSON …) of roads into a :class:`RoadGraph`.
+
+    Lines are joined where they share a vertex: coordinates are rounded to ``snap_m`` metres in the
+    metric CRS and compared exactly. Each line is split at every vertex used more than once in the
+    layer (crossings drawn with a shared vertex, T-junctions) and at its ends; bridges drawn without
+    a shared vertex stay unconnected, as they should.
+
+    Parameters
+    ----------
+    path : str or Path
+    mode : {"walk", "ebike", "drive"}
+    class_field : str, optional
+        Road-class field. ``None`` looks for ``highway`` then ``fclass``; with neither, every line is
+        walkable and drivable at ``settings.DRIVE_KMH_UNKNOWN``.
+    layer : str or int, optional
+    crs : CRS-like, optional
+        Metric CRS of the graph (default local metric CRS of the data's centre). A layer with no CRS
+        is taken as EPSG:4326 if its coordinates look like degrees (with a warning), else refused.
+    speeds : dict, optional
+    min_component_nodes : int, optional
+    snap_m : float
+        Vertex matching tolerance (rounding grid) in metres.
+    oneway_field, maxspeed_field : str or None
+        Field names used when present.
+
+    Returns
+    -------
+    RoadGraph
+    """
+    import geopandas as gpd
+    import shapely
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(zh=f"找不到路网文件 {path}。", en=f"road file {path} not found.", file=path)
+    kw = {} if layer is None else {"layer": layer}
+    gdf = gpd.read_file(path, **kw)
+    if gdf.crs is None:
+        b = gdf.total_bounds
+        if len(gdf) and -180 <= b[0] <= b[2] <= 180 and -90 <= b[1] <= b[3] <= 90:
+            warnings.warn(
+                f"{path.name}: 路网图层没有坐标系（缺少 .prj），按 EPSG:4326 经纬度处理 / the road layer "
+                "has no CRS (no .prj); assuming EPSG:4326 lon/lat",
+                UserWarning,
+                stacklevel=2,
+            )
+            gdf = gdf.set_crs(4326)
+        else:
+            raise InputError(
+                zh=f"路网图层 {path.name} 没有坐标系，且坐标不像经纬度；请补上 .prj 或在配置中写明 crs。",
+                en=f"road layer {path.name} has no CRS and its coordinates are not lon/lat; add a .prj "
+                "or state the crs in the scenario.",
+                file=path,
+            )
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    gdf = gdf.explode(index_parts=False, ignore_index=True)
+    gdf = gdf[gdf.geom_type == "LineString"]
+    if len(gdf) == 0:
+        raise InputError(zh=f"{path.name} 中没有线要素。", en=f"no line features in {path.name}.", file=path)
+    lonlat = gdf.geometry.to_crs(4326) if not gdf.crs.is_geographic else gdf.geometry
+    b = lonlat.total_bounds
+    dst = _resolve_crs(np.array([b[0], b[2]]), np.array([b[1], b[3]]), crs)
+    geom = gdf.geometry.to_crs(dst)
+
+    if class_field is None:
+        class_field = next((c for c in CLASS_FIELDS if c in gdf.columns), None)
+    elif class_field not in gdf.columns:
+        raise InputError(
+            zh=f"{path.name} 中没有道路等级字段“{class_field}”。",
+            en=f"road class field '{class_field}' not in {path.name}.",
+            file=path, field=class_field,
+        )
+    n_lines = len(gdf)
+    cls = _clean_class(gdf[class_field].to_numpy()) if class_field else np.full(n_lines, "", object)
+    oneway = (
+        parse_oneway(gdf[oneway_field].to_numpy())
+        if oneway_field and oneway_field in gdf.columns
+        else np.zeros(n_lines, np.int8)
+    )
+    maxspeed = (
+        parse_maxspeed(gdf[maxspeed_field].to_numpy())
+        if maxspeed_field and maxspeed_field in gdf.columns
+        else np.full(n_lines, np.nan)
+    )
+
+    coords, line = shapely.get_coordinates(geom.to_numpy(), return_index=True)
+    keys = np.round(coords / snap_m).astype(np.int64)
+    _, first_pos, vid = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    vid = vid.ravel()
+    vx, vy = coords[first_pos, 0], coords[first_pos, 1]
+    uses = np.bincount(vid, minlength=len(first_pos))
+    start = np.ones(len(line), dtype=bool)
+    start[1:] = line[1:] != line[:-1]
+    end = np.ones(len(line), dtype=bool)
+    end[:-1] = line[1:] != line[:-1]
+    is_break = start | end | (uses[vid] > 1)
+    step = np.zeros(len(line))
+    d = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
+    step[1:] = np.where(start[1:], 0.0, d)
+    cum = np.cumsum(step)
+    eu, ev, elen, eline = _split(is_break, line, vid, cum)
+    if len(eu) == 0:
+        _empty_error(path)
+    return _from_ways(
+        vx, vy, dst, eu.astype(np.int64), ev.astype(np.int64), elen, cls[eline], oneway[eline],
+        maxspeed[eline], mode, crs if crs is not None else dst, speeds, min_component_nodes,
+        source=str(path),
+    )
+
+
+def _split(is_break, line, vid, cum, rounds: int = 3):
+    """Edges between consecutive break vertices of each line.
+
+    Closed rings (an edge from a node to itself) get extra breaks at 1/3 and 2/3 of their vertices,
+    and a second edge joining the same two nodes as an earlier one gets a break at its middle vertex,
+    so that no road length is lost to self-loops or to parallel-edge de-duplication.
+    """
+    is_break = is_break.copy()
+    for _ in range(rounds + 1):
+        bpos = np.flatnonzero(is_break)
+        same = line[bpos[1:]] == line[bpos[:-1]]
+        a, b = bpos[:-1][same], bpos[1:][same]
+        eu, ev = vid[a], vid[b]
+        lo, hi = np.minimum(eu, ev), np.maximum(eu, ev)
+        key = lo.astype(np.int64) * (int(vid.max()) + 1) + hi
+        _, first = np.unique(key, return_index=True)
+        dup = np.ones(len(key), dtype=bool)
+        dup[first] = False
+        loop = eu == ev
+        inner = (b - a) > 1
+        fix_loop = loop & ((b - a) >= 3)
+        fix_dup = dup & ~loop & inner
+        if not (fix_loop.any() or fix_dup.any()):
+            break
+        is_break[a[fix_loop] + (b[fix_loop] - a[fix_loop]) // 3] = True
+        is_break[a[fix_loop] + 2 * (b[fix_loop] - a[fix_loop]) // 3] = True
+        is_break[a[fix_dup] + (b[fix_dup] - a[fix_dup]) // 2] = True
+    return eu, ev, cum[b] - cum[a], line[a]
+
+
+def _empty_error(path: Path) -> RoadGraph:
+    raise InputError(zh=f"{path.name} 中没有可用的道路段。", en=f"no usable road segment in {path.name}.", file=path)

@@ -1,0 +1,108 @@
+"""Plain-Python reference implementations (heapq Dijkstra over a dict-of-dicts graph).
+
+Deliberately naive and independent of :mod:`coverage.access`: every facility is searched on its own
+(no multi-source trick, no compiled code, no SciPy), so the fast code can be checked against it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+
+def make_adj(n, edges):
+    """``edges``: iterable of (u, v, w) directed; parallel edges keep the smallest w."""
+    adj = {i: {} for i in range(n)}
+    for u, v, w in edges:
+        if u == v:
+            continue
+        if v not in adj[u] or w < adj[u][v]:
+            adj[u][v] = w
+    return adj
+
+
+def dijkstra(adj, source, init=0.0, limit=math.inf):
+    """Distances from ``source`` (starting at ``init``) to every node reached within ``limit``."""
+    dist = {source: init}
+    heap = [(init, source)]
+    done = set()
+    while heap:
+        d, u = heapq.heappop(heap)
+        if u in done:
+            continue
+        done.add(u)
+        for v, w in adj[u].items():
+            nd = d + w
+            if nd <= limit and nd < dist.get(v, math.inf):
+                dist[v] = nd
+                heapq.heappush(heap, (nd, v))
+    return {k: v for k, v in dist.items() if v <= limit}
+
+
+def pair_times(adj, demand, facilities, limit):
+    """{(j, i): time} for every facility j and demand i within ``limit``.
+
+    ``demand`` and ``facilities``: lists of (node, leg, ok).
+    """
+    out = {}
+    for j, (fn, fl, fok) in enumerate(facilities):
+        if not fok or fl > limit:
+            continue
+        dist = dijkstra(adj, fn, fl, limit)
+        for i, (dn, dl, dok) in enumerate(demand):
+            if dok and dn in dist:
+                t = dist[dn] + dl
+                if t <= limit:
+                    out[(j, i)] = t
+    return out
+
+
+def nearest(adj, demand, facilities, limit):
+    """Per demand point: (min time or inf, set of facilities attaining it)."""
+    pt = pair_times(adj, demand, facilities, limit)
+    res = []
+    for i in range(len(demand)):
+        ts = {j: t for (j, ii), t in pt.items() if ii == i}
+        if not ts:
+            res.append((math.inf, set()))
+        else:
+            m = min(ts.values())
+            res.append((m, {j for j, t in ts.items() if t == m}))
+    return res
+
+
+def counts(adj, demand, facilities, limit):
+    pt = pair_times(adj, demand, facilities, limit)
+    c = [0] * len(demand)
+    for (_, i) in pt:
+        c[i] += 1
+    return c
+
+
+def step_w(t, T):
+    if t <= T / 3:
+        return 1.0
+    if t <= 2 * T / 3:
+        return 0.68
+    if t <= T:
+        return 0.22
+    return 0.0
+
+
+def gauss_w(t, T):
+    beta = T / math.sqrt(-2.0 * math.log(0.01))
+    return math.exp(-0.5 * (t / beta) ** 2) if t <= T else 0.0
+
+
+def e2sfca(adj, demand, facilities, limit, supply, pop, decay="step"):
+    """Luo & Qi E2SFCA by the textbook formulas."""
+    W = step_w if decay == "step" else gauss_w
+    pt = pair_times(adj, demand, facilities, limit)
+    R = []
+    for j in range(len(facilities)):
+        den = sum(pop[i] * W(t, limit) for (jj, i), t in pt.items() if jj == j)
+        R.append(supply[j] / den if den > 0 else 0.0)
+    A = [0.0] * len(demand)
+    for (j, i), t in pt.items():
+        A[i] += R[j] * W(t, limit)
+    return A

@@ -1,0 +1,219 @@
+"""Tests of coverage.network: tag parsing, the array builder, line joining and real data sources."""
+
+from __future__ import annotations
+
+import warnings
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import LineString
+
+from coverage import network, settings
+from coverage.network import parse_maxspeed, parse_oneway
+
+
+def test_parse_maxspeed():
+    got = parse_maxspeed(["50", "50 km/h", "30 mph", "none", "RU:urban", None, 0, 60, "40;60", ["70", "80"], "signals"])
+    exp = [50, 50, 30 * 1.609344, np.nan, np.nan, np.nan, np.nan, 60, 40, 70, np.nan]
+    assert np.allclose(got, exp, equal_nan=True)
+
+
+def test_parse_oneway_osm_and_geofabrik():
+    assert parse_oneway(["yes", "true", "1", "-1", "reverse", "no", None, "False"]).tolist() == [1, 1, 1, -1, -1, 0, 0, 0]
+    assert parse_oneway(["F", "T", "B", "B"]).tolist() == [1, -1, 0, 0]
+    assert parse_oneway([None, "no"], junction=["roundabout", "roundabout"]).tolist() == [1, 0]
+    assert parse_oneway([True, False]).tolist() == [1, 0]
+
+
+def test_from_edges_dedupes_drops_small_components_and_builds_csr():
+    # component A: 0-1-2 (3 nodes), component B: 3-4 (2 nodes), isolated 5
+    x = np.arange(6, dtype=float)
+    y = np.zeros(6)
+    u = [0, 1, 1, 2, 0, 3, 4, 2]
+    v = [1, 0, 2, 1, 1, 4, 3, 2]
+    t = [1.0, 1.0, 2.0, 2.0, 0.5, 1.0, 1.0, 9.0]
+    g = network.from_edges(x, y, u, v, t, np.array(t) * 80, min_component_nodes=3)
+    assert g.n_nodes == 3 and g.x.tolist() == [0.0, 1.0, 2.0]
+    assert g.summary()["components_dropped"] == 2
+    # parallel 0->1 keeps 0.5; self loop 2->2 dropped
+    A = g.csr().toarray()
+    assert A[0, 1] == 0.5 and A[1, 0] == 1.0 and A[1, 2] == 2.0 and A[2, 1] == 2.0
+    assert g.n_edges == 4 and g.indptr.tolist() == [0, 1, 3, 4]
+    # the largest component is kept even when all are small
+    g2 = network.from_edges(x, y, u, v, t, t, min_component_nodes=100)
+    assert g2.n_nodes == 3 and g2.component.tolist() == [0, 0, 0]
+    G = g.to_networkx()
+    assert G.number_of_edges() == 4 and G[0][1]["minutes"] == 0.5
+    e = g.edges_gdf()
+    assert len(e) == 4 and np.allclose(e.length, np.abs(g.x[e.u] - g.x[e.v]))
+
+
+def test_component_labels_largest_first():
+    x = np.arange(7, dtype=float)
+    y = np.zeros(7)
+    u, v = [0, 2, 3, 5], [1, 3, 4, 6]  # {0,1}, {2,3,4}, {5,6}
+    g = network.from_edges(x, y, u, v, [1] * 4, [1] * 4, min_component_nodes=1)
+    assert g.component.tolist() == [1, 1, 0, 0, 0, 2, 2]
+
+
+def _write_lines(path, lines, **cols):
+    gdf = gpd.GeoDataFrame(cols, geometry=lines, crs="EPSG:32650")
+    gdf.to_file(path, layer="roads", driver="GPKG")
+    return path
+
+
+def test_read_lines_joins_at_shared_vertices_and_splits(tmp_path):
+    # a cross drawn with a shared middle vertex, a T-junction ending on an interior vertex,
+    # and a bridge crossing without a shared vertex (must stay unconnected to the cross there)
+    lines = [
+        LineString([(0, 0), (100, 0), (200, 0)]),
+        LineString([(100, -100), (100, 0), (100, 100)]),
+        LineString([(200, 0), (200, 50)]),
+        LineString([(150, -50), (150, 50)]),  # bridge: crosses line 0 at (150, 0) with no vertex
+    ]
+    p = _write_lines(tmp_path / "r.gpkg", lines, highway=["primary", "residential", "service", "footway"],
+                     oneway=["no", "yes", "no", "no"], maxspeed=["70", None, None, None])
+    g = network.read_lines(p, mode="walk", layer="roads", crs="EPSG:32650", min_component_nodes=1)
+    # nodes: (0,0) (100,0) (200,0) (100,-100) (100,100) (200,50) (150,-50) (150,50)
+    assert g.n_nodes == 8
+    assert g.n_edges == 2 * 6
+    assert g.length_km() == pytest.approx((200 + 200 + 50 + 100) / 1000)
+    # a closed ring and two different lines between the same two nodes keep all their length
+    ring = [LineString([(0, 0), (10, 0), (10, 10), (0, 10), (0, 0)]),
+            LineString([(0, 0), (5, -5), (10, 0)])]
+    p2 = _write_lines(tmp_path / "ring.gpkg", ring, highway=["footway", "footway"])
+    r = network.read_lines(p2, mode="walk", crs="EPSG:32650", min_component_nodes=1)
+    assert r.length_km() * 1000 == pytest.approx(40 + 2 * 50**0.5)
+    assert np.allclose(g.minutes, g.metres / (settings.WALK_KMH * 1000 / 60))
+    d = network.read_lines(p, mode="drive", layer="roads", crs="EPSG:32650", min_component_nodes=1)
+    # footway not drivable; residential one-way (2 directed edges), primary and service both ways
+    assert d.n_nodes == 6 and d.n_edges == 2 * 2 + 2 + 2
+    speed = d.metres / d.minutes * 60 / 1000
+    assert sorted(set(np.round(speed, 6))) == [15.0, 30.0, 70.0]
+    # one-way residential: (100,-100) -> (100,0) exists, reverse does not
+    xy = {(float(a), float(b)): i for i, (a, b) in enumerate(zip(d.x, d.y))}
+    A = d.csr().toarray()
+    assert A[xy[(100.0, -100.0)], xy[(100.0, 0.0)]] > 0 and A[xy[(100.0, 0.0)], xy[(100.0, -100.0)]] == 0
+
+
+def test_read_lines_without_class_and_without_crs(tmp_path):
+    lines = [LineString([(108.0, 33.0), (108.001, 33.0)]), LineString([(108.001, 33.0), (108.001, 33.001)])]
+    p = tmp_path / "noclass.shp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpd.GeoDataFrame({"eid": [0, 1]}, geometry=lines).to_file(p)
+    p.with_suffix(".prj").unlink(missing_ok=True)
+    with pytest.warns(UserWarning, match="EPSG:4326"):
+        g = network.read_lines(p, mode="drive", min_component_nodes=1)
+    assert g.crs.to_epsg() == 4545  # CGCS2000 3-degree zone, CM 108° E
+    assert g.n_nodes == 3 and g.n_edges == 4
+    assert np.allclose(g.metres / g.minutes * 60 / 1000, settings.DRIVE_KMH_UNKNOWN)
+
+
+def test_speed_overrides(tmp_path):
+    p = _write_lines(tmp_path / "r.gpkg", [LineString([(0, 0), (1000, 0)])], highway=["tertiary"])
+    g = network.read_lines(p, mode="drive", crs="EPSG:32650", min_component_nodes=1, speeds={"tertiary": 20})
+    assert g.minutes[0] == pytest.approx(3.0)
+    w = network.read_lines(p, mode="walk", crs="EPSG:32650", min_component_nodes=1, speeds={"walk": 6.0})
+    assert w.minutes[0] == pytest.approx(10.0)
+    e = network.read_lines(p, mode="ebike", crs="EPSG:32650", min_component_nodes=1)
+    assert e.minutes[0] == pytest.approx(60 / settings.EBIKE_KMH)
+
+
+def test_walk_excludes_motorways_and_ebike_keeps_trunk(tmp_path):
+    lines = [LineString([(0, 0), (100, 0)]), LineString([(100, 0), (200, 0)]), LineString([(200, 0), (300, 0)])]
+    p = _write_lines(tmp_path / "r.gpkg", lines, highway=["motorway", "trunk", "footway"])
+    assert network.read_lines(p, mode="walk", crs="EPSG:32650", min_component_nodes=1).length_km() == pytest.approx(0.1)
+    assert network.read_lines(p, mode="ebike", crs="EPSG:32650", min_component_nodes=1).length_km() == pytest.approx(0.2)
+    assert network.read_lines(p, mode="drive", crs="EPSG:32650", min_component_nodes=1).length_km() == pytest.approx(0.2)
+
+
+# ------------------------------------------------------------------------------------ real data
+
+
+def _lines_length_km(path, crs, keep=None):
+    gdf = gpd.read_file(path)
+    if gdf.crs is None:
+        gdf = gdf.set_crs(4326)
+    if keep is not None:
+        gdf = gdf[keep(gdf)]
+    return float(gdf.to_crs(crs).length.sum() / 1000)
+
+
+def test_macau_geofabrik_lines(shared_data):
+    p = shared_data / "macau/osm_geofabrik_shp/gis_osm_roads_free_1.shp"
+    w = network.read_lines(p, mode="walk", min_component_nodes=1)
+    expect = _lines_length_km(p, w.crs, lambda d: ~d.fclass.isin(settings.WALK_EXCLUDE))
+    assert w.length_km() == pytest.approx(expect, rel=0.01)
+    d = network.read_lines(p, mode="drive")
+    s = d.summary()
+    assert 5_000 < s["nodes"] < 20_000 and s["components_kept"] >= 1
+    assert 300 < s["length_km"] < 1_000
+    # some Geofabrik one-ways (F) exist: fewer directed edges than twice the undirected pairs
+    assert d.n_edges < 2 * (d.n_edges - (d.n_edges // 20))
+
+
+def test_xixiang_lines_without_class_or_prj(shared_data):
+    p = shared_data / "shaanxi_xixiang/road_network_pred_2021/edges.shp"
+    with pytest.warns(UserWarning, match="EPSG:4326"):
+        g = network.read_lines(p, mode="walk", min_component_nodes=1)
+    assert g.crs.to_epsg() == 4545
+    expect = _lines_length_km(p, g.crs)
+    assert expect == pytest.approx(3028, rel=0.02)  # SOURCES.md
+    assert g.length_km() == pytest.approx(expect, rel=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = network.read_lines(p, mode="drive")
+    assert 8_000 < d.n_nodes < 40_000
+    assert d.summary()["components_dropped"] > 0
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_sao_paulo_pbf(shared_data, mode):
+    g = network.read_osm(shared_data / "sao_paulo/osm/spo_osm.pbf", mode=mode)
+    assert g.crs.to_epsg() == 32723
+    s = g.summary()
+    if mode == "drive":
+        assert 15_000 < s["nodes"] <= 16_237  # SOURCES.md: pyrosm driving 16,237 nodes
+        assert g.n_edges < 2 * 18_239
+    else:
+        assert 15_000 < s["nodes"] < 25_000
+        A = g.csr()
+        assert (A != A.T).nnz == 0  # walking: every edge both ways, same time
+
+
+def test_helsinki_pbf(shared_data):
+    g = network.read_osm(shared_data / "helsinki/osm/Helsinki.osm.pbf", mode="drive")
+    assert 1_000 < g.n_nodes <= 1_437  # SOURCES.md: 1,437 nodes
+    w = network.read_osm(shared_data / "helsinki/osm/Helsinki.osm.pbf", mode="walk")
+    assert w.n_nodes > g.n_nodes
+
+
+@pytest.mark.slow
+def test_shenzhen_osm_xml(shared_data):
+    g = network.read_osm(shared_data / "shenzhen_futian/shenzhen_futian_drive_overpass_20241006.osm", mode="drive")
+    s = g.summary()
+    assert g.crs.to_epsg() == 4547  # CGCS2000 CM 114° E
+    # unsimplified: every OSM node of a kept way (30,370 in the file); largest component thousands+
+    assert 20_000 < s["nodes"] <= 30_370
+    assert np.bincount(g.component)[0] > 4_497
+    assert 600 < s["length_km"] < 1_500
+
+
+def test_shenzhen_graphml(shared_data):
+    g = network.from_graphml(shared_data / "shenzhen_futian/pcrl_ShenZhen_drive_osmnx194.graphml", mode="drive")
+    assert g.n_nodes == 1_970 and 3_800 < g.n_edges <= 3_908
+    assert g.osmid is not None and g.osmid.dtype == np.int64
+
+
+def test_demo_roads(repo_root):
+    p = repo_root / "data/roads/roads.gpkg"
+    if not p.exists():
+        pytest.skip("demo roads not generated yet")
+    g = network.read_lines(p, mode="drive", layer="roads")
+    assert g.crs.to_epsg() == 4545 and g.n_nodes > 100
+    w = network.read_lines(p, mode="walk", layer="roads", crs="EPSG:4545", min_component_nodes=1)
+    gdf = gpd.read_file(p, layer="roads")
+    expect = float(gdf[~gdf.highway.isin(settings.WALK_EXCLUDE)].to_crs(4545).length.sum() / 1000)
+    assert w.length_km() == pytest.approx(expect, rel=0.01)
