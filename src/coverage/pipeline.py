@@ -34,6 +34,10 @@ from coverage.crs import local_metric_crs
 from coverage.errors import InputError
 from coverage.io import boundaries, facilities as fac_io, population
 
+#: Code of the single unit used when a scenario has no ``area.units`` (the whole area). It must not
+#: be empty: ``unit_code == ""`` marks the county-total rows of :mod:`coverage.evaluate`.
+WHOLE_AREA_CODE: str = "000000000000"
+
 
 @dataclass
 class Inputs:
@@ -132,7 +136,7 @@ def load_inputs(path: str | Path) -> Inputs:
     units = (
         boundaries.read_units(**_layer_args(area.units), fields=area.units.fields, target_crs=crs)
         if area.units is not None
-        else _whole_area_unit(boundary, scn.name)
+        else _whole_area_unit(boundary, scn.output.county or scn.name)
     )
     villages = (
         boundaries.read_villages(

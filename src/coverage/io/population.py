@@ -397,4 +397,340 @@ def _group_on_grid(p: Path, kind: str, dst_tr: Affine, dst_shape, dst_crs: CRS) 
     return _warp_counts(counts, tr, src_crs, dst_tr, dst_shape, dst_crs)
 
 
-__all__ = ["PopulationGrid", "cell_area_km2", "read_population"]
+def source_crs(path: str | Path) -> CRS:
+    """The CRS of a population raster (lon/lat WGS-84 when the file has none but looks like degrees).
+
+    Parameters
+    ----------
+    path : str or Path
+        GeoTIFF.
+
+    Returns
+    -------
+    pyproj.CRS
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or no CRS and projected-looking coordinates.
+    """
+    p = Path(path)
+    with _open(p, "总", "total") as src:
+        return _src_crs(src, p)
+
+
+def _cell_boxes(transform: Affine, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Shapely boxes of grid cells (north-up or not: corners from the transform)."""
+    import shapely
+
+    x0, y0 = transform * (cols, rows)
+    x1, y1 = transform * (cols + 1, rows + 1)
+    return shapely.box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
+
+
+def _pieces_on_fine(
+    pieces: np.ndarray, owner: np.ndarray, x0: float, y1: float, res: float, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact area of each polygon piece inside each fine cell it overlaps.
+
+    Returns ``(owner, fine flat index, area)`` with one entry per (piece, fine cell) pair of
+    positive area. A piece lying inside one fine cell keeps its own area (no intersection needed).
+    """
+    import shapely
+
+    nr, nc = shape
+    b = shapely.bounds(pieces)
+    c0 = np.clip(np.floor((b[:, 0] - x0) / res).astype(np.int64), 0, nc - 1)
+    c1 = np.clip(np.floor((b[:, 2] - x0) / res).astype(np.int64), 0, nc - 1)
+    r0 = np.clip(np.floor((y1 - b[:, 3]) / res).astype(np.int64), 0, nr - 1)
+    r1 = np.clip(np.floor((y1 - b[:, 1]) / res).astype(np.int64), 0, nr - 1)
+    ncol, nrow = c1 - c0 + 1, r1 - r0 + 1
+    k = ncol * nrow
+    pi = np.repeat(np.arange(len(pieces)), k)
+    start = np.repeat(np.cumsum(k) - k, k)
+    j = np.arange(int(k.sum())) - start  # position inside the piece's block of cells
+    rr = r0[pi] + j // ncol[pi]
+    cc = c0[pi] + j % ncol[pi]
+    area = np.empty(len(pi))
+    single = k[pi] == 1
+    area[single] = shapely.area(pieces[pi[single]])
+    multi = ~single
+    if multi.any():
+        boxes = shapely.box(x0 + cc[multi] * res, y1 - (rr[multi] + 1) * res, x0 + (cc[multi] + 1) * res, y1 - rr[multi] * res)
+        area[multi] = shapely.area(shapely.intersection(pieces[pi[multi]], boxes))
+    keep = area > 0
+    return owner[pi[keep]], (rr * nc + cc)[keep], area[keep]
+
+
+def _dissolve_overlaps(geoms: np.ndarray) -> np.ndarray:
+    """Union the polygons whose interiors overlap (groups found with an STRtree), keep the rest.
+
+    Much faster than one ``union_all`` of everything (0.05 s against 2 s on Macau's 11,931
+    footprints, where only about 55 pairs overlap).
+    """
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = i < j
+    i, j = i[keep], j[keep]
+    inner = shapely.relate_pattern(geoms[i], geoms[j], "T********")  # interiors meet
+    i, j = i[inner], j[inner]
+    if not len(i):
+        return geoms
+    n = len(geoms)
+    _k, label = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    size = np.bincount(label)
+    alone = size[label] == 1
+    merged = [shapely.union_all(geoms[label == lab]) for lab in np.flatnonzero(size > 1)]
+    return np.concatenate([geoms[alone], shapely.get_parts(np.asarray(merged, dtype=object))])
+
+
+def spread_over(
+    grid: PopulationGrid,
+    weights_layer: Any,
+    resolution: float = 100.0,
+    weight: str = "area",
+    area: Any = None,
+) -> PopulationGrid:
+    """Dasymetric spreading: move every coarse cell's people onto a finer grid, onto the buildings.
+
+    Each populated coarse cell ``c`` of ``grid`` (e.g. WorldPop 1 km) gives fine cell ``f`` the
+    share ``w(c, f) / Σ_f' w(c, f')`` of its people, where ``w(c, f)`` is the building-footprint
+    (or residential land-use) **area** inside both ``c`` and ``f`` (``weight="area"``) or the
+    **number** of features whose representative point lies in both (``weight="count"``). The
+    total of every coarse cell is therefore kept exactly (up to float rounding), and so is the
+    grand total. Age groups are moved with the same shares, so a group given as ``total × s``
+    stays ``total × s`` and a group raster keeps its own per-cell totals.
+
+    Areas are **exact** polygon intersections (shapely): footprints ∩ area ∩ coarse cell
+    (reprojected with densified edges) ∩ fine cell; a piece inside one fine cell keeps its own
+    area. Overlapping footprints (building parts, duplicates) are dissolved first so that shared
+    ground counts once (8 % of the footprint area in Macau). Measured on Macau (11,931 footprints,
+    51 populated 1 km WorldPop cells, 100 m output, 2 cores): about 1 s, the same as rasterizing
+    the footprints at 10 m sub-cells (1.1 s), which moves people by a median 3 % (95th percentile
+    14 %) of a fine cell's population because sub-cells are assigned whole to one coarse and one
+    fine cell; the exact method has no such error and no resolution parameter to tune.
+
+    A coarse cell with no weight inside it (no buildings) keeps its people **uniformly** spread
+    (by area) over its part inside ``area`` (the whole cell without ``area``); the number of such
+    cells and their people are logged.
+
+    With ``area``, people that land on a fine cell whose centre lies outside the area (a coastal or
+    border cell holding a footprint piece inside it) are moved to the nearest fine cell whose
+    centre is inside, so that every demand point falls in the area and its units (logged; 18
+    cells, 362 people in Macau). The grand total is unchanged; per coarse cell it is exact
+    before this step.
+
+    Parameters
+    ----------
+    grid : PopulationGrid
+        Coarse grid, any CRS (best its native CRS, so that coarse cells are the source's cells).
+    weights_layer : geopandas.GeoDataFrame or GeoSeries
+        Building footprints or residential land-use polygons (points are fine with
+        ``weight="count"``). Its CRS is the output CRS; a lon/lat layer is first reprojected to
+        :func:`coverage.crs.local_metric_crs` at its centre.
+    resolution : float
+        Fine cell size, in the units of the output CRS (metres).
+    weight : {"area", "count"}
+        Footprint area or number of features.
+    area : GeoDataFrame or GeoSeries, optional
+        Area polygon(s): weights outside are ignored and cells without weights spread only over
+        their part inside.
+
+    Returns
+    -------
+    PopulationGrid
+        Fine grid in the layer's CRS covering the populated coarse cells; ``nodata_mask`` is True
+        where a fine cell got nobody and its centre lies outside every valid coarse cell (or the
+        area).
+
+    Raises
+    ------
+    InputError
+        Unknown ``weight``, a non-positive ``resolution`` or a layer without a CRS.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if weight not in ("area", "count"):
+        raise InputError(
+            f"spread_over 的权重 weight 应为 area 或 count，而不是 {weight!r}。",
+            f"spread_over weight must be area or count, not {weight!r}.",
+            field="population.spread_weight",
+        )
+    if not resolution or resolution <= 0:
+        raise InputError(
+            f"细网格分辨率 resolution 应为正数（米），而不是 {resolution}。",
+            f"the fine-grid resolution must be a positive number of metres, not {resolution}.",
+            field="population.resolution",
+        )
+    w = weights_layer.geometry if hasattr(weights_layer, "geometry") else weights_layer
+    if w.crs is None:
+        raise InputError(
+            "用于分配人口的图层（建筑轮廓/居住用地）没有坐标系。请在情景中用 crs: 指定。",
+            "the layer used to spread population (buildings / residential land use) has no CRS; declare it with crs: in the scenario.",
+            field="population.spread_over",
+        )
+    dst_crs = CRS.from_user_input(w.crs)
+    if dst_crs.is_geographic:
+        if len(w):
+            b = w.total_bounds
+            dst_crs = local_metric_crs((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+        else:
+            from rasterio.transform import array_bounds
+
+            west, south, east, north = array_bounds(grid.shape[0], grid.shape[1], grid.transform)
+            lo, la, hi, ha = transform_bounds(grid.crs, 4326, west, south, east, north)
+            dst_crs = local_metric_crs((lo + hi) / 2, (la + ha) / 2)
+        w = w.to_crs(dst_crs)
+    geoms = np.asarray(w.values)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
+    if weight == "area":
+        geoms = geoms[np.isin(shapely.get_type_id(geoms), (3, 6, 7))]  # polygons, multi, collections
+        geoms = shapely.make_valid(geoms)
+    area_geom = None
+    if area is not None:
+        ag = area.geometry if hasattr(area, "geometry") else area
+        ag = ag.to_crs(dst_crs) if ag.crs is not None else ag.set_crs(dst_crs)
+        area_geom = shapely.make_valid(ag.union_all())
+        shapely.prepare(area_geom)
+
+    # coarse cells holding people (in the total or any group), as polygons in the output CRS
+    occupied = grid.total > 0
+    for arr in grid.groups.values():
+        occupied |= np.asarray(arr) > 0
+    rows, cols = np.nonzero(occupied)
+    n = len(rows)
+    src_crs = CRS.from_user_input(grid.crs)
+    cell_size = max(abs(grid.transform.a), abs(grid.transform.e))
+
+    def to_dst(polys: np.ndarray) -> np.ndarray:
+        if src_crs.equals(dst_crs):
+            return polys
+        dense = shapely.segmentize(polys, cell_size / 16)
+        return np.asarray(gpd.GeoSeries(dense, crs=src_crs).to_crs(dst_crs).values)
+
+    coarse = to_dst(_cell_boxes(grid.transform, rows, cols))
+    if n:
+        bx = shapely.bounds(coarse)
+        x0 = math.floor(bx[:, 0].min() / resolution) * resolution
+        y0 = math.floor(bx[:, 1].min() / resolution) * resolution
+        x1 = math.ceil(bx[:, 2].max() / resolution) * resolution
+        y1 = math.ceil(bx[:, 3].max() / resolution) * resolution
+    else:
+        x0 = y0 = 0.0
+        x1 = y1 = resolution
+    shape = (max(int(round((y1 - y0) / resolution)), 1), max(int(round((x1 - x0) / resolution)), 1))
+    nf = shape[0] * shape[1]
+
+    # weights inside the area
+    if area_geom is not None and len(geoms):
+        within = shapely.within(geoms, area_geom)
+        clipped = geoms.copy()
+        clipped[~within] = shapely.intersection(geoms[~within], area_geom)
+        geoms = clipped[~shapely.is_empty(clipped)]
+    tree = shapely.STRtree(coarse)
+    if weight == "area" and len(geoms):
+        # overlapping footprints (building parts, duplicates: 8 % of the area in Macau) count once
+        geoms = _dissolve_overlaps(geoms)
+    if weight == "area":
+        wi, ci = tree.query(geoms, predicate="intersects")
+        shapely.prepare(coarse)
+        whole = shapely.contains_properly(coarse[ci], geoms[wi])  # most footprints: no cut needed
+        pieces = geoms[wi].copy()
+        pieces[~whole] = shapely.intersection(geoms[wi[~whole]], coarse[ci[~whole]])
+        ok = shapely.area(pieces) > 0
+        own, fine, val = _pieces_on_fine(pieces[ok], ci[ok], x0, y1, resolution, shape)
+    else:
+        pts = shapely.point_on_surface(geoms)
+        if src_crs.equals(dst_crs):
+            # same floor rule as the fine cells, so that a point on a shared edge goes to the
+            # coarse and the fine cell on the same side
+            gc, gr = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
+            gr, gc = np.floor(gr).astype(np.int64), np.floor(gc).astype(np.int64)
+            index = np.full(grid.total.size + 1, -1, dtype=np.int64)
+            index[rows * grid.shape[1] + cols] = np.arange(n)
+            inside_grid = (gr >= 0) & (gr < grid.shape[0]) & (gc >= 0) & (gc < grid.shape[1])
+            ci = np.where(inside_grid, index[np.where(inside_grid, gr * grid.shape[1] + gc, grid.total.size)], -1)
+            wi = np.flatnonzero(ci >= 0)
+            ci = ci[wi]
+        else:
+            wi, ci = tree.query(pts, predicate="intersects")
+            _u, first = np.unique(wi, return_index=True)  # a point on a shared edge counts once
+            wi, ci = wi[first], ci[first]
+        px, py = shapely.get_x(pts[wi]), shapely.get_y(pts[wi])
+        cc = np.clip(np.floor((px - x0) / resolution).astype(np.int64), 0, shape[1] - 1)
+        rr = np.clip(np.floor((y1 - py) / resolution).astype(np.int64), 0, shape[0] - 1)
+        own, fine, val = ci, rr * shape[1] + cc, np.ones(len(ci))
+    sums = np.bincount(own, weights=val, minlength=n) if n else np.zeros(0)
+
+    # coarse cells without weights: uniform over their part inside the area
+    empty = np.flatnonzero(sums <= 0)
+    if len(empty):
+        part = coarse[empty]
+        if area_geom is not None:
+            inter = shapely.intersection(part, area_geom)
+            bare = shapely.area(inter) <= 0
+            part = np.where(bare, part, inter)
+        e_own, e_fine, e_val = _pieces_on_fine(part, empty, x0, y1, resolution, shape)
+        own = np.concatenate([own, e_own])
+        fine = np.concatenate([fine, e_fine])
+        val = np.concatenate([val, e_val])
+        sums = np.bincount(own, weights=val, minlength=n)
+        people = float(grid.total[rows[empty], cols[empty]].sum())
+        log.info(
+            "spread_over: %d of %d populated coarse cells (%.0f people) have no %s inside; spread uniformly",
+            len(empty), n, people, "building area" if weight == "area" else "buildings",
+        )
+    share = val / sums[own] if len(own) else val
+
+    def move(arr: np.ndarray) -> np.ndarray:
+        v = np.asarray(arr, dtype="float64")[rows, cols]
+        out = np.bincount(fine, weights=v[own] * share, minlength=nf) if len(own) else np.zeros(nf)
+        return out.reshape(shape)
+
+    total = move(grid.total)
+    groups = {k: move(a) for k, a in grid.groups.items()}
+    dst_tr = Affine(resolution, 0.0, x0, 0.0, -resolution, y1)
+    fr, fc = np.indices(shape)
+    fx, fy = (np.asarray(v) for v in dst_tr * (fc + 0.5, fr + 0.5))
+
+    if area_geom is not None:
+        # a fine cell holding a footprint piece inside the area may have its centre outside (on the
+        # coast, across the border): its people go to the nearest fine cell whose centre is inside,
+        # so that every demand point lies in the area (and in its units / 城区)
+        in_area = shapely.contains_xy(area_geom, fx, fy)
+        out = (total > 0) & ~in_area
+        if out.any() and in_area.any():
+            from scipy.spatial import cKDTree
+
+            src = np.flatnonzero(out.ravel())
+            cand = np.flatnonzero(in_area.ravel())
+            _d, j = cKDTree(np.column_stack([fx.ravel()[cand], fy.ravel()[cand]])).query(
+                np.column_stack([fx.ravel()[src], fy.ravel()[src]])
+            )
+            dst = cand[j]
+            log.info(
+                "spread_over: %d fine cells (%.0f people) have their centre outside the area; moved to the nearest cell inside",
+                len(src), float(total.ravel()[src].sum()),
+            )
+            for arr in (total, *groups.values()):
+                flat = arr.ravel()
+                moved = flat[src].copy()
+                flat[src] = 0.0
+                np.add.at(flat, dst, moved)
+
+    # fine cells whose centre lies in a valid coarse cell (and in the area) are "data"
+    vr, vc = np.nonzero(~np.asarray(grid.nodata_mask, dtype=bool))
+    valid = shapely.union_all(to_dst(_cell_boxes(grid.transform, vr, vc))) if len(vr) else shapely.Polygon()
+    if area_geom is not None:
+        valid = shapely.intersection(valid, area_geom)
+    inside = shapely.contains_xy(valid, fx, fy)
+    return PopulationGrid(
+        total=total, groups=groups, transform=dst_tr, crs=dst_crs, nodata_mask=~inside & (total == 0)
+    )
+
+
+__all__ = ["PopulationGrid", "cell_area_km2", "read_population", "source_crs", "spread_over"]

@@ -1,0 +1,170 @@
+"""Real-data end to end on Macau (OSM Geofabrik + WorldPop 1 km spread over buildings + Amap).
+
+The scenario is ``tests/data/macau.yaml``. The CLI is run once (module fixture); its outputs are
+checked against independent computations: the WorldPop total inside the outline (numpy/shapely),
+the clinic 15-minute walking coverage (networkx Dijkstra from a virtual source), the project-bank
+header of DESIGN §4.4, and the GCJ-02 → WGS-84 conversion of the Amap rows (their own
+``lon_wgs84, lat_wgs84`` columns).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import openpyxl
+import pandas as pd
+import pytest
+import rasterio
+import shapely
+from pyproj import Geod
+from typer.testing import CliRunner
+
+from coverage import settings
+from coverage.cli import app
+
+pytestmark = pytest.mark.slow
+
+SCENARIO = Path(__file__).resolve().parent / "data" / "macau.yaml"
+FILES = ["summary.json", "coverage_by_unit.csv", "gaps.xlsx", "layers.gpkg", "map.html", "report.html"]
+#: DESIGN.md §4.4, in this order.
+PROJECT_BANK = [
+    "序号", "年度", "服务领域", "设施类别", "项目名称", "建设性质", "县(区)", "乡镇(街道)", "村(社区)", "经度", "纬度",
+    "建设规模", "服务人口", "新增覆盖人口", "对应指标", "指标性质", "估算投资(万元)", "牵头单位", "优先级", "备注",
+]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, shared_data) -> Path:
+    out = tmp_path_factory.mktemp("macau") / "out"
+    res = CliRunner().invoke(app, ["run", str(SCENARIO), "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return out
+
+
+def _outline(shared_data):
+    return gpd.read_file(
+        shared_data / "china_admin" / "seed_admin_boundaries_amap.gpkg", layer="wgs84_converted",
+        where="adcode = '820000'",
+    ).to_crs(4326)
+
+
+def test_validate_ok(shared_data):
+    res = CliRunner().invoke(app, ["validate", str(SCENARIO)])
+    assert res.exit_code == 0, res.output
+
+
+def test_validate_missing_spread_layer(tmp_path, shared_data):
+    text = SCENARIO.read_text(encoding="utf-8").replace("../../../shared/data", str(shared_data))
+    text = text.replace("gis_osm_buildings_a_free_1.shp", "no_such_buildings.shp")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text, encoding="utf-8")
+    res = CliRunner().invoke(app, ["validate", str(bad)])
+    assert res.exit_code == 1
+    assert "no_such_buildings.shp" in res.output
+
+
+def test_all_files_written(run_dir):
+    assert sorted(p.name for p in run_dir.iterdir()) == sorted(FILES)
+
+
+def test_population_total_is_worldpop_inside_outline(run_dir, shared_data):
+    tif = shared_data / "macau" / "worldpop" / "mac_pd_2020_1km.tif"
+    with rasterio.open(tif) as s:
+        d = s.read(1).astype("float64")
+        t = s.transform
+        ok = (d != s.nodata) & np.isfinite(d)
+    rows, cols = np.indices(d.shape)
+    top, bot = np.radians(t.f + t.e * rows), np.radians(t.f + t.e * (rows + 1))
+    km2 = 6371008.8**2 * math.radians(t.a) * np.abs(np.sin(top) - np.sin(bot)) / 1e6
+    cx, cy = t * (cols + 0.5, rows + 0.5)
+    inside = shapely.contains_xy(_outline(shared_data).union_all(), cx, cy)
+    ref = float((d * km2)[ok & inside].sum())
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    assert summary["population_total"] == pytest.approx(ref, rel=0.005)
+
+
+def _nearest_node(nx_xy: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Brute-force nearest node (chunked numpy), independent of the KD-tree of coverage.access."""
+    node = np.empty(len(pts), dtype=np.int64)
+    dist = np.empty(len(pts))
+    for i in range(0, len(pts), 256):
+        p = pts[i:i + 256]
+        d2 = ((p[:, None, :] - nx_xy[None, :, :]) ** 2).sum(axis=2)
+        j = d2.argmin(axis=1)
+        node[i:i + 256] = j
+        dist[i:i + 256] = np.sqrt(d2[np.arange(len(p)), j])
+    return node, dist
+
+
+def test_clinic_coverage_matches_networkx(run_dir, shared_data):
+    from coverage import network
+    from coverage.standards import load_preset
+
+    rule = next(r for r in load_preset("cn-default").active_circles() if r.id == "clinic_urban_15min")
+    cells = gpd.read_file(run_dir / "layers.gpkg", layer="demand_cells")
+    fac = gpd.read_file(run_dir / "layers.gpkg", layer="facilities")
+    # the outline is the 城区 and spread_over keeps every populated cell inside it
+    assert cells["urban"].astype(bool).all()
+    g = network.read_lines(
+        shared_data / "macau" / "osm_geofabrik_shp" / "gis_osm_roads_free_1.shp", mode="walk",
+        class_field="fclass", crs=cells.crs,
+    )
+    G = g.to_networkx()
+    xy = np.column_stack([[G.nodes[i]["x"] for i in G.nodes], [G.nodes[i]["y"] for i in G.nodes]])
+    ids = np.array(list(G.nodes))
+    m_per_min = settings.WALK_KMH * 1000 / 60
+    clinics = fac[fac["ftype"].isin(rule.ftypes)]
+    assert len(clinics) > 50
+    fn, fd = _nearest_node(xy, np.column_stack([clinics.geometry.x, clinics.geometry.y]))
+    src = "virtual source"
+    for n_, d_ in zip(ids[fn], fd):
+        if d_ <= settings.SNAP_MAX_M:
+            w = d_ / m_per_min
+            if not G.has_edge(src, n_) or G[src][n_]["minutes"] > w:
+                G.add_edge(src, n_, minutes=w)
+    dist, _paths = nx.multi_source_dijkstra(G, {src}, cutoff=rule.threshold, weight="minutes")
+    cn, cd = _nearest_node(xy, np.column_stack([cells.geometry.x, cells.geometry.y]))
+    covered = 0.0
+    for n_, d_, pop in zip(ids[cn], cd, cells["pop"]):
+        t = dist.get(n_, math.inf) + d_ / m_per_min
+        if d_ <= settings.SNAP_MAX_M and t <= rule.threshold:
+            covered += pop
+    summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    got = summary["categories"]["clinic"]["population_covered"]
+    assert got == pytest.approx(covered, rel=1e-6)
+    assert 0.5 < covered / cells["pop"].sum() < 1.0
+
+
+def test_gaps_header_is_project_bank(run_dir):
+    wb = openpyxl.load_workbook(run_dir / "gaps.xlsx", read_only=True)
+    ws = wb.worksheets[0]
+    header = [c.value for c in next(ws.iter_rows(min_row=1, max_row=1))]
+    assert header == PROJECT_BANK
+
+
+def test_amap_facilities_converted_to_wgs84(run_dir, shared_data):
+    fac = gpd.read_file(run_dir / "layers.gpkg", layer="facilities")
+    amap = fac[fac["source"].str.startswith("macau_amap_")]
+    assert len(amap) > 500
+    geod = Geod(ellps="WGS84")
+    worst = 0.0
+    for name, part in amap.groupby(amap["source"].str.rsplit(":", n=1).str[0]):
+        raw = pd.read_csv(shared_data / "macau" / "amap_poi_csv" / name, encoding="utf-8-sig")
+        rows = part["source"].str.rsplit(":", n=1).str[-1].astype(int).to_numpy()
+        # source rows are 1-based data rows, the header being row 0 (coverage.errors.Problem.row)
+        ref = raw.iloc[rows - 1]
+        assert (ref["name"].astype(str).to_numpy() == part["name"].astype(str).to_numpy()).all()
+        _a, _b, d = geod.inv(part["lon"].to_numpy(), part["lat"].to_numpy(), ref["lon_wgs84"].to_numpy(), ref["lat_wgs84"].to_numpy())
+        worst = max(worst, float(np.max(d)))
+        # and the metric point is the same place
+        pts = gpd.GeoSeries(gpd.points_from_xy(ref["lon_wgs84"], ref["lat_wgs84"]), crs=4326).to_crs(fac.crs)
+        assert np.max(pts.distance(gpd.GeoSeries(part.geometry.values, crs=fac.crs)).to_numpy()) < 1.0
+        # the raw GCJ-02 positions are hundreds of metres away: the conversion did happen
+        _a, _b, off = geod.inv(part["lon"].to_numpy(), part["lat"].to_numpy(), ref["lon_gcj02"].to_numpy(), ref["lat_gcj02"].to_numpy())
+        assert np.min(off) > 100
+    assert worst < 1.0
