@@ -166,3 +166,31 @@ def test_small_enclosed_blocks_are_filled_large_ones_not(side, filled):
     hole = (side - 200.0) ** 2  # the open block inside the 100 m bands
     assert (len(poly.interiors) == 0) is filled
     assert poly.area == pytest.approx((side + 200.0) ** 2 - (0.0 if filled else hole), rel=0.02)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_raster_method_close_to_exact(seed):
+    """The grid method lies within about one cell of the exact buffers (area within 6 %)."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    x, y = rng.uniform(0, 4000, n), rng.uniform(0, 4000, n)
+    # connect each node to its 3 nearest neighbours (a plausible street graph)
+    d = np.hypot(x[:, None] - x, y[:, None] - y)
+    nbr = np.argsort(d, axis=1)[:, 1:4]
+    edges = {(min(i, j), max(i, j)) for i in range(n) for j in nbr[i]}
+    adj = [[] for _ in range(n)]
+    for i, j in edges:
+        adj[i].append(j)
+        adj[j].append(i)
+    indptr = np.cumsum([0] + [len(a) for a in adj])
+    indices = np.array([j for a in adj for j in a])
+    reached = rng.random(n) < 0.7
+    exact = reached_area(x, y, indptr, indices, reached, buffer_m=120.0, simplify_m=0.0,
+                         fill_holes_m2=0.0, method="vector")
+    grid = reached_area(x, y, indptr, indices, reached, buffer_m=120.0, simplify_m=0.0,
+                        fill_holes_m2=0.0, method="raster")
+    assert abs(grid.area - exact.area) <= 0.06 * exact.area
+    assert grid.symmetric_difference(exact).area <= 0.12 * exact.area
+    # nothing far outside the exact band (one grid cell of slack plus simplification)
+    assert grid.difference(exact.buffer(60.0)).area <= 1e-6 * exact.area + 1.0
