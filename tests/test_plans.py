@@ -75,3 +75,21 @@ def test_compare_plan_with_baseline(repo_root, tmp_path):
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert s["scenario"] == "示例县 养老服务补短板方案"
     assert s["comparison"]["base"] == "示例县 现状评估"
+
+
+def test_siting_rules_for_a_service_or_a_facility_type():
+    from coverage.errors import InputError
+    from coverage.plans import siting_rules
+    from coverage.standards import load_preset
+
+    preset = load_preset("cn-default")
+    service, sides, fixed = siting_rules(preset, "elderly")
+    assert service == "elderly" and fixed is None and set(sides) == {"urban", "rural"}
+    # a facility type takes only the rules that count it: kindergartens, not primary schools
+    service, sides, fixed = siting_rules(preset, "kindergarten")
+    assert service == "school" and fixed == "kindergarten"
+    assert all("kindergarten" in r.ftypes for rules in sides.values() for r in rules)
+    assert sum(len(r) for r in sides.values()) == 2
+    with pytest.raises(InputError) as err:
+        siting_rules(preset, "swimming")
+    assert "swimming" in str(err.value) and "未知" in str(err.value)

@@ -97,7 +97,7 @@ def validate(
 @app.command()
 def site(
     scenario: Path = typer.Argument(..., help="情景文件 / scenario YAML"),
-    category: str = typer.Option(..., "--category", help="服务类别 / service: school|clinic|elderly|fitness"),
+    category: str = typer.Option(..., "--category", help="服务类别或设施类型 / service (school|clinic|elderly|fitness) or facility type (e.g. kindergarten)"),
     add: int = typer.Option(None, "--add", help="新增点位数（最大覆盖）/ number of new sites (maximal covering)"),
     target_share: float = typer.Option(
         None, "--target-share", help="目标覆盖率，如 0.95（最少点位）/ share to cover, fewest sites"
@@ -149,6 +149,61 @@ def compare(
             f"{r.share_base:.1%} → {r.share_plan:.1%}"
         )
     _print_result(result)
+
+
+@app.command()
+def prepare(
+    out_dir: Path = typer.Argument(..., help="输出的情景目录 / scenario folder to create"),
+    area: str = typer.Option(
+        None, "--area", help="县名、6 位代码或边界文件 / county name, 6-digit adcode or polygon file (崆峒区|620802|area.gpkg)"
+    ),
+    admin: Path = typer.Option(
+        None, "--admin", help="行政区划文件（按县名/代码查找时必需）/ admin-boundary file, needed for a name or code"
+    ),
+    units: str = typer.Option(None, "--units", help="乡镇/街道面图层 PATH[:crs] / township polygons"),
+    seats: str = typer.Option(
+        None, "--seats", help="乡镇驻地 CSV/点图层（无乡镇边界时近似）/ township seats, for approximate units"
+    ),
+    roads: str = typer.Option(
+        None, "--roads", help="路网：OSM PBF、线图层或 osmnx（在线）/ roads: OSM PBF, line layer, or osmnx (online)"
+    ),
+    pois: list[str] = typer.Option(
+        None, "--pois", help="OSM POI：PBF 或 Geofabrik POI shp，可多次 / OSM POIs (PBF or Geofabrik shp), repeatable"
+    ),
+    facilities: list[str] = typer.Option(
+        None, "--facilities",
+        help="设施表 PATH[:crs]（高德 :gcj02，百度 :bd09），可多次 / facility files PATH[:crs], repeatable",
+    ),
+    population: Path = typer.Option(
+        None, "--population", help="人口栅格（WorldPop 人数或密度）/ population raster (WorldPop counts or density)"
+    ),
+    population_kind: str = typer.Option(
+        "auto", "--population-kind", help="栅格含义 auto|count|density / raster values"
+    ),
+    census: Path = typer.Option(
+        None, "--census", help="2020 普查县级表目录（年龄结构、人口核对）/ 2020 county census folder"
+    ),
+    adcode: str = typer.Option(None, "--adcode", help="县级代码（范围为文件时）/ county adcode when the area is a file"),
+    buffer_m: float = typer.Option(3000.0, "--buffer", help="道路和 POI 外扩缓冲（米）/ buffer for roads and POIs, m"),
+    name: str = typer.Option(None, "--name", help="情景名称 / scenario name"),
+) -> None:
+    """由原始数据生成情景目录并报告数据质量 / build a scenario folder from raw data, with a data-quality report."""
+    import json
+
+    from coverage import prepare as prep
+
+    try:
+        yml = prep.prepare(
+            out_dir, area=area, admin_path=admin, units=units, seats=seats, roads=roads, pois=pois or None,
+            facilities=facilities or None, population=population, population_kind=population_kind,
+            census_dir=census, adcode=adcode, buffer_m=buffer_m, name=name,
+        )
+    except InputError as err:
+        _fail(err)
+    q = json.loads((yml.parent / "quality.json").read_text(encoding="utf-8"))
+    typer.echo(prep.quality_summary(q))
+    typer.echo(f"数据质量报告 / data-quality report: {(yml.parent / 'quality.md').resolve()}")
+    typer.echo(f"情景文件 / scenario: {yml.resolve()}")
 
 
 def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult

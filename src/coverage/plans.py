@@ -82,10 +82,62 @@ def candidate_sites(model: pipeline.Model, service: str, generate: int = 0, seed
     return out.reset_index(drop=True)
 
 
+def siting_rules(preset: Any, what: str) -> tuple[str, dict[str, list[Any]], str | None]:
+    """The headline rules a siting run serves: of a service (``elderly``) or of one facility type
+    (``kindergarten``: only the rules that count that type).
+
+    Returns
+    -------
+    tuple
+        ``(service, {side: [rules]}, ftype or None)``.
+    """
+    if what in categories.FTYPES:
+        service = categories.service_of(what)
+        sides = {side: [r for r in rules if what in r.ftypes]
+                 for side, rules in preset.headline(service).items()}
+        sides = {k: v for k, v in sides.items() if v}
+        fixed: str | None = what
+    elif what in categories.SERVICES:
+        service, sides, fixed = what, preset.headline(what), None
+    else:
+        raise InputError(
+            f"未知服务类别或设施类型 {what}，可选服务：{', '.join(categories.SERVICES)}，或设施类型代码（如 day_care）。",
+            f"unknown service or facility type {what!r}; services: {', '.join(categories.SERVICES)}, "
+            "or a facility-type key (e.g. day_care).",
+            field="--category",
+        )
+    if not sides:
+        raise InputError(
+            f"标准 {preset.name} 没有适用于“{what}”的服务圈规则。",
+            f"preset {preset.name} has no circle rule for {what!r}.",
+            field="--category",
+        )
+    return service, sides, fixed
+
+
+def candidate_ftypes(model: pipeline.Model, what: str, candidates: gpd.GeoDataFrame) -> np.ndarray:
+    """Facility type each candidate would become: the requested type, or the ``propose`` type of
+    the first rule on the candidate's side (urban or rural, taken from the nearest demand cell)."""
+    _service, sides, fixed = siting_rules(model.inputs.preset, what)
+    if fixed is not None:
+        return np.full(len(candidates), fixed, dtype=object)
+    cells = model.cells
+    _, i = cKDTree(np.column_stack([cells.geometry.x, cells.geometry.y])).query(
+        np.column_stack([candidates.geometry.x, candidates.geometry.y])
+    )
+    urban = cells["urban"].to_numpy(dtype=bool)[i]
+    first = {side: rules[0].proposed_ftype for side, rules in sides.items()}
+    default = first.get("all") or next(iter(first.values()))
+    return np.where(urban, first.get("urban", default), first.get("rural", default)).astype(object)
+
+
 def service_cover(
-    model: pipeline.Model, service: str, candidates: gpd.GeoDataFrame
+    model: pipeline.Model, what: str, candidates: gpd.GeoDataFrame
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, pd.DataFrame]:
     """Cover matrix of a service: rows (rule, cell), columns existing facilities then candidates.
+
+    A site counts for a rule only when its facility type is one the rule counts (existing
+    facilities by their type, candidates by :func:`candidate_ftypes`).
 
     Returns
     -------
@@ -99,15 +151,9 @@ def service_cover(
         ``rule_id``, ``cell`` position per row (to map the solution back to cells).
     """
     inputs = model.inputs
-    preset = inputs.preset
     fac = inputs.facilities
-    sides = preset.headline(service)
-    if not sides:
-        raise InputError(
-            f"标准 {preset.name} 没有服务“{service}”的服务圈规则。",
-            f"preset {preset.name} has no circle rule for service {service!r}.",
-            field="--category",
-        )
+    service, sides, _ = siting_rules(inputs.preset, what)
+    cand_ftype = candidate_ftypes(model, what, candidates)
     existing_mask = (fac["category"] == service).to_numpy()
     n_exist, n_cand = int(existing_mask.sum()), len(candidates)
     blocks, weights, rows = [], [], []
@@ -126,6 +172,7 @@ def service_cover(
             ex = sp.csr_matrix(ex)
             ex = sp.diags(counts.astype(float)) @ ex  # facilities of other types don't count here
             ca = sp.csr_matrix(access.catchments(g, d, access.snap(g, candidates), rule.threshold, rule.unit))
+            ca = sp.diags(np.isin(cand_ftype, rule.ftypes).astype(float)) @ ca
             m = sp.vstack([ex, ca]).T.tocsr()
             m.data[:] = 1.0
             m.eliminate_zeros()
@@ -137,26 +184,26 @@ def service_cover(
 
 
 def proposed_facilities(
-    model: pipeline.Model, service: str, candidates: gpd.GeoDataFrame, result: siting.SitingResult,
+    model: pipeline.Model, what: str, candidates: gpd.GeoDataFrame, result: siting.SitingResult,
     n_exist: int,
 ) -> gpd.GeoDataFrame:
     """The chosen candidates as facility rows (with ``new_covered`` = marginal people, greedy order)."""
     preset = model.inputs.preset
-    rules = [r for rs in preset.headline(service).values() for r in rs]
-    ftype = rules[0].proposed_ftype
-    tmpl = preset.project(ftype)
+    service, _, _ = siting_rules(preset, what)
     new = [(int(j) - n_exist, float(m)) for j, m in zip(result.selected, result.marginal) if j >= n_exist]
     if not new:
         return gpd.GeoDataFrame(columns=["fid", "geometry"], geometry=[], crs=candidates.crs)
     pos = [j for j, _ in new]
+    ftypes = candidate_ftypes(model, what, candidates)[pos]
+    tmpls = [preset.project(f) for f in ftypes]
     c = candidates.iloc[pos].reset_index(drop=True)
     lonlat = c.to_crs(4326).geometry
     units = evaluate.assign_units(c, model.inputs.units)
     out = gpd.GeoDataFrame({
         "fid": [f"P-{cid}" for cid in c["cid"]],
-        "name": [f"{n}（拟建{tmpl.label}）" for n in c["name"]],
-        "category": service, "ftype": ftype, "type_raw": categories.FTYPES[ftype].label,
-        "tier": "", "capacity": tmpl.size_for(0), "capacity_unit": tmpl.scale_unit,
+        "name": [f"{n}（拟建{t.label}）" for n, t in zip(c["name"], tmpls)],
+        "category": service, "ftype": ftypes, "type_raw": [categories.FTYPES[f].label for f in ftypes],
+        "tier": "", "capacity": [t.size_for(0) for t in tmpls], "capacity_unit": [t.scale_unit for t in tmpls],
         "source": "siting", "lon": lonlat.x.to_numpy(), "lat": lonlat.y.to_numpy(),
         "cid": c["cid"].to_numpy(), "nature": c.get("nature", pd.Series("新建", index=c.index)).fillna("新建").to_numpy(),
         "cost": pd.to_numeric(c.get("cost", pd.Series(np.nan, index=c.index)), errors="coerce").to_numpy(),
@@ -213,7 +260,8 @@ def site_scenario(
     out : str or Path
         Output folder (written atomically).
     service : str
-        ``school``, ``clinic``, ``elderly`` or ``fitness``.
+        ``school``, ``clinic``, ``elderly`` or ``fitness``, or a facility-type key (``kindergarten``,
+        ``township_health_center`` …) to site only that type for the rules that count it.
     add : int, optional
         Number of new sites (maximal covering). Exactly one of ``add`` and ``target_share``.
     target_share : float, optional
@@ -227,19 +275,14 @@ def site_scenario(
     -------
     SiteRun
     """
-    if service not in categories.SERVICES:
-        raise InputError(
-            f"未知服务类别 {service}，可选：{', '.join(categories.SERVICES)}。",
-            f"unknown service {service!r}; choose one of {', '.join(categories.SERVICES)}.",
-            field="--category",
-        )
     if (add is None) == (target_share is None):
         raise InputError("请给出 --add N 或 --target-share S 之一。", "Give exactly one of --add N or --target-share S.",
                          field="--add/--target-share")
     inputs = pipeline.load_inputs(path)
     model = pipeline.build_model(inputs)
     base = pipeline.evaluate_model(model)
-    cands = candidate_sites(model, service, generate)
+    svc, _, fixed = siting_rules(inputs.preset, service)
+    cands = candidate_sites(model, svc, generate)
     cover, weights, locked, _rows = service_cover(model, service, cands)
     if add is not None:
         sol = siting.solve_max_coverage(cover, weights, p=min(add, len(cands)), locked=locked, time_limit=time_limit)
@@ -260,7 +303,7 @@ def site_scenario(
         sol = siting.solve_set_cover(cover, weights, target_share=share, locked=locked, time_limit=time_limit)
     proposed = proposed_facilities(model, service, cands, sol, len(locked))
     # the plan: the same inputs with the proposed sites added, evaluated again
-    label = inputs.preset.service_label(service)
+    label = categories.FTYPES[fixed].label if fixed else categories.SERVICES[svc].label
     what = f"+{add}" if add is not None else f"≥{target_share:.0%}"
     plan_scn = inputs.scenario.model_copy(update={"name": f"{inputs.scenario.name} · 选址方案（{label} {what}）"})
     plan_inputs = pipeline.Inputs(**{**inputs.__dict__, "scenario": plan_scn, "facilities": gpd.GeoDataFrame(
@@ -273,7 +316,7 @@ def site_scenario(
     plan.gaps = pd.concat([proposed_gap_rows(proposed, inputs.preset, county, year), plan.gaps], ignore_index=True)
     diff = compare.unit_diff(base.model.cells, plan.model.cells, inputs.preset)
     plan.summary["siting"] = {
-        "service": service, "model": "MCLP" if add is not None else "LSCP",
+        "service": svc, "ftype": fixed, "model": "MCLP" if add is not None else "LSCP",
         "candidates": len(cands), "selected": proposed["cid"].tolist(),
         "new_covered": float(proposed["new_covered"].sum()) if len(proposed) else 0.0,
         "objective": float(sol.objective), "bound": float(sol.upper_bound), "gap": float(sol.gap),
