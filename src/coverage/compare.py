@@ -34,6 +34,20 @@ def _per_cell(cells: pd.DataFrame, preset: Preset, service: str) -> pd.DataFrame
     )
 
 
+def _joined(base_cells: pd.DataFrame, plan_cells: pd.DataFrame, preset: Preset, service: str) -> pd.DataFrame:
+    """Both runs' people and covered people per cell (outer join on ``cell``), with gained/lost."""
+    b = _per_cell(base_cells, preset, service)
+    p = _per_cell(plan_cells, preset, service)
+    j = b.merge(p, left_index=True, right_index=True, how="outer", suffixes=("_b", "_p"))
+    j[["pop_b", "cov_b", "pop_p", "cov_p"]] = j[["pop_b", "cov_b", "pop_p", "cov_p"]].fillna(0.0)
+    j["unit_code"] = j["unit_code_p"].fillna(j["unit_code_b"])
+    j["unit_name"] = j["unit_name_p"].fillna(j["unit_name_b"])
+    delta = j["cov_p"] - j["cov_b"]
+    j["gained"] = np.maximum(delta, 0.0)
+    j["lost"] = np.maximum(-delta, 0.0)
+    return j
+
+
 def cell_diff(base_cells: gpd.GeoDataFrame, plan_cells: gpd.GeoDataFrame, preset: Preset) -> gpd.GeoDataFrame:
     """Per-cell gains and losses for every service with headline rules.
 
@@ -59,20 +73,13 @@ def cell_diff(base_cells: gpd.GeoDataFrame, plan_cells: gpd.GeoDataFrame, preset
     for service in categories.SERVICES:
         if not preset.headline(service):
             continue
-        b = _per_cell(base_cells, preset, service)
-        p = _per_cell(plan_cells, preset, service)
-        j = b.merge(p, left_index=True, right_index=True, how="outer", suffixes=("_b", "_p"))
-        for c in ("pop_b", "cov_b", "pop_p", "cov_p"):
-            j[c] = j[c].fillna(0.0)
-        delta = j["cov_p"] - j["cov_b"]
+        j = _joined(base_cells, plan_cells, preset, service)
         out = pd.DataFrame({
-            "service": service,
-            "cell": j.index.to_numpy(),
-            "unit_code": j["unit_code_p"].fillna(j["unit_code_b"]).to_numpy(),
-            "unit_name": j["unit_name_p"].fillna(j["unit_name_b"]).to_numpy(),
+            "service": service, "cell": j.index.to_numpy(),
+            "unit_code": j["unit_code"].to_numpy(), "unit_name": j["unit_name"].to_numpy(),
             "pop_base": j["pop_b"].to_numpy(), "pop_plan": j["pop_p"].to_numpy(),
             "covered_base": j["cov_b"].to_numpy(), "covered_plan": j["cov_p"].to_numpy(),
-            "gained": np.maximum(delta, 0.0).to_numpy(), "lost": np.maximum(-delta, 0.0).to_numpy(),
+            "gained": j["gained"].to_numpy(), "lost": j["lost"].to_numpy(),
         })
         changed = (out["gained"] > 0) | (out["lost"] > 0) | (out["pop_base"] != out["pop_plan"])
         frames.append(out[changed.to_numpy()])
@@ -102,15 +109,7 @@ def unit_diff(base_cells: gpd.GeoDataFrame, plan_cells: gpd.GeoDataFrame, preset
     for service in categories.SERVICES:
         if not preset.headline(service):
             continue
-        b = _per_cell(base_cells, preset, service)
-        p = _per_cell(plan_cells, preset, service)
-        j = b.merge(p, left_index=True, right_index=True, how="outer", suffixes=("_b", "_p"))
-        j[["pop_b", "cov_b", "pop_p", "cov_p"]] = j[["pop_b", "cov_b", "pop_p", "cov_p"]].fillna(0.0)
-        j["unit_code"] = j["unit_code_p"].fillna(j["unit_code_b"])
-        j["unit_name"] = j["unit_name_p"].fillna(j["unit_name_b"])
-        delta = j["cov_p"] - j["cov_b"]
-        j["gained"] = np.maximum(delta, 0.0)
-        j["lost"] = np.maximum(-delta, 0.0)
+        j = _joined(base_cells, plan_cells, preset, service)
         groups = [("", "全县 / county", j)] + [
             (code, str(g["unit_name"].iloc[0]), g) for code, g in j.groupby("unit_code", sort=True)
         ]

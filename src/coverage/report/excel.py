@@ -23,11 +23,9 @@ The file is written to a temporary file in the same directory and then moved int
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
-import tempfile
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
@@ -43,6 +41,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from coverage.errors import InputError
+from coverage.report._util import atomic_target, is_missing
 
 __all__ = [
     "CIRCLE_SHEET",
@@ -51,7 +50,6 @@ __all__ = [
     "PROJECT_BANK_COLUMNS",
     "SERVICE_LABELS",
     "SERVICE_SHEETS",
-    "atomic_target",
     "circle_label",
     "project_bank_frame",
     "service_label",
@@ -129,37 +127,6 @@ _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 # --------------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def atomic_target(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; move it onto ``path`` when the block succeeds.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The final file. Its directory is created when missing.
-    suffix : str
-        Suffix of the temporary file (some writers pick the format from it, e.g. ``".gpkg"``).
-
-    Yields
-    ------
-    pathlib.Path
-        Where to write. On success it replaces ``path`` atomically (:func:`os.replace`); on an
-        exception it is deleted and ``path`` is left untouched.
-    """
-    final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=f".tmp{suffix}", dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    tmp.unlink()  # writers that refuse to overwrite (GDAL) get a fresh name
-    try:
-        yield tmp
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def service_label(service: Any) -> str:
     """Chinese 服务领域 label of a service key (``school`` → ``学校/教育``); other values unchanged.
 
@@ -173,7 +140,7 @@ def service_label(service: Any) -> str:
     str
         The label, or ``""`` for a missing value.
     """
-    if _missing(service):
+    if is_missing(service):
         return ""
     return SERVICE_LABELS.get(str(service), str(service))
 
@@ -377,7 +344,7 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
 def _coverage_row(label: str, cat: Mapping, total: Any) -> tuple:
     pop = cat.get("population_total", total)
     covered = cat.get("population_covered")
-    uncovered = None if _missing(pop) or _missing(covered) else float(pop) - float(covered)
+    uncovered = None if is_missing(pop) or is_missing(covered) else float(pop) - float(covered)
     return (
         label,
         circle_label(cat.get("circle")),
@@ -422,17 +389,17 @@ def _write_units(ws: Worksheet, table: pd.DataFrame) -> None:
     rows = []
     for i, rec in enumerate(table.to_dict("records"), start=1):
         pop, cov = rec.get("population"), rec.get("covered")
-        unc = None if _missing(pop) or _missing(cov) else float(pop) - float(cov)
+        unc = None if is_missing(pop) or is_missing(cov) else float(pop) - float(cov)
         share = rec.get("share")
-        if _missing(share) and not _missing(pop) and not _missing(cov) and float(pop) > 0:
+        if is_missing(share) and not is_missing(pop) and not is_missing(cov) and float(pop) > 0:
             share = float(cov) / float(pop)
         code = rec.get("code")
         rows.append(
-            (i, None if _missing(code) else str(code), rec.get("name"), pop, cov, unc, share,
+            (i, None if is_missing(code) else str(code), rec.get("name"), pop, cov, unc, share,
              *(rec.get(c) for c in extra))
         )
-    pops = [r[3] for r in rows if not _missing(r[3])]
-    covs = [r[4] for r in rows if not _missing(r[4])]
+    pops = [r[3] for r in rows if not is_missing(r[3])]
+    covs = [r[4] for r in rows if not is_missing(r[4])]
     tot_pop, tot_cov = float(sum(pops)), float(sum(covs))
     total = ("合计", None, None, tot_pop, tot_cov, tot_pop - tot_cov,
              tot_cov / tot_pop if tot_pop > 0 else None, *([None] * len(extra)))
@@ -547,17 +514,9 @@ def _sheet_name(name: str, used: set[str]) -> str:
     return candidate
 
 
-def _missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, float | np.floating):
-        return bool(np.isnan(v))
-    return False
-
-
 def _cell(v: Any) -> Any:
     """A value openpyxl can store: NumPy scalars to Python, NaN/inf/None to an empty cell."""
-    if _missing(v):
+    if is_missing(v):
         return None
     if isinstance(v, np.generic):
         v = v.item()

@@ -41,7 +41,7 @@ from geopandas import GeoDataFrame
 from geopandas.array import GeometryDtype
 
 from coverage.errors import InputError
-from coverage.report.excel import atomic_target
+from coverage.report._util import atomic_target, is_missing
 
 __all__ = ["gpkg_ready", "write_layers"]
 
@@ -207,18 +207,18 @@ def _convert(s: pd.Series) -> pd.Series:
         return s
     # object column: inspect the values
     values = s.to_numpy(dtype=object)
-    present = [v for v in values if not _is_null(v)]
+    present = [v for v in values if not is_missing(v)]
     if present and all(isinstance(v, bool | np.bool_) for v in present):
         return pd.Series(
-            pd.array([None if _is_null(v) else int(bool(v)) for v in values], dtype="Int8"),
+            pd.array([None if is_missing(v) else int(bool(v)) for v in values], dtype="Int8"),
             index=s.index, name=s.name,
         )
     if present and all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
                        for v in present):
-        num = np.array([np.nan if _is_null(v) else float(v) for v in values], dtype=float)
+        num = np.array([np.nan if is_missing(v) else float(v) for v in values], dtype=float)
         num[np.isinf(num)] = np.nan
         if all(isinstance(v, int | np.integer) for v in present):
-            return pd.Series(pd.array([None if _is_null(v) else int(v) for v in values], dtype="Int64"),
+            return pd.Series(pd.array([None if is_missing(v) else int(v) for v in values], dtype="Int64"),
                              index=s.index, name=s.name)
         return pd.Series(num, index=s.index, name=s.name)
     if all(isinstance(v, str) for v in present):
@@ -227,7 +227,7 @@ def _convert(s: pd.Series) -> pd.Series:
 
 
 def _text(v: Any) -> str | None:
-    if _is_null(v):
+    if is_missing(v):
         return None
     if isinstance(v, str):
         return v
@@ -254,14 +254,6 @@ def _jsonable(v: Any) -> Any:
     if v is None or isinstance(v, bool | int | float | str):
         return v
     return str(v)
-
-
-def _is_null(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, float | np.floating):
-        return bool(np.isnan(v))
-    return False
 
 
 def _pk_name(columns: Any) -> str:

@@ -34,11 +34,11 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from coverage import __version__
+from coverage.report._util import atomic_target, is_missing
 from coverage.report.excel import (
     CIRCLE_SHEET,
     NATURES,
     SERVICE_LABELS,
-    atomic_target,
     circle_label,
     project_bank_frame,
     service_label,
@@ -361,8 +361,8 @@ def _key_figures(summary: Mapping, gaps: pd.DataFrame, checks: pd.DataFrame | No
     figs.append({"label": "缺口项目 / gaps", "value": f"{n:,}", "note": f"其中约束性 {binding} 项"})
     if checks is not None and len(checks) and "pass" in checks.columns:
         p = checks["pass"]
-        passed = int(sum(v is True or v is np.True_ or v == 1 for v in p if not _missing(v)))
-        evaluated = int(sum(not _missing(v) for v in p))
+        passed = int(sum(v is True or v is np.True_ or v == 1 for v in p if not is_missing(v)))
+        evaluated = int(sum(not is_missing(v) for v in p))
         figs.append({"label": "标准核查达标", "value": f"{passed}/{evaluated}", "note": "项规则达标"})
     return figs
 
@@ -403,7 +403,7 @@ def _standards_context(checks: pd.DataFrame | None) -> dict:
         for c, _ in cols:
             v = rec.get(c)
             if c == "pass":
-                if _missing(v):
+                if is_missing(v):
                     cells.append({"text": "— 未评估", "cls": "na"})
                     unknown += 1
                 elif bool(v):
@@ -557,20 +557,12 @@ def _time_chart(times: Mapping[str, np.ndarray], cjk: str | None) -> dict | None
 # --------------------------------------------------------------------------------------------
 
 
-def _missing(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    if isinstance(v, float | np.floating):
-        return bool(np.isnan(v))
-    return False
-
-
 def _text(v: Any) -> str:
-    return "" if _missing(v) else str(v)
+    return "" if is_missing(v) else str(v)
 
 
 def _people(v: Any) -> str:
-    if _missing(v):
+    if is_missing(v):
         return "—"
     try:
         return f"{float(v):,.0f}"
@@ -579,7 +571,7 @@ def _people(v: Any) -> str:
 
 
 def _pct(v: Any) -> str:
-    if _missing(v):
+    if is_missing(v):
         return "—"
     try:
         return f"{float(v) * 100:.1f}%"
@@ -588,7 +580,7 @@ def _pct(v: Any) -> str:
 
 
 def _number(v: Any) -> str:
-    if _missing(v):
+    if is_missing(v):
         return ""
     if isinstance(v, bool | np.bool_):
         return "是" if v else "否"
@@ -605,7 +597,7 @@ def _number(v: Any) -> str:
 
 
 def _share_cell(v: Any) -> dict:
-    if _missing(v):
+    if is_missing(v):
         return {"text": "—", "style": ""}
     try:
         x = float(v)

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import re
-import uuid
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,7 @@ import shapely
 from branca.element import Element
 
 from coverage.crs import wgs84_to_gcj02
+from coverage.report._util import atomic_target
 from coverage.errors import InputError
 
 __all__ = [
@@ -737,15 +737,6 @@ def write_map(
 
     text = normalise_ids(root.render())
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name beside the target (same file system, so the rename is atomic); opened with
-    # mode "x" so that the file gets the usual permissions (umask), unlike tempfile.mkstemp.
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_target(out, suffix=".html") as tmp:
+        tmp.write_text(text, encoding="utf-8", newline="\n")
     return out
