@@ -16,10 +16,6 @@ replaces ``out`` only when every file is written, so a failed run leaves no half
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,7 @@ import pandas as pd
 from rich.console import Console
 
 from coverage import access, categories, demand, evaluate, network, scenario, settings, standards
+from coverage._atomic import atomic_output_dir
 from coverage.crs import local_metric_crs
 from coverage.errors import InputError
 from coverage.io import boundaries, facilities as fac_io, population
@@ -428,26 +425,6 @@ def county_name(inputs: Inputs) -> str:
 # ----------------------------------------------------------------------------------------------
 # stage 4: outputs
 # ----------------------------------------------------------------------------------------------
-
-
-@contextmanager
-def atomic_output_dir(out: str | Path) -> Iterator[Path]:
-    """Yield a temporary directory beside ``out`` that replaces ``out`` only on success."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def unit_shares(result: RunResult) -> gpd.GeoDataFrame:

@@ -43,7 +43,6 @@ import logging
 import math
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -56,6 +55,7 @@ import yaml
 from pyproj import CRS, Transformer
 
 from coverage import settings
+from coverage._atomic import atomic_output_dir
 from coverage.categories import FTYPES, SERVICES, classify
 from coverage.crs import local_metric_crs
 from coverage.errors import InputError
@@ -1004,22 +1004,10 @@ def prepare(
         nothing is left in ``out_dir`` then.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
-    try:
+    with atomic_output_dir(out_dir) as tmp:
         yml_path = _prepare_into(tmp, area=area, admin_path=admin_path, units=units, seats=seats, roads=roads, pois=pois,
                                  facilities=facilities, population=population, population_kind=population_kind,
                                  census_dir=census_dir, adcode=adcode, buffer_m=buffer_m, name=name, admin_layer=admin_layer)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{tmp.name.rsplit('-', 1)[-1]}")
-        out_dir.rename(old)
-    tmp.rename(out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
     return out_dir / yml_path.name
 
 

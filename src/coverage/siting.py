@@ -58,6 +58,9 @@ MILP_MAX_NNZ: int = 400_000
 #: Aggregated nonzeros up to which ``method="auto"`` solves the LP relaxation for a bound when the
 #: MILP is not run.
 LP_MAX_NNZ: int = 1_500_000
+#: Aggregated nonzeros up to which the LP relaxation is solved by simplex (HiGHS' default choice);
+#: larger LPs use the interior point method without crossover.
+LP_SIMPLEX_MAX_NNZ: int = 100_000
 #: Relative optimality gap at which a solution counts as proven optimal.
 MIP_GAP: float = 1e-4
 
@@ -598,6 +601,94 @@ def _order_and_marginals(
     return sel, np.asarray(marg, dtype=np.float64), d1
 
 
+def _mclp_dual_value(
+    AT: sp.csr_matrix,
+    w: np.ndarray,
+    u: np.ndarray,
+    locked: np.ndarray,
+    free: np.ndarray,
+    p: int,
+    cost: np.ndarray | None,
+    budget: float | None,
+) -> tuple[float, np.ndarray]:
+    """Upper bound on the MCLP optimum from multipliers ``u`` of the coverage rows (closed form).
+
+    Relaxing y_i ≤ Σ_{j∈N_i} x_j with u_i ≥ 0 separates the problem:
+    L(u) = Σ_i max(0, w_i − u_i) + Σ_{j∈L} c_j + max_x Σ_{j∉L} c_j x_j,  c = Aᵀu,
+    the last term being the sum of the ``p`` largest c_j (cardinality) or the fractional knapsack
+    over c_j / cost_j within the budget. Valid for every u ≥ 0 (weak duality), so multipliers from
+    any source (subgradient, an inexact LP solver) give a safe bound. Returns L(u) and the x that
+    attains it (fractional in at most one column with a budget).
+    """
+    c = AT @ u
+    x = np.zeros(c.size)
+    x[locked] = 1.0
+    fi = np.flatnonzero(free)
+    cf = c[fi]
+    if budget is None:
+        k = min(p, fi.size)
+        if k > 0:
+            top = np.argsort(-cf, kind="stable")[:k]
+            x[fi[top]] = 1.0
+    else:
+        cc = cost[fi]
+        o = np.argsort(-(cf / cc), kind="stable")
+        cum = np.cumsum(cc[o])
+        full = cum <= budget
+        x[fi[o[full]]] = 1.0
+        nxt = int(np.count_nonzero(full))
+        if nxt < o.size:
+            room = budget - (cum[nxt - 1] if nxt else 0.0)
+            x[fi[o[nxt]]] = max(0.0, min(1.0, room / cc[o[nxt]]))
+    val = float(np.maximum(w - u, 0.0).sum() + c @ x)
+    return val, x
+
+
+def _mclp_lagrangian(
+    A1: sp.csr_matrix,
+    AT: sp.csr_matrix,
+    w: np.ndarray,
+    u0: np.ndarray,
+    locked: np.ndarray,
+    free: np.ndarray,
+    p: int,
+    cost: np.ndarray | None,
+    budget: float | None,
+    target: float,
+    *,
+    iters: int = 2_000,
+    stall_limit: int = 50,
+    deadline: float = _INF,
+) -> tuple[float, np.ndarray]:
+    """Minimise the MCLP Lagrangian :func:`_mclp_dual_value` over u ∈ [0, w] by projected subgradient.
+
+    Polyak steps towards ``target`` (the best known covered weight, a lower estimate of min L),
+    step factor halved after ``stall_limit`` iterations without improvement; one sparse
+    matrix-vector product each way per iteration. Returns the best bound and its multipliers.
+    """
+    u = np.clip(u0, 0.0, w)
+    best, best_u = _INF, u.copy()
+    theta, stall = 2.0, 0
+    for _ in range(iters):
+        val, x = _mclp_dual_value(AT, w, u, locked, free, p, cost, budget)
+        if val < best - 1e-12 * max(abs(val), 1.0):
+            best, best_u, stall = val, u.copy(), 0
+        else:
+            stall += 1
+            if stall >= stall_limit:
+                theta *= 0.5
+                stall = 0
+        if best - target <= 1e-9 * max(abs(best), 1.0) or theta < 1e-4 or time.perf_counter() > deadline:
+            break
+        g = (A1 @ x) - (u < w)  # ∂L/∂u_i = Σ_j a_ij x_j − [u_i < w_i]
+        g[((u <= 0.0) & (g > 0)) | ((u >= w) & (g < 0))] = 0.0  # projected on the box
+        nrm = float(g @ g)
+        if nrm <= 1e-18:
+            break
+        u = np.clip(u - theta * max(val - target, 1e-9 * max(abs(val), 1.0)) / nrm * g, 0.0, w)
+    return best, best_u
+
+
 def _lagrangian_bound(
     eng: _Engine,
     locked: np.ndarray,
@@ -738,8 +829,14 @@ class _Lp:
         mip_gap: float = MIP_GAP,
         start: np.ndarray | None = None,
         fix: tuple[np.ndarray, np.ndarray] | None = None,
+        solver: str = "choose",
     ) -> dict:
-        """Solve with HiGHS; returns status, objective, bound, values and time."""
+        """Solve with HiGHS; returns status, objective, bound, values, row duals and time.
+
+        ``solver="ipm"`` runs the interior point method without crossover (LP only): much faster on
+        large covering LPs; its duals are used through a Lagrangian formula, so they need not be
+        exact for the bound to be valid.
+        """
         import highspy
 
         t0 = time.perf_counter()
@@ -759,6 +856,10 @@ class _Lp:
         h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
         h.setOptionValue("random_seed", 0)
         h.setOptionValue("mip_rel_gap", float(mip_gap))
+        if not mip and solver != "choose":
+            h.setOptionValue("solver", solver)
+            if solver == "ipm":
+                h.setOptionValue("run_crossover", "off")
         h.passModel(
             int(self.n_col), int(self.n_row), int(A.nnz), 1,
             -1 if self.sense == "max" else 1, float(self.offset),
@@ -777,7 +878,10 @@ class _Lp:
         info = h.getInfo()
         out: dict = {"status": status, "time": time.perf_counter() - t0}
         has_sol = info.primal_solution_status == 2
-        out["x"] = np.asarray(h.getSolution().col_value) if has_sol else None
+        solution = h.getSolution()
+        out["x"] = np.asarray(solution.col_value) if has_sol else None
+        out["row_dual"] = (np.asarray(solution.row_dual) if (not mip and solution.dual_valid)
+                           else None)
         out["objective"] = float(info.objective_function_value) if has_sol else None
         if mip:
             out["bound"] = float(info.mip_dual_bound)
@@ -1024,6 +1128,119 @@ class MaxCoverage(_Base):
             v[y] = cov
         return v
 
+    def _covered_agg(self, eng: _Engine, sel_free: list[int]) -> float:
+        """Covered aggregated weight of the locked sites plus ``sel_free``."""
+        sel = np.asarray(list(self.locked) + list(sel_free), dtype=np.int64)
+        return float(eng.w.sum()) - eng.cost(eng.nearest_two(sel)[0])
+
+    def _round_lp(self, xv: np.ndarray) -> list[int]:
+        """Free columns in decreasing LP value (index breaks ties) while ``p`` / the budget allow."""
+        order = np.lexsort((np.arange(xv.size), -xv))
+        order = order[self.free[order] & (xv[order] > 1e-6)]
+        if self.budget is None:
+            return [int(j) for j in order[: self.p]]
+        out: list[int] = []
+        room = self.budget
+        for j in order:
+            if self.cost[j] <= room + 1e-12:
+                out.append(int(j))
+                room -= self.cost[j]
+        return out
+
+    def _bound_uncapacitated(
+        self,
+        eng: _Engine,
+        sel_free: list[int],
+        method: str,
+        deadline: float,
+        time_limit: float,
+        mip_gap: float,
+        timings: dict[str, float],
+        method_used: list[str],
+    ) -> tuple[float, str, list[int], np.ndarray | None]:
+        """LP relaxation (duals → Lagrangian closed form) and LP rounding, else subgradient.
+
+        Returns (bound, bound method, free selection, LP column values of x or None).
+        """
+        A, w = self.agg.matrix, self.agg.weights
+        W = float(w.sum())
+        A1 = sp.csr_matrix((np.ones(A.nnz), A.indices, A.indptr), shape=A.shape)
+        AT = A1.T.tocsr()
+        cur = self._covered_agg(eng, sel_free)
+        bound, bound_method = W, "trivial"
+        lp_x = None
+        u_start = None
+        lp_optimal = False
+        if method in ("auto", "heuristic") and A.nnz <= LP_MAX_NNZ and deadline - time.perf_counter() > 0.5:
+            t0 = time.perf_counter()
+            lp, x, y = self.build()
+            r = lp.solve(mip=False, time_limit=max(0.6 * (deadline - time.perf_counter()), 0.5),
+                         solver="choose" if A.nnz <= LP_SIMPLEX_MAX_NNZ else "ipm")
+            lp_optimal = bool(r["optimal"])
+            if r["row_dual"] is not None:
+                u_start = np.clip(np.abs(r["row_dual"][: A.shape[0]]), 0.0, w)
+                val, _ = _mclp_dual_value(AT, w, u_start, self.locked, self.free, self.p, self.cost,
+                                          self.budget)
+                if val < bound:
+                    bound, bound_method = val, "lp"
+            if r["x"] is not None and method == "auto":
+                lp_x = r["x"][x]
+                if _gap(cur, bound) > mip_gap:
+                    cand = self._round_lp(lp_x)
+                    cand, _ = _swap_search(eng, cand, self.locked, self.free, cost=self.cost,
+                                           budget=self.budget, deadline=deadline)
+                    v = self._covered_agg(eng, cand)
+                    if v > cur + 1e-9 * max(W, 1.0):
+                        sel_free, cur = cand, v
+                        method_used.append("lp-round")
+            timings["lp"] = time.perf_counter() - t0
+        if not lp_optimal and _gap(cur, bound) > mip_gap and deadline - time.perf_counter() > 0.05:
+            if u_start is None:
+                on = np.zeros(self.n_cand)
+                on[self.locked] = 1.0
+                on[np.asarray(sel_free, dtype=np.int64)] = 1.0
+                cnt = A1 @ on
+                u_start = np.where(cnt == 0, w, np.where(cnt == 1, 0.5 * w, 0.0))
+            lag, _ = _mclp_lagrangian(A1, AT, w, u_start, self.locked, self.free, self.p, self.cost,
+                                      self.budget, cur,
+                                      deadline=min(deadline, time.perf_counter() + 0.25 * time_limit))
+            if lag < bound:
+                bound, bound_method = lag, "lagrangian"
+        return bound, bound_method, sel_free, lp_x
+
+    def _restricted_milp(
+        self, eng: _Engine, sel_free: list[int], lp_x: np.ndarray, cur: float, deadline: float,
+        mip_gap: float,
+    ) -> list[int] | None:
+        """MILP over the LP support and the incumbent only (a heuristic: any solution is feasible).
+
+        Rows covered by a locked site are dropped (always covered). Returns a better free selection
+        or None.
+        """
+        A = self.agg.matrix
+        J = np.union1d(np.flatnonzero(self.free & (lp_x > 1e-6)), np.asarray(sel_free, dtype=np.int64))
+        if J.size == 0:
+            return None
+        A1 = sp.csr_matrix((np.ones(A.nnz), A.indices, A.indptr), shape=A.shape)
+        on_l = np.zeros(self.n_cand)
+        on_l[self.locked] = 1.0
+        inJ = np.zeros(self.n_cand)
+        inJ[J] = 1.0
+        rows = np.flatnonzero(((A1 @ on_l) == 0) & ((A1 @ inJ) > 0))
+        sub = A1[rows][:, J]
+        model = MaxCoverage(sub, self.agg.weights[rows], None if self.budget is not None else self.p,
+                            budget=self.budget, cost=None if self.cost is None else self.cost[J])
+        lp, x, y = model.build()
+        start = model._start_vector(lp, x, y, np.searchsorted(J, np.asarray(sel_free, dtype=np.int64)))
+        r = lp.solve(mip=True, time_limit=max(deadline - time.perf_counter(), 0.5), mip_gap=mip_gap,
+                     start=start)
+        if r["x"] is None:
+            return None
+        cand = [int(J[k]) for k in np.flatnonzero(r["x"][x] > 0.5)]
+        if self._covered_agg(eng, cand) > cur + 1e-9 * max(float(eng.w.sum()), 1.0):
+            return cand
+        return None
+
     # -- solve ------------------------------------------------------------------------------------
     def solve(self, time_limit: float = 60.0, method: str = "auto", mip_gap: float = MIP_GAP) -> SitingResult:
         """Solve the model.
@@ -1056,6 +1273,7 @@ class MaxCoverage(_Base):
         bound = _INF
         bound_method = "trivial"
         bound = W  # everything coverable
+        lp_x = None
         if method not in ("auto", "heuristic", "greedy", "milp"):
             raise InputError("method 应为 auto、heuristic、greedy 或 milp",
                              "method must be auto, heuristic, greedy or milp", field="method")
@@ -1086,13 +1304,16 @@ class MaxCoverage(_Base):
             t0 = time.perf_counter()
             sel = np.asarray(list(self.locked) + sel_free, dtype=np.int64)
             d1, d2, _ = eng.nearest_two(sel)
-            heur_cost = eng.cost(d1)  # uncovered aggregated weight
-            lag = _lagrangian_bound(eng, self.locked, self.free, self.p, self.cost, self.budget,
-                                    heur_cost, (d1 + d2) / 2,
-                                    deadline=min(deadline, time.perf_counter() + 0.25 * time_limit))
-            if W - lag < bound:
-                bound, bound_method = W - lag, "lagrangian"
-            timings["bound"] = time.perf_counter() - t0
+            if self.capacity is None:
+                bound, bound_method, sel_free, lp_x = self._bound_uncapacitated(
+                    eng, sel_free, method, deadline, time_limit, mip_gap, timings, method_used)
+            else:
+                lag = _lagrangian_bound(eng, self.locked, self.free, self.p, self.cost, self.budget,
+                                        eng.cost(d1), (d1 + d2) / 2,
+                                        deadline=min(deadline, time.perf_counter() + 0.25 * time_limit))
+                if W - lag < bound:
+                    bound, bound_method = W - lag, "lagrangian"
+            timings["bound"] = time.perf_counter() - t0 - timings.get("lp", 0.0)
         x_sel = np.asarray(sel_free, dtype=np.int64)
         obj_agg = None
         if self.capacity is not None and method != "milp":
@@ -1130,8 +1351,16 @@ class MaxCoverage(_Base):
                 method_used.append("milp")
             if np.isfinite(r["bound"]) and r["bound"] < bound:
                 bound, bound_method = r["bound"], "milp"
-        elif method in ("heuristic", "auto") and nnz <= LP_MAX_NNZ and _gap(cur_obj, bound) > mip_gap \
-                and deadline - time.perf_counter() > 0.5:
+        elif (method == "auto" and self.capacity is None and lp_x is not None
+              and _gap(cur_obj, bound) > mip_gap and deadline - time.perf_counter() > 1.0):
+            t0 = time.perf_counter()
+            better = self._restricted_milp(eng, sel_free, lp_x, cur_obj, deadline, mip_gap)
+            timings["milp"] = time.perf_counter() - t0
+            method_used.append("restricted-milp")
+            if better is not None:
+                sel_free = better
+        elif (method in ("heuristic", "auto") and self.capacity is not None and nnz <= LP_MAX_NNZ
+              and _gap(cur_obj, bound) > mip_gap and deadline - time.perf_counter() > 0.5):
             t0 = time.perf_counter()
             lp, x, y = self.build()
             r = lp.solve(mip=False, time_limit=deadline - time.perf_counter())
