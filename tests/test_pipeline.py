@@ -212,3 +212,11 @@ def test_installed_layout_finds_demo_scenario():
     path = pipeline.demo_scenario_path()
     assert path.name == "demo_baseline.yaml" and path.is_file()
     shutil.disk_usage(path.parent)  # the folder is real
+
+
+def test_tianditu_without_key_fails_before_the_run(tmp_path):
+    out = tmp_path / "o"
+    res = CliRunner().invoke(app, ["demo", "--tiles", "tianditu", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "天地图" in res.output and "Tianditu" in res.output
+    assert not out.exists()

@@ -32,6 +32,11 @@ def _fail(err: Exception) -> None:
     raise typer.Exit(code=1)
 
 
+TILES_HELP = (
+    "底图 / basemap: none（无底图，完全离线）| osm | amap（高德，叠加层转为 GCJ-02）| tianditu（天地图，需 --tianditu-key）"
+)
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"covplan {__version__}")
@@ -50,12 +55,14 @@ def main(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="输出目录 / output directory"),
+    tiles: str = typer.Option("none", "--tiles", help=TILES_HELP),
+    tianditu_key: str = typer.Option(None, "--tianditu-key", help="天地图密钥 / Tianditu key"),
 ) -> None:
     """在内置合成示例县上运行完整评估 / run the main job on the embedded synthetic demo county."""
     from coverage import pipeline
 
     try:
-        result = pipeline.run_demo(out, console=console)
+        result = pipeline.run_demo(out, console=console, tiles=tiles, tianditu_key=tianditu_key)
     except InputError as err:
         _fail(err)
     _print_result(result)
@@ -65,13 +72,15 @@ def demo(
 def run(
     scenario: Path = typer.Argument(..., help="情景文件 / scenario YAML"),
     out: Path = typer.Option(None, "--out", help="输出目录 / output directory (default out/<scenario>)"),
+    tiles: str = typer.Option("none", "--tiles", help=TILES_HELP),
+    tianditu_key: str = typer.Option(None, "--tianditu-key", help="天地图密钥 / Tianditu key"),
 ) -> None:
     """评估一个情景 / evaluate one scenario and write map, gap list and report."""
     from coverage import pipeline
 
     out = out or Path("out") / scenario.stem
     try:
-        result = pipeline.run_scenario(scenario, out, console=console)
+        result = pipeline.run_scenario(scenario, out, console=console, tiles=tiles, tianditu_key=tianditu_key)
     except InputError as err:
         _fail(err)
     _print_result(result)

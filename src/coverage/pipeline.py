@@ -510,6 +510,7 @@ def write_outputs(
     progress: Any = None,
     tiles: str = "none",
     *,
+    tianditu_key: str | None = None,
     comparison: pd.DataFrame | None = None,
     proposed: gpd.GeoDataFrame | None = None,
     extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
@@ -525,7 +526,9 @@ def write_outputs(
     progress : callable, optional
         Called with a short text per step.
     tiles : {"none", "osm", "amap", "tianditu"}
-        Basemap of map.html (``none`` works offline).
+        Basemap of map.html (``none`` works offline; ``amap`` shifts the overlays to GCJ-02).
+    tianditu_key : str, optional
+        The user's 天地图 key, needed for ``tiles="tianditu"``.
     comparison : pandas.DataFrame, optional
         Plan-vs-baseline table (:func:`coverage.compare.unit_diff`): written to ``comparison.csv`` and
         the ``方案比较`` sheet.
@@ -580,7 +583,7 @@ def write_outputs(
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
-            title=title, synthetic=inputs.synthetic, tiles=tiles,
+            title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,
         )
         times = {
             service_label(r.service): cells[r.column].to_numpy()
@@ -631,10 +634,19 @@ def standards_checks(result: RunResult) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------
 
 
-def run_scenario(path: str | Path, out: str | Path, console: Console | None = None, tiles: str = "none") -> RunResult:
+def run_scenario(
+    path: str | Path,
+    out: str | Path,
+    console: Console | None = None,
+    tiles: str = "none",
+    tianditu_key: str | None = None,
+) -> RunResult:
     """Evaluate one scenario end to end and write every output file into ``out``."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+    from coverage.report.map import check_tiles
+
+    check_tiles(tiles, tianditu_key)  # before the long run, not after it
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=console or Console(stderr=True), transient=True) as prog:
         task = prog.add_task("读取输入 / reading inputs")
@@ -645,12 +657,13 @@ def run_scenario(path: str | Path, out: str | Path, console: Console | None = No
         inputs = load_inputs(path)
         model = build_model(inputs, step)
         result = evaluate_model(model, step)
-        return write_outputs(result, out, step, tiles=tiles)
+        return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key)
 
 
-def run_demo(out: str | Path, console: Console | None = None) -> RunResult:
+def run_demo(out: str | Path, console: Console | None = None, tiles: str = "none",
+             tianditu_key: str | None = None) -> RunResult:
     """Run the baseline scenario of the embedded synthetic demo county (示例县)."""
-    return run_scenario(demo_scenario_path(), out, console=console)
+    return run_scenario(demo_scenario_path(), out, console=console, tiles=tiles, tianditu_key=tianditu_key)
 
 
 def demo_scenario_path() -> Path:

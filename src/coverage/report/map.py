@@ -562,6 +562,32 @@ def _tile_layers(m: folium.Map, tiles: str, tianditu_key: str | None) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+def check_tiles(tiles: str, tianditu_key: str | None = None) -> None:
+    """Raise a bilingual :class:`InputError` for an unknown basemap or a 天地图 basemap without key.
+
+    Parameters
+    ----------
+    tiles : str
+        ``none``, ``osm``, ``amap`` or ``tianditu``.
+    tianditu_key : str, optional
+        The user's 天地图 key.
+    """
+    if tiles not in ("none", "osm", "amap", "tianditu"):
+        raise InputError(
+            f"未知底图 tiles='{tiles}'；可选 none、osm、amap、tianditu。",
+            f"unknown basemap tiles='{tiles}'; use none, osm, amap or tianditu.",
+            field="tiles",
+        )
+    if tiles == "tianditu" and not (tianditu_key and str(tianditu_key).strip()):
+        raise InputError(
+            "天地图底图需要密钥（tk）：请在天地图官网申请“浏览器端”密钥后传入 tianditu_key，"
+            "或改用 tiles='none'。",
+            "the Tianditu basemap needs a key (tk): get a browser key from Tianditu and pass "
+            "tianditu_key, or use tiles='none'.",
+            field="tianditu_key",
+        )
+
+
 def write_map(
     path: str | os.PathLike[str],
     *,
@@ -622,20 +648,7 @@ def write_map(
     InputError
         Unknown ``tiles``, missing Tianditu key, a layer without CRS or a required column.
     """
-    if tiles not in ("none", "osm", "amap", "tianditu"):
-        raise InputError(
-            f"未知底图 tiles='{tiles}'；可选 none、osm、amap、tianditu。",
-            f"unknown basemap tiles='{tiles}'; use none, osm, amap or tianditu.",
-            field="tiles",
-        )
-    if tiles == "tianditu" and not (tianditu_key and str(tianditu_key).strip()):
-        raise InputError(
-            "天地图底图需要密钥（tk）：请在天地图官网申请“浏览器端”密钥后传入 tianditu_key，"
-            "或改用 tiles='none'。",
-            "the Tianditu basemap needs a key (tk): get a browser key from Tianditu and pass "
-            "tianditu_key, or use tiles='none'.",
-            field="tianditu_key",
-        )
+    check_tiles(tiles, tianditu_key)
     gcj = tiles == "amap"
     layers = {
         name: _display_frame(gdf, gcj)
