@@ -462,10 +462,12 @@ def uncovered_cells(result: RunResult, block_m: float | None = None) -> gpd.GeoD
             df["by"] = np.floor(df["y"] / block_m)
             df["wx"], df["wy"] = df["x"] * df["pop"], df["y"] * df["pop"]
             g = df.groupby(["bx", "by"], sort=True)
+            # a block is named after the unit of its most populous cell
+            top = df.sort_values("pop", ascending=False, kind="stable").groupby(["bx", "by"], sort=True)
             df = pd.DataFrame({
                 "service": service, "pop": g["pop"].sum(),
                 "x": g["wx"].sum() / g["pop"].sum(), "y": g["wy"].sum() / g["pop"].sum(),
-                "unit_name": g["unit_name"].agg(lambda s: s.mode().iloc[0]),
+                "unit_name": top["unit_name"].first(),
             }).reset_index(drop=True)
         frames.append(gpd.GeoDataFrame(
             df[["service", "pop", "unit_name"]], geometry=gpd.points_from_xy(df["x"], df["y"]), crs=cells.crs
