@@ -72,6 +72,11 @@ def test_compare_plan_with_baseline(repo_root, tmp_path):
     for town in ("麻川乡", "青岭乡", "峡口乡"):
         assert el.loc[town, "gained"] > 0
     assert el.loc["城关街道", "gained"] == 0
+    assert "覆盖变化" in (out / "map.html").read_text(encoding="utf-8")  # the diff layer's legend
+    import pyogrio
+
+    change = pyogrio.read_dataframe(out / "layers.gpkg", layer="coverage_change")
+    assert change["gained"].sum() == pytest.approx(cmp[cmp["unit_code"] == ""]["gained"].sum(), rel=1e-6)
     s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert s["scenario"] == "示例县 养老服务补短板方案"
     assert s["comparison"]["base"] == "示例县 现状评估"

@@ -516,6 +516,7 @@ def write_outputs(
     comparison: pd.DataFrame | None = None,
     proposed: gpd.GeoDataFrame | None = None,
     extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
+    change: gpd.GeoDataFrame | None = None,
 ) -> RunResult:
     """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html
     into ``out`` atomically.
@@ -538,6 +539,9 @@ def write_outputs(
         Proposed or planned facilities, drawn on the map and written to ``layers.gpkg``.
     extra_layers : dict, optional
         More layers for ``layers.gpkg``.
+    change : geopandas.GeoDataFrame, optional
+        Per-cell gains and losses against a baseline (:func:`coverage.compare.cell_diff`): a map
+        layer and the ``coverage_change`` layer of ``layers.gpkg``.
     """
     from coverage.report import excel, gpkg, html
     from coverage.report import map as map_
@@ -581,10 +585,13 @@ def write_outputs(
         if proposed is not None and len(proposed):
             layers["proposed"] = proposed
         layers.update(extra_layers or {})
+        if change is not None and len(change):
+            layers["coverage_change"] = change
         gpkg.write_layers(tmp / "layers.gpkg", layers)
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
+            change=change,
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,
         )
         times = {

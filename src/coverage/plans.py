@@ -315,6 +315,7 @@ def site_scenario(
     year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
     plan.gaps = pd.concat([proposed_gap_rows(proposed, inputs.preset, county, year), plan.gaps], ignore_index=True)
     diff = compare.unit_diff(base.model.cells, plan.model.cells, inputs.preset)
+    change = compare.cell_diff(base.model.cells, plan.model.cells, inputs.preset)
     plan.summary["siting"] = {
         "service": svc, "ftype": fixed, "model": "MCLP" if add is not None else "LSCP",
         "candidates": len(cands), "selected": proposed["cid"].tolist(),
@@ -323,7 +324,7 @@ def site_scenario(
         "method": sol.method, "proven_optimal": bool(sol.proven_optimal),
         "seconds": float(sol.timings.get("total", np.nan)),
     }
-    pipeline.write_outputs(plan, out, comparison=diff, proposed=proposed)
+    pipeline.write_outputs(plan, out, comparison=diff, proposed=proposed, change=change)
     return SiteRun(base=base, plan=plan, proposed=proposed, solution=sol, diff=diff)
 
 
@@ -331,8 +332,9 @@ def compare_scenarios(base_path: str | Path, plan_path: str | Path, out: str | P
     """``covplan compare``: evaluate both scenarios and write the plan's outputs with the diff.
 
     The diff (by service and 乡镇/街道: people newly covered, people losing coverage) goes to
-    ``comparison.csv``, the ``方案比较`` sheet of ``gaps.xlsx``, ``summary.json`` (``comparison``) and a
-    ``coverage_change`` layer of ``layers.gpkg``; facilities the plan adds are drawn on the map.
+    ``comparison.csv``, the ``方案比较`` sheet of ``gaps.xlsx``, ``summary.json`` (``comparison``), a
+    覆盖变化 map layer and the ``coverage_change`` layer of ``layers.gpkg``; facilities the plan adds
+    are drawn on the map.
     """
     base = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(base_path)))
     plan = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(plan_path)))
@@ -348,5 +350,5 @@ def compare_scenarios(base_path: str | Path, plan_path: str | Path, out: str | P
         "by_service": json.loads(county.to_json(orient="records", force_ascii=False)),
     }
     pipeline.write_outputs(plan, out, comparison=diff, proposed=added if len(added) else None,
-                           extra_layers={"coverage_change": cells})
+                           change=cells)
     return plan, diff

@@ -452,6 +452,40 @@ def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) ->
     return added
 
 
+def _add_change(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+    """Plan vs baseline: cells where people gain (green) or lose (red) coverage, all services."""
+    _need(cells, "gained", "change")
+    _need(cells, "lost", "change")
+    gained = pd.to_numeric(cells["gained"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+    lost = pd.to_numeric(cells["lost"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+    service = cells["service"].map(_text) if "service" in cells else pd.Series([""] * len(cells))
+    keep = (gained > 0) | (lost > 0)
+    if not keep.any():
+        return []
+    sub = cells[keep]
+    g, lo, sv = gained[keep], lost[keep], service.to_numpy()[keep]
+    props = pd.DataFrame({
+        "服务": [SERVICE_SHORT.get(x, x) for x in sv],
+        "变化": [f"+{a:.0f}人" if a > 0 else f"-{b:.0f}人" for a, b in zip(g, lo)],
+        "_fill": ["#1a9850" if a > 0 else "#d73027" for a in g],
+    })
+    label = "覆盖变化（方案比较）"
+    group = folium.FeatureGroup(name=label, show=True)
+    _geojson(
+        _feature_collection(sub, props),
+        lambda f: {"fillColor": f["properties"]["_fill"]},
+        marker=folium.CircleMarker(radius=4, stroke=False, fill=True, fill_opacity=0.85),
+        tooltip_fields=["服务", "变化"],
+    ).add_to(group)
+    group.add_to(m)
+    legend.append(
+        "<div class='cov-legend-h'>覆盖变化（方案比较）</div>"
+        '<div><span class="cov-dot cov-small" style="background:#1a9850"></span>新增覆盖</div>'
+        '<div><span class="cov-dot cov-small" style="background:#d73027"></span>失去覆盖</div>'
+    )
+    return [label]
+
+
 def _add_circles(m: folium.Map, circles: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
     _need(circles, "service", "circles")
     circles = circles.copy()
@@ -598,6 +632,7 @@ def write_map(
     urban_rural_circle: gpd.GeoDataFrame | None = None,
     candidates: gpd.GeoDataFrame | None = None,
     proposed: gpd.GeoDataFrame | None = None,
+    change: gpd.GeoDataFrame | None = None,
     title: str,
     synthetic: bool = False,
     tiles: TileChoice = "none",
@@ -629,6 +664,9 @@ def write_map(
     candidates, proposed : GeoDataFrame, optional
         Candidate sites and proposed new facilities (points; ``name`` and ``category`` shown when
         present).
+    change : GeoDataFrame, optional
+        Plan vs baseline (:func:`coverage.compare.cell_diff`): cell points with ``gained``,
+        ``lost`` and ``service``; one layer 覆盖变化 (green gained, red lost).
     title : str
         Map title shown at the top and in the browser tab.
     synthetic : bool
@@ -660,6 +698,7 @@ def write_map(
             ("urban_rural_circle", urban_rural_circle),
             ("candidates", candidates),
             ("proposed", proposed),
+            ("change", change),
         ]
     }
     present = [g for g in layers.values() if g is not None]
@@ -707,6 +746,8 @@ def write_map(
         )
     if layers["uncovered"] is not None:
         overlay_names += _add_uncovered(m, layers["uncovered"], legend)
+    if layers["change"] is not None:
+        overlay_names += _add_change(m, layers["change"], legend)
     if layers["facilities"] is not None:
         overlay_names += _add_facilities(m, layers["facilities"], legend)
     if layers["candidates"] is not None:
