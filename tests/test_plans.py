@@ -98,3 +98,22 @@ def test_siting_rules_for_a_service_or_a_facility_type():
     with pytest.raises(InputError) as err:
         siting_rules(preset, "swimming")
     assert "swimming" in str(err.value) and "未知" in str(err.value)
+
+
+def test_generated_candidates_respect_exclusion_polygons(repo_root):
+    import geopandas as gpd
+
+    from coverage import pipeline
+    from coverage.plans import candidate_sites
+
+    model = pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))
+    pipeline.evaluate_model(model)
+    chengqu = gpd.read_file(repo_root / "data" / "boundaries" / "county.gpkg", layer="chengqu")
+    zone = chengqu.to_crs(model.cells.crs).union_all()
+    free = candidate_sites(model, "elderly", generate=15)
+    free = free[free["source"] == "generated"]
+    assert len(free) == 15 and free.within(zone).any()  # unserved old people live in the 城区 too
+    kept = candidate_sites(model, "elderly", generate=15, exclude=chengqu)
+    gen = kept[kept["source"] == "generated"]
+    assert len(gen) == 15 and not gen.within(zone).any()
+    assert (kept["source"] == "candidates").sum() == 61  # the scenario's own candidates stay

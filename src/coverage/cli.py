@@ -115,6 +115,9 @@ def site(
         0, "--generate", help="另按未覆盖人口生成候选点数 / extra candidates from unserved people"
     ),
     time_limit: float = typer.Option(60.0, "--time-limit", help="求解时限（秒）/ solver time limit, s"),
+    exclude: Path = typer.Option(
+        None, "--exclude", help="禁建区面图层（水域、保护区）/ polygons where no generated site may go"
+    ),
     out: Path = typer.Option(None, "--out", help="输出目录 / output directory"),
 ) -> None:
     """选址：为一类服务挑选新点位并评估方案 / choose new sites for one service and write the plan."""
@@ -123,7 +126,7 @@ def site(
     out = out or Path("out") / f"{scenario.stem}-site-{category}"
     try:
         run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
-                                  generate=generate, time_limit=time_limit)
+                                  generate=generate, time_limit=time_limit, exclude=exclude)
     except InputError as err:
         _fail(err)
     s = run.plan.summary["siting"]

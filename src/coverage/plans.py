@@ -31,6 +31,7 @@ from scipy.spatial import cKDTree
 
 from coverage import access, categories, compare, evaluate, pipeline, siting
 from coverage.errors import InputError
+from coverage.io import read_vector
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,14 @@ class SiteRun:
     diff: pd.DataFrame
 
 
-def candidate_sites(model: pipeline.Model, service: str, generate: int = 0, seed: int = 0) -> gpd.GeoDataFrame:
+def candidate_sites(
+    model: pipeline.Model, service: str, generate: int = 0, seed: int = 0,
+    exclude: gpd.GeoDataFrame | None = None,
+) -> gpd.GeoDataFrame:
     """The scenario's candidates plus ``generate`` sites at the weighted centres of unserved people.
+
+    Generated sites never fall inside ``exclude`` (water, protected land, …: polygons in any CRS);
+    the user's own candidates are kept as given.
 
     Returns
     -------
@@ -65,7 +72,8 @@ def candidate_sites(model: pipeline.Model, service: str, generate: int = 0, seed
         pop, cov = evaluate.service_cells(cells, inputs.preset, service)
         lack = pop - cov
         xy = np.column_stack([cells.geometry.x, cells.geometry.y])
-        idx = siting.generate_candidates(xy, lack, generate, seed=seed)
+        ex = exclude.to_crs(cells.crs) if exclude is not None else None
+        idx = siting.generate_candidates(xy, lack, generate, exclusion=ex, seed=seed)
         if len(idx):
             frames.append(gpd.GeoDataFrame({
                 "cid": [f"G{i + 1:03d}" for i in range(len(idx))],
@@ -249,7 +257,7 @@ def proposed_gap_rows(proposed: gpd.GeoDataFrame, preset: Any, county: str, year
 def site_scenario(
     path: str | Path, out: str | Path, service: str, add: int | None = None,
     target_share: float | None = None, generate: int = 0, time_limit: float = 60.0,
-    console: Any = None,
+    console: Any = None, exclude: str | Path | None = None,
 ) -> SiteRun:
     """``covplan site``: choose sites for one service and write the plan's outputs.
 
@@ -270,6 +278,8 @@ def site_scenario(
         Extra candidates generated from unserved people.
     time_limit : float
         Seconds for the solver.
+    exclude : str or Path, optional
+        Polygons (GPKG/SHP/GeoJSON) where no generated site may go.
 
     Returns
     -------
@@ -282,7 +292,8 @@ def site_scenario(
     model = pipeline.build_model(inputs)
     base = pipeline.evaluate_model(model)
     svc, _, fixed = siting_rules(inputs.preset, service)
-    cands = candidate_sites(model, svc, generate)
+    ex = read_vector(exclude, what_zh="禁建区", what_en="exclusion") if exclude is not None else None
+    cands = candidate_sites(model, svc, generate, exclude=ex)
     cover, weights, locked, _rows = service_cover(model, service, cands)
     if add is not None:
         sol = siting.solve_max_coverage(cover, weights, p=min(add, len(cands)), locked=locked, time_limit=time_limit)
