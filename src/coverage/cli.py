@@ -126,7 +126,7 @@ def site(
     out = out or Path("out") / f"{scenario.stem}-site-{category}"
     try:
         run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
-                                  generate=generate, time_limit=time_limit, exclude=exclude)
+                                  generate=generate, time_limit=time_limit, exclude=exclude, console=console)
     except InputError as err:
         _fail(err)
     s = run.plan.summary["siting"]
@@ -151,7 +151,7 @@ def compare(
 
     out = out or Path("out") / f"compare-{base.stem}-{plan.stem}"
     try:
-        result, diff = plans.compare_scenarios(base, plan, out)
+        result, diff = plans.compare_scenarios(base, plan, out, console=console)
     except InputError as err:
         _fail(err)
     county = diff[diff["unit_code"] == ""]

@@ -15,7 +15,9 @@ replaces ``out`` only when every file is written, so a failed run leaves no half
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -651,22 +653,26 @@ def run_scenario(
     tianditu_key: str | None = None,
 ) -> RunResult:
     """Evaluate one scenario end to end and write every output file into ``out``."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
     from coverage.report.map import check_tiles
 
     check_tiles(tiles, tianditu_key)  # before the long run, not after it
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                  console=console or Console(stderr=True), transient=True) as prog:
-        task = prog.add_task("读取输入 / reading inputs")
-
-        def step(text: str) -> None:
-            prog.update(task, description=text)
-
+    with progress(console) as step:
+        step("读取输入 / reading inputs")
         inputs = load_inputs(path)
         model = build_model(inputs, step)
         result = evaluate_model(model, step)
         return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key)
+
+
+@contextlib.contextmanager
+def progress(console: Console | None = None) -> Iterator[Callable[[str], None]]:
+    """A spinner with elapsed time on stderr; yields ``step(text)`` to name the current step."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console or Console(stderr=True), transient=True) as prog:
+        task = prog.add_task("")
+        yield lambda text: prog.update(task, description=text)
 
 
 def run_demo(out: str | Path, console: Console | None = None, tiles: str = "none",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,12 +289,23 @@ def site_scenario(
     if (add is None) == (target_share is None):
         raise InputError("请给出 --add N 或 --target-share S 之一。", "Give exactly one of --add N or --target-share S.",
                          field="--add/--target-share")
+    with pipeline.progress(console) as step:
+        return _site(path, out, service, add, target_share, generate, time_limit, exclude, step)
+
+
+def _site(
+    path: str | Path, out: str | Path, service: str, add: int | None, target_share: float | None,
+    generate: int, time_limit: float, exclude: str | Path | None, step: Callable[[str], None],
+) -> SiteRun:
+    """The body of :func:`site_scenario`, reporting each step to ``step``."""
+    step("读取输入 / reading inputs")
     inputs = pipeline.load_inputs(path)
-    model = pipeline.build_model(inputs)
-    base = pipeline.evaluate_model(model)
+    model = pipeline.build_model(inputs, step)
+    base = pipeline.evaluate_model(model, step)
     svc, _, fixed = siting_rules(inputs.preset, service)
     ex = read_vector(exclude, what_zh="禁建区", what_en="exclusion") if exclude is not None else None
     cands = candidate_sites(model, svc, generate, exclude=ex)
+    step(f"选址 / siting: {len(cands)} 个候选点位 / candidates")
     cover, weights, locked, _rows = service_cover(model, service, cands)
     if add is not None:
         sol = siting.solve_max_coverage(cover, weights, p=min(add, len(cands)), locked=locked, time_limit=time_limit)
@@ -320,8 +332,9 @@ def site_scenario(
     plan_inputs = pipeline.Inputs(**{**inputs.__dict__, "scenario": plan_scn, "facilities": gpd.GeoDataFrame(
         pd.concat([inputs.facilities, proposed[[c for c in inputs.facilities.columns if c in proposed.columns]]],
                   ignore_index=True), crs=inputs.crs)})
+    step("评估方案 / evaluating the plan")
     plan_model = pipeline.build_model(plan_inputs)
-    plan = pipeline.evaluate_model(plan_model)
+    plan = pipeline.evaluate_model(plan_model, step)
     county = pipeline.county_name(inputs)
     year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
     plan.gaps = pd.concat([proposed_gap_rows(proposed, inputs.preset, county, year), plan.gaps], ignore_index=True)
@@ -335,11 +348,13 @@ def site_scenario(
         "method": sol.method, "proven_optimal": bool(sol.proven_optimal),
         "seconds": float(sol.timings.get("total", np.nan)),
     }
-    pipeline.write_outputs(plan, out, comparison=diff, proposed=proposed, change=change)
+    pipeline.write_outputs(plan, out, step, comparison=diff, proposed=proposed, change=change)
     return SiteRun(base=base, plan=plan, proposed=proposed, solution=sol, diff=diff)
 
 
-def compare_scenarios(base_path: str | Path, plan_path: str | Path, out: str | Path) -> tuple[pipeline.RunResult, pd.DataFrame]:
+def compare_scenarios(
+    base_path: str | Path, plan_path: str | Path, out: str | Path, console: Any = None
+) -> tuple[pipeline.RunResult, pd.DataFrame]:
     """``covplan compare``: evaluate both scenarios and write the plan's outputs with the diff.
 
     The diff (by service and 乡镇/街道: people newly covered, people losing coverage) goes to
@@ -347,8 +362,18 @@ def compare_scenarios(base_path: str | Path, plan_path: str | Path, out: str | P
     覆盖变化 map layer and the ``coverage_change`` layer of ``layers.gpkg``; facilities the plan adds
     are drawn on the map.
     """
-    base = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(base_path)))
-    plan = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(plan_path)))
+    with pipeline.progress(console) as step:
+        step(f"现状 / baseline: {Path(base_path).name}")
+        base = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(base_path)), step)
+        step(f"方案 / plan: {Path(plan_path).name}")
+        plan = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(plan_path)), step)
+        return _compare(base, plan, out, step)
+
+
+def _compare(
+    base: pipeline.RunResult, plan: pipeline.RunResult, out: str | Path, step: Callable[[str], None]
+) -> tuple[pipeline.RunResult, pd.DataFrame]:
+    """Diff two evaluated runs and write the plan's outputs with the comparison."""
     preset = base.model.inputs.preset
     diff = compare.unit_diff(base.model.cells, plan.model.cells, preset)
     cells = compare.cell_diff(base.model.cells, plan.model.cells, preset)
@@ -360,6 +385,6 @@ def compare_scenarios(base_path: str | Path, plan_path: str | Path, out: str | P
         "base": base.summary["scenario"], "plan": plan.summary["scenario"],
         "by_service": json.loads(county.to_json(orient="records", force_ascii=False)),
     }
-    pipeline.write_outputs(plan, out, comparison=diff, proposed=added if len(added) else None,
+    pipeline.write_outputs(plan, out, step, comparison=diff, proposed=added if len(added) else None,
                            change=cells)
     return plan, diff
