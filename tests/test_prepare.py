@@ -315,3 +315,28 @@ def test_wuhan_district_clip(tmp_path, shared_data):
         assert c.width * c.height < s.width * s.height / 10      # really clipped
     # ages 20+ only: the raster holds about three quarters of the census residents, and says so
     assert 0.6 < q["census"]["raster_over_census"] < 0.85
+
+
+# ----------------------------------------------------------------------------------------------
+# Helsinki: a full OSM extract (roads and POIs in one PBF) with a 250 m population grid
+# ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_helsinki_pbf_roads_and_pois(tmp_path, shared_data):
+    hel = shared_data / "helsinki"
+    grid = hel / "population" / "helsinki_population_grid_2020.gpkg"
+    yml = prepare(tmp_path / "hel", area=grid, roads=hel / "osm" / "Helsinki.osm.pbf",
+                  pois=[hel / "osm" / "Helsinki.osm.pbf"], population=grid)
+    q = json.loads((yml.parent / "quality.json").read_text(encoding="utf-8"))
+    # independent: the grid's own population column
+    import geopandas as gpd
+
+    cells = gpd.read_file(grid)
+    assert q["population"]["raster_total"] == pytest.approx(cells["population"].sum(), rel=1e-5)
+    fac = gpd.read_file(yml.parent / "facilities" / "osm_facilities.gpkg")
+    assert {"school", "clinic"} <= set(fac["category"])  # POIs came out of the same PBF
+    res = CliRunner().invoke(app, ["run", str(yml), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    s = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
+    assert 0 < s["categories"]["school"]["share_covered"] <= 1

@@ -296,7 +296,7 @@ def _places_from_pbf(pbf: Path, bounding, outline_wgs) -> gpd.GeoDataFrame:
         warnings.simplefilter("ignore")
         osm = pyrosm.OSM(str(pbf), bounding_box=bounding)
         df = osm.get_data_by_custom_criteria({"place": ["town", "suburb", "village"]}, keep_ways=False, keep_relations=False)
-    if df is None or len(df) == 0:
+    if df is None or len(df) == 0 or "name" not in df.columns:  # no place, or none with a name
         return gpd.GeoDataFrame({"name": [], "fclass": []}, geometry=[], crs=4326)
     df = df[df["name"].notna()]
     gdf = gpd.GeoDataFrame({"name": df["name"].astype(str), "fclass": df["place"].astype(str)}, geometry=df.geometry.values, crs=4326)
