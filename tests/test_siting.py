@@ -293,3 +293,106 @@ def test_generate_candidates_avoids_exclusion_and_empty_cells():
     assert not np.any((xy[idx, 0] <= 500) & (xy[idx, 1] <= 500))
     again = siting.generate_candidates(xy, w, 10, exclusion=excl, seed=1)
     assert idx.tolist() == again.tolist()
+
+
+# ---------------------------------------------------------------- MCLP bounds (coverage Lagrangian)
+@FAST
+@given(instances(), st.integers(0, 10_000), st.booleans())
+def test_mclp_dual_value_is_an_upper_bound_for_any_multipliers(inst, seed, with_budget):
+    cover, w, p, rng = inst
+    m = cover.shape[1]
+    u = np.random.default_rng(seed).random(cover.shape[0]) * w * 1.5  # also beyond w: still valid
+    A1 = sp.csr_matrix(cover.astype(float))
+    locked = np.array([0]) if m > 2 else np.zeros(0, dtype=np.int64)
+    free = np.ones(m, dtype=bool)
+    free[locked] = False
+    if with_budget:
+        cost = rng.integers(1, 5, m).astype(float)
+        budget = float(rng.integers(1, 8))
+        opt = brute_mclp(cover, w, m, locked=locked.tolist(), cost=cost, budget=budget)
+        val, x = siting._mclp_dual_value(A1.T.tocsr(), w, u, locked, free, m, cost, budget)
+        assert cost[free] @ x[free] <= budget + 1e-9
+    else:
+        k = min(p, int(free.sum()))
+        opt = brute_mclp(cover, w, k, locked=locked.tolist())
+        val, x = siting._mclp_dual_value(A1.T.tocsr(), w, u, locked, free, k, None, None)
+        assert x[free].sum() <= k + 1e-9
+    assert np.all(x[locked] == 1.0)
+    # plain recomputation of L(u) = Σ max(0, w − u) + Σ_j x_j Σ_{i covered by j} u_i
+    plain = sum(max(0.0, w[i] - u[i]) for i in range(len(w))) + sum(
+        x[j] * sum(u[i] for i in range(len(w)) if cover[i, j]) for j in range(m))
+    assert val == pytest.approx(plain)
+    assert val >= opt - 1e-6
+
+
+@FAST
+@given(instances())
+def test_mclp_lagrangian_bound_and_no_lp_paths(inst):
+    cover, w, p, _ = inst
+    opt = brute_mclp(cover, w, p)
+    A1 = sp.csr_matrix(cover.astype(float))
+    free = np.ones(cover.shape[1], dtype=bool)
+    none = np.zeros(0, dtype=np.int64)
+    best, u = siting._mclp_lagrangian(A1, A1.T.tocsr(), w, w.copy(), none, free, p, None, None, opt)
+    assert best >= opt - 1e-6
+    assert np.all((u >= 0) & (u <= w))
+    assert siting._mclp_dual_value(A1.T.tocsr(), w, u, none, free, p, None, None)[0] == pytest.approx(best)
+    # the Lagrangian-only path (LP and MILP switched off by size limits) keeps a valid bound
+    old = siting.LP_MAX_NNZ, siting.MILP_MAX_NNZ
+    try:
+        siting.LP_MAX_NNZ, siting.MILP_MAX_NNZ = -1, -1
+        r = siting.solve_max_coverage(sp.csr_matrix(cover), w, p)
+    finally:
+        siting.LP_MAX_NNZ, siting.MILP_MAX_NNZ = old
+    assert r.upper_bound >= opt - 1e-6 and r.objective <= opt + 1e-9
+    assert r.objective == pytest.approx(covered_weight(cover, w, r.selected))
+
+
+@FAST
+@given(instances(max_rows=14, max_cand=8), st.booleans())
+def test_mclp_restricted_milp_path(inst, lock):
+    """Large-instance path (IPM LP, LP rounding, MILP on the LP support) on tiny instances."""
+    cover, w, p, rng = inst
+    m = cover.shape[1]
+    locked = [int(rng.integers(0, m))] if lock and m > 2 else []
+    p = min(p, m - len(locked))
+    opt = brute_mclp(cover, w, p, locked=locked)
+    old = siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ
+    try:
+        siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ = -1, -1
+        r = siting.solve_max_coverage(sp.csr_matrix(cover), w, p, locked=locked or None)
+    finally:
+        siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ = old
+    assert set(locked) <= set(r.selected.tolist())
+    assert len(r.selected) - len(locked) <= p
+    assert r.objective == pytest.approx(covered_weight(cover, w, r.selected))
+    assert r.upper_bound >= opt - 1e-6 and r.objective <= opt + 1e-9
+    assert r.gap == pytest.approx(siting._gap(r.objective, r.upper_bound))
+
+
+def test_mclp_fractional_lp_is_closed_by_rounding_or_milp():
+    # odd cycle: each row is covered by two of three sites; with p = 1 the LP takes x = 1/3 each and
+    # covers 2/3 of every row (bound 2), while one site covers exactly two rows
+    cover = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=bool))
+    w = np.ones(3)
+    old = siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ
+    try:
+        for milp_max, simplex_max in ((-1, -1), (-1, old[1]), old):
+            siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ = milp_max, simplex_max
+            r = siting.solve_max_coverage(cover, w, 1)
+            assert r.objective == 2.0
+            assert r.upper_bound >= 2.0 - 1e-9
+            assert r.upper_bound <= 2.0 + 1e-6  # LP of the odd cycle is integral here: bound 2
+    finally:
+        siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ = old
+    big = np.kron(np.eye(4, dtype=bool), np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 1, 1, 0],
+                                                     [0, 0, 0, 1, 1], [1, 0, 0, 0, 1]], dtype=bool))
+    wb = np.arange(1, 21, dtype=float)
+    opt = brute_mclp(big, wb, 5)
+    try:
+        siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ = -1, -1
+        r = siting.solve_max_coverage(sp.csr_matrix(big), wb, 5)
+    finally:
+        siting.MILP_MAX_NNZ, siting.LP_SIMPLEX_MAX_NNZ = old
+    assert r.objective == pytest.approx(opt)
+    assert r.upper_bound >= opt - 1e-6

@@ -17,11 +17,22 @@ How a model is solved (``method="auto"``)
 3. **Swap (interchange) local search**: the best 1-swap is found exactly for all (out, in) pairs at
    once from per-demand nearest/second-nearest (cover counts for MCLP) with one sparse group-by per
    iteration.
-4. **Bound.** A Lagrangian bound (subgradient on the assignment rows) always; the LP relaxation in
-   HiGHS when the aggregated model is not too large; and, when it is small enough, the exact MILP in
-   HiGHS, warm-started from the heuristic solution and stopped at ``time_limit``. The best bound is
-   reported as ``upper_bound`` (maximisation) or lower bound (minimisation, same attribute) with the
-   relative ``gap``; ``proven_optimal`` is set when the gap is closed (≤ ``mip_gap``).
+4. **Bound.** MCLP (uncapacitated): the LP relaxation in HiGHS — primal simplex up to
+   :data:`LP_SIMPLEX_MAX_NNZ` aggregated cover pairs (fast here: the covering LP is usually
+   integral or nearly so), interior point without crossover up to :data:`LP_MAX_NNZ`. The bound is
+   not read from the solver's objective but recomputed from its row duals with the closed-form
+   Lagrangian of the coverage rows (``Σ_i max(0, w_i − u_i)`` + the ``p`` largest ``Σ_i u_i a_ij``),
+   which is valid for any multipliers. The LP solution is rounded (largest x first) and improved by
+   the swap search. When the LP is not run, the same Lagrangian is minimised by projected subgradient
+   (Polyak steps, sparse matrix–vector products). Other models: a Lagrangian bound on the assignment
+   rows and the LP relaxation when the model is not too large.
+5. **Exact or restricted MILP**, only when the gap is still open: the full MILP in HiGHS when the
+   aggregated model is small enough (:data:`MILP_MAX_NNZ`), warm-started from the heuristic and
+   stopped at ``time_limit`` or ``mip_gap``; for larger MCLPs, the MILP restricted to the columns of
+   the LP support and the incumbent (a heuristic: it can only improve the selection, the bound stays
+   the LP's). The best bound is reported as ``upper_bound`` (maximisation) or lower bound
+   (minimisation, same attribute) with the relative ``gap``; ``proven_optimal`` is set when the gap
+   is closed (≤ ``mip_gap``).
 
 The heuristic part is deterministic. The MILP part is deterministic for a given HiGHS version unless
 the time limit stops it (then the incumbent depends on the machine's speed); it only replaces the
@@ -58,9 +69,9 @@ MILP_MAX_NNZ: int = 400_000
 #: Aggregated nonzeros up to which ``method="auto"`` solves the LP relaxation for a bound when the
 #: MILP is not run.
 LP_MAX_NNZ: int = 1_500_000
-#: Aggregated nonzeros up to which the LP relaxation is solved by simplex (HiGHS' default choice);
-#: larger LPs use the interior point method without crossover.
-LP_SIMPLEX_MAX_NNZ: int = 100_000
+#: Aggregated nonzeros up to which the MCLP LP relaxation is solved by the primal simplex; larger
+#: LPs use the interior point method without crossover.
+LP_SIMPLEX_MAX_NNZ: int = 400_000
 #: Relative optimality gap at which a solution counts as proven optimal.
 MIP_GAP: float = 1e-4
 
@@ -833,7 +844,9 @@ class _Lp:
     ) -> dict:
         """Solve with HiGHS; returns status, objective, bound, values, row duals and time.
 
-        ``solver="ipm"`` runs the interior point method without crossover (LP only): much faster on
+        ``solver="primal"`` runs the primal simplex (fast on covering LPs whose optimum is nearly
+        integral: it starts from the all-slack basis and needs few pivots); ``solver="ipm"`` runs the
+        interior point method without crossover (LP only): much faster on
         large covering LPs; its duals are used through a Lagrangian formula, so they need not be
         exact for the bound to be valid.
         """
@@ -856,7 +869,10 @@ class _Lp:
         h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
         h.setOptionValue("random_seed", 0)
         h.setOptionValue("mip_rel_gap", float(mip_gap))
-        if not mip and solver != "choose":
+        if not mip and solver == "primal":
+            h.setOptionValue("solver", "simplex")
+            h.setOptionValue("simplex_strategy", 4)
+        elif not mip and solver != "choose":
             h.setOptionValue("solver", solver)
             if solver == "ipm":
                 h.setOptionValue("run_crossover", "off")
@@ -1175,7 +1191,7 @@ class MaxCoverage(_Base):
             t0 = time.perf_counter()
             lp, x, y = self.build()
             r = lp.solve(mip=False, time_limit=max(0.6 * (deadline - time.perf_counter()), 0.5),
-                         solver="choose" if A.nnz <= LP_SIMPLEX_MAX_NNZ else "ipm")
+                         solver="primal" if A.nnz <= LP_SIMPLEX_MAX_NNZ else "ipm")
             lp_optimal = bool(r["optimal"])
             if r["row_dual"] is not None:
                 u_start = np.clip(np.abs(r["row_dual"][: A.shape[0]]), 0.0, w)
@@ -1250,9 +1266,10 @@ class MaxCoverage(_Base):
         time_limit : float
             Seconds for the whole solve (the MILP gets what remains after the heuristic).
         method : {"auto", "heuristic", "greedy", "milp"}
-            ``auto``: greedy + swap + bound, then the MILP when the aggregated model has at most
-            :data:`MILP_MAX_NNZ` cover pairs and the gap is open. ``heuristic``: no MILP (bound from
-            the Lagrangian, and the LP when small enough). ``greedy``: as ``heuristic`` without the
+            ``auto``: greedy + swap + bound (LP with rounding, or Lagrangian), then, only while
+            the gap is open, the MILP when the aggregated model has at most :data:`MILP_MAX_NNZ`
+            cover pairs, else the MILP restricted to the LP support. ``heuristic``: greedy + swap
+            and a bound (LP when small enough, else Lagrangian); the selection is the heuristic's. ``greedy``: as ``heuristic`` without the
             swap search (for comparisons). ``milp``: the MILP alone (no heuristic,
             no warm start), as a reference.
         mip_gap : float
