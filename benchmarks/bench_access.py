@@ -21,8 +21,12 @@ pandana, building ``pandana.Network`` (CH preprocessing). Reading the PBF is com
 reported on its own line.
 
 Catchments: 2,000 sites on the 1 M-node grid, ``coverage.access.catchments`` vs batched
-``scipy.sparse.csgraph.dijkstra(indices=batch, limit=T)``, each in a fresh subprocess with its peak
-resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``).
+``scipy.sparse.csgraph.dijkstra(indices=batch, limit=T)``, each in a fresh subprocess. Memory of
+(a) building the grid graph and (b) the catchments call is measured in fresh subprocesses started
+before this process grows: peak resident memory as ``VmHWM`` of ``/proc/self/status`` (the peak of
+the process's own address space) and ``resource.getrusage(RUSAGE_SELF).ru_maxrss``. The two differ
+when the parent was large: Linux carries the parent's peak into ``ru_maxrss`` of a child across
+fork + exec, which is why an earlier run reported 2.4 GB (the parent held a 1 M-node networkx graph).
 """
 
 from __future__ import annotations
@@ -170,8 +174,31 @@ def bench_nearest(name, g, dem, fac, nx_subset, pandana_ok=True):
     return rows
 
 
-CATCH_CODE = r"""
-import sys, time, resource, json, numpy as np
+MEM = r"""
+def mem():
+    import resource
+    s = open("/proc/self/status").read()
+    hwm = int(s.split("VmHWM:")[1].split()[0]) / 1024
+    rss = int(s.split("VmRSS:")[1].split()[0]) / 1024
+    return dict(hwm=hwm, rss=rss, maxrss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+BUILD_CODE = MEM + r"""
+import sys, json, time, numpy as np
+sys.path.insert(0, {bench!r})
+import bench_access as B
+from coverage import access, network, _kernels   # imports (numba included) before the baseline
+before = mem()
+t0 = time.perf_counter()
+g = B.grid_graph()
+el = time.perf_counter() - t0
+print(json.dumps(dict(what="build", seconds=el, before=before, after=mem(),
+                      graph_mb=sum(a.nbytes for a in (g.x, g.y, g.indptr, g.indices, g.minutes, g.metres,
+                                                      g.component)) / 2**20)))
+"""
+
+CATCH_CODE = MEM + r"""
+import sys, time, json, numpy as np
 sys.path.insert(0, {bench!r})
 import bench_access as B
 from coverage import access
@@ -181,7 +208,8 @@ dem = B.demand_points(g, "cells")
 sites = B.facility_points(g, 2000, seed=3)
 ds, ss = access.snap(g, dem), access.snap(g, sites)
 access.catchments(g, ds, B.facility_points(g, 4, seed=9), 15.0)   # warm numba
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = mem()
+open("/proc/self/clear_refs", "w").write("5")   # reset VmHWM: peak of the call alone
 t0 = time.perf_counter()
 if method == "ours":
     C = access.catchments(g, ds, ss, 15.0)
@@ -198,15 +226,21 @@ else:
         t = D[:, ds.node[cells]] + ds.leg_min[cells][None, :]
         nnz += int((t <= 15.0).sum())
 el = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps(dict(method=method, seconds=el, nnz=nnz, base_mb=base / 1024, peak_mb=peak / 1024)))
+print(json.dumps(dict(method=method, seconds=el, nnz=nnz, before=before, after=mem())))
 """
 
 
-def bench_catchments(method: str, batch: int = 50):
-    code = CATCH_CODE.format(bench=str(HERE), method=method, batch=batch)
+def run_json(code: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_build_memory():
+    return run_json(BUILD_CODE.format(bench=str(HERE)))
+
+
+def bench_catchments(method: str, batch: int = 50):
+    return run_json(CATCH_CODE.format(bench=str(HERE), method=method, batch=batch))
 
 
 def table(rows):
@@ -227,30 +261,47 @@ def main():
     ap.add_argument("--quick", action="store_true", help="São Paulo only")
     ap.add_argument("--write-readme", action="store_true")
     ap.add_argument("--no-pandana-grid", action="store_true", help="skip pandana's slow CH build on the grid")
+    ap.add_argument("--pandana-side", type=int, default=0,
+                    help="also run all methods on a side x side grid with pandana (e.g. 300)")
     args = ap.parse_args()
     from coverage import network
+
+    build_mem, catch = None, []
+    if not args.quick:  # memory first, while this process is still small (see the module docstring)
+        build_mem = bench_build_memory()
+        catch = [bench_catchments("ours"), bench_catchments("scipy")]
 
     t_read, g = timed(network.read_osm, DATA / "sao_paulo/osm/spo_osm.pbf", mode="walk")
     print(f"São Paulo walk graph: {g.n_nodes} nodes, {g.n_edges} edges, read_osm {t_read:.2f} s")
     rows = bench_nearest("São Paulo walk", g, demand_points(g, "nodes"), facility_points(g), nx_subset=200)
-    catch = []
     if not args.quick:
         t_grid, gg = timed(grid_graph)
         print(f"grid: {gg.n_nodes} nodes, {gg.n_edges} edges, built in {t_grid:.1f} s")
         rows += bench_nearest("grid 1M walk", gg, demand_points(gg, "cells"), facility_points(gg), nx_subset=20,
                               pandana_ok=not args.no_pandana_grid)
         del gg
-        catch = [bench_catchments("ours"), bench_catchments("scipy")]
+    if args.pandana_side:
+        side = args.pandana_side
+        gs = grid_graph(side)
+        label = f"grid {side * side // 1000}k walk"
+        rows += bench_nearest(label, gs, demand_points(gs, "cells"), facility_points(gs), nx_subset=20)
+        del gs
     md = table(rows)
     print(md)
     cmd = ""
     if catch:
         cmd = ("\n\n| catchments, 2,000 sites, 1 M-node grid, 250k cells, T = 15 min | seconds | entries | "
-               "peak RSS MB (before the call) |\n|---|---:|---:|---:|\n")
+               "peak RSS MB of the call (process peak) | ru_maxrss MB |\n|---|---:|---:|---:|---:|\n")
         for c in catch:
             label = "coverage catchments (numba, threads=%d)" % min(os.cpu_count() or 1, 8) if c["method"] == "ours" \
                 else "scipy dijkstra(indices=batch of 50, limit=T)"
-            cmd += f"| {label} | {c['seconds']:.2f} | {c['nnz']:,} | {c['peak_mb']:.0f} ({c['base_mb']:.0f}) |\n"
+            cmd += (f"| {label} | {c['seconds']:.2f} | {c['nnz']:,} | {c['after']['hwm']:.0f} "
+                    f"({max(c['after']['hwm'], c['before']['hwm']):.0f}) | {c['after']['maxrss']:.0f} |\n")
+        b = build_mem
+        cmd += ("\n| building the 1 M-node grid graph (`from_edges`, fresh process) | seconds | graph MB | "
+                "RSS before MB | peak RSS MB (VmHWM) | ru_maxrss MB |\n|---|---:|---:|---:|---:|---:|\n"
+                f"| bench grid_graph() incl. its own edge arrays | {b['seconds']:.2f} | {b['graph_mb']:.0f} | "
+                f"{b['before']['rss']:.0f} | {b['after']['hwm']:.0f} | {b['after']['maxrss']:.0f} |\n")
         print(cmd)
     if args.write_readme:
         readme = HERE / "README.md"

@@ -62,7 +62,7 @@ def snapped(pts, idx=None):
 
 
 @HS
-@given(problems())
+@given(problems(max_fac=40))  # > 8 facilities also exercises the kernel's simultaneous phase
 def test_nearest_time_and_facility_match_reference(p):
     n, edges, demand, facilities, limit = p
     g = build(n, edges)
@@ -176,6 +176,61 @@ def test_identical_across_runs(p):
     c1 = access.catchments(build(n, edges), snapped(demand), snapped(facilities), limit, n_threads=2)
     c2 = access.catchments(build(n, edges), snapped(demand), snapped(facilities), limit, n_threads=1)
     assert (c1 != c2).nnz == 0 and np.array_equal(c1.indices, c2.indices)
+
+
+@HS
+@given(problems(max_fac=40), st.data())
+def test_queries_on_a_reused_graph_equal_fresh_graphs(p, data):
+    """The search workspace cached on the graph is reset correctly between calls."""
+    n, edges, demand, facilities, limit = p
+    pt = st.tuples(st.integers(0, n - 1), st.floats(0.0, 3.0, allow_nan=False), st.booleans())
+    queries = data.draw(st.lists(st.tuples(st.lists(pt, max_size=40), st.floats(0.0, 20.0, allow_nan=False),
+                                           st.sampled_from(["minutes", "metres"])), min_size=2, max_size=4))
+    queries = [(facilities, limit, "minutes")] + queries
+    g = build(n, edges)
+    for fac, lim, weight in queries:
+        lim = lim * 80.0 if weight == "metres" else lim
+        got = access.nearest(g, snapped(demand), snapped(fac), limit=lim, weight=weight)
+        fresh = access.nearest(build(n, edges), snapped(demand), snapped(fac), limit=lim, weight=weight)
+        pd.testing.assert_frame_equal(got, fresh)
+        nt = access.node_times(g, snapped(fac), lim, weight)
+        assert np.array_equal(nt, access.node_times(build(n, edges), snapped(fac), lim, weight))
+        assert np.all(g._ws.dist == np.inf) and np.all(g._ws.label == -1)
+
+
+@HS
+@given(st.integers(10, 60), st.lists(st.integers(0, 9), min_size=9, max_size=40), st.floats(1.0, 30.0))
+def test_nearest_when_later_facilities_improve_everything(n, at, limit):
+    """Facilities in order of decreasing leg on a line: each one improves on all earlier ones, the
+    case where the kernel switches from one search per source to one simultaneous search."""
+    edges = [(i, i + 1, 0.5) for i in range(n - 1)] + [(i + 1, i, 0.5) for i in range(n - 1)]
+    facilities = [(a, 3.0 - 0.07 * k, True) for k, a in enumerate(at)]
+    demand = [(i, 0.0, True) for i in range(n)]
+    expect = ref.nearest(ref.make_adj(n, edges), demand, facilities, limit)
+    res = access.nearest(build(n, edges), snapped(demand), snapped(facilities), limit=limit)
+    for i, (tm, arg) in enumerate(expect):
+        got = res["minutes"].iloc[i]
+        assert (math.isinf(tm) and math.isinf(got)) or abs(got - tm) <= 1e-9
+        if not math.isinf(tm):
+            assert int(res["facility"].iloc[i][1:]) in arg
+
+
+def test_concurrent_queries_on_one_graph_agree_with_sequential_ones():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(5)
+    n = 400
+    edges = [(int(a), int(b), float(w)) for a, b, w in
+             zip(rng.integers(0, n, 1600), rng.integers(0, n, 1600), rng.uniform(0.1, 2.0, 1600))]
+    g = build(n, edges)
+    demand = [(i, 0.0, True) for i in range(n)]
+    facs = [[(int(j), 0.5, True) for j in rng.choice(n, k, replace=False)] for k in (1, 3, 10, 30) * 5]
+    expect = [access.nearest_time(build(n, edges), snapped(demand), snapped(f), 6.0) for f in facs]
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda f: access.nearest_time(g, snapped(demand), snapped(f), 6.0), facs))
+    for a, b in zip(got, expect):
+        pd.testing.assert_series_equal(a, b)
+    assert np.all(g._ws.dist == np.inf) and np.all(g._ws.label == -1)
 
 
 # ---------------------------------------------------------------- snapping and plain cases

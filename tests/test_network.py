@@ -7,6 +7,7 @@ import warnings
 import geopandas as gpd
 import numpy as np
 import pytest
+from hypothesis import given, settings as hsettings, strategies as st
 from shapely.geometry import LineString
 
 from coverage import network, settings
@@ -61,6 +62,44 @@ def _write_lines(path, lines, **cols):
     gdf = gpd.GeoDataFrame(cols, geometry=lines, crs="EPSG:32650")
     gdf.to_file(path, layer="roads", driver="GPKG")
     return path
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(1, 30).flatmap(lambda n: st.tuples(
+    st.just(n),
+    st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.floats(0.0, 5.0)), max_size=3 * n),
+    st.integers(1, 6),
+)))
+def test_from_edges_matches_a_networkx_reference(p):
+    """CSR = quickest of parallel edges, sorted by (tail, head); nodes of weak components smaller
+    than the minimum dropped (the largest always kept); components numbered largest first."""
+    import networkx as nx
+
+    n, edges, min_n = p
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 100, n), rng.uniform(0, 100, n)
+    u = [e[0] for e in edges]
+    v = [e[1] for e in edges]
+    w = np.array([e[2] for e in edges], dtype=float)
+    g = network.from_edges(x, y, u, v, w, w * 80.0, min_component_nodes=min_n)
+    best = {}
+    for a, b, t in edges:
+        if a != b and ((a, b) not in best or t < best[(a, b)]):
+            best[(a, b)] = t
+    G = nx.Graph()
+    G.add_nodes_from(range(n))
+    G.add_edges_from(best)
+    comps = sorted((sorted(c) for c in nx.connected_components(G)), key=lambda c: (-len(c), c[0]))
+    kept = [c for c in comps if len(c) >= min_n] or comps[:1]
+    keep_nodes = sorted(i for c in kept for i in c)
+    new = {old: k for k, old in enumerate(keep_nodes)}
+    assert g.n_nodes == len(keep_nodes) and np.array_equal(g.x, x[keep_nodes])
+    exp = sorted((new[a], new[b], t) for (a, b), t in best.items() if a in new and b in new)
+    got = list(zip(g.tails().tolist(), g.indices.tolist(), g.minutes.tolist()))
+    assert got == exp
+    comp_of = {new[i]: k for k, c in enumerate(kept) for i in c}
+    assert g.component.tolist() == [comp_of[i] for i in range(g.n_nodes)]
+    assert g.indptr.dtype == np.int64 and g.indices.dtype == np.int64
 
 
 def test_read_lines_joins_at_shared_vertices_and_splits(tmp_path):

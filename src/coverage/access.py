@@ -16,7 +16,10 @@ Every query is computed by compiled kernels (:mod:`coverage._kernels`):
 
 * :func:`nearest` / :func:`nearest_time` / :func:`nearest_distance` run **one** bounded multi-source
   Dijkstra per call, where each facility node starts at its own leg (a "virtual source" joined to all
-  facilities by edges of leg length), then add each cell's leg.
+  facilities by edges of leg length), then add each cell's leg. The search runs in a workspace cached
+  on the graph (created on first use, like the snapping tree) and resets only the nodes it reached,
+  so a query costs O(nodes reached + demand points), not O(road nodes). The workspace is guarded by
+  a lock; a call that finds it busy (another thread querying the same graph) uses a private one.
 * :func:`catchments` runs one bounded single-source Dijkstra per site that visits only reached nodes
   and resets only what it touched (never a dense sites × nodes matrix), in threads over chunks of sites.
 """
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +95,51 @@ class Snapped:
         if sel.dtype == bool:
             sel = np.flatnonzero(sel)
         return Snapped(self.node[sel], self.leg_m[sel], self.leg_min[sel], self.ok[sel], self.index[sel])
+
+
+class _Workspace:
+    """Reusable search arrays of one graph: ``dist`` (all ``inf``) and ``label`` (all -1) between
+    calls, plus scratch ``touched`` and heap buffers. Only used while ``lock`` is held."""
+
+    def __init__(self, n_nodes: int, heap_cap: int) -> None:
+        self.n = int(n_nodes)
+        self.dist = np.full(self.n, np.inf)
+        self.label = np.full(self.n, -1, dtype=np.int64)
+        self.touched = np.empty(self.n, dtype=np.int64)
+        self.hd = np.empty(heap_cap, dtype=np.float64)  # pages are only mapped when first used
+        self.hn = np.empty(heap_cap, dtype=np.int64)
+        self.lock = threading.Lock()
+
+    def __reduce__(self):  # copies and pickles of a graph get a fresh workspace (a lock cannot be copied)
+        return (_Workspace, (self.n, self.hd.shape[0]))
+
+
+_WS_LOCK = threading.Lock()
+
+
+def _multi_source(
+    graph: RoadGraph, weight: str, src_node: NDArray, src_init: NDArray, limit: float, query: NDArray
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Bounded multi-source search on ``graph``; distances and labels of the ``query`` nodes."""
+    n = graph.n_nodes
+    need = graph.n_edges + len(src_node) + 1
+    with _WS_LOCK:
+        ws = graph._ws
+        if ws is None or ws.n != n:
+            ws = graph._ws = _Workspace(n, need + 1024)
+    args = (graph.indptr, graph.indices, graph.weights(weight), np.ascontiguousarray(src_node, dtype=np.int64),
+            np.ascontiguousarray(src_init, dtype=np.float64), float(limit),
+            np.ascontiguousarray(query, dtype=np.int64))
+    if not ws.lock.acquire(blocking=False):  # busy in another thread: private O(n) workspace
+        tmp = _Workspace(n, need)
+        return _kernels.multi_source(*args, tmp.dist, tmp.label, tmp.touched, tmp.hd, tmp.hn)
+    try:
+        if ws.hd.shape[0] < need:
+            ws.hd = np.empty(need + 1024, dtype=np.float64)
+            ws.hn = np.empty(need + 1024, dtype=np.int64)
+        return _kernels.multi_source(*args, ws.dist, ws.label, ws.touched, ws.hd, ws.hn)
+    finally:
+        ws.lock.release()
 
 
 def _tree(graph: RoadGraph):
@@ -221,18 +270,15 @@ def nearest(
 def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float, weight: str):
     """Shared core of :func:`nearest`: one multi-source search, then the demand legs."""
     weight = "metres" if weight in ("metres", "meters", "length") else weight
-    w = graph.weights(weight)
+    graph.weights(weight)  # unknown weight: ValueError
     limit = _check_limit(limit)
     d = _as_snapped(graph, demand)
     f = _as_snapped(graph, facilities)
     fsel = np.flatnonzero(f.ok)
-    dist, label = _kernels.multi_source(
-        graph.indptr, graph.indices, w, f.node[fsel].astype(np.int64),
-        _leg(f, weight)[fsel].astype(np.float64), limit,
-    )
-    val = dist[d.node] + _leg(d, weight)
+    dist, label = _multi_source(graph, weight, f.node[fsel], _leg(f, weight)[fsel], limit, d.node)
+    val = dist + _leg(d, weight)
     val[~(d.ok & (val <= limit))] = np.inf
-    return d, f, fsel, val, label[d.node]
+    return d, f, fsel, val, label
 
 
 def nearest_time(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: float = 15.0) -> pd.Series:
@@ -516,8 +562,7 @@ def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minu
     weight = "metres" if weight in ("metres", "meters", "length") else weight
     f = _as_snapped(graph, sources)
     fsel = np.flatnonzero(f.ok)
-    dist, _ = _kernels.multi_source(
-        graph.indptr, graph.indices, graph.weights(weight), f.node[fsel].astype(np.int64),
-        _leg(f, weight)[fsel].astype(np.float64), _check_limit(limit),
-    )
+    graph.weights(weight)  # unknown weight: ValueError
+    all_nodes = np.arange(graph.n_nodes, dtype=np.int64)
+    dist, _ = _multi_source(graph, weight, f.node[fsel], _leg(f, weight)[fsel], _check_limit(limit), all_nodes)
     return dist
