@@ -423,7 +423,7 @@ def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) ->
     cells = cells.copy()
     cells["service"] = cells["service"].map(_text)
     added = []
-    for service in sorted(cells["service"].unique(), key=_service_sort_key):
+    for i, service in enumerate(sorted(cells["service"].unique(), key=_service_sort_key)):
         sub = cells[cells["service"] == service]
         pop = pd.to_numeric(sub["pop"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
         props = pd.DataFrame(
@@ -433,7 +433,7 @@ def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) ->
             }
         )
         label = f"未覆盖人口-{SERVICE_SHORT.get(service, service)}"
-        group = folium.FeatureGroup(name=label, show=True)
+        group = folium.FeatureGroup(name=label, show=i == 0)
         _geojson(
             _feature_collection(sub, props),
             lambda f: {"fillColor": f["properties"]["_fill"]},
@@ -491,12 +491,13 @@ def _add_circles(m: folium.Map, circles: gpd.GeoDataFrame, legend: list[str]) ->
     circles = circles.copy()
     circles["service"] = circles["service"].map(_text)
     added = []
-    for service in sorted(circles["service"].unique(), key=_service_sort_key):
+    for i, service in enumerate(sorted(circles["service"].unique(), key=_service_sort_key)):
         sub = circles[circles["service"] == service]
         colour = SERVICE_COLOURS.get(service, "#636363")
         label = f"服务圈-{SERVICE_SHORT.get(service, service)}"
         props = pd.DataFrame({"服务圈": [label] * len(sub)})
-        group = folium.FeatureGroup(name=label, show=True)
+        # one service at a time on opening (like the choropleths); the others are a click away
+        group = folium.FeatureGroup(name=label, show=i == 0)
         _geojson(
             _feature_collection(sub, props),
             lambda f, c=colour: {"color": c, "weight": 1.5, "fillColor": c, "fillOpacity": 0.15},
