@@ -91,6 +91,44 @@ def _pop(hd, hn, size):
     return d0, n0, size
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _seed(u, d, lab, limit, dist, label, touched, ntouch, hd, hn, size):
+    """Start a source at node ``u`` with distance ``d`` if that improves ``u``; push it."""
+    if d <= limit and d < dist[u]:
+        if dist[u] == np.inf:
+            touched[ntouch] = u
+            ntouch += 1
+        dist[u] = d
+        label[u] = lab
+        size = _push(hd, hn, size, d, u)
+    return ntouch, size
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn, size, pops):
+    """Run Dijkstra from the heap until it is empty, within ``limit``; record touched nodes.
+
+    Returns the new ``ntouch`` and ``pops`` (heap pops so far, which measure repeated work).
+    """
+    while size > 0:
+        d, u, size = _pop(hd, hn, size)
+        pops += 1
+        if d > dist[u]:
+            continue
+        lab = label[u]
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            nd = d + weight[k]
+            if nd <= limit and nd < dist[v]:
+                if dist[v] == np.inf:
+                    touched[ntouch] = v
+                    ntouch += 1
+                dist[v] = nd
+                label[v] = lab
+                size = _push(hd, hn, size, nd, v)
+    return ntouch, pops
+
+
 @njit(cache=True, nogil=True)
 def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist, label, touched, hd, hn):
     """Bounded multi-source Dijkstra with per-source initial distances, in a reusable workspace.
@@ -142,59 +180,14 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     while s < ns:
         if s >= 8 and pops > 2 * ntouch:
             break  # heavy overlap: finish the rest in one simultaneous search
-        u = src_node[s]
-        d = src_init[s]
-        if d <= limit and d < dist[u]:
-            if dist[u] == np.inf:
-                touched[ntouch] = u
-                ntouch += 1
-            dist[u] = d
-            label[u] = s
-            size = _push(hd, hn, 0, d, u)
-            while size > 0:
-                d, u, size = _pop(hd, hn, size)
-                pops += 1
-                if d > dist[u]:
-                    continue
-                lab = label[u]
-                for k in range(indptr[u], indptr[u + 1]):
-                    v = indices[k]
-                    nd = d + weight[k]
-                    if nd <= limit and nd < dist[v]:
-                        if dist[v] == np.inf:
-                            touched[ntouch] = v
-                            ntouch += 1
-                        dist[v] = nd
-                        label[v] = lab
-                        size = _push(hd, hn, size, nd, v)
+        ntouch, size = _seed(src_node[s], src_init[s], s, limit, dist, label, touched, ntouch, hd, hn, 0)
+        ntouch, pops = _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn, size, pops)
         s += 1
     # phase 2 (only when phase 1 stopped early): the remaining sources together
     size = 0
     for r in range(s, ns):
-        u = src_node[r]
-        d = src_init[r]
-        if d <= limit and d < dist[u]:
-            if dist[u] == np.inf:
-                touched[ntouch] = u
-                ntouch += 1
-            dist[u] = d
-            label[u] = r
-            size = _push(hd, hn, size, d, u)
-    while size > 0:
-        d, u, size = _pop(hd, hn, size)
-        if d > dist[u]:
-            continue
-        lab = label[u]
-        for k in range(indptr[u], indptr[u + 1]):
-            v = indices[k]
-            nd = d + weight[k]
-            if nd <= limit and nd < dist[v]:
-                if dist[v] == np.inf:
-                    touched[ntouch] = v
-                    ntouch += 1
-                dist[v] = nd
-                label[v] = lab
-                size = _push(hd, hn, size, nd, v)
+        ntouch, size = _seed(src_node[r], src_init[r], r, limit, dist, label, touched, ntouch, hd, hn, size)
+    ntouch, pops = _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn, size, pops)
     nq = query.shape[0]
     qdist = np.empty(nq, dtype=np.float64)
     qlabel = np.empty(nq, dtype=np.int64)
