@@ -777,6 +777,33 @@ def _lagrangian_bound(
 # --------------------------------------------------------------------------------------------------
 # LP building blocks (HiGHS, plain sparse arrays)
 # --------------------------------------------------------------------------------------------------
+def _new_highs():  # -> highspy.Highs (imported lazily)
+    """A silent HiGHS instance. The first one built in a process prints a copyright banner straight
+    to the C-level stdout (before any option can be set); that write goes to /dev/null instead, so
+    ``covplan site`` output stays clean."""
+    import ctypes
+    import os
+    import sys
+
+    import highspy
+
+    sys.stdout.flush()
+    saved, devnull = os.dup(1), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        h = highspy.Highs()
+        try:
+            ctypes.CDLL(None).fflush(None)  # flush C stdio while it still points at /dev/null
+        except (OSError, TypeError, AttributeError):  # no C library handle (e.g. Windows)
+            pass
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+    h.setOptionValue("output_flag", False)
+    return h
+
+
 class _Lp:
     """Columns and rows accumulated as arrays; rows in COO triplets, passed to HiGHS column-wise."""
 
@@ -864,8 +891,7 @@ class _Lp:
             lb[fix[0]] = fix[1]
             ub[fix[0]] = fix[1]
         integ = np.concatenate(self.integer) if mip else np.zeros(self.n_col, dtype=np.int32)
-        h = highspy.Highs()
-        h.setOptionValue("output_flag", False)
+        h = _new_highs()
         h.setOptionValue("time_limit", float(max(time_limit, 0.01)))
         h.setOptionValue("random_seed", 0)
         h.setOptionValue("mip_rel_gap", float(mip_gap))
