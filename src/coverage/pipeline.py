@@ -88,16 +88,21 @@ class RunResult:
             label = categories.SERVICES[key].label if key in categories.SERVICES else key
             lines.append(
                 f"  {label} ({key}): 覆盖 {cat['population_covered']:,.0f} 人 / covered, "
-                f"{cat['share_covered']:.1%}"
+                f"{_pct(cat['share_covered'])}"
             )
         urc = s.get("urban_rural_circle")
         if urc:
             lines.append(
                 f"  15公里城乡服务圈 / 15 km circle: {urc['population_covered']:,.0f} 人, "
-                f"{urc['share_covered']:.1%}"
+                f"{_pct(urc['share_covered'])}"
             )
         lines.append(f"  缺口项目 / gap rows: {len(self.gaps)}")
         return "\n".join(lines)
+
+
+def _pct(share: float | None) -> str:
+    """A share as a percentage; ``None`` (nobody of the group lives here) as 无人口 / no people."""
+    return "无人口 / no people" if share is None else f"{share:.1%}"
 
 
 # ----------------------------------------------------------------------------------------------
