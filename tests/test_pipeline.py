@@ -220,3 +220,11 @@ def test_tianditu_without_key_fails_before_the_run(tmp_path):
     assert res.exit_code == 1
     assert "天地图" in res.output and "Tianditu" in res.output
     assert not out.exists()
+
+
+def test_report_lists_every_township_and_the_standards(demo_out, summary):
+    text = (demo_out[0] / "report.html").read_text(encoding="utf-8")
+    for unit in summary["categories"]["elderly"]["by_unit"]:
+        assert unit["name"] in text
+    assert "每个行政村办好1个村卫生室" in text  # the rule's own words, not its id
+    assert "117/138" in text  # villages with a 村卫生室 within 1 km, out of all 138

@@ -606,8 +606,9 @@ def write_outputs(
             for r in inputs.preset.active_circles() if r.unit == "minutes"
             and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
         }
+        by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
         html.write_report(
-            tmp / "report.html", result.summary, svc, result.gaps, standards_checks(result),
+            tmp / "report.html", result.summary, by_unit_long, result.gaps, standards_checks(result),
             times, title=title, synthetic=inputs.synthetic,
         )
         files = sorted(p.name for p in tmp.iterdir())
@@ -623,24 +624,33 @@ def _gap_points(gaps: pd.DataFrame) -> gpd.GeoDataFrame:
 
 
 def standards_checks(result: RunResult) -> pd.DataFrame:
-    """Pass/fail of presence and provision rules at county level, for the report."""
+    """Pass/fail of the presence and provision rules for the whole county, for the report.
+
+    Presence rules: units of the rule's kind that have what they need, out of all such units (or,
+    for share rules such as "≥ 50 % of 乡镇(街道)", the share reached). Provision rules: the county's
+    value against its target.
+    """
+    preset = result.model.inputs.preset
+    rules = {r.id: r for r in preset.active_presence()}
     rows = []
     pres = result.presence
     if pres is not None and len(pres):
-        for rid, g in pres.groupby("rule_id", sort=False):
-            ok = g["ok"].astype(bool)
+        for r in pres[pres["level"] == "county"].itertuples():
+            rule = rules.get(r.rule_id)
+            text = (rule.indicator or rule.label) if rule is not None else ""
+            share = getattr(r, "target_share", np.nan)
+            target = (f"≥ {share:.0%} 的{r.unit_kind}" if pd.notna(share)
+                      else f"每个{r.unit_kind} ≥ {rule.min_count if rule else 1}")
             rows.append({
-                "rule": rid, "indicator": str(g["indicator"].iloc[0]) if "indicator" in g else rid,
-                "nature": str(g["nature"].iloc[0]) if "nature" in g else "",
-                "target": "每个单元 / every unit", "value": f"{int(ok.sum())}/{len(ok)}", "pass": bool(ok.all()),
+                "rule": r.rule_id, "indicator": text or r.rule_id, "nature": r.nature,
+                "target": target, "value": f"{int(r.found)}/{int(r.required)}", "pass": bool(r.ok),
             })
     prov = result.provision
     if prov is not None and len(prov):
-        county = prov[prov["unit_code"] == ""] if "unit_code" in prov else prov
-        for _, r in county.iterrows():
+        for r in prov[prov["level"] == "county"].itertuples():
             rows.append({
-                "rule": r.get("rule_id", ""), "indicator": r.get("indicator", ""), "nature": r.get("nature", ""),
-                "target": r.get("target", np.nan), "value": r.get("value", np.nan), "pass": r.get("ok", None),
+                "rule": r.rule_id, "indicator": r.indicator, "nature": r.nature,
+                "target": r.target, "value": r.value, "pass": r.ok,
             })
     return pd.DataFrame(rows, columns=["rule", "indicator", "nature", "target", "value", "pass"])
 
