@@ -117,3 +117,19 @@ def test_generated_candidates_respect_exclusion_polygons(repo_root):
     gen = kept[kept["source"] == "generated"]
     assert len(gen) == 15 and not gen.within(zone).any()
     assert (kept["source"] == "candidates").sum() == 61  # the scenario's own candidates stay
+
+
+def test_site_clinics_close_clinic_gaps(repo_root, tmp_path):
+    out = tmp_path / "clinic"
+    res = CliRunner().invoke(app, [
+        "site", str(repo_root / "scenarios" / "demo_baseline.yaml"), "--category", "clinic",
+        "--add", "3", "--out", str(out),
+    ])
+    assert res.exit_code == 0, res.output
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    cmp = pd.read_csv(out / "comparison.csv", dtype={"unit_code": str}, keep_default_na=False)
+    county = cmp[(cmp["service"] == "clinic") & (cmp["unit_code"] == "")].iloc[0]
+    assert len(s["siting"]["selected"]) == 3 and s["siting"]["gap"] <= 0.01
+    # what the solver counted is what the re-evaluated plan shows
+    assert county["gained"] == pytest.approx(s["siting"]["new_covered"], rel=1e-6) and county["gained"] > 0
+    assert county["lost"] == 0
