@@ -228,3 +228,36 @@ def test_report_lists_every_township_and_the_standards(demo_out, summary):
         assert unit["name"] in text
     assert "每个行政村办好1个村卫生室" in text  # the rule's own words, not its id
     assert "117/138" in text  # villages with a 村卫生室 within 1 km, out of all 138
+
+
+def test_plan_changes_remove_unknown_id_is_a_clear_error(tmp_path, repo_root):
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"extends: {repo_root / 'scenarios' / 'demo_baseline.yaml'}\n"
+        "name: 错误方案\nchanges:\n  remove: [NOPE-1]\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["run", str(plan), "--out", str(out)])
+    assert res.exit_code == 1
+    assert "NOPE-1" in res.output and "changes" in res.output
+    assert not out.exists()
+
+
+def test_plan_changes_remove_and_upgrade(tmp_path, repo_root):
+    """Removing every 村卫生室 of one township lowers its village-clinic presence; an upgrade sticks."""
+    base = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
+    fac = base.facilities
+    vc = fac[(fac["ftype"] == "village_clinic")]
+    gone = vc["fid"].head(3).tolist()
+    target = fac[fac["ftype"] == "township_health_center"]["fid"].iloc[0]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(
+        f"extends: {repo_root / 'scenarios' / 'demo_baseline.yaml'}\nname: 调整方案\nchanges:\n"
+        f"  remove: [{', '.join(gone)}]\n  upgrade: [{{id: {target}, capacity: 999}}]\n",
+        encoding="utf-8",
+    )
+    inp = pipeline.load_inputs(plan)
+    assert len(inp.facilities) == len(fac) - 3
+    assert not set(gone) & set(inp.facilities["fid"])
+    assert inp.facilities.set_index("fid").loc[target, "capacity"] == 999
