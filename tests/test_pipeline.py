@@ -261,3 +261,18 @@ def test_plan_changes_remove_and_upgrade(tmp_path, repo_root):
     assert len(inp.facilities) == len(fac) - 3
     assert not set(gone) & set(inp.facilities["fid"])
     assert inp.facilities.set_index("fid").loc[target, "capacity"] == 999
+
+
+def test_supply_ratios_match_the_cells_written(demo_out, summary):
+    """summary.json's E2SFCA figures are the group-weighted means of the cells in layers.gpkg."""
+    ratios = summary["supply_ratio"]
+    assert {"elderly_urban_15min", "elderly_rural_15min", "clinic_rural_30min"} <= set(ratios)
+    cells = pyogrio.read_dataframe(demo_out[0] / "layers.gpkg", layer="demand_cells", read_geometry=False)
+    for rid in ("elderly_urban_15min", "clinic_rural_30min"):
+        r = ratios[rid]
+        side = cells["urban"].astype(bool) if rid.endswith("urban_15min") else ~cells["urban"].astype(bool)
+        w = cells[r["group"]].where(side, 0.0)
+        v = cells[f"e2sfca_{rid}"]
+        keep = w > 0
+        assert r["county"] == pytest.approx(float(np.average(v[keep], weights=w[keep])), rel=1e-9)
+        assert r["capacity_unit"] == "床位" and r["per"] == 1000

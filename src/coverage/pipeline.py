@@ -399,6 +399,8 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     inputs = model.inputs
     preset = inputs.preset
     cells = circle_times(model, progress)
+    _step(progress, "供需比 / supply ratios (E2SFCA)")
+    cells, ratios = supply_ratios(model, cells)
     model.cells = cells
     _step(progress, "评估 / evaluation")
     cov = evaluate.circle_coverage(cells, preset, units=inputs.units)
@@ -407,6 +409,7 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     summ = evaluate.summary(
         cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
     )
+    summ["supply_ratio"] = ratios
     clusters = [
         evaluate.uncovered_clusters(cells, rule, villages=inputs.villages)
         for rule in _rules(preset)
@@ -418,6 +421,75 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
     )
+
+
+def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict]:
+    """E2SFCA supply-to-demand ratios per headline circle rule, per cell and by unit.
+
+    For every headline rule in minutes whose facility types carry capacities (学位, 托位, 床位, m²),
+    :func:`coverage.access.e2sfca` (step decay over the rule's threshold, on the rule's mode) gives
+    each cell the capacity within reach per person of the rule's group, counting only people on the
+    rule's side (urban or rural); it is stored ×1000 as ``e2sfca_<rule id>`` (capacity per 1,000
+    people; NaN off the rule's side). Facilities of those types without a capacity are left out of
+    the ratio (their count is reported). Unit and county figures are the group-weighted means of
+    the cells. Note that E2SFCA conserves supply: the county mean equals the capacity of the
+    facilities that reach anyone divided by the people on that side, so the spread between units,
+    not the county mean, is what it adds to the per-1000 checks.
+
+    Returns
+    -------
+    cells : geopandas.GeoDataFrame
+        With the new columns.
+    ratios : dict
+        ``rule id → {service, capacity_unit, group, per, minutes, mode, facilities,
+        facilities_without_capacity, county, by_unit: [{code, name, value}]}``.
+    """
+    inputs = model.inputs
+    fac = inputs.facilities
+    cap = pd.to_numeric(fac["capacity"], errors="coerce").to_numpy(dtype=float)
+    cells = cells.copy()
+    out: dict[str, Any] = {}
+    for service in categories.SERVICES:
+        for rules in inputs.preset.headline(service).values():
+            for rule in rules:
+                if rule.unit != "minutes":
+                    continue
+                of_type = fac["ftype"].isin(rule.ftypes).to_numpy()
+                use = of_type & np.isfinite(cap) & (cap > 0)
+                if not use.any():
+                    continue
+                mode = _mode_of(rule, inputs.scenario)
+                g = model.graphs[mode]
+                # demand = the rule's group on the rule's side (urban/rural) only
+                side = evaluate.applies_mask(cells, rule.applies_to)
+                weight = cells[rule.group].to_numpy(dtype=float) * side
+                a = access.e2sfca(
+                    g, model.snapped_cells[mode], model.snapped_facilities[mode].take(use),
+                    rule.threshold, capacity=cap[use], population=weight,
+                ).to_numpy() * 1000.0
+                col = f"e2sfca_{rule.id}"
+                cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
+                w = pd.Series(weight, index=cells.index)
+                units_ = [
+                    {"code": code, "name": str(grp["unit_name"].iloc[0]),
+                     "value": _weighted_mean(grp[col], w[grp.index])}
+                    for code, grp in cells.groupby("unit_code", sort=True)
+                ]
+                units_ = [u for u in units_ if u["value"] is not None]
+                out[rule.id] = {
+                    "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
+                    "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
+                    "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
+                    "county": _weighted_mean(cells[col], w), "by_unit": units_,
+                }
+    return cells, out
+
+
+def _weighted_mean(values: pd.Series, weights: pd.Series) -> float | None:
+    """Weighted mean over cells with weight > 0 (None when there are none)."""
+    w = weights.to_numpy(dtype=float)
+    keep = w > 0
+    return float(np.average(values.to_numpy(dtype=float)[keep], weights=w[keep])) if keep.any() else None
 
 
 def county_name(inputs: Inputs) -> str:
