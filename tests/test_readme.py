@@ -24,7 +24,21 @@ def test_ci_runs_the_readme_test_command_verbatim(repo_root):
 
 def test_every_readme_command_has_help():
     runner = CliRunner()
-    for cmd in ("demo", "run", "validate", "site", "compare", "prepare"):
+    for cmd in ("demo", "run", "validate", "site", "compare", "prepare", "standards"):
         res = runner.invoke(app, [cmd, "--help"])
         assert res.exit_code == 0, (cmd, res.output)
         assert re.search(r"[\u4e00-\u9fff]", res.output), cmd  # Chinese help text
+
+
+def test_standards_command_lists_presets_and_shows_sources():
+    runner = CliRunner()
+    res = runner.invoke(app, ["standards"])
+    assert res.exit_code == 0
+    for name in ("cn-default", "gb50180", "kongtong", "renhuai", "huaibei", "nanqiao"):
+        assert name in res.output
+    res = runner.invoke(app, ["standards", "cn-default"])
+    assert res.exit_code == 0
+    assert "clinic_rural_30min" in res.output and "S1 L75" in res.output  # rule with its seed line
+    assert "待核实" in res.output  # unverified values are flagged
+    res = runner.invoke(app, ["standards", "no-such-preset"])
+    assert res.exit_code == 1

@@ -218,6 +218,39 @@ def prepare(
     typer.echo(f"情景文件 / scenario: {yml.resolve()}")
 
 
+@app.command()
+def standards(
+    name: str = typer.Argument(None, help="预设名称或文件 / preset name or YAML file (omit to list them)"),
+) -> None:
+    """列出标准预设或显示其规则与出处 / list the standards presets, or show one with its sources."""
+    from coverage import standards as std
+
+    if name is None:
+        for key in std.list_presets():
+            p = std.load_preset(key)
+            typer.echo(f"{key:12s} {p.title or p.description[:60]}")
+        return
+    try:
+        p = std.load_preset(name)
+    except InputError as err:
+        _fail(err)
+    typer.echo(f"{p.name}: {p.title}\n{p.description}\n")
+    typer.echo("服务圈 / circles:")
+    for r in p.active_circles():
+        limit = f"{r.minutes:g} 分钟" if r.minutes is not None else f"{r.metres:g} 米"
+        flag = "" if r.verified else "  [待核实 / verify]"
+        typer.echo(f"  {r.id}: {r.service} {r.applies_to} {r.mode} {limit} {r.group} {r.nature} — {r.source}{flag}")
+    urc = p.urban_rural()
+    if urc is not None:
+        typer.echo(f"  {urc.id}: {urc.mode} {urc.metres:g} 米 — {urc.source}")
+    typer.echo("配置要求 / presence:")
+    for r in p.active_presence():
+        typer.echo(f"  {r.id}: {r.indicator or r.label} ({r.nature}) — {r.source}")
+    typer.echo("千人指标 / provision:")
+    for r in p.active_provision():
+        typer.echo(f"  {r.id}: {r.indicator or r.label} ({r.nature}) — {r.source}")
+
+
 def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult
     typer.echo(result.describe())
     typer.echo(f"输出目录 / written to: {result.out_dir.resolve()}")
