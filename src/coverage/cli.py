@@ -135,6 +135,11 @@ def site(
         f"新增覆盖 {s['new_covered']:,.0f} 人 / newly covered; "
         f"最优性差距 / optimality gap {s['gap']:.2%}"
     )
+    if add is not None and len(s["selected"]) < add:
+        typer.echo(
+            f"  注意：只有 {len(s['selected'])} 个候选点位能增加覆盖，其余点位不再新增覆盖人口。/ "
+            f"only {len(s['selected'])} candidates add coverage; more sites would cover nobody new."
+        )
     for r in run.proposed.itertuples():
         typer.echo(f"  {r.rank}. {r.unit_name} {r.name}: +{r.new_covered:,.0f}")
     _print_result(run.plan)
