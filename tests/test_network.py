@@ -256,3 +256,16 @@ def test_demo_roads(repo_root):
     gdf = gpd.read_file(p, layer="roads")
     expect = float(gdf[~gdf.highway.isin(settings.WALK_EXCLUDE)].to_crs(4545).length.sum() / 1000)
     assert w.length_km() == pytest.approx(expect, rel=0.01)
+
+
+def test_read_lines_several_modes_at_once_equals_one_by_one(shared_data):
+    path = shared_data / "macau" / "osm_geofabrik_shp" / "gis_osm_roads_free_1.shp"
+    both = network.read_lines(path, mode=("walk", "drive"))
+    for mode in ("walk", "drive"):
+        one = network.read_lines(path, mode=mode)
+        g = both[mode]
+        assert g.mode == mode
+        np.testing.assert_array_equal(g.indptr, one.indptr)
+        np.testing.assert_array_equal(g.indices, one.indices)
+        np.testing.assert_allclose(g.minutes, one.minutes)
+    assert both["walk"].n_edges != both["drive"].n_edges  # one-ways and classes differ by mode

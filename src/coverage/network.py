@@ -51,6 +51,7 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -833,7 +834,7 @@ def from_graphml(
 
 def read_lines(
     path: str | Path,
-    mode: str = "walk",
+    mode: str | Sequence[str] = "walk",
     class_field: str | None = None,
     layer: str | int | None = None,
     crs: Any = None,
@@ -853,7 +854,8 @@ def read_lines(
     Parameters
     ----------
     path : str or Path
-    mode : {"walk", "ebike", "drive"}
+    mode : {"walk", "ebike", "drive"} or sequence of them
+        With a sequence, the file is read once and a dict ``{mode: RoadGraph}`` is returned.
     class_field : str, optional
         Road-class field. ``None`` looks for ``highway`` then ``fclass``; with neither, every line is
         walkable and drivable at ``settings.DRIVE_KMH_UNKNOWN``.
@@ -870,7 +872,7 @@ def read_lines(
 
     Returns
     -------
-    RoadGraph
+    RoadGraph, or dict of mode → RoadGraph when ``mode`` is a sequence
     """
     import geopandas as gpd
     import shapely
@@ -946,11 +948,16 @@ def read_lines(
     eu, ev, elen, eline = _split(is_break, line, vid, cum)
     if len(eu) == 0:
         _empty_error(path)
-    return _from_ways(
-        vx, vy, dst, eu.astype(np.int64), ev.astype(np.int64), elen, cls[eline], oneway[eline],
-        maxspeed[eline], mode, crs if crs is not None else dst, speeds, min_component_nodes,
-        source=str(path),
-    )
+    modes = [mode] if isinstance(mode, str) else list(mode)
+    graphs = {
+        m: _from_ways(
+            vx, vy, dst, eu.astype(np.int64), ev.astype(np.int64), elen, cls[eline], oneway[eline],
+            maxspeed[eline], m, crs if crs is not None else dst, speeds, min_component_nodes,
+            source=str(path),
+        )
+        for m in modes
+    }
+    return graphs[mode] if isinstance(mode, str) else graphs
 
 
 def _split(is_break, line, vid, cum, rounds: int = 3):

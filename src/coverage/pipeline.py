@@ -289,17 +289,18 @@ def _rules(preset: Any) -> list[Any]:
     return rules
 
 
-def read_roads(net: Any, mode: str, crs: Any) -> network.RoadGraph:
-    """Build the road graph of one mode from the scenario's ``network`` section."""
+def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
+    """Build the road graph of each mode from the scenario's ``network`` section (a line layer is
+    read once for all modes)."""
     path = Path(net.roads.path)
     speeds = _speeds(net.speeds)
     name = path.name.lower()
     if name.endswith((".pbf", ".osm")):
-        return network.read_osm(path, mode=mode, crs=crs, speeds=speeds)
+        return {m: network.read_osm(path, mode=m, crs=crs, speeds=speeds) for m in modes}
     if name.endswith(".graphml"):
-        return network.from_graphml(path, mode=mode, crs=crs, speeds=speeds)
+        return {m: network.from_graphml(path, mode=m, crs=crs, speeds=speeds) for m in modes}
     return network.read_lines(
-        path, mode=mode, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds
+        path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds
     )
 
 
@@ -323,11 +324,10 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
         )
     cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
     modes = sorted({_mode_of(r, scn) for r in _rules(inputs.preset)})
-    graphs, sc, sf = {}, {}, {}
-    for mode in modes:
-        _step(progress, f"路网 / road graph: {mode}")
-        g = read_roads(scn.network, mode, inputs.crs)
-        graphs[mode] = g
+    _step(progress, f"路网 / road graphs: {', '.join(modes)}")
+    graphs = read_roads(scn.network, modes, inputs.crs)
+    sc, sf = {}, {}
+    for mode, g in graphs.items():
         sc[mode] = access.snap(g, cells)
         sf[mode] = access.snap(g, inputs.facilities)
     return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf)
