@@ -168,3 +168,29 @@ def test_amap_facilities_converted_to_wgs84(run_dir, shared_data):
         _a, _b, off = geod.inv(part["lon"].to_numpy(), part["lat"].to_numpy(), ref["lon_gcj02"].to_numpy(), ref["lat_gcj02"].to_numpy())
         assert np.min(off) > 100
     assert worst < 1.0
+
+
+def test_compare_a_plan_on_real_data(tmp_path):
+    """Two hypothetical day-care centres: Macau's elderly coverage rises from zero, nobody loses."""
+    out = tmp_path / "cmp"
+    res = CliRunner().invoke(app, ["compare", str(SCENARIO), str(SCENARIO.with_name("macau_plan.yaml")),
+                                   "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    cmp = pd.read_csv(out / "comparison.csv", dtype={"unit_code": str}, keep_default_na=False)
+    el = cmp[(cmp["service"] == "elderly") & (cmp["unit_code"] == "")].iloc[0]
+    assert el["covered_base"] == 0 and el["gained"] > 0 and el["lost"] == 0
+    assert (cmp["lost"] == 0).all()
+    other = cmp[(cmp["service"] != "elderly") & (cmp["unit_code"] == "")]
+    assert (other["gained"] == 0).all()  # day care centres serve nobody else
+
+
+def test_site_on_real_data_with_generated_candidates(tmp_path):
+    """Macau has no candidate layer: `--generate` proposes sites where the unserved old people live."""
+    out = tmp_path / "site"
+    res = CliRunner().invoke(app, ["site", str(SCENARIO), "--category", "elderly", "--add", "3",
+                                   "--generate", "12", "--out", str(out)])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    s = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert len(s["siting"]["selected"]) == 3 and all(c.startswith("G") for c in s["siting"]["selected"])
+    assert s["siting"]["gap"] <= 0.01
+    assert s["categories"]["elderly"]["population_covered"] == pytest.approx(s["siting"]["new_covered"], rel=1e-6)
