@@ -276,3 +276,29 @@ def test_supply_ratios_match_the_cells_written(demo_out, summary):
         keep = w > 0
         assert r["county"] == pytest.approx(float(np.average(v[keep], weights=w[keep])), rel=1e-9)
         assert r["capacity_unit"] == "床位" and r["per"] == 1000
+
+
+def test_projected_facility_layer_keeps_its_own_crs(tmp_path, repo_root):
+    """A facility GPKG in CGCS2000 Gauss–Krüger with no `crs:` in the scenario is read in its own
+    CRS (not taken for lon/lat): positions match the CSV it was made from within 1 cm."""
+    import geopandas as gpd
+
+    from coverage.crs import haversine_m
+
+    csv = pd.read_csv(repo_root / "data" / "facilities" / "facilities.csv", encoding="utf-8-sig")
+    gdf = gpd.GeoDataFrame(csv, geometry=gpd.points_from_xy(csv["经度"], csv["纬度"]), crs=4326).to_crs(4545)
+    gpkg = tmp_path / "fac.gpkg"
+    gdf.drop(columns=["经度", "纬度"]).to_file(gpkg, layer="fac")
+    text = (repo_root / "scenarios" / "demo_baseline.yaml").read_text(encoding="utf-8")
+    text = text.replace("../data/", str(repo_root / "data") + "/").replace(
+        f"- path: {repo_root / 'data'}/facilities/facilities.csv", f"- path: {gpkg}"
+    )
+    yml = tmp_path / "s.yaml"
+    yml.write_text(text.replace("    crs: wgs84\n  - path", "  - path", 1), encoding="utf-8")
+    inp = pipeline.load_inputs(yml)
+    got = inp.facilities[inp.facilities["source"].astype(str).str.contains("fac.gpkg")]
+    assert len(got) >= 240  # every mapped row of the CSV
+    ref = csv.set_index("编号")
+    fid = got["fid"].astype(str).str.split(":").str[-1]
+    err = haversine_m(got["lon"], got["lat"], ref.loc[fid, "经度"].to_numpy(), ref.loc[fid, "纬度"].to_numpy())
+    assert float(np.max(err)) < 0.01

@@ -176,7 +176,7 @@ def load_inputs(path: str | Path) -> Inputs:
         )
     parts = [
         fac_io.read_facilities(
-            src.path, crs=src.crs or "wgs84", target_crs=crs, layer=src.layer,
+            src.path, crs=src.crs, target_crs=crs, layer=src.layer,
             columns=src.columns, sheet=src.sheet, ftype=src.ftype,
         )
         for src in scn.facilities
@@ -186,7 +186,7 @@ def load_inputs(path: str | Path) -> Inputs:
     if scn.candidates is not None:
         cs = scn.candidates
         candidates = fac_io.read_candidates(
-            cs.path, crs=cs.crs or "wgs84", target_crs=crs, layer=cs.layer,
+            cs.path, crs=cs.crs, target_crs=crs, layer=cs.layer,
             columns=cs.columns, sheet=cs.sheet,
         )
     preset = standards.load_preset(scn.standards)
