@@ -109,22 +109,12 @@ class _Rule(BaseModel):
         return v
 
 
-class CircleRule(_Rule):
-    """A service circle: people of ``group`` within ``minutes`` (or ``metres``) of a facility.
-
-    The pipeline supplies a column ``t_<id>`` on the demand cells (minutes or metres to the nearest
-    facility of ``ftypes`` on the ``mode`` graph, ``inf`` when not reached). A cell is covered when
-    ``t_<id> <= threshold``. ``applies_to`` restricts the rule to urban or rural cells.
-    """
+class _TypedRule(_Rule):
+    """A rule about facilities of ``ftypes`` serving people of ``group``; ``propose`` is the type to
+    build where it fails. The checks of these three fields live here, once."""
 
     ftypes: list[str]
-    applies_to: Literal["urban", "rural", "all"] = "all"
-    mode: Mode
-    minutes: float | None = Field(default=None, gt=0)
-    metres: float | None = Field(default=None, gt=0)
     group: str = "pop"
-    target_share: float | None = Field(default=None, ge=0, le=1)
-    tier: str = ""
     propose: str | None = None
 
     @field_validator("ftypes")
@@ -137,12 +127,34 @@ class CircleRule(_Rule):
     def _group_known(cls, v: str) -> str:
         return _check_group(v)
 
+    @field_validator("propose")
+    @classmethod
+    def _propose_known(cls, v: str | None) -> str | None:
+        if v is not None and v not in categories.FTYPES:
+            raise ValueError(f"propose: unknown facility type {v!r}")
+        return v
+
+
+class CircleRule(_TypedRule):
+    """A service circle: people of ``group`` within ``minutes`` (or ``metres``) of a facility.
+
+    The pipeline supplies a column ``t_<id>`` on the demand cells (minutes or metres to the nearest
+    facility of ``ftypes`` on the ``mode`` graph, ``inf`` when not reached). A cell is covered when
+    ``t_<id> <= threshold``. ``applies_to`` restricts the rule to urban or rural cells.
+    """
+
+    applies_to: Literal["urban", "rural", "all"] = "all"
+    mode: Mode
+    minutes: float | None = Field(default=None, gt=0)
+    metres: float | None = Field(default=None, gt=0)
+    target_share: float | None = Field(default=None, ge=0, le=1)
+    tier: str = ""
+
+
     @model_validator(mode="after")
     def _one_threshold(self) -> "CircleRule":
         if (self.minutes is None) == (self.metres is None):
             raise ValueError("give exactly one of 'minutes' or 'metres'")
-        if self.propose is not None and self.propose not in categories.FTYPES:
-            raise ValueError(f"propose: unknown facility type {self.propose!r}")
         return self
 
     @property
@@ -226,7 +238,7 @@ class UrbanRuralCircle(BaseModel):
         return None
 
 
-class PresenceRule(_Rule):
+class PresenceRule(_TypedRule):
     """At least ``min_count`` facilities of ``ftypes`` in every unit of ``unit_kind``.
 
     ``per_population`` adds one required facility per that many residents (e.g. 1 社区卫生服务中心
@@ -236,24 +248,12 @@ class PresenceRule(_Rule):
     village polygons are rarely available.
     """
 
-    ftypes: list[str]
     unit_kind: str
     min_count: int = Field(default=1, ge=1)
     per_population: float | None = Field(default=None, gt=0)
     target_share: float | None = Field(default=None, gt=0, le=1)
     within_m: float = Field(default=1000.0, ge=0)
-    group: str = "pop"
-    propose: str | None = None
 
-    @field_validator("ftypes")
-    @classmethod
-    def _ftypes_known(cls, v: list[str]) -> list[str]:
-        return _check_ftypes(v)
-
-    @field_validator("group")
-    @classmethod
-    def _group_known(cls, v: str) -> str:
-        return _check_group(v)
 
     @field_validator("unit_kind")
     @classmethod
@@ -262,12 +262,6 @@ class PresenceRule(_Rule):
         if v not in UNIT_KINDS:
             raise ValueError(f"unknown unit_kind {v!r}; use one of {', '.join(UNIT_KINDS)}")
         return v
-
-    @model_validator(mode="after")
-    def _propose_known(self) -> "PresenceRule":
-        if self.propose is not None and self.propose not in categories.FTYPES:
-            raise ValueError(f"propose: unknown facility type {self.propose!r}")
-        return self
 
     @property
     def level(self) -> str:
@@ -280,7 +274,7 @@ class PresenceRule(_Rule):
         return self.propose or self.ftypes[0]
 
 
-class ProvisionRule(_Rule):
+class ProvisionRule(_TypedRule):
     """Capacity of ``ftypes`` per ``per`` people of ``group`` compared with ``target``.
 
     ``per: null`` makes it an absolute total (e.g. 养老服务床位总量 3925 张). Facilities count when their
@@ -288,30 +282,13 @@ class ProvisionRule(_Rule):
     (``county``) or every unit (``unit``) must meet the target; both are always reported.
     """
 
-    ftypes: list[str]
     capacity_unit: str
-    group: str = "pop"
     per: float | None = Field(default=1000.0, gt=0)
     target: float = Field(ge=0)
     comparison: Literal[">=", ">"] = ">="
     level: Literal["county", "unit"] = "county"
-    propose: str | None = None
 
-    @field_validator("ftypes")
-    @classmethod
-    def _ftypes_known(cls, v: list[str]) -> list[str]:
-        return _check_ftypes(v)
 
-    @field_validator("group")
-    @classmethod
-    def _group_known(cls, v: str) -> str:
-        return _check_group(v)
-
-    @model_validator(mode="after")
-    def _propose_known(self) -> "ProvisionRule":
-        if self.propose is not None and self.propose not in categories.FTYPES:
-            raise ValueError(f"propose: unknown facility type {self.propose!r}")
-        return self
 
     def passes(self, value: float) -> bool:
         """Whether a computed value meets the target (NaN never passes)."""
