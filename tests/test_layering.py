@@ -7,11 +7,11 @@ import ast
 STAGE = {
     # inputs
     "settings": 0, "errors": 0, "crs": 0, "_atomic": 0, "categories": 0, "io": 0, "scenario": 0,
-    "standards": 0, "demo": 0,
+    "standards": 0, "demo": 0, "inputs": 0,
     # model
     "network": 1, "demand": 1, "_kernels": 1,
     # analysis
-    "access": 2, "evaluate": 2, "siting": 2, "compare": 2,
+    "access": 2, "evaluate": 2, "siting": 2, "compare": 2, "checks": 2,
     # outputs
     "report": 3,
     # commands

@@ -90,10 +90,15 @@ def run(
 def validate(
     scenario: Path = typer.Argument(..., help="情景文件 / scenario YAML"),
 ) -> None:
-    """检查输入并列出全部问题 / check the inputs, print every problem, exit 1 if any."""
-    from coverage import scenario as scn
+    """检查输入并列出全部问题 / check the inputs, print every problem, exit 1 if any.
 
-    problems = scn.validate(scenario)
+    The same reading and checks as run, site and compare (which stop on the same errors).
+    """
+    from coverage import pipeline
+
+    with pipeline.progress(console) as step:
+        step("检查输入 / checking inputs")
+        problems = pipeline.validate(scenario)
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         typer.echo(str(p))
@@ -257,6 +262,12 @@ def standards(
 
 
 def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult
+    warnings = result.summary.get("warnings") or []
+    if warnings:
+        typer.echo(f"注意 / warnings ({len(warnings)}) — 这些问题影响下列数字 / these affect the figures below:")
+        for w in warnings:
+            where = ", ".join(str(x) for x in (w.get("file"), w.get("field")) if x)
+            typer.echo(f"  ! {w['zh']} / {w['en']}" + (f" [{where}]" if where else ""))
     typer.echo(result.describe())
     typer.echo(f"输出目录 / written to: {result.out_dir.resolve()}")
     for name in sorted(result.files):

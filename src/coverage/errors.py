@@ -26,7 +26,11 @@ class Problem:
     field : str or None
         Column, YAML key or layer name.
     severity : {"error", "warning"}
-        Errors make ``covplan validate`` exit 1; warnings are printed only.
+        Errors make ``covplan validate`` exit 1 and stop every computing command; warnings are
+        printed by every command and recorded in its outputs (``summary.json`` ``warnings``).
+    code : str or None
+        A stable machine key for the kind of problem (e.g. ``"facilities_outside"``), for scripts
+        and tests; the texts may change, the code does not.
     """
 
     zh: str
@@ -35,6 +39,14 @@ class Problem:
     row: int | None = None
     field: str | None = None
     severity: str = "error"
+    code: str | None = None
+
+    def as_dict(self) -> dict[str, str | int | None]:
+        """The problem as a JSON-ready mapping (``summary.json`` ``warnings``)."""
+        return {
+            "code": self.code, "severity": self.severity, "zh": self.zh, "en": self.en,
+            "file": self.file, "row": self.row, "field": self.field,
+        }
 
     def where(self) -> str:
         """Return ``file, row N, field F`` for the parts that are known."""
@@ -50,7 +62,8 @@ class Problem:
     def __str__(self) -> str:
         where = self.where()
         head = f"[{self.severity}] {where}: " if where else f"[{self.severity}] "
-        return f"{head}{self.zh} / {self.en}"
+        tail = f" ({self.code})" if self.code else ""
+        return f"{head}{self.zh} / {self.en}{tail}"
 
 
 class InputError(ValueError):
@@ -63,13 +76,15 @@ class InputError(ValueError):
         file: str | Path | None = None,
         row: int | None = None,
         field: str | None = None,
+        code: str | None = None,
     ) -> None:
         self.problem = Problem(
-            zh=zh, en=en, file=str(file) if file is not None else None, row=row, field=field
+            zh=zh, en=en, file=str(file) if file is not None else None, row=row, field=field,
+            code=code,
         )
         super().__init__(str(self.problem))
 
     @classmethod
     def from_problem(cls, problem: Problem) -> "InputError":
         """Wrap an existing problem."""
-        return cls(problem.zh, problem.en, problem.file, problem.row, problem.field)
+        return cls(problem.zh, problem.en, problem.file, problem.row, problem.field, problem.code)

@@ -843,6 +843,7 @@ def read_lines(
     snap_m: float = 0.01,
     oneway_field: str | None = "oneway",
     maxspeed_field: str | None = "maxspeed",
+    join_m: float = 0.0,
 ) -> RoadGraph:
     """Read a line layer (GPKG, SHP, GeoJSON …) of roads into a :class:`RoadGraph`.
 
@@ -869,6 +870,11 @@ def read_lines(
         Vertex matching tolerance (rounding grid) in metres.
     oneway_field, maxspeed_field : str or None
         Field names used when present.
+    join_m : float
+        Join each dangling line end (a vertex no other line uses) to the nearest vertex of another
+        line within this many metres (0 = off), for layers whose lines stop a few metres short of
+        each other. Dangling ends within ``settings.DANGLING_GAP_M`` of another line that stay
+        unjoined are counted in ``stats["dangling_near"]`` (out of ``stats["dangling_ends"]``).
 
     Returns
     -------
@@ -935,11 +941,12 @@ def read_lines(
     _, first_pos, vid = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     vid = vid.ravel()
     vx, vy = coords[first_pos, 0], coords[first_pos, 1]
-    uses = np.bincount(vid, minlength=len(first_pos))
     start = np.ones(len(line), dtype=bool)
     start[1:] = line[1:] != line[:-1]
     end = np.ones(len(line), dtype=bool)
     end[:-1] = line[1:] != line[:-1]
+    vid, dangling = _join_dangling(vid, line, start | end, vx, vy, line[first_pos], join_m)
+    uses = np.bincount(vid, minlength=len(first_pos))
     is_break = start | end | (uses[vid] > 1)
     step = np.zeros(len(line))
     d = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
@@ -950,14 +957,52 @@ def read_lines(
         _empty_error(path)
     modes = [mode] if isinstance(mode, str) else list(mode)
     graphs = {
-        m: _from_ways(
+        m: _with_stats(_from_ways(
             vx, vy, dst, eu.astype(np.int64), ev.astype(np.int64), elen, cls[eline], oneway[eline],
             maxspeed[eline], m, crs if crs is not None else dst, speeds, min_component_nodes,
             source=str(path),
-        )
+        ), dangling)
         for m in modes
     }
     return graphs[mode] if isinstance(mode, str) else graphs
+
+
+def _with_stats(g: RoadGraph, extra: dict) -> RoadGraph:
+    g.stats.update(extra)
+    return g
+
+
+def _join_dangling(
+    vid: NDArray[np.int64], line: NDArray, is_end: NDArray[np.bool_], vx: NDArray, vy: NDArray,
+    vline: NDArray, join_m: float,
+) -> tuple[NDArray[np.int64], dict]:
+    """Dangling line ends (end vertices no other line uses): count those that almost touch another
+    line, and join those within ``join_m`` to the nearest vertex of another line."""
+    from scipy.spatial import cKDTree
+
+    uses = np.bincount(vid, minlength=len(vx))
+    ends = np.flatnonzero(is_end & (uses[vid] == 1))
+    stats = {"dangling_ends": int(len(ends)), "dangling_near": 0, "dangling_joined": 0}
+    if len(ends) == 0 or len(vx) < 2:
+        return vid, stats
+    gap = max(float(settings.DANGLING_GAP_M), float(join_m))
+    tree = cKDTree(np.column_stack([vx, vy]))
+    k = min(16, len(vx))
+    d, j = tree.query(np.column_stack([vx[vid[ends]], vy[vid[ends]]]), k=k, distance_upper_bound=gap)
+    d, j = np.atleast_2d(d), np.atleast_2d(j)
+    ok = np.isfinite(d) & (j < len(vx))
+    jj = np.where(ok, j, 0)
+    ok &= vline[jj] != line[ends][:, None]  # a vertex of another line
+    first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
+    has = first >= 0
+    near_d = np.where(has, d[np.arange(len(ends)), np.maximum(first, 0)], np.inf)
+    near_v = jj[np.arange(len(ends)), np.maximum(first, 0)]
+    join = has & (near_d <= join_m)
+    vid = vid.copy()
+    vid[ends[join]] = near_v[join]
+    stats["dangling_near"] = int((has & ~join).sum())
+    stats["dangling_joined"] = int(join.sum())
+    return vid, stats
 
 
 def _split(is_break, line, vid, cum, rounds: int = 3):

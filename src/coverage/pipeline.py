@@ -27,45 +27,10 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from coverage import access, categories, demand, evaluate, network, scenario, settings, standards
+from coverage import access, categories, checks, demand, evaluate, network, settings
+from coverage import inputs as inputs_mod
 from coverage._atomic import atomic_output_dir
-from coverage.crs import local_metric_crs
-from coverage.errors import InputError
-from coverage.io import boundaries, facilities as fac_io, population
-
-#: Code of the single unit used when a scenario has no ``area.units`` (the whole area). It must not
-#: be empty: ``unit_code == ""`` marks the county-total rows of :mod:`coverage.evaluate`.
-WHOLE_AREA_CODE: str = "000000000000"
-
-
-@dataclass
-class Inputs:
-    """Everything read from a scenario's files, in the area's metric CRS."""
-
-    scenario: Any
-    crs: Any
-    boundary: gpd.GeoDataFrame
-    units: gpd.GeoDataFrame
-    villages: gpd.GeoDataFrame | None
-    urban_area: gpd.GeoDataFrame | None
-    grid: Any
-    facilities: gpd.GeoDataFrame
-    candidates: gpd.GeoDataFrame | None
-    preset: Any
-    seat: tuple[float, float] | None
-    synthetic: bool = False
-
-
-@dataclass
-class Model:
-    """Road graphs per mode, demand cells, and both snapped once per mode."""
-
-    inputs: Inputs
-    cells: gpd.GeoDataFrame
-    graphs: dict[str, Any]
-    snapped_cells: dict[str, Any]
-    snapped_facilities: dict[str, Any]
-
+from coverage.errors import InputError, Problem
 
 @dataclass
 class RunResult:
@@ -110,170 +75,12 @@ def _pct(share: float | None) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _layer_args(layer: Any) -> dict[str, Any]:
-    return {"path": layer.path, "layer": layer.layer, "crs": layer.crs, "where": layer.where}
-
-
-def load_inputs(path: str | Path) -> Inputs:
-    """Read every input of a scenario into the area's metric CRS.
-
-    Parameters
-    ----------
-    path : str or Path
-        Scenario YAML (paths inside are relative to it).
-
-    Returns
-    -------
-    Inputs
-
-    Raises
-    ------
-    coverage.errors.InputError
-        On the first bad input (``covplan validate`` lists them all).
-    """
-    scn = scenario.load_scenario(path)
-    area = scn.area
-    outline = boundaries.read_boundary(**_layer_args(area.boundary), target_crs="EPSG:4326")
-    c = outline.geometry.union_all().centroid
-    crs = local_metric_crs(c.x, c.y)
-    boundary = outline.to_crs(crs)
-    units = (
-        boundaries.read_units(**_layer_args(area.units), fields=area.units.fields, target_crs=crs)
-        if area.units is not None
-        else _whole_area_unit(boundary, scn.output.county or scn.name)
-    )
-    villages = (
-        boundaries.read_villages(
-            **_layer_args(area.villages), fields=area.villages.fields, units=units, target_crs=crs
-        )
-        if area.villages is not None
-        else None
-    )
-    urban = (
-        boundaries.read_boundary(**_layer_args(area.urban), target_crs=crs)
-        if area.urban is not None
-        else None
-    )
-    pop = scn.population
-    groups = {k: (v.share if hasattr(v, "share") else v) for k, v in pop.groups.items()}
-    spread = pop.spread_over
-    grid = population.read_population(
-        pop.total, groups, area=boundary,
-        # to spread a coarse raster, keep its own cells (no resampling), then move them
-        target_crs=population.source_crs(pop.total) if spread is not None else crs,
-        kind=pop.kind, resolution=None if spread is not None else pop.resolution,
-    )
-    if spread is not None:
-        from coverage.io import apply_declared_crs, read_vector
-
-        weights = read_vector(
-            spread.path, layer=spread.layer, what_zh="建筑/居住用地", what_en="buildings / residential land-use",
-            where=spread.where,
-        )
-        weights = apply_declared_crs(weights, spread.crs, spread.path).to_crs(crs)
-        grid = population.spread_over(
-            grid, weights, resolution=pop.resolution or 100.0, weight=pop.spread_weight, area=boundary
-        )
-    parts = [
-        fac_io.read_facilities(
-            src.path, crs=src.crs, target_crs=crs, layer=src.layer,
-            columns=src.columns, sheet=src.sheet, ftype=src.ftype,
-        )
-        for src in scn.facilities
-    ]
-    facilities = _apply_changes(_concat(parts, crs), scn.changes, crs)
-    candidates = None
-    if scn.candidates is not None:
-        cs = scn.candidates
-        candidates = fac_io.read_candidates(
-            cs.path, crs=cs.crs, target_crs=crs, layer=cs.layer,
-            columns=cs.columns, sheet=cs.sheet,
-        )
-    preset = standards.load_preset(scn.standards)
-    # a scenario on synthetic data says so (output.synthetic); every output is then labelled
-    synthetic = bool(scn.output.synthetic)
-    return Inputs(
-        scenario=scn, crs=crs, boundary=boundary, units=units, villages=villages,
-        urban_area=urban, grid=grid, facilities=facilities, candidates=candidates,
-        preset=preset, seat=tuple(area.seat) if area.seat is not None else None,
-        synthetic=synthetic,
-    )
-
-
-def _whole_area_unit(boundary: gpd.GeoDataFrame, name: str) -> gpd.GeoDataFrame:
-    return gpd.GeoDataFrame(
-        # a real code: an empty one is the county-total marker of evaluate (the cells would count
-        # as outside every unit and the unit row would be empty)
-        {"code": [WHOLE_AREA_CODE], "name": [name], "kind": ["其他"]}, geometry=list(boundary.geometry), crs=boundary.crs
-    )
-
-
-def _concat(parts: list[gpd.GeoDataFrame], crs: Any) -> gpd.GeoDataFrame:
-    parts = [p for p in parts if p is not None and len(p)]
-    if not parts:
-        raise InputError(
-            "情景中没有任何设施（facilities 为空或全部无法读取）。请至少提供一个设施文件。",
-            "The scenario has no facilities (facilities is empty or unreadable). Give at least one file.",
-            field="facilities",
-        )
-    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=crs)
-    dup = out["fid"].duplicated(keep=False)
-    if dup.any():
-        # ids must be unique across files; prefix duplicates with their source file
-        out.loc[dup, "fid"] = [f"{s.split(':')[0]}:{f}" for s, f in zip(out.loc[dup, "source"], out.loc[dup, "fid"])]
-    return out.reset_index(drop=True)
-
-
-def _apply_changes(facilities: gpd.GeoDataFrame, changes: Any, crs: Any) -> gpd.GeoDataFrame:
-    """Apply a scenario's ``changes`` (remove, upgrade, add) to the facility table."""
-    from coverage.crs import to_wgs84
-
-    fac = facilities
-    missing = [r for r in changes.remove if r not in set(fac["fid"])]
-    missing += [u.id for u in changes.upgrade if u.id not in set(fac["fid"])]
-    if missing:
-        raise InputError(
-            f"changes 中的设施编号不存在：{', '.join(missing[:10])}。请核对设施表的编号列。",
-            f"changes refers to facility ids that do not exist: {', '.join(missing[:10])}. "
-            "Check the id column of the facility files.",
-            field="changes",
-        )
-    fac = fac[~fac["fid"].isin(changes.remove)].copy()
-    for u in changes.upgrade:
-        i = fac.index[fac["fid"] == u.id]
-        for key in ("capacity", "tier", "name"):
-            val = getattr(u, key)
-            if val is not None:
-                fac.loc[i, key] = val
-        if u.ftype is not None:
-            fac.loc[i, "ftype"] = u.ftype
-            fac.loc[i, "category"] = categories.service_of(u.ftype)
-    if changes.add:
-        rows = []
-        for a in changes.add:
-            ftype = a.ftype or (a.category if a.category in categories.FTYPES else None)
-            service = categories.service_of(ftype) if ftype else a.category
-            if service not in categories.SERVICES:
-                raise InputError(
-                    f"changes.add 中的设施 {a.id} 类别“{a.category}”无法识别。",
-                    f"changes.add facility {a.id}: unknown category {a.category!r}.",
-                    field="changes.add",
-                )
-            ftype = ftype or categories.ftypes_of(service)[0]
-            lon, lat = to_wgs84([a.lon], [a.lat], str(a.crs) if str(a.crs) != "4326" else "wgs84")
-            rows.append({
-                "fid": a.id, "name": a.name, "category": service, "ftype": ftype,
-                "type_raw": categories.FTYPES[ftype].label, "tier": a.tier or "",
-                "capacity": a.capacity if a.capacity is not None else np.nan,
-                "capacity_unit": categories.FTYPES[ftype].capacity_unit,
-                "source": "changes.add", "lon": float(lon[0]), "lat": float(lat[0]),
-            })
-        add = gpd.GeoDataFrame(
-            rows, geometry=gpd.points_from_xy([r["lon"] for r in rows], [r["lat"] for r in rows]),
-            crs="EPSG:4326",
-        ).to_crs(crs)
-        fac = gpd.GeoDataFrame(pd.concat([fac, add], ignore_index=True), crs=crs)
-    return fac.reset_index(drop=True)
+# The reading path (also behind ``covplan validate``) lives in :mod:`coverage.inputs`; these names
+# stay here so that ``pipeline.load_inputs → build_model → evaluate_model → write_outputs`` reads as
+# the stages of a run.
+Inputs = inputs_mod.Inputs
+load_inputs = inputs_mod.load_inputs
+WHOLE_AREA_CODE = inputs_mod.WHOLE_AREA_CODE
 
 
 # ----------------------------------------------------------------------------------------------
@@ -291,7 +98,28 @@ def _rules(preset: Any) -> list[Any]:
 
 def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
     """Build the road graph of each mode from the scenario's ``network`` section (a line layer is
-    read once for all modes)."""
+    read once for all modes).
+
+    Raises
+    ------
+    InputError
+        Any failure to read the road file, with the file and what to check.
+    """
+    try:
+        return _read_roads(net, modes, crs)
+    except InputError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - a library's error on the user's road file
+        raise InputError(
+            f"无法读取路网 {Path(net.roads.path).name}：{type(err).__name__}: {err}。请检查文件是否完整、图层名（layer:）是否正确。",
+            f"cannot read the road file {Path(net.roads.path).name}: {type(err).__name__}: {err}. Check that the file is complete and the layer: name is right.",
+            file=net.roads.path, field="network.roads", code="roads_unreadable",
+        ) from err
+
+
+def _read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
     path = Path(net.roads.path)
     speeds = _speeds(net.speeds)
     name = path.name.lower()
@@ -300,7 +128,8 @@ def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGr
     if name.endswith(".graphml"):
         return {m: network.from_graphml(path, mode=m, crs=crs, speeds=speeds) for m in modes}
     return network.read_lines(
-        path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds
+        path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds,
+        join_m=net.snap_m,
     )
 
 
@@ -314,13 +143,33 @@ def _speeds(s: Any) -> dict[str, float] | None:
     return out or None
 
 
+@dataclass
+class Model:
+    """Road graphs per mode, demand cells, and both snapped once per mode.
+
+    ``problems`` holds the warnings of the reading path (:attr:`coverage.inputs.Inputs.problems`)
+    and of the network checks (:func:`coverage.checks.network_problems`).
+    """
+
+    inputs: Inputs
+    cells: gpd.GeoDataFrame
+    graphs: dict[str, network.RoadGraph]
+    snapped_cells: dict[str, access.Snapped]
+    snapped_facilities: dict[str, access.Snapped]
+    problems: list[Problem] = field(default_factory=list)
+
+
 def build_model(inputs: Inputs, progress: Any = None) -> Model:
-    """Demand cells, one road graph per mode the preset needs, and snapping done once per mode."""
+    """Demand cells, one road graph per mode the preset needs, and snapping done once per mode.
+
+    The network checks of :mod:`coverage.checks` run here; their warnings join the inputs' in
+    ``Model.problems``.
+    """
     scn = inputs.scenario
     if scn.network is None:
         raise InputError(
             "情景缺少 network.roads（路网文件）。", "The scenario has no network.roads (road file).",
-            file=scn.source, field="network",
+            file=scn.source, field="network", code="no_roads",
         )
     cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
     modes = sorted({_mode_of(r, scn) for r in _rules(inputs.preset)})
@@ -330,7 +179,38 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
     for mode, g in graphs.items():
         sc[mode] = access.snap(g, cells)
         sf[mode] = access.snap(g, inputs.facilities)
-    return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf)
+    problems = list(inputs.problems)
+    problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
+    return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
+                 problems=problems)
+
+
+def validate(path: str | Path, network_checks: bool = True) -> list[Problem]:
+    """Every problem of a scenario: the reading path's, then (when it has no error) the network's.
+
+    This is ``covplan validate``: the same reading and checks as every computing command.
+
+    Parameters
+    ----------
+    path : str or Path
+        Scenario YAML.
+    network_checks : bool
+        Also build the road graphs and snap the demand and facilities (seconds on a county) to
+        check access and connectivity.
+
+    Returns
+    -------
+    list of Problem
+        Errors (``covplan validate`` exits 1; ``run`` stops) and warnings.
+    """
+    inputs, problems = inputs_mod.read_inputs(path)
+    if inputs is None or not network_checks:
+        return problems
+    try:
+        model = build_model(inputs)
+    except InputError as err:
+        return [*problems, err.problem]
+    return model.problems
 
 
 def _mode_of(rule: Any, scn: Any) -> str:
@@ -410,6 +290,8 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
         cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
     )
     summ["supply_ratio"] = ratios
+    # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
+    summ["warnings"] = [p.as_dict() for p in model.problems if p.severity != "error"]
     clusters = [
         evaluate.uncovered_clusters(cells, rule, villages=inputs.villages)
         for rule in _rules(preset)

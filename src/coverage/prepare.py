@@ -6,7 +6,7 @@ layer. :func:`prepare` turns these into a folder that ``covplan run`` accepts, a
 missing or doubtful in the data (``quality.json`` / ``quality.md``)::
 
     OUT/
-      scenario.yaml                  validated with coverage.scenario.validate before returning
+      scenario.yaml                  validated with coverage.pipeline.validate before returning
       area/boundary.gpkg             county outline, WGS-84 (GCJ-02 Amap outlines converted)
       area/units.gpkg                乡镇/街道: the user's layer, or approximate (Voronoi) units
       network/roads.gpkg             roads clipped to the area + buffer (PBF, or a big line file)
@@ -103,15 +103,8 @@ GEOFABRIK_FCLASS: dict[str, str] = {
 NATIONAL_PER_10K: dict[str, float] = {"school": 3.6, "clinic": 7.0, "elderly": 2.3, "fitness": 26.0}
 #: A service counts as "sparse" below this fraction of :data:`NATIONAL_PER_10K`.
 SPARSE_FRACTION: float = 0.25
-#: National age shares (2020 census bulletin No. 5: 0–14 = 17.95 %, 60+ = 18.70 %; the 0–14 share
-#: split uniformly by single year), used only when no county census row is available.
-NATIONAL_AGE_SHARES: dict[str, float] = {
-    "age0_2": 0.1795 * 3 / 15,
-    "age3_5": 0.1795 * 3 / 15,
-    "age6_11": 0.1795 * 6 / 15,
-    "age12_14": 0.1795 * 3 / 15,
-    "age60plus": 0.1870,
-}
+#: National age shares, used only when no county census row is available (see settings).
+NATIONAL_AGE_SHARES: dict[str, float] = settings.NATIONAL_AGE_SHARES
 #: Clip a population raster when its extent exceeds the area + buffer by this factor.
 CLIP_RASTER_FACTOR: float = 16.0
 #: Clip a road line file when its extent exceeds the area + buffer by this factor.
@@ -708,8 +701,8 @@ def _age_groups(adcode: str | None, census_dir, notes) -> tuple[dict[str, dict],
             info["error"] = str(err.problem.en)
     shares = dict(NATIONAL_AGE_SHARES)
     info["source"] = "national 2020 census shares (fallback)"
-    notes.append({"item": "population", "zh": "年龄结构没有本县普查数据，暂用 2020 年全国比例（0–14 岁按单岁均分）。请核实。",
-                  "en": "no county census age structure: the national 2020 shares are used (0–14 split evenly by year). Check them."})
+    notes.append({"item": "population", "zh": "年龄结构没有本县普查数据，暂用 2020 年全国比例（按县人口加权的普查年龄结构）。请核实。",
+                  "en": "no county census age structure: the national 2020 census shares are used (population-weighted over counties). Check them."})
     return {g: {"share": round(v, 5)} for g, v in shares.items()}, info
 
 
@@ -1013,7 +1006,7 @@ def prepare(
 
 def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, facilities, population, population_kind,
                   census_dir, adcode, buffer_m, name, admin_layer) -> Path:
-    from coverage import scenario
+    from coverage import pipeline
 
     notes: list[dict] = []
     outline, adcode, area_name = _resolve_area(area, admin_path, admin_layer, units, adcode, census_dir, notes)
@@ -1059,7 +1052,7 @@ def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, fac
     yml_path.write_text(header + yaml.safe_dump(yml, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (tmp / "quality.json").write_text(json.dumps(q, ensure_ascii=False, indent=2, default=float), encoding="utf-8")
     (tmp / "quality.md").write_text(_quality_md(q), encoding="utf-8")
-    problems = [p for p in scenario.validate(yml_path) if p.severity == "error"]
+    problems = [p for p in pipeline.validate(yml_path) if p.severity == "error"]
     if problems:
         text = "; ".join(str(p) for p in problems[:5])
         raise InputError(

@@ -103,6 +103,7 @@ class Area(_Model):
     villages: Layer | None = None
     urban: Layer | None = Field(None, description="城区 polygon (path + layer)")
     seat: tuple[float, float] | None = Field(None, description="城区 centre [lon, lat], WGS-84")
+    adcode: str | None = Field(None, description="6-digit county code (行政区划代码): age shares from its 2020 census row")
 
     @field_validator("seat")
     @classmethod
@@ -135,6 +136,9 @@ class Population(_Model):
     spread_over: Layer | None = None
     #: Spread in proportion to footprint ``area`` or building ``count``.
     spread_weight: Literal["area", "count"] = "area"
+    #: The 2020 census age table (``tudigong_ages.csv``) used, with ``area.adcode`` (or the units'
+    #: 12-digit codes), for age groups the scenario does not give; without it national shares.
+    census: RelPath | None = None
 
     @field_validator("groups", mode="before")
     @classmethod
@@ -162,6 +166,10 @@ class Network(_Model):
 
     roads: Layer
     class_field: str | None = None
+    snap_m: float = Field(
+        0.0, ge=0.0, le=100.0,
+        description="join a dangling line end to another line's vertex within this many metres (lines drawn a few metres short of each other); 0 = off",
+    )
     mode: dict[str, Literal["walk", "drive", "ebike"]] = Field(default_factory=dict)
     speeds: Speeds = Field(default_factory=Speeds)
 
@@ -285,7 +293,7 @@ class Scenario(_Model):
 # ----------------------------------------------------------------------------------------------
 
 
-def _node_line(root: yaml.Node | None, loc: tuple) -> int | None:
+def yaml_line(root: yaml.Node | None, loc: tuple) -> int | None:
     """1-based line of the YAML node at ``loc`` (deepest existing ancestor)."""
     node, line = root, (root.start_mark.line + 1 if root is not None else None)
     for part in loc:
@@ -371,7 +379,7 @@ def _problems_from_validation(err: ValidationError, root: yaml.Node | None, file
         if (key, e["type"]) in seen:
             continue
         seen.add((key, e["type"]))
-        line = _node_line(root, loc)
+        line = yaml_line(root, loc)
         zh = _TYPE_ZH.get(e["type"], "取值无效")
         en = e["msg"]
         if e["type"] == "extra_forbidden":
@@ -388,49 +396,107 @@ def _problems_from_validation(err: ValidationError, root: yaml.Node | None, file
             zh = f"{zh}：{e.get('input')!r}" if not isinstance(e.get("input"), dict) else zh
         where = f"（第 {line} 行）" if line else ""
         where_en = f" (line {line})" if line else ""
-        probs.append(Problem(zh=f"{key}: {zh}{where}", en=f"{key}: {en}{where_en}", file=str(file), row=line, field=key))
+        probs.append(Problem(zh=f"{key}: {zh}{where}", en=f"{key}: {en}{where_en}", file=str(file), row=line, field=key, code="schema"))
     return probs
 
 
-def _parse(path: str | Path) -> tuple[Scenario | None, list[Problem], Path]:
+def read_text_any(p: Path, field: str | None = None) -> tuple[str, Problem | None]:
+    """Text of a YAML or CSV file saved as UTF-8 (with or without BOM) or GBK/GB18030.
+
+    Windows editors in China often save as GBK (ANSI). Such a file is read, with a warning saying so;
+    a file that is neither (a binary file, another encoding) is refused with an error naming it.
+
+    Returns
+    -------
+    (str, Problem or None)
+        The text, and a warning (GBK read) or an error (undecodable, text is then ``""``).
+    """
+    raw = p.read_bytes()
+    try:
+        return raw.decode("utf-8-sig"), None
+    except UnicodeDecodeError as err:
+        bad = err.start
+    if raw[:4] == b"PK\x03\x04" or raw[:8] == bytes.fromhex("d0cf11e0a1b11ae1"):
+        return "", Problem(
+            zh=f"{p.name} 是 Excel 工作簿，不是文本文件。请另存为 UTF-8 文本，或在情景中直接引用 .xlsx 文件。",
+            en=f"{p.name} is an Excel workbook, not a text file. Save it as UTF-8 text, or refer to it as an .xlsx file.",
+            file=str(p), field=field, code="not_text",
+        )
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        line = raw[:bad].count(b"\n") + 1
+        return "", Problem(
+            zh=f"{p.name} 第 {line} 行含无法识别的字符：既不是 UTF-8 也不是 GBK 编码。请用记事本/VS Code 另存为 UTF-8。",
+            en=f"{p.name} line {line} holds bytes that are neither UTF-8 nor GBK. Save the file as UTF-8 (Notepad: Save as → Encoding UTF-8).",
+            file=str(p), row=line, field=field, code="bad_encoding",
+        )
+    return text, Problem(
+        zh=f"{p.name} 以 GBK（GB18030）编码保存，已按 GBK 读取。建议另存为 UTF-8，以免在其他软件中出现乱码。",
+        en=f"{p.name} is saved as GBK (GB18030) and was read as such. Saving it as UTF-8 avoids garbled text in other tools.",
+        file=str(p), field=field, severity="warning", code="gbk_text",
+    )
+
+
+def parse_scenario(path: str | Path) -> tuple[Scenario | None, list[Problem], Path]:
+    """Parse a scenario YAML (with ``extends:``) and check its schema, collecting problems.
+
+    Parameters
+    ----------
+    path : str or Path
+        The scenario file.
+
+    Returns
+    -------
+    (Scenario or None, list of Problem, Path)
+        The scenario (``None`` when any problem is an error), every problem found (errors and
+        warnings, e.g. a GBK-encoded file), and the resolved path.
+    """
     p = Path(path).expanduser().resolve()
-    if not p.exists():
+    if not p.is_file():
         return None, [Problem(
-            zh=f"找不到情景文件：{p}。", en=f"scenario file not found: {p}.", file=str(p)
+            zh=f"找不到情景文件：{p}。请检查路径。", en=f"scenario file not found: {p}. Check the path.", file=str(p),
+            code="missing_file",
         )], p
-    text = p.read_text(encoding="utf-8-sig")
+    text, enc = read_text_any(p)
+    notes = [enc] if enc is not None else []
+    if enc is not None and enc.severity == "error":
+        return None, notes, p
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        return None, [Problem(
+        return None, notes + [Problem(
             zh=f"YAML 语法错误（第 {line} 行）：{getattr(err, 'problem', err)}。常见原因：缩进不一致、冒号后缺空格、中文冒号“：”。",
             en=f"YAML syntax error (line {line}): {getattr(err, 'problem', err)}. Common causes: uneven indentation, no space after a colon, a full-width colon.",
-            file=str(p), row=line,
+            file=str(p), row=line, code="yaml_syntax",
         )], p
     if not isinstance(data, dict):
-        return None, [Problem(
+        return None, notes + [Problem(
             zh="情景文件应为键值对（如 name:、area:、population:）。",
             en="the scenario file must be a mapping (name:, area:, population: …).",
-            file=str(p),
+            file=str(p), code="yaml_not_mapping",
         )], p
     parent = data.pop("extends", None)
     if parent is not None:
         # a plan scenario: everything of the parent (paths already resolved), keys here override it
-        base, probs, _ = _parse(p.parent / str(parent))
-        if probs:
-            return None, [Problem(zh=f"extends: {parent}：{x.zh}", en=f"extends: {parent}: {x.en}",
-                                  file=x.file, row=x.row, field=x.field) for x in probs], p
+        base, probs, _ = parse_scenario(p.parent / str(parent))
+        notes += [x for x in probs if x.severity != "error"]
+        if base is None:
+            return None, notes + [Problem(
+                zh=f"extends: {parent}：{x.zh}", en=f"extends: {parent}: {x.en}",
+                file=x.file, row=x.row, field=x.field, code=x.code,
+            ) for x in probs if x.severity == "error"], p
         merged = base.model_dump(mode="json", exclude={"source"})
         data = _deep_merge(merged, data)
     try:
         sc = Scenario.model_validate(data, context={"base": p.parent})
     except ValidationError as err:
-        return None, _problems_from_validation(err, root, p), p
+        return None, notes + _problems_from_validation(err, root, p), p
     sc.source = p
-    return sc, [], p
+    return sc, notes, p
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -459,341 +525,16 @@ def load_scenario(path: str | Path) -> Scenario:
         File missing, YAML syntax error or schema error (bilingual, naming the key path and the
         YAML line; when there are several errors the first is raised and the count is given).
     """
-    sc, probs, p = _parse(path)
+    sc, probs, p = parse_scenario(path)
+    probs = [x for x in probs if x.severity == "error"]
     if probs:
         first = probs[0]
         more_zh = f"（另有 {len(probs) - 1} 个问题，运行 covplan validate 查看全部）" if len(probs) > 1 else ""
         more_en = f" ({len(probs) - 1} more; run covplan validate to see all)" if len(probs) > 1 else ""
-        raise InputError(first.zh + more_zh, first.en + more_en, file=first.file, row=first.row, field=first.field)
+        raise InputError(first.zh + more_zh, first.en + more_en, file=first.file, row=first.row, field=first.field,
+                         code=first.code)
     assert sc is not None
     return sc
-
-
-# ----------------------------------------------------------------------------------------------
-# validate: open everything, collect every problem
-# ----------------------------------------------------------------------------------------------
-
-
-def _missing(path: Path, field: str, file: Path) -> Problem:
-    return Problem(
-        zh=f"找不到文件：{path}（{field}）。请检查路径；相对路径以情景文件所在目录为准。",
-        en=f"file not found: {path} ({field}). Check the path; relative paths are resolved from the scenario's folder.",
-        file=str(file),
-        field=field,
-    )
-
-
-def _as_problem(err: InputError, field: str | None = None) -> Problem:
-    p = err.problem
-    return Problem(zh=p.zh, en=p.en, file=p.file, row=p.row, field=p.field or field, severity=p.severity)
-
-
-def _road_points(layer: Layer, probs: list[Problem], file: Path, max_points: int = 300_000) -> np.ndarray | None:
-    """Lon/lat vertices of a road line layer (GPKG/SHP/GeoJSON), or None for other formats."""
-    import geopandas as gpd
-    import shapely
-
-    from coverage.io import VECTOR_SUFFIXES, apply_declared_crs, read_vector
-
-    if layer.path.suffix.lower() not in VECTOR_SUFFIXES:
-        return None
-    try:
-        g = read_vector(layer.path, layer=layer.layer, what_zh="道路", what_en="road")
-        g = apply_declared_crs(g, layer.crs, layer.path)
-    except InputError as err:
-        probs.append(_as_problem(err, "network.roads"))
-        return None
-    if g.empty:
-        probs.append(Problem(zh="道路图层是空的（0 条道路）。", en="the road layer is empty (0 roads).", file=str(layer.path), field="network.roads"))
-        return None
-    g = g[g.geom_type.isin(["LineString", "MultiLineString"])]
-    if g.empty:
-        return None
-    g = gpd.GeoSeries(g.geometry.values, crs=g.crs).to_crs(4326)
-    xy = shapely.get_coordinates(np.asarray(g.values))
-    if len(xy) > max_points:
-        xy = xy[np.linspace(0, len(xy) - 1, max_points).astype(int)]
-    return xy
-
-
-def _facility_area_checks(gdf, area_wgs, src: Path, probs: list[Problem], far_m: float = 20_000.0) -> None:
-    """Rows outside the area: warning when near, error when further than ``far_m``."""
-    import geopandas as gpd
-
-    if gdf is None or gdf.empty or area_wgs is None:
-        return
-    metric = area_wgs.to_crs(gdf.crs)
-    geom = metric.union_all()
-    d = gpd.GeoSeries(gdf.geometry.values, crs=gdf.crs).distance(geom).to_numpy()
-    rows = gdf["source"].str.rsplit(":", n=1).str[-1].astype(int).to_numpy()
-    for mask, sev, zh, en in (
-        (d > far_m, "error", f"距评估范围超过 {far_m / 1000:.0f} 公里，坐标或坐标系可能有误", f"more than {far_m / 1000:.0f} km outside the area; the coordinates or the crs are probably wrong"),
-        ((d > 0) & (d <= far_m), "warning", "位于评估范围之外（邻县设施可保留）", "outside the area (keep them if they serve residents across the border)"),
-    ):
-        if mask.any():
-            r = rows[mask]
-            shown = ", ".join(map(str, r[:10])) + (f" … (+{len(r) - 10})" if len(r) > 10 else "")
-            probs.append(Problem(
-                zh=f"{len(r)} 个设施{zh}：第 {shown} 行（如 {gdf['name'].to_numpy()[mask][0]}）。",
-                en=f"{len(r)} facilit{'y is' if len(r) == 1 else 'ies are'} {en}: rows {shown} (e.g. {gdf['name'].to_numpy()[mask][0]}).",
-                file=str(src), row=int(r[0]), field="经度/纬度 lon/lat", severity=sev,
-            ))
-
-
-def validate(path: str | Path) -> list[Problem]:
-    """Check a scenario and all its inputs; return every problem found (empty list = all fine).
-
-    Checks, without stopping at the first problem:
-
-    * YAML syntax and schema (unknown keys, wrong types), with the key path and line;
-    * every referenced file exists; layers open and are not empty; unit fields are usable;
-    * the population raster overlaps the area (and has no negative cells);
-    * facility and candidate files: lon/lat columns, non-numeric/empty/swapped/out-of-range
-      coordinates (with row numbers), unknown ``crs``, facilities outside the area (warning;
-      error beyond 20 km), type names that map to no service (warning, with the names);
-    * the ``crs:`` declaration of each facility file against road vertices
-      (:func:`coverage.io.facilities.check_declared_crs`, when the roads are GPKG/SHP/GeoJSON lines);
-    * ``changes``: unknown ``category``/``ftype``, a ``ftype`` of another service, coordinates
-      outside the area, ``remove``/``upgrade`` ids that no facility has;
-    * the standards preset exists and loads; population group names are known age groups
-      (warning otherwise); the 城区 seat lies inside the boundary.
-
-    Parameters
-    ----------
-    path : str or Path
-        Scenario YAML.
-
-    Returns
-    -------
-    list of Problem
-        ``severity == "error"`` problems make ``covplan validate`` exit 1.
-    """
-    import geopandas as gpd
-
-    from coverage.crs import to_wgs84
-    from coverage.io import boundaries as ib
-    from coverage.io import facilities as ifac
-    from coverage.io import population as ipop
-    from coverage.io import parse_crs
-
-    sc, probs, yml = _parse(path)
-    if sc is None:
-        return probs
-
-    # ---- files exist -------------------------------------------------------------------------
-    def exists(p: Path | None, field: str) -> bool:
-        if p is None:
-            return False
-        if not Path(p).exists():
-            probs.append(_missing(Path(p), field, yml))
-            return False
-        return True
-
-    # ---- area ------------------------------------------------------------------------------------
-    area = None
-    if exists(sc.area.boundary.path, "area.boundary"):
-        try:
-            area = ib.read_boundary(sc.area.boundary.path, layer=sc.area.boundary.layer, crs=sc.area.boundary.crs, where=sc.area.boundary.where)
-        except InputError as err:
-            probs.append(_as_problem(err, "area.boundary"))
-    target = area.crs if area is not None else None
-    area_wgs = area.to_crs(4326) if area is not None else None
-    units = None
-    if sc.area.units is not None and exists(sc.area.units.path, "area.units"):
-        try:
-            units = ib.read_units(sc.area.units.path, layer=sc.area.units.layer, fields=sc.area.units.fields, target_crs=target, crs=sc.area.units.crs, where=sc.area.units.where)
-            other = units[units["kind"] == "其他"]
-            if len(other):
-                probs.append(Problem(
-                    zh=f"{len(other)} 个单元无法判断是街道、镇还是乡（如 {other['name'].iloc[0]}），按“其他”处理。可在图层中加 kind 字段。",
-                    en=f"{len(other)} unit(s) could not be classed as 街道/镇/乡 (e.g. {other['name'].iloc[0]}); they count as 其他. Add a kind field to the layer.",
-                    file=str(sc.area.units.path), field="kind", severity="warning",
-                ))
-        except InputError as err:
-            probs.append(_as_problem(err, "area.units"))
-    if sc.area.villages is not None and exists(sc.area.villages.path, "area.villages"):
-        try:
-            ib.read_villages(sc.area.villages.path, layer=sc.area.villages.layer, fields=sc.area.villages.fields, units=units, target_crs=target, crs=sc.area.villages.crs, where=sc.area.villages.where)
-        except InputError as err:
-            probs.append(_as_problem(err, "area.villages"))
-    if sc.area.urban is not None and exists(sc.area.urban.path, "area.urban"):
-        try:
-            ib.read_boundary(sc.area.urban.path, layer=sc.area.urban.layer, target_crs=target, crs=sc.area.urban.crs, where=sc.area.urban.where)
-        except InputError as err:
-            probs.append(_as_problem(err, "area.urban"))
-    if sc.area.seat is not None and area_wgs is not None:
-        from shapely import Point
-
-        d = gpd.GeoSeries([Point(*sc.area.seat)], crs=4326).to_crs(target).distance(area.union_all()).iloc[0]
-        if d > 0:
-            probs.append(Problem(
-                zh=f"城区中心 seat {list(sc.area.seat)} 在县域边界之外（相距 {d / 1000:.1f} 公里）。请检查经纬度顺序（先经度后纬度）。",
-                en=f"the 城区 seat {list(sc.area.seat)} lies {d / 1000:.1f} km outside the boundary; check the order [lon, lat].",
-                file=str(yml), field="area.seat",
-            ))
-
-    # ---- population --------------------------------------------------------------------------
-    for g in sc.population.groups:
-        if g not in AGE_GROUPS:
-            probs.append(Problem(
-                zh=f"年龄组名称 {g} 不是标准名称（{', '.join(AGE_GROUPS)}），标准中按年龄组的指标将找不到它。",
-                en=f"age group {g} is not one of {', '.join(AGE_GROUPS)}; age-group rules of the standards will not find it.",
-                file=str(yml), field=f"population.groups.{g}", severity="warning",
-            ))
-    pop_ok = exists(sc.population.total, "population.total")
-    group_specs: dict[str, Any] = {}
-    for g, spec in sc.population.groups.items():
-        if isinstance(spec, Share):
-            group_specs[g] = {"share": spec.share}
-        elif exists(spec, f"population.groups.{g}"):
-            group_specs[g] = spec
-    spread = sc.population.spread_over
-    if spread is not None and exists(spread.path, "population.spread_over"):
-        from coverage.io import apply_declared_crs, read_vector
-
-        try:
-            w = apply_declared_crs(
-                read_vector(spread.path, layer=spread.layer, what_zh="建筑/居住用地", what_en="buildings / residential land-use", where=spread.where),
-                spread.crs, spread.path,
-            )
-            if w.empty:
-                probs.append(Problem(
-                    zh="用于分配人口的图层是空的（0 个要素）；人口将在每个粗网格内均匀分布。",
-                    en="the layer to spread population over is empty (0 features); people stay uniform inside each coarse cell.",
-                    file=str(spread.path), field="population.spread_over", severity="warning",
-                ))
-        except InputError as err:
-            probs.append(_as_problem(err, "population.spread_over"))
-    if pop_ok:
-        try:
-            grid = ipop.read_population(
-                sc.population.total, group_specs, area=area,
-                target_crs=ipop.source_crs(sc.population.total) if spread is not None else target,
-                kind=sc.population.kind, resolution=None if spread is not None else sc.population.resolution,
-            )
-            if float(grid.total.sum()) <= 0:
-                probs.append(Problem(zh="评估范围内人口为 0。", en="the population inside the area is 0.", file=str(sc.population.total), field="population.total"))
-        except InputError as err:
-            probs.append(_as_problem(err, "population.total"))
-
-    # ---- roads ---------------------------------------------------------------------------------
-    road_xy = None
-    if sc.network is not None and exists(sc.network.roads.path, "network.roads"):
-        road_xy = _road_points(sc.network.roads, probs, yml)
-
-    # ---- facilities ----------------------------------------------------------------------------
-    fids: set[str] = set()
-    for i, src in enumerate(sc.facilities):
-        if not exists(src.path, f"facilities[{i}].path"):
-            continue
-        gdf, fprobs = ifac.inspect_facilities(src.path, crs=src.crs, target_crs=target, layer=src.layer, columns=src.columns, sheet=src.sheet, ftype=src.ftype)
-        probs.extend(fprobs)
-        if gdf is None:
-            continue
-        if gdf.empty:
-            probs.append(Problem(
-                zh="文件中没有可用的设施（0 行可归入四类服务）。", en="no usable facilities in the file (0 rows map to a service).",
-                file=str(src.path), field=f"facilities[{i}]",
-            ))
-            continue
-        fids.update(gdf["fid"].astype(str))
-        _facility_area_checks(gdf, area_wgs, src.path, probs)
-        if road_xy is not None:
-            declared = str(src.crs) if src.crs is not None else "wgs84"
-            prob = ifac.check_declared_crs(gdf, road_xy, declared=declared, file=src.path)
-            if prob is not None:
-                probs.append(prob)
-    if sc.candidates is not None and exists(sc.candidates.path, "candidates"):
-        c = sc.candidates
-        cg, cprobs = ifac.inspect_candidates(c.path, crs=c.crs, target_crs=target, layer=c.layer, columns=c.columns, sheet=c.sheet)
-        probs.extend(cprobs)
-        if cg is not None:
-            if cg.empty:
-                probs.append(Problem(zh="备选用地文件没有可用的行。", en="the candidates file has no usable rows.", file=str(c.path), field="candidates"))
-            else:
-                _facility_area_checks(cg.assign(source=[f"{c.path.name}:{k + 1}" for k in range(len(cg))]), area_wgs, c.path, probs)
-
-    # ---- changes -------------------------------------------------------------------------------
-    for i, a in enumerate(sc.changes.add):
-        field = f"changes.add[{i}]"
-        cat = a.category
-        if cat in FTYPES and a.ftype is None:
-            cat = FTYPES[cat].service
-        if cat not in SERVICES:
-            probs.append(Problem(
-                zh=f"新增设施 {a.id}（{a.name}）的服务类别 category: {a.category} 未知。可用：{', '.join(SERVICES)}（或设施类型代码，如 day_care）。",
-                en=f"added facility {a.id} ({a.name}) has unknown category {a.category!r}; use one of {', '.join(SERVICES)} (or an ftype key such as day_care).",
-                file=str(yml), row=_node_line(yaml.compose(yml.read_text(encoding='utf-8-sig')), ("changes", "add", i, "category")), field=f"{field}.category",
-            ))
-        if a.ftype is not None:
-            if a.ftype not in FTYPES:
-                probs.append(Problem(
-                    zh=f"新增设施 {a.id} 的设施类型 ftype: {a.ftype} 未知。可用：{', '.join(FTYPES)}。",
-                    en=f"added facility {a.id} has unknown ftype {a.ftype!r}; valid keys: {', '.join(FTYPES)}.",
-                    file=str(yml), row=_node_line(yaml.compose(yml.read_text(encoding='utf-8-sig')), ("changes", "add", i, "ftype")), field=f"{field}.ftype",
-                ))
-            elif cat in SERVICES and FTYPES[a.ftype].service != cat:
-                probs.append(Problem(
-                    zh=f"新增设施 {a.id} 的 ftype: {a.ftype} 属于 {FTYPES[a.ftype].service}，与 category: {a.category} 不符。",
-                    en=f"added facility {a.id}: ftype {a.ftype} belongs to {FTYPES[a.ftype].service}, not to category {a.category}.",
-                    file=str(yml), field=f"{field}.ftype",
-                ))
-        try:
-            kind, _c = parse_crs(a.crs, yml)
-            if kind in ("wgs84", "gcj02", "bd09") and area_wgs is not None:
-                from shapely import Point
-
-                lon, lat = to_wgs84([a.lon], [a.lat], kind)
-                d = gpd.GeoSeries([Point(lon[0], lat[0])], crs=4326).to_crs(target).distance(area.union_all()).iloc[0]
-                if d > 0:
-                    probs.append(Problem(
-                        zh=f"新增设施 {a.id}（{a.name}）的坐标 ({a.lon}, {a.lat}) 在评估范围之外（相距 {d / 1000:.1f} 公里）。",
-                        en=f"added facility {a.id} ({a.name}) at ({a.lon}, {a.lat}) lies {d / 1000:.1f} km outside the area.",
-                        file=str(yml), field=f"{field}.lon/lat", severity="error" if d > 20_000 else "warning",
-                    ))
-        except InputError as err:
-            probs.append(Problem(zh=err.problem.zh, en=err.problem.en, file=str(yml), field=f"{field}.crs"))
-    if fids or sc.facilities:
-        for i, rid in enumerate(sc.changes.remove):
-            if rid not in fids:
-                probs.append(Problem(
-                    zh=f"changes.remove 中的编号 {rid} 不在任何设施文件中。",
-                    en=f"id {rid} in changes.remove is not in any facility file.",
-                    file=str(yml), field=f"changes.remove[{i}]",
-                ))
-        for i, u in enumerate(sc.changes.upgrade):
-            if u.id not in fids:
-                probs.append(Problem(
-                    zh=f"changes.upgrade 中的编号 {u.id} 不在任何设施文件中。",
-                    en=f"id {u.id} in changes.upgrade is not in any facility file.",
-                    file=str(yml), field=f"changes.upgrade[{i}].id",
-                ))
-            if u.ftype is not None and u.ftype not in FTYPES:
-                probs.append(Problem(
-                    zh=f"changes.upgrade 中 {u.id} 的 ftype: {u.ftype} 未知。", en=f"unknown ftype {u.ftype!r} for {u.id} in changes.upgrade.",
-                    file=str(yml), field=f"changes.upgrade[{i}].ftype",
-                ))
-
-    # ---- standards -----------------------------------------------------------------------------
-    probs.extend(_check_standards(sc.standards, yml))
-    return probs
-
-
-def _check_standards(value: str, yml: Path) -> list[Problem]:
-    looks_path = value.endswith((".yaml", ".yml")) or "/" in value or "\\" in value
-    if looks_path and not Path(value).exists():
-        return [_missing(Path(value), "standards", yml)]
-    try:
-        from coverage.standards import load_preset  # the standards reader (inputs stage)
-    except ImportError:  # pragma: no cover - module not available
-        return []
-    try:
-        load_preset(value)
-    except InputError as err:
-        return [_as_problem(err, "standards")]
-    except Exception as err:  # noqa: BLE001 - report, do not crash validate
-        return [Problem(zh=f"无法读取标准 {value}：{err}", en=f"cannot load standards {value}: {err}", file=str(yml), field="standards")]
-    return []
 
 
 __all__ = [
@@ -809,5 +550,6 @@ __all__ = [
     "Share",
     "Upgrade",
     "load_scenario",
-    "validate",
+    "parse_scenario",
+    "yaml_line",
 ]

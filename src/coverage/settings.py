@@ -59,6 +59,37 @@ AGE_GROUPS: dict[str, str] = {
     "age60plus": "60岁及以上",
 }
 
+#: National age shares (share of all residents) used when a scenario gives no age groups and the
+#: county's own 2020 census row is not available. They are the population-weighted mean of the
+#: 2,990 county rows of the 2020 census tabulation (NBS 2022, via the tudigong tables; 5-year bands
+#: split uniformly by single year, as :func:`coverage.io.census.age_shares` does). Check: the 60+
+#: share comes out at 18.73 %, against the census communique's 18.70 %. Every figure computed from
+#: them is marked as assumed (``warnings`` code ``assumed_age_shares``).
+NATIONAL_AGE_SHARES: dict[str, float] = {
+    "age0_2": 0.03187,
+    "age3_5": 0.03617,
+    "age6_11": 0.07540,
+    "age12_14": 0.03628,
+    "age60plus": 0.18728,
+}
+
+#: Input checks (warnings unless stated): the share of people without road access (more than
+#: ``SNAP_MAX_M`` from any road) above which a run warns.
+WARN_NO_ROAD_SHARE: float = 0.02
+#: The share of people, or of facilities, on road components cut off from the main network above
+#: which a run warns that the network may be broken.
+WARN_CUT_OFF_SHARE: float = 0.05
+#: Dangling road ends closer than this to another road's vertex (metres) count as "almost touching".
+DANGLING_GAP_M: float = 25.0
+#: Facilities of the same type and name closer than this (metres) are one facility listed twice.
+DUPLICATE_FACILITY_M: float = 50.0
+#: An age-group raster may exceed the total by this relative tolerance (resampling) before the run
+#: refuses it (error) or warns (cell level).
+GROUP_TOLERANCE: float = 0.02
+#: No age group of ``AGE_GROUPS`` is this large a share of a county's people (the largest, 60+, is
+#: below 40 % in every county of the 2020 census): a group raster above it is refused as the total.
+MAX_GROUP_SHARE: float = 0.6
+
 
 def kmh_to_m_per_min(kmh: float) -> float:
     """Convert km/h to metres per minute."""

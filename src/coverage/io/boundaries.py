@@ -42,20 +42,35 @@ KINDS = ("街道", "镇", "乡", "其他")
 
 
 def _fix_geometry(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    geom = gdf.geometry.values
-    bad = ~shapely.is_valid(np.asarray(geom))
-    if bad.any():
-        log.info("repairing %d invalid geometries with make_valid", int(bad.sum()))
-        fixed = np.asarray(geom).copy()
-        fixed[bad] = shapely.make_valid(fixed[bad])
+    """Repair invalid polygons with ``make_valid`` (keeps every part, e.g. both lobes of a bow-tie)
+    and record each repair in ``gdf.attrs["repaired"]`` (1-based feature, reason, relative area
+    change) so that the reading path reports it instead of repairing silently."""
+    geom = np.asarray(gdf.geometry.values)
+    bad = ~shapely.is_valid(geom)
+    if not bad.any():
+        return gdf
+    log.info("repairing %d invalid geometries with make_valid", int(bad.sum()))
+    fixed = geom.copy()
+    fixed[bad] = shapely.make_valid(fixed[bad])
+    repaired = []
+    for i in np.flatnonzero(bad):
+        g = fixed[i]
         # make_valid may return collections with stray lines: keep the polygonal part
-        for i in np.flatnonzero(bad):
-            g = fixed[i]
-            if g.geom_type == "GeometryCollection":
-                polys = [p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
-                fixed[i] = shapely.union_all(polys) if polys else g
-        gdf = gdf.copy()
-        gdf.geometry = fixed
+        if g.geom_type == "GeometryCollection":
+            polys = [p for p in g.geoms if p.geom_type in ("Polygon", "MultiPolygon")]
+            fixed[i] = shapely.union_all(polys) if polys else g
+        # the area of an invalid polygon is ill-defined (a bow-tie's signed lobes cancel); compare
+        # with the area enclosed by its shell drawn as lines, which is what a planner drew
+        before = float(shapely.polygonize(shapely.get_parts(shapely.node(shapely.boundary(geom[i])))).area) if geom[i] is not None else 0.0
+        after = float(fixed[i].area)
+        repaired.append({
+            "row": int(i) + 1,
+            "reason": shapely.is_valid_reason(geom[i]),
+            "area_change": (after - before) / before if before > 0 else 0.0,
+        })
+    gdf = gdf.copy()
+    gdf.geometry = fixed
+    gdf.attrs["repaired"] = repaired
     return gdf
 
 
@@ -198,7 +213,9 @@ def read_boundary(
             file=path if isinstance(path, (str, Path)) else None,
         )
     out = gpd.GeoDataFrame(geometry=[shapely.make_valid(polys.union_all())], crs=gdf.crs)
-    return out.to_crs(target_crs if target_crs is not None else metric_crs_for(out))
+    out = out.to_crs(target_crs if target_crs is not None else metric_crs_for(out))
+    out.attrs["repaired"] = gdf.attrs.get("repaired", [])
+    return out
 
 
 def read_units(
@@ -277,7 +294,9 @@ def read_units(
     )
     out = pd.concat([out, extra.reset_index(drop=True)], axis=1)
     out = gpd.GeoDataFrame(out, geometry="geometry", crs=gdf.crs)
-    return out.to_crs(target_crs if target_crs is not None else metric_crs_for(out))
+    out = out.to_crs(target_crs if target_crs is not None else metric_crs_for(out))
+    out.attrs["repaired"] = gdf.attrs.get("repaired", [])
+    return out
 
 
 def read_villages(

@@ -194,7 +194,15 @@ def _no_overlap(p: Path, area_bounds) -> InputError:
     return InputError(
         f"人口栅格 {p.name} 与评估范围不重叠（范围经纬度 {area_bounds}）。请确认栅格与边界是同一地区、坐标系正确。",
         f"population raster {p.name} does not overlap the area (area lon/lat bounds {area_bounds}). Check that raster and boundary cover the same place and that their CRS are right.",
-        file=p,
+        file=p, code="population_no_overlap",
+    )
+
+
+def _all_nodata(p: Path) -> InputError:
+    return InputError(
+        f"人口栅格 {p.name} 在评估范围内全部是无数据（nodata）像元。请检查 nodata 值的设置，或换用覆盖本县的栅格。",
+        f"population raster {p.name} holds only nodata cells inside the area. Check its nodata value, or use a raster that covers the county.",
+        file=p, code="population_nodata",
     )
 
 
@@ -320,7 +328,7 @@ def read_population(
     dst_tr = dst_tr * Affine.translation(c0, r0)
     dst_shape = total.shape
     if area_geom is not None and not (valid_dst & inside).any():
-        raise _no_overlap(p, tuple(round(v, 4) for v in ab))
+        raise _all_nodata(p)
     out_groups: dict[str, np.ndarray] = {}
     for name, spec in (groups or {}).items():
         share = spec.get("share") if isinstance(spec, dict) else (spec if isinstance(spec, (int, float)) else None)
