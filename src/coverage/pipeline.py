@@ -300,7 +300,8 @@ def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGr
     if name.endswith(".graphml"):
         return {m: network.from_graphml(path, mode=m, crs=crs, speeds=speeds) for m in modes}
     return network.read_lines(
-        path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds
+        path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds,
+        class_map=net.class_map,
     )
 
 

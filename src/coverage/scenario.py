@@ -162,6 +162,9 @@ class Network(_Model):
 
     roads: Layer
     class_field: str | None = None
+    #: ``{value: class}`` for road-class values (e.g. ``430200: residential``); see
+    #: :func:`coverage.network.road_class`.
+    class_map: dict[str | int, str] | None = None
     mode: dict[str, Literal["walk", "drive", "ebike"]] = Field(default_factory=dict)
     speeds: Speeds = Field(default_factory=Speeds)
 
