@@ -90,32 +90,185 @@ def _find(columns: Sequence[Any], candidates: Sequence[str]) -> str | None:
     return None
 
 
-def _read_table(p: Path, sheet: Any) -> pd.DataFrame:
+#: Rows searched for the header below title rows (a county's table title, units, date …).
+HEADER_SEARCH_ROWS: int = 30
+#: Magic bytes of Excel workbooks: XLSX/XLSM (a ZIP archive) and the old XLS (OLE2).
+_XLSX_MAGIC, _XLS_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
+
+
+def decode_text(raw: bytes, p: Path | None = None) -> tuple[str, str]:
+    """Decode a text table's bytes: UTF-8 (with or without BOM) when it decodes strictly, else GB18030.
+
+    GB18030 is a superset of GBK and GB2312, the "ANSI" code page of Chinese Windows in which Excel
+    saves "CSV (逗号分隔)". UTF-8 is tried first because a Chinese text that is valid UTF-8 is
+    practically never GBK, while most GBK text is invalid UTF-8.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's content.
+    p : Path, optional
+        File named in the error.
+
+    Returns
+    -------
+    tuple
+        ``(text, encoding)`` with encoding ``"utf-8"``, ``"utf-8-sig"`` or ``"gb18030"``.
+
+    Raises
+    ------
+    InputError
+        The bytes are an Excel workbook (a .xlsx/.xls saved or renamed with a text suffix) or
+        neither encoding decodes them.
+    """
+    if raw.startswith((_XLSX_MAGIC, _XLS_MAGIC)):
+        real = ".xlsx" if raw.startswith(_XLSX_MAGIC) else ".xls"
+        name = p.name if p is not None else "the file"
+        raise InputError(
+            f"{name} 实际上是 Excel 文件（{real}），只是文件名为 {p.suffix if p is not None else '.csv'}。请把文件改名为 {Path(name).stem}{real} 后再用，或在 Excel 中“另存为 CSV UTF-8”。",
+            f"{name} is an Excel file saved with a {p.suffix if p is not None else '.csv'} name; rename it to {Path(name).stem}{real} (or save it from Excel as \"CSV UTF-8\").",
+            file=p,
+        )
+    if raw.startswith(b"\xef\xbb\xbf"):
+        try:
+            return raw[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"无法识别文件编码（已尝试 UTF-8、GBK/GB18030；第 {line} 行有无法解码的字节）。请在 Excel 中另存为“CSV UTF-8（逗号分隔）”。",
+            f"cannot decode the file (tried UTF-8 and GBK/GB18030; undecodable bytes on line {line}); save it from Excel as \"CSV UTF-8 (comma delimited)\".",
+            file=p,
+        ) from None
+
+
+def _is_header(cells: Sequence[Any], columns: dict) -> bool:
+    """True when a row holds the coordinate headers (lon and lat, one "lon,lat" column, or the
+    configured ``columns:`` names)."""
+    names = [str(c).strip().lstrip("\ufeff") for c in cells if c is not None and c == c and str(c).strip()]
+    if not names:
+        return False
+    wanted = [columns[k] for k in ("lon", "lat", "lonlat") if columns.get(k)]
+    if wanted:
+        return all(w in names for w in wanted)
+    lon = _find(names, LON_FIELDS) or any(_LON_PREFIX.match(n) for n in names)
+    lat = _find(names, LAT_FIELDS) or any(_LAT_PREFIX.match(n) for n in names)
+    return bool((lon and lat) or _find(names, LONLAT_FIELDS))
+
+
+def _frame(rows: list[list[Any]], columns: dict, p: Path, where_zh: str, where_en: str, col: _Collector | None) -> pd.DataFrame:
+    """A table from raw rows, with the header found below any title rows."""
+    h = 0
+    if rows and not _is_header(rows[0], columns):
+        h = next((i for i, r in enumerate(rows[:HEADER_SEARCH_ROWS]) if _is_header(r, columns)), 0)
+        if h > 0:
+            title = next((str(c).strip() for r in rows[:h] for c in r if c is not None and c == c and str(c).strip()), "")
+            zh = f"{where_zh}前 {h} 行是标题（“{title[:30]}”），以第 {h + 1} 行为表头；数据行号从表头下一行起算。"
+            en = f"{where_en}: the first {h} row(s) are a title ({title[:30]!r}); row {h + 1} of the file was used as the header, and data rows are numbered from the row below it."
+            if col is not None:
+                col.add(zh, en, file=p, row=h + 1, field="header", severity="warning")
+            else:
+                log.warning("%s: %s", p.name, en)
+    if not rows:
+        return pd.DataFrame()
+    header = ["" if c is None or c != c else str(c).strip().lstrip("\ufeff") for c in rows[h]]
+    width = max([len(header)] + [len(r) for r in rows[h + 1 :]])
+    header += [""] * (width - len(header))
+    seen: dict[str, int] = {}
+    names = []
+    for i, c in enumerate(header):
+        c = c or f"Unnamed: {i}"
+        if c in seen:  # duplicate headers: a, a.1, a.2 (as pandas)
+            seen[c] += 1
+            c = f"{c}.{seen[c]}"
+        else:
+            seen[c] = 0
+        names.append(c)
+    body = [list(r) + [None] * (width - len(r)) for r in rows[h + 1 :]]
+    df = pd.DataFrame(body, columns=names, dtype=object)
+    return df.map(lambda v: None if v is None or (isinstance(v, str) and v.strip() == "") or (isinstance(v, float) and v != v) else v)
+
+
+def excel_sheets(p: Path) -> list[str]:
+    """Sheet names of an Excel workbook (empty when it cannot be opened)."""
+    try:
+        return [str(n) for n in pd.ExcelFile(p).sheet_names]
+    except Exception:  # noqa: BLE001 - any reader error means "no list to show"
+        return []
+
+
+def sheet_hint(p: Path, sheet: Any, columns: dict | None = None) -> tuple[str, str]:
+    """Sentences (zh, en) naming a workbook's sheets and the ones that hold coordinate headers.
+
+    Empty strings for a non-Excel file or a workbook of one sheet.
+    """
+    if p.suffix.lower() not in (".xlsx", ".xlsm", ".xls"):
+        return "", ""
+    names = excel_sheets(p)
+    if len(names) < 2:
+        return "", ""
+    used = names[sheet] if isinstance(sheet, int) and 0 <= sheet < len(names) else (str(sheet) if sheet is not None else names[0])
+    good = []
+    for n in names:
+        if n == used:
+            continue
+        try:
+            head = pd.read_excel(p, sheet_name=n, header=None, nrows=HEADER_SEARCH_ROWS, dtype=object)
+        except Exception:  # noqa: BLE001
+            continue
+        if any(_is_header(r, dict(columns or {})) for r in head.itertuples(index=False)):
+            good.append(n)
+    zh = f" 工作簿有 {len(names)} 个工作表：{'、'.join(names)}（当前读取“{used}”）。"
+    en = f" The workbook has {len(names)} sheets: {', '.join(names)} (read: {used!r})."
+    if good:
+        zh += f"工作表“{'、'.join(good)}”含经纬度列：请在情景文件该设施来源下写 sheet: {good[0]}。"
+        en += f" Sheet(s) {', '.join(map(repr, good))} have longitude/latitude columns: add sheet: {good[0]} to this facility source in the scenario."
+    else:
+        zh += "若数据在其他工作表，请在情景文件中写 sheet: 工作表名。"
+        en += " If the data is on another sheet, add sheet: NAME to this facility source in the scenario."
+    return zh, en
+
+
+def _read_table(p: Path, sheet: Any, columns: dict | None = None, col: _Collector | None = None) -> pd.DataFrame:
+    """Read a CSV/TXT (UTF-8 or GBK, :func:`decode_text`) or Excel table as text cells.
+
+    Title rows above the header are skipped: the header is the first row that holds the coordinate
+    columns (a warning names it). Empty cells are None; wholly empty rows are dropped.
+    """
+    import csv
+    import io
+
+    columns = dict(columns or {})
     suffix = p.suffix.lower()
     if suffix in (".xlsx", ".xlsm", ".xls"):
         try:
-            df = pd.read_excel(p, sheet_name=sheet if sheet is not None else 0, dtype=object)
-        except ValueError as err:
+            raw = pd.read_excel(p, sheet_name=sheet if sheet is not None else 0, header=None, dtype=object)
+        except (ValueError, KeyError) as err:
+            names = excel_sheets(p)
             raise InputError(
-                f"无法读取 Excel 工作表 {sheet!r}：{err}", f"cannot read Excel sheet {sheet!r}: {err}", file=p, field="sheet"
+                f"无法读取 Excel 工作表 {sheet!r}：{err}。工作簿中的工作表：{'、'.join(names)}。",
+                f"cannot read Excel sheet {sheet!r}: {err}. The workbook's sheets are: {', '.join(names)}.",
+                file=p, field="sheet",
             ) from None
+        rows = [list(r) for r in raw.itertuples(index=False)]
+        where_zh, where_en = (f"工作表“{sheet}”" if sheet is not None else ""), (f"sheet {sheet!r}" if sheet is not None else p.name)
     else:
-        df = None
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                df = pd.read_csv(p, encoding=enc, dtype=object, skipinitialspace=True)
-                break
-            except UnicodeDecodeError:
-                continue
-            except pd.errors.ParserError as err:
-                raise InputError(f"CSV 格式错误：{err}", f"malformed CSV: {err}", file=p) from None
-        if df is None:
-            raise InputError(
-                "无法识别文件编码（已尝试 UTF-8、GBK）。请另存为 UTF-8 CSV。",
-                "cannot decode the file (tried UTF-8 and GBK); save it as UTF-8 CSV.",
-                file=p,
-            )
-    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+        text, _enc = decode_text(p.read_bytes(), p)
+        first = text.split("\n", 1)[0]
+        delim = "\t" if "\t" in first and "," not in first else ","
+        try:
+            rows = list(csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=True))
+        except csv.Error as err:
+            raise InputError(f"CSV 格式错误：{err}", f"malformed CSV: {err}", file=p) from None
+        where_zh, where_en = "", p.name
+    df = _frame(rows, columns, p, where_zh, where_en, col)
     df = df.dropna(how="all").reset_index(drop=True) if len(df) else df
     return df
 
@@ -142,7 +295,7 @@ def _rows_text(rows: np.ndarray, limit: int = 8) -> str:
     return txt + (f" … (+{len(rows) - limit})" if len(rows) > limit else "")
 
 
-def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]] | None:
+def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, sheet: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]] | None:
     """Return lon/x, lat/y arrays and the mask of good rows (or None when no columns)."""
     lon_c = columns.get("lon") or _find(df.columns, LON_FIELDS)
     lat_c = columns.get("lat") or _find(df.columns, LAT_FIELDS)
@@ -172,9 +325,10 @@ def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector) -> 
             )
             return None
     if not (lon_c and lat_c) and not both_c:
+        hint_zh, hint_en = sheet_hint(p, sheet, columns)
         col.add(
-            f"找不到经度/纬度列。现有列：{', '.join(df.columns)}。请使用表头 经度、纬度（或 lon、lat），或在情景文件中写 columns: {{lon: 列名, lat: 列名}}。",
-            f"no longitude/latitude columns found; columns are: {', '.join(df.columns)}. Name them 经度/纬度 or lon/lat, or map them with columns: {{lon: COL, lat: COL}} in the scenario.",
+            f"找不到经度/纬度列。现有列：{', '.join(map(str, df.columns))}。请使用表头 经度、纬度（或 lon、lat），或在情景文件中写 columns: {{lon: 列名, lat: 列名}}。{hint_zh}",
+            f"no longitude/latitude columns found; columns are: {', '.join(map(str, df.columns))}. Name them 经度/纬度 or lon/lat, or map them with columns: {{lon: COL, lat: COL}} in the scenario.{hint_en}",
             file=p, field="经度/纬度 lon/lat",
         )
         return None
@@ -367,11 +521,12 @@ def _load(
         good = ~empty & np.isfinite(lon) & np.isfinite(lat)
         good = _check_lonlat(lon, lat, good, p, ("x", "y"), col)
         return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), lon, lat, good
-    df = _read_table(p, sheet)
+    df = _read_table(p, sheet, columns, col)
     if df.empty:
-        col.add("表格没有数据行。", "the table has no data rows.", file=p)
+        hint_zh, hint_en = sheet_hint(p, sheet, columns)
+        col.add(f"表格没有数据行。{hint_zh}", f"the table has no data rows.{hint_en}", file=p, field="sheet" if hint_zh else None)
         return None
-    parsed = _parse_coords(df, p, columns, col)
+    parsed = _parse_coords(df, p, columns, col, sheet)
     if parsed is None:
         return None
     x, y, ok = parsed[:3]
