@@ -178,3 +178,55 @@ def test_xlsx_title_rows_and_data_on_another_sheet(tmp_path):
     assert [q.row for q in probs if q.field == "header"] == [2]
     with pytest.raises(InputError, match="说明, 卫生机构"):
         read_facilities(p, sheet="Sheet9")
+
+
+# ------------------------------------------------------------------------------ duplicates
+
+
+@pytest.mark.parametrize(
+    "a, b, same",
+    [
+        ("城关镇中心卫生院", "城关中心卫生院", True),
+        ("东关小学", "东关村小学", True),
+        ("圣家学校（本部）", "圣家学校", True),
+        ("北京协和医院澳门医学中心", "协和医院澳门医学中心", True),
+        ("同善堂第二診所", "同善堂第二诊所", True),  # traditional vs simplified (OSM vs Amap, Macau)
+        ("广慈医疗中心", "爱康医疗中心", False),  # same ending, different clinics
+        ("第一小学", "第二小学", False),
+        ("李氏中医综合诊疗所", "一峰堂中医综合诊所", False),
+        ("红星幼儿园", "红星幼儿园（分园）", False),  # a branch is another site
+        ("圣家学校", "圣家学校分教处", False),
+        ("圣玛沙利罗学校", "圣玛沙利罗学校慈惠托儿所", False),
+        ("", "东关小学", False),
+    ],
+)
+def test_name_similarity(a, b, same):
+    from coverage.io.facilities import name_similarity
+
+    assert (name_similarity(a, b) >= 0.75) is same
+    assert name_similarity(a, b) == pytest.approx(name_similarity(b, a))
+
+
+def test_duplicate_facilities_keeps_the_best_ranked_copy():
+    from coverage.io.facilities import duplicate_facilities
+
+    # metres in a local metric CRS: an OSM, an Amap and a planner copy of one clinic within 60 m,
+    # a same-named kindergarten 30 m away (other service), a far namesake, a different clinic 20 m away
+    g = gpd.GeoDataFrame(
+        {"name": ["城关镇中心卫生院", "城关中心卫生院", "城关镇中心卫生院（本部）", "城关镇中心卫生院", "城关镇中心卫生院", "李氏诊所"],
+         "category": ["clinic", "clinic", "clinic", "school", "clinic", "clinic"],
+         "rank": [2, 1, 0, 0, 1, 2]},
+        geometry=gpd.points_from_xy([0, 40, 20, 30, 500, 10], [0, 0, 50, 0, 0, 15]), crs="EPSG:4547",
+        index=[10, 11, 12, 13, 14, 15],
+    )
+    d = duplicate_facilities(g, max_m=100, priority="rank")
+    assert sorted(d["drop"]) == [10, 11] and set(d["keep"]) == {12}
+    assert (d["distance_m"] <= 100).all() and (d["similarity"] >= 0.6).all()
+    # stricter use (warnings): identical names (bracketed notes aside) within 60 m
+    strict = duplicate_facilities(g, max_m=60, match="category", min_similarity=1.0)
+    assert sorted(strict["drop"].tolist() + strict["keep"].tolist()) == [10, 12]
+    # lon/lat input is projected first: 0.0004° ≈ 41 m at 35° N
+    ll = gpd.GeoDataFrame({"name": ["东关小学", "东关村小学"], "category": ["school", "school"]},
+                          geometry=gpd.points_from_xy([107.9, 107.9004], [35.3, 35.3]), crs=4326)
+    assert len(duplicate_facilities(ll, max_m=50)) == 1 and len(duplicate_facilities(ll, max_m=30)) == 0
+    assert duplicate_facilities(ll.iloc[:1]).empty

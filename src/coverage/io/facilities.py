@@ -885,12 +885,144 @@ def check_declared_crs(
     )
 
 
+#: Punctuation, spaces and bracketed parts dropped before names are compared; a bracketed branch
+#: (（分园）, (分校)) is kept, its brackets dropped.
+_NAME_NOISE = re.compile(r"[（(](?![^）)]*分)[^）)]*[）)]|[\s\-_·•,，.。、:：;；'\"“”‘’/\\|（）()]+")
+#: Words that make a longer name another site of the same institution (圣家学校分教处, …学校托儿所).
+_OTHER_SITE = re.compile(r"分(园|校|院|部|教|所|点|站|中心)|[东西南北新]院|新校|校区|托儿所|幼儿园|幼稚园|托育")
+
+
+def _name_key(name: Any) -> str:
+    import unicodedata
+
+    if name is None or (isinstance(name, float) and name != name):
+        return ""
+    return _NAME_NOISE.sub("", unicodedata.normalize("NFKC", str(name)).lower())
+
+
+def name_similarity(a: Any, b: Any) -> float:
+    """Similarity of two facility names in [0, 1], judged on their distinctive parts.
+
+    Spaces, punctuation and bracketed notes (（本部）) are dropped, then the common ending (诊所,
+    医疗中心, 小学 …) is cut off so that two different clinics of one street (广慈医疗中心 / 爱康医疗中心)
+    do not look alike. When one remainder contains the other (城关镇 / 城关 for 城关镇中心卫生院 /
+    城关中心卫生院) the similarity is the ``difflib`` ratio of the whole names, or 0 when the extra
+    words name another site (分校, 分园, 分教处, 校区, 托儿所 …); otherwise it is the ratio of the
+    remainders (第一 / 第二 for 第一小学 / 第二小学: 0.5). 0 when either name is empty: nameless
+    points are never taken for each other.
+    """
+    from difflib import SequenceMatcher
+
+    x, y = _name_key(a), _name_key(b)
+    if not x or not y:
+        return 0.0
+    ops = SequenceMatcher(None, x, y, autojunk=False).get_opcodes()
+    differ = "|".join(x[i1:i2] + "|" + y[j1:j2] for tag, i1, i2, j1, j2 in ops if tag != "equal")
+    if _OTHER_SITE.search(differ):
+        return 0.0
+    n = 0
+    while n < min(len(x), len(y)) and x[-1 - n] == y[-1 - n]:
+        n += 1
+    rx, ry = x[: len(x) - n], y[: len(y) - n]
+    if rx in ry or ry in rx:
+        return SequenceMatcher(None, x, y).ratio()
+    return SequenceMatcher(None, rx, ry).ratio()
+
+
+def duplicate_facilities(
+    gdf: gpd.GeoDataFrame,
+    max_m: float = 100.0,
+    match: str = "category",
+    min_similarity: float = 0.6,
+    priority: str | None = None,
+) -> pd.DataFrame:
+    """Find facilities that are the same place listed twice (OSM and Amap, two lists, a typo).
+
+    Two facilities are duplicates when they are at most ``max_m`` metres apart, have the same
+    ``match`` column (service ``category``, or ``ftype`` for a stricter test) and names at least
+    ``min_similarity`` alike (:func:`name_similarity`). Duplicates are grouped transitively; in each
+    group the row with the lowest ``priority`` value is kept (ties: the first row), the others are
+    listed as dropped.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+        Point facilities (``read_facilities`` output or any layer with ``name`` and ``match``
+        columns); a geographic CRS is projected to the local metric CRS.
+    max_m : float
+        Largest distance between duplicates, metres (prepare: 100 m; a "same name and type" warning:
+        50 m with ``match="ftype"`` and ``min_similarity=1``).
+    match : str
+        Column that must be equal.
+    min_similarity : float
+        Smallest name similarity.
+    priority : str, optional
+        Column of ranks, lower wins (prepare: 0 the planner's file, 1 Amap/Baidu, 2 OSM).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dropped facility: ``drop`` and ``keep`` (index labels of ``gdf``),
+        ``name_drop``, ``name_keep``, ``distance_m``, ``similarity``; empty when none.
+    """
+    cols = ["drop", "keep", "name_drop", "name_keep", "distance_m", "similarity"]
+    if len(gdf) < 2:
+        return pd.DataFrame(columns=cols)
+    g = gdf
+    if g.crs is not None and g.crs.is_geographic:
+        c = g.geometry.union_all().centroid
+        g = g.to_crs(local_metric_crs(c.x, c.y))
+    xy = shapely.get_coordinates(shapely.centroid(np.asarray(g.geometry.values)))
+    pairs = cKDTree(xy).query_pairs(max_m, output_type="ndarray")
+    keyv = gdf[match].astype(str).to_numpy()
+    names = gdf["name"].to_numpy(dtype=object)
+    parent = np.arange(len(gdf))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    best_link: dict[tuple[int, int], tuple[float, float]] = {}
+    for i, j in pairs:
+        if keyv[i] != keyv[j] or keyv[i] in ("", "nan", "None"):
+            continue
+        sim = name_similarity(names[i], names[j])
+        if sim < min_similarity:
+            continue
+        best_link[(int(i), int(j))] = (float(np.hypot(*(xy[i] - xy[j]))), sim)
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    if not best_link:
+        return pd.DataFrame(columns=cols)
+    rank = gdf[priority].to_numpy(dtype=float) if priority else np.zeros(len(gdf))
+    groups: dict[int, list[int]] = {}
+    for i in {k for pair in best_link for k in pair}:
+        groups.setdefault(root(i), []).append(i)
+    rows = []
+    for members in groups.values():
+        keep = min(members, key=lambda k: (rank[k], k))
+        for k in sorted(members):
+            if k == keep:
+                continue
+            d, sim = best_link.get((min(k, keep), max(k, keep)), (float(np.hypot(*(xy[k] - xy[keep]))), name_similarity(names[k], names[keep])))
+            rows.append((gdf.index[k], gdf.index[keep], names[k], names[keep], round(d, 1), round(sim, 3)))
+    return pd.DataFrame(rows, columns=cols)
+
+
 __all__ = [
     "CANDIDATE_COLUMNS",
     "FACILITY_COLUMNS",
     "check_declared_crs",
+    "decode_text",
+    "duplicate_facilities",
+    "excel_sheets",
     "inspect_candidates",
     "inspect_facilities",
+    "name_similarity",
     "read_candidates",
     "read_facilities",
+    "sheet_hint",
 ]
