@@ -156,3 +156,40 @@ def test_jiangsu_osm_fclass(shared_data):
     assert (c.loc[d["fclass"].isin(["restaurant", "bank", "pharmacy", "university", "college"]), "category"].isna()).all()
     rep = unmapped_report(d["fclass"])
     assert rep["count"].sum() == c["category"].isna().sum()
+
+
+# Abbreviated and colloquial names as they appear in county lists and Amap/OSM names.
+ABBREVIATED = [
+    ("县一中", "junior"), ("城关二中", "junior"), ("第十二中", "junior"), ("师大附中", "junior"),
+    ("县民中", "junior"), ("实验中学", "junior"),
+    ("城关镇中心小学", "primary"), ("东关村小学", "primary"), ("城关二小", "primary"), ("实验小学", "primary"),
+    ("县实小", "primary"), ("师院附小", "primary"), ("城关一小", "primary"), ("城关镇中心校", "primary"),
+    ("东山完小", "primary"), ("西河村小", "primary"),
+    ("西河教学点", "teaching_point"), ("东山九年制学校", "nine_year"), ("城关十二年一贯制学校", "nine_year"),
+    ("县一幼", "kindergarten"), ("城关中心幼", "kindergarten"),
+    ("东山村卫生所", "village_clinic"), ("南岗村卫生站", "village_clinic"), ("李氏诊所", "private_clinic"),
+    ("城东社区卫生服务站", "community_health_station"),
+    ("西河乡敬老院", "nursing_home"), ("东山村互助幸福院", "elder_home"), ("福寿颐养院", "nursing_home"),
+    ("朝阳养老驿站", "day_care"),
+    ("县全民健身中心", "fitness_center"), ("东山村篮球场", "multi_court"), ("西河村健身广场", "fitness_path"),
+]
+# Forms that look like one of the above but are not a service facility.
+ABBREVIATED_NOT = ["一中路", "一中家属院", "一中路口", "城关二小区", "一小时便民圈", "村小卖部", "县职中", "城关职高",
+                   "市民中心", "健身器材店", "体育用品专卖店", "中心广场", "第三小组"]
+
+
+@pytest.mark.parametrize(("name", "ftype"), ABBREVIATED)
+def test_abbreviated_names(name, ftype):
+    assert classify([name]).loc[0, "ftype"] == ftype
+
+
+@pytest.mark.parametrize("name", ABBREVIATED_NOT)
+def test_abbreviation_lookalikes_not_mapped(name):
+    assert pd.isna(classify([name]).loc[0, "ftype"])
+
+
+def test_centre_school_is_primary_not_a_centre_of_another_service():
+    # 中心小学 is a primary school (township tier), not a 中心 of another service; 第一中心医院 a hospital
+    c = classify(["城关镇中心小学", "第一中心医院", "东关小学"])
+    assert c["ftype"].tolist() == ["primary", "county_hospital", "primary"]
+    assert FTYPES["primary"].tier == "township"

@@ -11,6 +11,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from shapely.geometry import LineString
 
 from coverage import network, settings
+from coverage.errors import InputError
 from coverage.network import parse_maxspeed, parse_oneway
 
 
@@ -269,3 +270,117 @@ def test_read_lines_several_modes_at_once_equals_one_by_one(shared_data):
         np.testing.assert_array_equal(g.indices, one.indices)
         np.testing.assert_allclose(g.minutes, one.minutes)
     assert both["walk"].n_edges != both["drive"].n_edges  # one-ways and classes differ by mode
+
+
+# ------------------------------------------------------------------ Chinese road classes
+
+
+@pytest.mark.parametrize(
+    "value, cls",
+    [
+        ("G107", "primary"),  # ordinary national road (3 digits)
+        ("G4", "motorway"),  # national expressway (1–2 digits)
+        ("G4511", "motorway"),  # national expressway (4 digits)
+        ("S302", "secondary"),
+        ("S15", "motorway"),  # provincial expressway
+        ("X215", "tertiary"),
+        ("y008", "unclassified"),  # lower case as typed
+        ("Z001", "unclassified"),
+        ("C123", "unclassified"),
+        ("G107;S256", "primary"),  # several route numbers: the higher class
+        ("S256/G210", "primary"),
+        ("420101", "primary"),  # GB/T 13923 codes
+        (420201, "secondary"),
+        (420301.0, "tertiary"),  # a code read as float from a DBF
+        ("420400", "unclassified"),
+        ("420500", "unclassified"),
+        ("420800", "unclassified"),
+        ("430200", ""),  # urban road code: not mapped (class_map needed)
+        ("国道", "primary"),
+        ("县道", "tertiary"),
+        ("二级公路", "secondary"),
+        ("城市支路", "residential"),
+        ("高速公路", "motorway"),
+        ("residential", "residential"),  # an OSM class in a non-OSM field (Overture ``class``)
+        ("foo", ""),
+        (None, ""),
+    ],
+)
+def test_road_class_of_chinese_values(value, cls):
+    assert network.road_class([value], osm=False).tolist() == [cls]
+
+
+def test_road_class_map_first_and_bad_class_refused():
+    out = network.road_class(["430200", "G107", "track"], class_map={430200: "residential", "g107": "trunk"}, osm=False)
+    assert out.tolist() == ["residential", "trunk", "track"]
+    # an OSM field keeps its values, class_map still applies
+    assert network.road_class(["track", "path"], class_map={"track": "unclassified"}).tolist() == ["unclassified", "path"]
+    with pytest.raises(InputError, match="class_map.*fast") as e:
+        network.road_class(["a"], class_map={"a": "fast"})
+    assert "道路等级未知" in str(e.value)
+
+
+def test_find_class_field_prefers_osm_and_ignores_case():
+    assert network.find_class_field(["name", "GBCODE", "highway"]) == ("highway", True)
+    assert network.find_class_field(["NAME", "Gb", "RN"]) == ("Gb", False)
+    assert network.find_class_field(["名称", "道路等级"]) == ("道路等级", False)
+    assert network.find_class_field(["eid", "type"]) == (None, False)
+
+
+def test_read_lines_gbk_shapefile_with_gb_codes_and_class_names(tmp_path):
+    """A DLG-style road layer: GBK DBF without .cpg, GB codes, route numbers, Chinese names."""
+    import pyogrio
+
+    lines = [LineString([(0, 0), (1000, 0)]), LineString([(1000, 0), (2000, 0)]),
+             LineString([(2000, 0), (3000, 0)]), LineString([(3000, 0), (4000, 0)])]
+    gdf = gpd.GeoDataFrame({"GB": [420101, 420301, 420400, 430200], "RN": ["G210", "X305", "Y012", ""],
+                            "NAME": ["国道210线", "城关至东山县道", "东山乡道", "城关镇解放路"],
+                            "等级": ["国道", "县道", "乡道", "支路"]},
+                           geometry=lines, crs="EPSG:32648")
+    p = tmp_path / "LRDL.shp"
+    pyogrio.write_dataframe(gdf, p, encoding="GBK")
+    p.with_suffix(".cpg").unlink()
+    d = network.read_lines(p, mode="drive", min_component_nodes=1, crs="EPSG:32648")
+    kmh = sorted(set(np.round(d.metres / d.minutes * 60 / 1000, 6)))
+    # GB picked before RN: 60 (国道), 40 (县道), 30 (乡道 and unmapped 430200)
+    assert kmh == [30.0, 40.0, 60.0]
+    # class_map for the urban road; the route-number field chosen explicitly
+    d2 = network.read_lines(p, mode="drive", min_component_nodes=1, crs="EPSG:32648", class_map={430200: "service"})
+    assert sorted(set(np.round(d2.metres / d2.minutes * 60 / 1000, 6))) == [15.0, 30.0, 40.0, 60.0]
+    d3 = network.read_lines(p, mode="drive", min_component_nodes=1, crs="EPSG:32648", class_field="RN")
+    assert sorted(set(np.round(d3.metres / d3.minutes * 60 / 1000, 6))) == [30.0, 40.0, 60.0]
+    # the Chinese field name and values survive the GBK DBF (mojibake would not be found)
+    d4 = network.read_lines(p, mode="drive", min_component_nodes=1, crs="EPSG:32648", class_field="等级")
+    assert sorted(np.round(d4.metres / d4.minutes * 60 / 1000, 6)) == [30.0] * 4 + [40.0] * 2 + [60.0] * 2
+
+
+def _shenzhen_ref_lines(shared_data, tmp_path):
+    """Shenzhen OSM ways that carry a ``ref``, written with ``ref`` only (no highway)."""
+    import json
+
+    src = shared_data / "shenzhen_futian/shenzhen_futian_drive_overpass_20241006.json"
+    els = json.loads(src.read_text(encoding="utf-8"))["elements"]
+    xy = {e["id"]: (e["lon"], e["lat"]) for e in els if e["type"] == "node"}
+    ways = [e for e in els if e["type"] == "way" and "ref" in e.get("tags", {})]
+    gdf = gpd.GeoDataFrame(
+        {"ref": [w["tags"]["ref"] for w in ways], "osm_highway": [w["tags"].get("highway") for w in ways]},
+        geometry=[LineString([xy[n] for n in w["nodes"]]) for w in ways], crs=4326,
+    )
+    p = tmp_path / "sz_ref.gpkg"
+    gdf.to_file(p, layer="roads")
+    return p, gdf
+
+
+def test_shenzhen_osm_route_numbers(shared_data, tmp_path):
+    p, gdf = _shenzhen_ref_lines(shared_data, tmp_path)
+    cls = network.road_class(gdf["ref"], osm=False)
+    by_ref = dict(zip(gdf["ref"], cls))
+    # real refs: G4 (京港澳高速) expressway, G107 national road, S550/Y304 provincial/township
+    assert by_ref["G4"] == "motorway" and by_ref["G107"] == "primary"
+    assert by_ref["S550"] == "secondary" and by_ref["Y304"] == "unclassified"
+    # every G4 way is tagged motorway in OSM too
+    assert set(gdf.loc[gdf["ref"] == "G4", "osm_highway"]) == {"motorway"}
+    # "9" (a bare number) is not a route number: no class
+    assert by_ref.get("9", "") == ""
+    d = network.read_lines(p, mode="drive", class_field="ref", min_component_nodes=1)
+    assert 100.0 in set(np.round(d.metres / d.minutes * 60 / 1000, 6))

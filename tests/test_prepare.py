@@ -26,7 +26,7 @@ from coverage import network, settings
 from coverage.cli import app
 from coverage.crs import local_metric_crs
 from coverage.errors import InputError
-from coverage.prepare import far_from_nodes_share, osm_ftype, parse_file_spec, prepare
+from coverage.prepare import far_from_nodes_share, osm_ftype, parse_facility_spec, parse_file_spec, prepare
 
 ADMIN = ("china_admin", "seed_admin_boundaries_amap.gpkg")
 GRID10 = ("china_worldpop_10km", "worldpop_ppp_2020_10km_china_bbox.tif")
@@ -74,6 +74,18 @@ def test_osm_ftype_tags_and_names():
     assert osm_ftype("leisure=fitness_station") == "fitness_path"
     assert osm_ftype("swimming_pool") is None
     assert osm_ftype("amenity=pharmacy") is None
+
+
+def test_parse_facility_spec():
+    assert parse_facility_spec("学校.shp::primary") == (Path("学校.shp"), None, "primary")
+    assert parse_facility_spec("学校.gpkg:primary") == (Path("学校.gpkg"), None, "primary")
+    assert parse_facility_spec("a.csv:gcj02:village_clinic") == (Path("a.csv"), "gcj02", "village_clinic")
+    assert parse_facility_spec("t.shp:EPSG:4545:kindergarten") == (Path("t.shp"), "EPSG:4545", "kindergarten")
+    assert parse_facility_spec("t.shp:EPSG:4545") == (Path("t.shp"), "EPSG:4545", None)
+    assert parse_facility_spec("a.csv:gcj02") == (Path("a.csv"), "gcj02", None)
+    with pytest.raises(InputError, match="ftype") as e:
+        parse_facility_spec("a.csv:gcj02:school")
+    assert "未知的设施类型" in e.value.problem.zh
 
 
 def test_parse_file_spec():
@@ -248,7 +260,16 @@ def test_macau_quality(macau, shared_data):
         g = g[g["fclass"].isin(keep)]
         ref += int(shapely.contains_xy(outline, *shapely.get_coordinates(g.geometry.representative_point().values).T).sum())
     osm = next(r for r in q["facilities"] if r["file"] == "osm_facilities.gpkg")
-    assert osm["inside_area"] == ref
+    # OSM ↔ Amap duplicates are merged (Amap wins): the one real pair in Macau is a clinic written
+    # in traditional script in OSM and simplified in Amap, 7.5 m apart
+    d = q["duplicates"]
+    assert d["merged"] == 1 and d["by_file"] == {"osm_facilities.gpkg": 1}
+    ex = d["examples"][0]
+    assert (ex["dropped"], ex["kept"]) == ("同善堂第二診所", "同善堂第二诊所") and ex["distance_m"] < 100
+    assert ex["kept_source"].startswith("macau_amap_medical_healthcare.csv:")
+    assert osm["inside_area"] == ref - 1
+    assert len(gpd.read_file(macau / "facilities" / "osm_facilities.gpkg")) == osm["facilities"]
+    assert "重复设施已合并 / duplicates merged: 1" in (macau / "quality.md").read_text(encoding="utf-8")
     # per 10k = count inside / population × 10 000
     n = sum(r["by_service"]["clinic"] for r in q["facilities"] if "by_service" in r)
     assert q["per_10k"]["clinic"]["per_10k"] == pytest.approx(n / pop.sum() * 1e4, abs=1e-3)
@@ -340,3 +361,40 @@ def test_helsinki_pbf_roads_and_pois(tmp_path, shared_data):
     assert res.exit_code == 0, res.output + repr(res.exception)
     s = json.loads((tmp_path / "run" / "summary.json").read_text(encoding="utf-8"))
     assert 0 < s["categories"]["school"]["share_covered"] <= 1
+
+
+# ----------------------------------------------------------------------------------------------
+# A type-less planner layer (GBK shapefile, --facilities PATH::ftype) beside an Amap export
+# ----------------------------------------------------------------------------------------------
+
+
+def test_typeless_planner_layer_wins_over_amap_duplicates(tmp_path, shared_data):
+    import pyogrio
+
+    amap = shared_data / "macau" / "amap_poi_csv" / "macau_amap_education_culture.csv"
+    df = pd.read_csv(amap, encoding="utf-8-sig")
+    prim = df[df["smallType"] == "小学"].head(6).reset_index(drop=True)
+    # the planner's own school list: no type column, names with a bracketed campus, GBK DBF, no .cpg
+    mine = gpd.GeoDataFrame({"学校名称": [f"{n}（本部）" for n in prim["name"]]},
+                            geometry=gpd.points_from_xy(prim["lon_wgs84"], prim["lat_wgs84"]), crs=4326)
+    shp = tmp_path / "学校.shp"
+    pyogrio.write_dataframe(mine, shp, encoding="GBK")
+    shp.with_suffix(".cpg").unlink()
+    yml = prepare(tmp_path / "scn", area="820000", admin_path=shared_data.joinpath(*ADMIN),
+                  population=shared_data / "macau" / "worldpop" / "mac_pd_2020_1km.tif",
+                  facilities=[f"{shp}::primary", f"{amap}:gcj02"])
+    y = yaml.safe_load(yml.read_text(encoding="utf-8"))
+    entries = {Path(e["path"]).name: e for e in y["facilities"]}
+    assert entries["学校.shp"]["ftype"] == "primary" and "crs" not in entries["学校.shp"]
+    q = json.loads((tmp_path / "scn" / "quality.json").read_text(encoding="utf-8"))
+    # every planner school is also in the Amap export: the Amap copies go, the planner's stay
+    d = q["duplicates"]
+    assert d["merged"] == 6 and d["by_file"] == {amap.name: 6}
+    assert all(e["kept_source"].startswith("学校.shp:") and e["distance_m"] < 5 for e in d["examples"])
+    assert {e["kept"] for e in d["examples"]} == set(mine["学校名称"])
+    rows = {r["file"]: r["facilities"] for r in q["facilities"]}
+    assert rows["学校.shp"] == 6
+    # the Amap copy in the scenario folder lost exactly those rows; the original is untouched
+    copy = pd.read_csv(tmp_path / "scn" / entries[amap.name]["path"], encoding="utf-8-sig")
+    assert len(copy) == len(df) - 6 and not set(prim["id"]) & set(copy["id"])
+    assert len(pd.read_csv(amap, encoding="utf-8-sig")) == len(df)

@@ -124,6 +124,8 @@ assert all(g in AGE_GROUPS for t in FTYPES.values() for g in t.age_groups)
 
 # Ordered rules: (regex on the normalised name, ftype key or None to exclude, rule name).
 # Normalisation: NFKC, lower case, "_" and "-" → space. First match wins.
+#: Chinese ordinal numerals in abbreviated school names (县一中, 城关二小, 第十二中).
+_NUM = "[一二三四五六七八九十]{1,3}"
 _RULES_SRC: list[tuple[str, str | None]] = [
     # --- exclusions that a broader rule would otherwise catch
     (r"宠物|动物|兽医|veterinar|\bpet\b|animal", None),
@@ -131,11 +133,12 @@ _RULES_SRC: list[tuple[str, str | None]] = [
     (r"药房|药店|大药|医药|保健品|医疗保健用品|医疗器械|眼镜|pharmacy|chemist|drugstore", None),
     (r"疗养院|度假|sanatorium|resort", None),
     (r"驾校|驾驶|培训|补习|辅导|教育咨询|早教|driving school|tutor", None),
+    (r"体育用品|器材店|器材销售|专卖店|用品店", None),
     # --- elderly (before clinic: 护理院, 养老 …)
     (r"失能|半失能|特困|供养", "county_care_center"),
     (r"区域性?养老|综合养老|(镇|乡|街道)(综合)?养老服务中心|regional elderly", "regional_elderly_center"),
     (r"县级?养老服务中心|县级养老|county care|county elderly", "county_care_center"),
-    (r"日间照料|日照中心|托老|elderly day ?care|adult day ?care", "day_care"),
+    (r"日间照料|日照中心|托老|养老驿站|elderly day ?care|adult day ?care", "day_care"),
     (r"长者之家|幸福院|互助院|老年之家|互助养老|elder home", "elder_home"),
     (r"助餐|老年食堂|长者食堂|长者饭堂|爱心食堂|meal point|senior meal", "meal_point"),
     (r"敬老院|养老院|福利院|护理院|养老公寓|老年公寓|颐养|nursing home|care home|retirement home|old people|elderly home|aged care|social facility=nursing home", "nursing_home"),
@@ -145,22 +148,27 @@ _RULES_SRC: list[tuple[str, str | None]] = [
     (r"社区卫生服务站|卫生服务站|社区医疗服务站|community health station", "community_health_station"),
     (r"卫生服务中心", "community_health_center"),
     (r"中心卫生院|乡镇卫生院|卫生院|township health|health cent", "township_health_center"),
-    (r"村卫生室|卫生室|卫生所|village clinic", "village_clinic"),
+    (r"村卫生室|村卫生站|卫生室|卫生所|village clinic", "village_clinic"),
     (r"人民医院|中医院|中医医院|县医院|县级医院|综合医院|妇幼保健|专科医院|医院|hospital", "county_hospital"),
     (r"诊所|门诊|医务室|卫生站|clinic|doctors|dentist|medical cent", "private_clinic"),
     # --- school
     (r"托育|托儿所|育婴|nursery|child ?care|creche|daycare|day care", "nursery"),
     (r"幼儿园|幼稚园|幼儿学校|学前|kindergarten|pre ?school", "kindergarten"),
-    (r"大学|学院|高等院校|高校|职业|技工|技术学校|中专|卫校|党校|成人教育|夜校|高中|高级中学|university|college|vocational|high school", None),
-    (r"九年一贯|九年制|一贯制|nine year", "nine_year"),
+    (rf"{_NUM}幼(?!儿[^园])|(中心|实验|机关)幼(?!儿[^园])", "kindergarten"),  # 县一幼, 中心幼
+    (r"大学|学院|高等院校|高校|职业|职中|职高|技工|技术学校|中专|卫校|党校|成人教育|夜校|高中|高级中学|university|college|vocational|high school", None),
+    (r"九年一贯|九年制|一贯制|nine year", "nine_year"),  # 十二年一贯制 too
     (r"教学点|teaching point", "teaching_point"),
     (r"初中|初级中学|中学|middle school|junior|secondary", "junior"),
+    # abbreviations: 县一中, 二中, 附中, 民中 (not 一中路, 一中家属院, 第一中心医院)
+    (rf"(?:{_NUM}|附|民|实验)中(?![路街巷道桥站心医药家宿小区门口转间央])", "junior"),
     (r"小学|primary", "primary"),
+    # 城关二小, 实小, 附小, 中心校, 完小, 村小 (not 二小区, 一小时, 小组)
+    (rf"(?:{_NUM}|实|附)小(?![区组卖吃店路街巷时块])|中心校|完小|完全小学|村小(?![区组卖吃店路街巷])", "primary"),
     (r"学校|school", "primary"),
     # --- fitness
     (r"全民健身|健身中心|健身房|健身馆|fitness cent|fitness center|sports cent|gym\b", "fitness_center"),
     (r"体育公园|sports park", "sports_park"),
-    (r"健身路径|健身器材|户外健身|健身点|fitness station|fitness path|outdoor fitness", "fitness_path"),
+    (r"健身路径|健身器材|户外健身|健身点|健身广场|健身苑|fitness station|fitness path|outdoor fitness", "fitness_path"),
     (r"健身步道|步道|绿道|\btrails?\b|footpath", "trail"),
     (r"多功能运动场|笼式|篮球|足球|排球|网球|羽毛球|乒乓球|门球|运动场(?!馆)|球场|pitch|\bcourt\b", "multi_court"),
     (r"体育场|体育馆|体育中心|游泳|stadium|sports hall|swimming", "stadium"),

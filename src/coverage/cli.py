@@ -194,7 +194,7 @@ def prepare(
     ),
     facilities: list[str] = typer.Option(
         None, "--facilities",
-        help="设施表 PATH[:crs]（高德 :gcj02，百度 :bd09），可多次 / facility files PATH[:crs], repeatable",
+        help="设施表 PATH[:crs[:ftype]]（高德 :gcj02，百度 :bd09；无类型列的单类图层加 ftype，如 学校.shp::primary），可多次 / facility files PATH[:crs[:ftype]], repeatable",
     ),
     population: Path = typer.Option(
         None, "--population", help="人口栅格（WorldPop 人数或密度）/ population raster (WorldPop counts or density)"

@@ -66,8 +66,12 @@ from coverage.errors import InputError
 log = logging.getLogger(__name__)
 
 MODES = ("walk", "ebike", "drive")
-#: Names of the road-class field looked for when ``class_field=None`` (first match wins).
+#: Names of the road-class field looked for when ``class_field=None`` (first match wins; case is
+#: ignored). OSM fields first, then Chinese GIS fields: GB/T 13923 codes, route numbers, class names.
 CLASS_FIELDS = ("highway", "fclass")
+CN_CLASS_FIELDS = ("GB", "gbcode", "GB_CODE", "subtype", "RN", "ref", "道路等级", "行政等级", "公路等级", "技术等级", "等级", "class", "kind")
+#: Classes a ``class_map`` may map to besides ``settings.DRIVE_KMH`` (walk-only or no-car ways).
+WALK_ONLY_CLASSES = ("footway", "path", "pedestrian", "steps", "cycleway", "bridleway")
 #: Class values that mean "no class" (the way is then treated like an unclassified line).
 _NO_CLASS = {"", "unknown", "none", "nan", "null"}
 
@@ -313,6 +317,145 @@ def _clean_class(values: ArrayLike) -> NDArray:
         t = str(v).strip().lower()
         out.append("" if t in _NO_CLASS else t)
     return np.asarray(out, dtype=object)
+
+
+_REF = re.compile(r"^([GSXYZCQ])\s*(\d+)")
+_GB = re.compile(r"^(\d{4})\d{2}(?:\.0+)?$")
+
+
+def _cn_class(value: str) -> str | None:
+    """OSM class of one Chinese road-class value (GB code, route number or name), or None."""
+    v = value.strip()
+    m = _GB.match(v)
+    if m:
+        name = settings.ROAD_GB_CODE.get(m.group(1))
+        return None if name is None else _cn_class(name)
+    best: str | None = None
+    for part in re.split(r"[;；,，/、\s]+", v.upper()):
+        m = _REF.match(part)
+        if m is None:
+            continue
+        letter, digits = m.groups()
+        if letter in "GS" and len(digits) in (1, 2, 4):
+            cls = "motorway"  # national / provincial expressway (G4, G4511, S15)
+        else:
+            cls = _cn_class(settings.ROAD_REF_PREFIX[letter])
+        # several route numbers on one way ("G107;S256"): the higher class
+        if cls is not None and (best is None or _RANK.index(cls) < _RANK.index(best)):
+            best = cls
+    if best is not None:
+        return best
+    for key, cls in settings.ROAD_CN_CLASS.items():
+        if key in v:
+            return cls
+    return None
+
+
+_RANK = ("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified", "residential", "track")
+
+
+def road_class(
+    values: ArrayLike,
+    class_map: dict[Any, str] | None = None,
+    osm: bool = True,
+    field: str | None = None,
+    file: str | Path | None = None,
+) -> NDArray:
+    """Turn a road class, route-number or code field into the OSM classes that carry speeds.
+
+    Order per value: the user's ``class_map`` (``network.class_map`` in the scenario; keys compared
+    as text, case ignored); then, for an OSM field (``osm=True``: ``highway``, ``fclass``), the
+    value itself; otherwise a GB/T 13923 code (``420101`` → 国道, :data:`settings.ROAD_GB_CODE`), a
+    route number (``G107``, ``S302``, ``X215``; :data:`settings.ROAD_REF_PREFIX`; expressways
+    ``G4``/``G4511``/``S15`` → ``motorway``) or a Chinese class name (国道, 县道, 二级公路, 支路;
+    :data:`settings.ROAD_CN_CLASS`). Values of a Chinese field that none of these recognise get no
+    class (walkable, driven at ``settings.DRIVE_KMH_UNKNOWN``) and are logged as a warning.
+
+    Parameters
+    ----------
+    values : array-like
+        The field's values (str, numbers or None).
+    class_map : dict, optional
+        ``{value: class}``; a class is a key of ``settings.DRIVE_KMH``, a ``*_link`` of one, a
+        walk-only class (:data:`WALK_ONLY_CLASSES`) or ``"unknown"``.
+    osm : bool
+        True when the field holds OSM classes (kept as they are).
+    field, file : optional
+        Named in messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        Lower-case OSM class per value, ``""`` for no class.
+
+    Raises
+    ------
+    InputError
+        A ``class_map`` value that is not a known class.
+    """
+    links = {f"{c}_link" for c in ("motorway", "trunk", "primary", "secondary", "tertiary")}
+    allowed = set(settings.DRIVE_KMH) | links | set(WALK_ONLY_CLASSES) | {"unknown"}
+    cmap: dict[str, str] = {}
+    for k, c in (class_map or {}).items():
+        c2 = str(c).strip().lower()
+        if c2 not in allowed:
+            raise InputError(
+                zh=f"network.class_map 中“{k}: {c}”的道路等级未知。可用：{', '.join(sorted(allowed))}。",
+                en=f"network.class_map maps {k!r} to the unknown class {c!r}; use one of: {', '.join(sorted(allowed))}.",
+                file=file, field="network.class_map",
+            )
+        cmap[str(k).strip().lower()] = "" if c2 == "unknown" else c2
+    raw = list(values)
+    cleaned = _clean_class(raw)
+    out = np.empty(len(raw), dtype=object)
+    cache: dict[str, str] = {}
+    unknown: dict[str, int] = {}
+    for i, (v, c) in enumerate(zip(raw, cleaned)):
+        if c == "":
+            out[i] = ""
+            continue
+        if isinstance(v, float) and v.is_integer():
+            c = str(int(v))  # codes read as numbers: 420101.0
+        if c in cmap:
+            out[i] = cmap[c]
+        elif osm or c in allowed or c in settings.WALK_EXCLUDE:
+            out[i] = c  # OSM field, or an OSM class in another field (Overture ``class``)
+        else:
+            if c not in cache:
+                cache[c] = _cn_class(str(c)) or ""
+                if cache[c] == "":
+                    unknown[c] = 0
+            out[i] = cache[c]
+            if c in unknown:
+                unknown[c] += 1
+    if unknown:
+        top = ", ".join(f"{k}×{n}" for k, n in sorted(unknown.items(), key=lambda kv: -kv[1])[:8])
+        log.warning(
+            "%s%s: %d road(s) of unrecognised class (%s) are driven at %g km/h; map them with "
+            "network.class_map / 无法识别的道路等级按 %g km/h 处理，可在 network.class_map 中指定",
+            Path(str(file)).name + " " if file else "", field or "", sum(unknown.values()), top,
+            settings.DRIVE_KMH_UNKNOWN, settings.DRIVE_KMH_UNKNOWN,
+        )
+    return out
+
+
+def find_class_field(columns: Sequence[str]) -> tuple[str | None, bool]:
+    """The road-class field among ``columns`` and whether it holds OSM classes.
+
+    OSM fields (:data:`CLASS_FIELDS`) win over Chinese ones (:data:`CN_CLASS_FIELDS`); names are
+    compared without regard to case (``GBCODE``, ``gb``, ``Ref``).
+
+    Returns
+    -------
+    tuple
+        ``(field or None, is_osm)``.
+    """
+    low = {str(c).lower(): c for c in columns}
+    for names, osm in ((CLASS_FIELDS, True), (CN_CLASS_FIELDS, False)):
+        for n in names:
+            if n.lower() in low:
+                return low[n.lower()], osm
+    return None, False
 
 
 def _mode_speeds(
@@ -844,6 +987,7 @@ def read_lines(
     oneway_field: str | None = "oneway",
     maxspeed_field: str | None = "maxspeed",
     join_m: float = 0.0,
+    class_map: dict[Any, str] | None = None,
 ) -> RoadGraph:
     """Read a line layer (GPKG, SHP, GeoJSON …) of roads into a :class:`RoadGraph`.
 
@@ -858,8 +1002,10 @@ def read_lines(
     mode : {"walk", "ebike", "drive"} or sequence of them
         With a sequence, the file is read once and a dict ``{mode: RoadGraph}`` is returned.
     class_field : str, optional
-        Road-class field. ``None`` looks for ``highway`` then ``fclass``; with neither, every line is
-        walkable and drivable at ``settings.DRIVE_KMH_UNKNOWN``.
+        Road-class field. ``None`` looks for ``highway`` then ``fclass``, then Chinese fields
+        (:data:`CN_CLASS_FIELDS`: GB/T 13923 ``GB``/``gbcode`` codes, ``RN``/``ref`` route numbers,
+        等级 names; see :func:`road_class`); with none, every line is walkable and drivable at
+        ``settings.DRIVE_KMH_UNKNOWN``.
     layer : str or int, optional
     crs : CRS-like, optional
         Metric CRS of the graph (default local metric CRS of the data's centre). A layer with no CRS
@@ -875,6 +1021,9 @@ def read_lines(
         line within this many metres (0 = off), for layers whose lines stop a few metres short of
         each other. Dangling ends within ``settings.DANGLING_GAP_M`` of another line that stay
         unjoined are counted in ``stats["dangling_near"]`` (out of ``stats["dangling_ends"]``).
+    class_map : dict, optional
+        ``{value: class}`` for class values of the layer (``network.class_map``), see
+        :func:`road_class`.
 
     Returns
     -------
@@ -886,7 +1035,12 @@ def read_lines(
     path = Path(path)
     if not path.exists():
         raise InputError(zh=f"找不到路网文件 {path}。", en=f"road file {path} not found.", file=path)
-    kw = {} if layer is None else {"layer": layer}
+    from coverage.io import dbf_encoding
+
+    kw: dict[str, Any] = {} if layer is None else {"layer": layer}
+    enc = dbf_encoding(path)
+    if enc is not None:
+        kw["encoding"] = enc
     gdf = gpd.read_file(path, **kw)
     if gdf.crs is None:
         b = gdf.total_bounds
@@ -916,15 +1070,21 @@ def read_lines(
     geom = gdf.geometry.to_crs(dst)
 
     if class_field is None:
-        class_field = next((c for c in CLASS_FIELDS if c in gdf.columns), None)
+        class_field, osm_field = find_class_field(list(gdf.columns))
     elif class_field not in gdf.columns:
         raise InputError(
             zh=f"{path.name} 中没有道路等级字段“{class_field}”。",
             en=f"road class field '{class_field}' not in {path.name}.",
             file=path, field=class_field,
         )
+    else:
+        osm_field = class_field.lower() in CLASS_FIELDS
     n_lines = len(gdf)
-    cls = _clean_class(gdf[class_field].to_numpy()) if class_field else np.full(n_lines, "", object)
+    cls = (
+        road_class(gdf[class_field].to_numpy(), class_map, osm=osm_field, field=class_field, file=path)
+        if class_field
+        else np.full(n_lines, "", object)
+    )
     oneway = (
         parse_oneway(gdf[oneway_field].to_numpy())
         if oneway_field and oneway_field in gdf.columns

@@ -130,6 +130,7 @@ def _read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadG
     return network.read_lines(
         path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds,
         join_m=net.snap_m,
+        class_map=net.class_map,
     )
 
 

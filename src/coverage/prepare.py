@@ -147,6 +147,43 @@ def parse_file_spec(spec: str | Path) -> tuple[Path, str | None]:
     return Path(m.group("path")), m.group("crs")
 
 
+def parse_facility_spec(spec: str | Path) -> tuple[Path, str | None, str | None]:
+    """Split ``PATH[:crs[:ftype]]`` of ``--facilities`` into path, crs and facility type.
+
+    ``ftype`` (a key of :data:`coverage.categories.FTYPES`) gives every row of a type-less layer its
+    type, e.g. a school layer without a type column: ``schools.shp::primary`` (no crs: as in the
+    file), ``amap_clinics.csv:gcj02:village_clinic``, ``t.shp:EPSG:4545:kindergarten``. A single
+    part that is an ftype key is the ftype (``schools.gpkg:primary``).
+
+    Returns
+    -------
+    tuple
+        ``(Path, crs or None, ftype or None)``.
+
+    Raises
+    ------
+    InputError
+        An unknown ftype.
+    """
+    p, rest = parse_file_spec(spec)
+    if not rest:
+        return p, None, None
+    parts = rest.split(":")
+    if len(parts) == 1:
+        return (p, None, parts[0]) if parts[0] in FTYPES else (p, parts[0], None)
+    if parts[-1].strip().isdigit():  # EPSG:4545
+        return p, rest, None
+    ftype = parts[-1].strip()
+    if ftype not in FTYPES:
+        raise InputError(
+            f"--facilities {spec}：未知的设施类型 ftype “{ftype}”。可用：{', '.join(FTYPES)}。",
+            f"--facilities {spec}: unknown ftype {ftype!r}; valid keys: {', '.join(FTYPES)}.",
+            file=p, field="ftype",
+        )
+    crs = ":".join(parts[:-1]).strip() or None
+    return p, crs, ftype
+
+
 def osm_ftype(tag: str, name: Any = None) -> str | None:
     """Facility-type key of an OSM tag (``"amenity=clinic"``) or Geofabrik ``fclass`` (``"clinic"``).
 
@@ -395,7 +432,9 @@ def _prepare_roads(roads, tmp: Path, buffer_wgs, notes) -> tuple[dict | None, Pa
 
     info = pyogrio.read_info(p)
     fields = list(info["fields"])
-    cls = next((c for c in ("highway", "fclass") if c in fields), None)
+    from coverage.network import find_class_field
+
+    cls, _osm = find_class_field(fields)
     if cls is None:
         notes.append({"item": "roads", "zh": f"路网 {p.name} 没有道路等级字段：所有道路按可步行、车速 {settings.DRIVE_KMH_UNKNOWN:g} km/h 处理。",
                       "en": f"the roads {p.name} have no class field: every line is walkable and driven at {settings.DRIVE_KMH_UNKNOWN:g} km/h."})
@@ -414,7 +453,10 @@ def _prepare_roads(roads, tmp: Path, buffer_wgs, notes) -> tuple[dict | None, Pa
     bb = Transformer.from_crs(4326, src_crs, always_xy=True).transform_bounds(*buffer_wgs.bounds)
     section: dict[str, Any] = {}
     if _bbox_area(src_b) > CLIP_LINES_FACTOR * _bbox_area(bb) or crs is not None:
-        gdf = gpd.read_file(p, bbox=tuple(bb), engine="pyogrio")
+        from coverage.io import dbf_encoding
+
+        enc = dbf_encoding(p)
+        gdf = gpd.read_file(p, bbox=tuple(bb), engine="pyogrio", **({"encoding": enc} if enc else {}))
         if gdf.crs is None or crs is not None:
             gdf = gdf.set_crs(src_crs, allow_override=True)
         gdf = gdf.to_crs(4326)
@@ -467,7 +509,10 @@ def _walk_graph(section: dict | None, roads_path: Path | None, crs: CRS):
 
 
 def _pois_from_shp(p: Path, buffer_wgs) -> gpd.GeoDataFrame:
-    gdf = gpd.read_file(p, bbox=tuple(buffer_wgs.bounds), engine="pyogrio")
+    from coverage.io import dbf_encoding
+
+    enc = dbf_encoding(p)
+    gdf = gpd.read_file(p, bbox=tuple(buffer_wgs.bounds), engine="pyogrio", **({"encoding": enc} if enc else {}))
     if gdf.crs is None:
         gdf = gdf.set_crs(4326)
     gdf = gdf.to_crs(4326)
@@ -565,7 +610,7 @@ def _facility_columns(p: Path, crs: str | None) -> dict | None:
 def _prepare_user_facilities(facilities, tmp: Path) -> list[dict]:
     out = []
     for spec in facilities or []:
-        p, crs = parse_file_spec(spec)
+        p, crs, ftype = parse_facility_spec(spec)
         if not p.exists():
             raise InputError(f"找不到设施文件：{p}。", f"facility file not found: {p}.", file=p, field="facilities")
         entry: dict[str, Any] = {}
@@ -580,11 +625,133 @@ def _prepare_user_facilities(facilities, tmp: Path) -> list[dict]:
             entry["path"] = str(p.resolve())
         if crs is not None:
             entry["crs"] = crs
+        if ftype is not None:
+            entry["ftype"] = ftype
         cols = _facility_columns(p, crs)
         if cols:
             entry["columns"] = cols
         out.append(entry)
     return out
+
+
+#: OSM ↔ Amap/Baidu ↔ planner duplicates: same service, at most this far apart (metres) …
+DUPLICATE_M: float = 100.0
+#: … and names at least this similar (:func:`coverage.io.facilities.name_similarity`).
+DUPLICATE_NAME_SIMILARITY: float = 0.75
+#: Columns that mark an Amap (高德) or Baidu POI export.
+_POI_EXPORT_COLUMNS = {"typecode", "bigtype", "midtype", "smalltype", "uid", "poiid", "lon_gcj02", "lon_bd09"}
+
+
+def _source_rank(entry: dict, path: Path, columns: list[str]) -> int:
+    """Which copy of a duplicate wins: 0 the planner's own file, 1 an Amap/Baidu export, 2 OSM."""
+    from coverage.io import parse_crs
+
+    if str(entry["path"]).startswith("facilities/osm_"):
+        return 2
+    try:
+        kind = parse_crs(entry.get("crs"))[0]
+    except InputError:
+        kind = "file"
+    low = {str(c).lower() for c in columns}
+    name = path.name.lower()
+    if kind in ("gcj02", "bd09") or low & _POI_EXPORT_COLUMNS or any(k in name for k in ("amap", "高德", "baidu", "百度")):
+        return 1
+    return 0
+
+
+def _entry_path(tmp: Path, entry: dict) -> Path:
+    return Path(entry["path"]) if Path(entry["path"]).is_absolute() else tmp / entry["path"]
+
+
+def _merge_duplicates(tmp: Path, fac: list[dict], metric: CRS, notes: list[dict]) -> dict:
+    """Drop facilities listed twice across sources (OSM, Amap/Baidu, the planner's files).
+
+    Same service (``category``), at most :data:`DUPLICATE_M` apart and names alike
+    (:func:`coverage.io.facilities.duplicate_facilities`): the planner's own file wins, then
+    Amap/Baidu, then OSM. Rows of the planner's files are never dropped, and rows are only dropped in
+    favour of another source. A source that loses rows is rewritten without them (OSM: the GPKG;
+    tables: the CSV copy in ``facilities/``, or ``facilities/<stem>.csv`` for Excel or big files;
+    layers: ``facilities/<stem>.dedup.gpkg``) and its
+    ``facilities`` entry is changed in place.
+
+    Returns
+    -------
+    dict
+        ``max_m``, ``min_name_similarity``, ``merged`` (rows dropped), ``by_file`` and ``examples``
+        (up to 10) for ``quality.json``.
+    """
+    from coverage.io import facilities as ifac
+
+    stats: dict[str, Any] = {"max_m": DUPLICATE_M, "min_name_similarity": DUPLICATE_NAME_SIMILARITY, "merged": 0, "by_file": {}, "examples": []}
+    frames = []
+    for k, entry in enumerate(fac):
+        path = _entry_path(tmp, entry)
+        gdf, _ = ifac.inspect_facilities(path, crs=entry.get("crs"), target_crs=metric, layer=entry.get("layer"),
+                                         columns=entry.get("columns"), sheet=entry.get("sheet"), ftype=entry.get("ftype"))
+        if gdf is None or gdf.empty:
+            continue
+        raw_cols = list(gdf.columns) if path.suffix.lower() not in (".csv", ".txt", ".xlsx", ".xls", ".xlsm") else list(ifac._read_table(path, entry.get("sheet"), entry.get("columns")).columns)
+        gdf = gdf.assign(_entry=k, _rank=_source_rank(entry, path, raw_cols),
+                         _row=gdf["source"].str.rsplit(":", n=1).str[1].astype(int))
+        frames.append(gdf)
+    if len(frames) < 2:
+        return stats
+    allf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=metric)
+    dups = ifac.duplicate_facilities(allf, max_m=DUPLICATE_M, match="category", min_similarity=DUPLICATE_NAME_SIMILARITY, priority="_rank")
+    if dups.empty:
+        return stats
+    ent, rank = allf["_entry"].to_numpy(), allf["_rank"].to_numpy()
+    d_ent, k_ent = ent[dups["drop"].to_numpy()], ent[dups["keep"].to_numpy()]
+    dups = dups[(d_ent != k_ent) & (rank[dups["drop"].to_numpy()] > 0)]
+    if dups.empty:
+        return stats
+    for k, rows in allf.loc[dups["drop"]].groupby("_entry")["_row"]:
+        entry = fac[int(k)]
+        path = _entry_path(tmp, entry)
+        _rewrite_without(tmp, entry, path, set(int(r) for r in rows))
+        stats["by_file"][path.name] = int(len(rows))
+    stats["merged"] = int(len(dups))
+    for r in dups.head(10).itertuples():
+        a, b = allf.loc[r.drop], allf.loc[r.keep]
+        stats["examples"].append({"dropped": str(r.name_drop), "dropped_source": a["source"], "kept": str(r.name_keep),
+                                  "kept_source": b["source"], "distance_m": float(r.distance_m)})
+    files = ", ".join(f"{f} −{n}" for f, n in stats["by_file"].items())
+    notes.append({"item": "facilities",
+                  "zh": f"合并了 {stats['merged']} 个重复设施（同类服务、相距 ≤{DUPLICATE_M:g} 米、名称相近；保留顺序：本地清单 > 高德/百度 > OSM）：{files}。",
+                  "en": f"merged {stats['merged']} duplicate facilities (same service, ≤{DUPLICATE_M:g} m apart, similar names; kept: planner's list > Amap/Baidu > OSM): {files}."})
+    return stats
+
+
+def _rewrite_without(tmp: Path, entry: dict, path: Path, rows: set[int]) -> None:
+    """Write a source without the given data rows (1-based, as in ``source``) and point ``entry`` at it."""
+    from coverage.io import read_vector
+    from coverage.io.facilities import _read_table
+
+    out_dir = tmp / "facilities"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() in (".csv", ".txt", ".xlsx", ".xls", ".xlsm"):
+        df = _read_table(path, entry.get("sheet"), entry.get("columns"))
+        keep = [i for i in range(len(df)) if i + 1 not in rows]
+        # the copy in facilities/ is replaced (same name); an Excel file or a file referenced by
+        # path gets a CSV beside the other copies
+        out = path if path.suffix.lower() == ".csv" and path.is_relative_to(tmp) else out_dir / f"{path.stem}.csv"
+        if out != path and out.exists():
+            out = out_dir / f"{path.stem}.dedup.csv"
+        df.iloc[keep].to_csv(out, index=False, encoding="utf-8-sig")
+        entry.pop("sheet", None)
+    else:
+        gdf = read_vector(path, layer=entry.get("layer"))
+        keep = [i for i in range(len(gdf)) if i + 1 not in rows]
+        if str(entry["path"]).startswith("facilities/osm_"):
+            out = path
+        else:
+            out = out_dir / f"{path.stem}.dedup.gpkg"
+        gdf.iloc[keep].to_file(out, layer="facilities", engine="pyogrio")
+        entry["layer"] = "facilities"
+    if out != path and path.is_relative_to(tmp):
+        for q in _shp_siblings(path):
+            q.unlink(missing_ok=True)
+    entry["path"] = _rel(out, tmp)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -812,7 +979,8 @@ def _quality(tmp: Path, yml: dict, boundary_wgs, metric: CRS, graph, pop_path: P
     fac_rows, crs_issues, by_service = [], [], {s: 0 for s in SERVICES}
     for entry in yml.get("facilities", []):
         path = Path(entry["path"]) if Path(entry["path"]).is_absolute() else tmp / entry["path"]
-        gdf, probs = ifac.inspect_facilities(path, crs=entry.get("crs"), target_crs=metric, layer=entry.get("layer"), columns=entry.get("columns"))
+        gdf, probs = ifac.inspect_facilities(path, crs=entry.get("crs"), target_crs=metric, layer=entry.get("layer"),
+                                             columns=entry.get("columns"), sheet=entry.get("sheet"), ftype=entry.get("ftype"))
         row: dict[str, Any] = {"file": path.name, "crs": entry.get("crs") or "file/wgs84"}
         if gdf is None or gdf.empty:
             row.update({"facilities": 0, "problems": [p.en for p in probs[:5]]})
@@ -877,6 +1045,11 @@ def _quality_md(q: dict) -> str:
     lines += ["", "| 文件 / file | 坐标系 / crs | 设施 / rows | 范围内 / inside | 离路网 >1 km / off network |", "|---|---|---|---|---|"]
     for f in q["facilities"]:
         lines.append(f"| {f['file']} | {f['crs']} | {f['facilities']} | {f.get('inside_area', '-')} | {f.get('off_network', '-')} |")
+    d = q.get("duplicates") or {}
+    if d.get("merged"):
+        lines += ["", f"重复设施已合并 / duplicates merged: {d['merged']}（≤{d['max_m']:g} m，名称相近 / similar names；"
+                      "保留 / kept: 本地清单 planner > 高德/百度 Amap/Baidu > OSM）", ""]
+        lines += [f"- {e['dropped']} ({e['dropped_source']}) → {e['kept']} ({e['kept_source']}), {e['distance_m']:.0f} m" for e in d["examples"]]
     lines += ["", "## 坐标系问题 / CRS issues", ""]
     lines += [f"- [{i['severity']}] {i.get('file') or ''} {i['zh']} / {i['en']}" for i in q["crs_issues"]] or ["- 未发现 / none found"]
     lines += ["", "## 说明与待办 / Notes and to-do", ""]
@@ -1040,11 +1213,13 @@ def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, fac
     fac = ([osm_entry] if osm_entry else []) + _prepare_user_facilities(facilities, tmp)
     if not fac:
         notes.append({"item": "facilities", "zh": "没有任何设施数据：请用 --pois 或 --facilities 提供。", "en": "no facilities at all: give --pois or --facilities."})
+    dup_stats = _merge_duplicates(tmp, fac, metric, notes)
     yml["facilities"] = fac
     yml["standards"] = "cn-default"
     yml["output"] = {"county": area_name}
     graph = _walk_graph(net, roads_path, metric)
     q = _quality(tmp, yml, outline, metric, graph, pop_path, pop_kind, adcode, census_dir, units_info, poi_stats, groups_info, notes)
+    q["duplicates"] = dup_stats
     q["runnable"] = bool(net is not None and fac)
     header = (f"# {yml['name']} — 由 covplan prepare 生成 / written by covplan prepare\n"
               "# 请阅读 quality.md（数据质量报告）/ read quality.md (data-quality report). Relative paths are from this file.\n")
@@ -1070,6 +1245,7 @@ __all__ = [
     "OSM_FTYPES",
     "far_from_nodes_share",
     "osm_ftype",
+    "parse_facility_spec",
     "parse_file_spec",
     "population_cells",
     "prepare",

@@ -170,6 +170,9 @@ class Network(_Model):
         0.0, ge=0.0, le=100.0,
         description="join a dangling line end to another line's vertex within this many metres (lines drawn a few metres short of each other); 0 = off",
     )
+    #: ``{value: class}`` for road-class values (e.g. ``430200: residential``); see
+    #: :func:`coverage.network.road_class`.
+    class_map: dict[str | int, str] | None = None
     mode: dict[str, Literal["walk", "drive", "ebike"]] = Field(default_factory=dict)
     speeds: Speeds = Field(default_factory=Speeds)
 

@@ -25,6 +25,60 @@ DRIVE_KMH: dict[str, float] = {
     "service": 15.0,
     "track": 15.0,
 }
+#: Chinese road classes → the OSM class whose speed (``DRIVE_KMH``) and walk/e-bike rules they take
+#: (:func:`coverage.network.road_class`). Administrative classes (公路行政等级, GB/T 917 route
+#: letters), technical grades (公路技术等级, JTG B01) and urban road classes (城市道路, CJJ 37).
+#: 国道 is taken as ``primary``, not ``trunk`` (OSM China's usual tag): ordinary 国道 run through
+#: towns and villages, where people walk along them, and ``trunk`` is closed to walking here.
+#: Keys are matched as substrings, in this order (first match wins).
+ROAD_CN_CLASS: dict[str, str] = {
+    "高速": "motorway",
+    "快速路": "trunk",
+    "国道": "primary",
+    "省道": "secondary",
+    "县道": "tertiary",
+    "乡道": "unclassified",
+    "村道": "unclassified",
+    "专用公路": "unclassified",
+    "其他公路": "unclassified",
+    "主干": "primary",
+    "次干": "secondary",
+    "支路": "residential",
+    "一级": "primary",
+    "二级": "secondary",
+    "三级": "tertiary",
+    "四级": "unclassified",
+    "等外": "track",
+    "机耕": "track",
+    "乡村道路": "unclassified",
+    "村村通": "unclassified",
+}
+#: Route-number letters (路线编号 ``ref``/``RN``, GB/T 917-2017 公路路线标识规则和国道编号) → class.
+#: Expressways carry one or two digits or four digits (G4, G60, G4511, S15, S3111); other
+#: routes three digits (G107, S302, X215, Y008, Z001, C123).
+ROAD_REF_PREFIX: dict[str, str] = {
+    "G": "国道",
+    "S": "省道",
+    "X": "县道",
+    "Y": "乡道",
+    "Z": "专用公路",
+    "C": "村道",
+    "Q": "其他公路",
+}
+#: First four digits of the national basic-geographic feature code (GB/T 13923 基础地理信息要素分类与
+#: 代码; ``GB`` field of 1:1万–1:25万 DLG road layers ``LRDL``) → class, under 4200 城际公路. **Not
+#: verified against the standard's text**: 4201, 4203, 4204, 4205 and 4208 agree with a public
+#: mapping-bureau tool that turns route letters into GB codes (G 420101, X 420301, Y 420400,
+#: Z 420500, C 420800); 4202 省道 is inferred from the order. Other codes (43xxxx 城市道路, 44xxxx
+#: 乡村道路) are not mapped: use ``network.class_map``.
+ROAD_GB_CODE: dict[str, str] = {
+    "4201": "国道",
+    "4202": "省道",
+    "4203": "县道",
+    "4204": "乡道",
+    "4205": "专用公路",
+    "4208": "村道",
+}
 #: Drive speed for a way whose class is missing or unknown (e.g. imagery-derived networks), km/h.
 DRIVE_KMH_UNKNOWN: float = 30.0
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import logging
+
 import numpy as np
 from pyproj import CRS
 
 from coverage.crs import local_metric_crs
 from coverage.errors import InputError
+
+log = logging.getLogger(__name__)
 
 #: Keywords of lon/lat systems accepted for ``crs:`` (besides EPSG codes).
 LONLAT_KEYWORDS: dict[str, str] = {
@@ -97,6 +101,107 @@ def check_exists(path: str | Path, what_zh: str, what_en: str) -> Path:
     return p
 
 
+#: Records of a DBF looked at by :func:`dbf_encoding` (enough for any county layer; bounded for
+#: province-wide files).
+DBF_SAMPLE_RECORDS: int = 50_000
+
+
+def _dbf_of(path: Path) -> Path | None:
+    """The ``.dbf`` beside a ``.shp`` (any case of the suffix), or the path itself for a ``.dbf``."""
+    suffix = path.suffix.lower()
+    if suffix == ".dbf":
+        return path if path.exists() else None
+    if suffix != ".shp":
+        return None
+    for ext in (".dbf", ".DBF", ".Dbf"):
+        q = path.with_suffix(ext)
+        if q.exists():
+            return q
+    return None
+
+
+def _has_cpg(dbf: Path) -> bool:
+    return any(dbf.with_suffix(ext).exists() for ext in (".cpg", ".CPG", ".Cpg"))
+
+
+def _dbf_texts(dbf: Path, max_records: int = DBF_SAMPLE_RECORDS) -> list[bytes]:
+    """Non-ASCII byte strings of a DBF: field names and character-field values (trailing blanks cut)."""
+    raw = dbf.read_bytes()
+    if len(raw) < 32:
+        return []
+    n_rec = int.from_bytes(raw[4:8], "little")
+    hlen = int.from_bytes(raw[8:10], "little")
+    rlen = int.from_bytes(raw[10:12], "little")
+    fields: list[tuple[bytes, str, int, int]] = []  # name, type, offset in record, width
+    pos, off = 32, 1  # byte 0 of a record is the deletion flag
+    while pos + 32 <= min(hlen, len(raw)) and raw[pos] != 0x0D:
+        d = raw[pos : pos + 32]
+        width = d[16]
+        fields.append((d[:11].split(b"\0")[0], chr(d[11]), off, width))
+        off += width
+        pos += 32
+    out = [name for name, *_ in fields if max(name, default=0) > 127]
+    text_fields = [(o, w) for _, t, o, w in fields if t in "CM"]
+    for r in range(min(n_rec, max_records)):
+        rec = raw[hlen + r * rlen : hlen + (r + 1) * rlen]
+        if len(rec) < rlen:
+            break
+        for o, w in text_fields:
+            v = rec[o : o + w].rstrip(b" \0")
+            if v and max(v) > 127:
+                out.append(v)
+    return out
+
+
+def _decodes(values: list[bytes], encoding: str, cut_tail: bool = False) -> bool:
+    """True when every value decodes strictly; ``cut_tail`` forgives a character cut at the field
+    width (a UTF-8 character of 2–4 bytes truncated by a fixed-width DBF field)."""
+    for v in values:
+        try:
+            v.decode(encoding)
+        except UnicodeDecodeError as err:
+            if not (cut_tail and err.start >= len(v) - 3 and err.reason == "unexpected end of data"):
+                return False
+    return True
+
+
+def dbf_encoding(path: str | Path) -> str | None:
+    """Text encoding of a shapefile's attribute table when no ``.cpg`` file states it.
+
+    A ``.cpg`` file, when present, is honoured (GDAL reads it; ``None`` is returned). Without one,
+    GDAL assumes ISO-8859-1 and Chinese names come out as mojibake (``³Ç¹ØÕò`` for 城关镇). The
+    bytes of the field names and of every character field are then tried: strict UTF-8 first
+    (a character cut at the field width is forgiven), then GB18030 (a superset of GBK and GB2312,
+    the default of Chinese Windows and of ArcGIS/MapGIS exports).
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.shp`` or ``.dbf`` file; any other file (GPKG, GeoJSON: always UTF-8) gives ``None``.
+
+    Returns
+    -------
+    str or None
+        ``"UTF-8"`` or ``"GB18030"``; ``None`` when a ``.cpg`` exists, the file is not a shapefile,
+        all text is ASCII, or neither encoding decodes every value (then GDAL's default applies).
+    """
+    dbf = _dbf_of(Path(path))
+    if dbf is None or _has_cpg(dbf):
+        return None
+    try:
+        texts = _dbf_texts(dbf)
+    except OSError:
+        return None
+    if not texts:
+        return None
+    if _decodes(texts, "utf-8", cut_tail=True):
+        return "UTF-8"
+    if _decodes(texts, "gb18030"):
+        return "GB18030"
+    log.warning("%s: no .cpg and the text is neither UTF-8 nor GB18030; read with GDAL's default encoding", dbf.name)
+    return None
+
+
 def read_vector(
     path: str | Path,
     layer: str | int | None = None,
@@ -109,6 +214,7 @@ def read_vector(
     ``where`` is an OGR SQL attribute filter (e.g. ``"adcode = '820000'"``) for files that hold more
     features than the area (a province's counties, say).
 
+    A shapefile without a ``.cpg`` is decoded as :func:`dbf_encoding` detects (UTF-8 or GB18030).
     A layer without a CRS whose coordinates all lie within lon/lat ranges is taken as WGS-84
     (logged); otherwise a missing CRS is an error.
     """
@@ -128,8 +234,11 @@ def read_vector(
                 file=p,
                 field="layer",
             )
+    enc = dbf_encoding(p)
+    if enc is not None:
+        log.info("%s: no .cpg file; attribute text read as %s", p.name, enc)
     try:
-        gdf = gpd.read_file(p, layer=layer, engine="pyogrio", where=where)
+        gdf = gpd.read_file(p, layer=layer, engine="pyogrio", where=where, **({"encoding": enc} if enc else {}))
     except Exception as err:  # noqa: BLE001
         raise InputError(
             f"无法读取{what_zh} {p.name}：{err}。请确认为 GPKG/SHP/GeoJSON 格式。",
@@ -205,6 +314,7 @@ __all__ = [
     "LONLAT_KEYWORDS",
     "apply_declared_crs",
     "check_exists",
+    "dbf_encoding",
     "metric_crs_for",
     "parse_crs",
     "read_vector",

@@ -90,32 +90,185 @@ def _find(columns: Sequence[Any], candidates: Sequence[str]) -> str | None:
     return None
 
 
-def _read_table(p: Path, sheet: Any) -> pd.DataFrame:
+#: Rows searched for the header below title rows (a county's table title, units, date …).
+HEADER_SEARCH_ROWS: int = 30
+#: Magic bytes of Excel workbooks: XLSX/XLSM (a ZIP archive) and the old XLS (OLE2).
+_XLSX_MAGIC, _XLS_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
+
+
+def decode_text(raw: bytes, p: Path | None = None) -> tuple[str, str]:
+    """Decode a text table's bytes: UTF-8 (with or without BOM) when it decodes strictly, else GB18030.
+
+    GB18030 is a superset of GBK and GB2312, the "ANSI" code page of Chinese Windows in which Excel
+    saves "CSV (逗号分隔)". UTF-8 is tried first because a Chinese text that is valid UTF-8 is
+    practically never GBK, while most GBK text is invalid UTF-8.
+
+    Parameters
+    ----------
+    raw : bytes
+        The file's content.
+    p : Path, optional
+        File named in the error.
+
+    Returns
+    -------
+    tuple
+        ``(text, encoding)`` with encoding ``"utf-8"``, ``"utf-8-sig"`` or ``"gb18030"``.
+
+    Raises
+    ------
+    InputError
+        The bytes are an Excel workbook (a .xlsx/.xls saved or renamed with a text suffix) or
+        neither encoding decodes them.
+    """
+    if raw.startswith((_XLSX_MAGIC, _XLS_MAGIC)):
+        real = ".xlsx" if raw.startswith(_XLSX_MAGIC) else ".xls"
+        name = p.name if p is not None else "the file"
+        raise InputError(
+            f"{name} 实际上是 Excel 文件（{real}），只是文件名为 {p.suffix if p is not None else '.csv'}。请把文件改名为 {Path(name).stem}{real} 后再用，或在 Excel 中“另存为 CSV UTF-8”。",
+            f"{name} is an Excel file saved with a {p.suffix if p is not None else '.csv'} name; rename it to {Path(name).stem}{real} (or save it from Excel as \"CSV UTF-8\").",
+            file=p,
+        )
+    if raw.startswith(b"\xef\xbb\xbf"):
+        try:
+            return raw[3:].decode("utf-8"), "utf-8-sig"
+        except UnicodeDecodeError:
+            pass
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("gb18030"), "gb18030"
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"无法识别文件编码（已尝试 UTF-8、GBK/GB18030；第 {line} 行有无法解码的字节）。请在 Excel 中另存为“CSV UTF-8（逗号分隔）”。",
+            f"cannot decode the file (tried UTF-8 and GBK/GB18030; undecodable bytes on line {line}); save it from Excel as \"CSV UTF-8 (comma delimited)\".",
+            file=p,
+        ) from None
+
+
+def _is_header(cells: Sequence[Any], columns: dict) -> bool:
+    """True when a row holds the coordinate headers (lon and lat, one "lon,lat" column, or the
+    configured ``columns:`` names)."""
+    names = [str(c).strip().lstrip("\ufeff") for c in cells if c is not None and c == c and str(c).strip()]
+    if not names:
+        return False
+    wanted = [columns[k] for k in ("lon", "lat", "lonlat") if columns.get(k)]
+    if wanted:
+        return all(w in names for w in wanted)
+    lon = _find(names, LON_FIELDS) or any(_LON_PREFIX.match(n) for n in names)
+    lat = _find(names, LAT_FIELDS) or any(_LAT_PREFIX.match(n) for n in names)
+    return bool((lon and lat) or _find(names, LONLAT_FIELDS))
+
+
+def _frame(rows: list[list[Any]], columns: dict, p: Path, where_zh: str, where_en: str, col: _Collector | None) -> pd.DataFrame:
+    """A table from raw rows, with the header found below any title rows."""
+    h = 0
+    if rows and not _is_header(rows[0], columns):
+        h = next((i for i, r in enumerate(rows[:HEADER_SEARCH_ROWS]) if _is_header(r, columns)), 0)
+        if h > 0:
+            title = next((str(c).strip() for r in rows[:h] for c in r if c is not None and c == c and str(c).strip()), "")
+            zh = f"{where_zh}前 {h} 行是标题（“{title[:30]}”），以第 {h + 1} 行为表头；数据行号从表头下一行起算。"
+            en = f"{where_en}: the first {h} row(s) are a title ({title[:30]!r}); row {h + 1} of the file was used as the header, and data rows are numbered from the row below it."
+            if col is not None:
+                col.add(zh, en, file=p, row=h + 1, field="header", severity="warning")
+            else:
+                log.warning("%s: %s", p.name, en)
+    if not rows:
+        return pd.DataFrame()
+    header = ["" if c is None or c != c else str(c).strip().lstrip("\ufeff") for c in rows[h]]
+    width = max([len(header)] + [len(r) for r in rows[h + 1 :]])
+    header += [""] * (width - len(header))
+    seen: dict[str, int] = {}
+    names = []
+    for i, c in enumerate(header):
+        c = c or f"Unnamed: {i}"
+        if c in seen:  # duplicate headers: a, a.1, a.2 (as pandas)
+            seen[c] += 1
+            c = f"{c}.{seen[c]}"
+        else:
+            seen[c] = 0
+        names.append(c)
+    body = [list(r) + [None] * (width - len(r)) for r in rows[h + 1 :]]
+    df = pd.DataFrame(body, columns=names, dtype=object)
+    return df.map(lambda v: None if v is None or (isinstance(v, str) and v.strip() == "") or (isinstance(v, float) and v != v) else v)
+
+
+def excel_sheets(p: Path) -> list[str]:
+    """Sheet names of an Excel workbook (empty when it cannot be opened)."""
+    try:
+        return [str(n) for n in pd.ExcelFile(p).sheet_names]
+    except Exception:  # noqa: BLE001 - any reader error means "no list to show"
+        return []
+
+
+def sheet_hint(p: Path, sheet: Any, columns: dict | None = None) -> tuple[str, str]:
+    """Sentences (zh, en) naming a workbook's sheets and the ones that hold coordinate headers.
+
+    Empty strings for a non-Excel file or a workbook of one sheet.
+    """
+    if p.suffix.lower() not in (".xlsx", ".xlsm", ".xls"):
+        return "", ""
+    names = excel_sheets(p)
+    if len(names) < 2:
+        return "", ""
+    used = names[sheet] if isinstance(sheet, int) and 0 <= sheet < len(names) else (str(sheet) if sheet is not None else names[0])
+    good = []
+    for n in names:
+        if n == used:
+            continue
+        try:
+            head = pd.read_excel(p, sheet_name=n, header=None, nrows=HEADER_SEARCH_ROWS, dtype=object)
+        except Exception:  # noqa: BLE001
+            continue
+        if any(_is_header(r, dict(columns or {})) for r in head.itertuples(index=False)):
+            good.append(n)
+    zh = f" 工作簿有 {len(names)} 个工作表：{'、'.join(names)}（当前读取“{used}”）。"
+    en = f" The workbook has {len(names)} sheets: {', '.join(names)} (read: {used!r})."
+    if good:
+        zh += f"工作表“{'、'.join(good)}”含经纬度列：请在情景文件该设施来源下写 sheet: {good[0]}。"
+        en += f" Sheet(s) {', '.join(map(repr, good))} have longitude/latitude columns: add sheet: {good[0]} to this facility source in the scenario."
+    else:
+        zh += "若数据在其他工作表，请在情景文件中写 sheet: 工作表名。"
+        en += " If the data is on another sheet, add sheet: NAME to this facility source in the scenario."
+    return zh, en
+
+
+def _read_table(p: Path, sheet: Any, columns: dict | None = None, col: _Collector | None = None) -> pd.DataFrame:
+    """Read a CSV/TXT (UTF-8 or GBK, :func:`decode_text`) or Excel table as text cells.
+
+    Title rows above the header are skipped: the header is the first row that holds the coordinate
+    columns (a warning names it). Empty cells are None; wholly empty rows are dropped.
+    """
+    import csv
+    import io
+
+    columns = dict(columns or {})
     suffix = p.suffix.lower()
     if suffix in (".xlsx", ".xlsm", ".xls"):
         try:
-            df = pd.read_excel(p, sheet_name=sheet if sheet is not None else 0, dtype=object)
-        except ValueError as err:
+            raw = pd.read_excel(p, sheet_name=sheet if sheet is not None else 0, header=None, dtype=object)
+        except (ValueError, KeyError) as err:
+            names = excel_sheets(p)
             raise InputError(
-                f"无法读取 Excel 工作表 {sheet!r}：{err}", f"cannot read Excel sheet {sheet!r}: {err}", file=p, field="sheet"
+                f"无法读取 Excel 工作表 {sheet!r}：{err}。工作簿中的工作表：{'、'.join(names)}。",
+                f"cannot read Excel sheet {sheet!r}: {err}. The workbook's sheets are: {', '.join(names)}.",
+                file=p, field="sheet",
             ) from None
+        rows = [list(r) for r in raw.itertuples(index=False)]
+        where_zh, where_en = (f"工作表“{sheet}”" if sheet is not None else ""), (f"sheet {sheet!r}" if sheet is not None else p.name)
     else:
-        df = None
-        for enc in ("utf-8-sig", "gb18030"):
-            try:
-                df = pd.read_csv(p, encoding=enc, dtype=object, skipinitialspace=True)
-                break
-            except UnicodeDecodeError:
-                continue
-            except pd.errors.ParserError as err:
-                raise InputError(f"CSV 格式错误：{err}", f"malformed CSV: {err}", file=p) from None
-        if df is None:
-            raise InputError(
-                "无法识别文件编码（已尝试 UTF-8、GBK）。请另存为 UTF-8 CSV。",
-                "cannot decode the file (tried UTF-8 and GBK); save it as UTF-8 CSV.",
-                file=p,
-            )
-    df.columns = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+        text, _enc = decode_text(p.read_bytes(), p)
+        first = text.split("\n", 1)[0]
+        delim = "\t" if "\t" in first and "," not in first else ","
+        try:
+            rows = list(csv.reader(io.StringIO(text), delimiter=delim, skipinitialspace=True))
+        except csv.Error as err:
+            raise InputError(f"CSV 格式错误：{err}", f"malformed CSV: {err}", file=p) from None
+        where_zh, where_en = "", p.name
+    df = _frame(rows, columns, p, where_zh, where_en, col)
     df = df.dropna(how="all").reset_index(drop=True) if len(df) else df
     return df
 
@@ -142,7 +295,7 @@ def _rows_text(rows: np.ndarray, limit: int = 8) -> str:
     return txt + (f" … (+{len(rows) - limit})" if len(rows) > limit else "")
 
 
-def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]] | None:
+def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, sheet: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]] | None:
     """Return lon/x, lat/y arrays and the mask of good rows (or None when no columns)."""
     lon_c = columns.get("lon") or _find(df.columns, LON_FIELDS)
     lat_c = columns.get("lat") or _find(df.columns, LAT_FIELDS)
@@ -172,9 +325,10 @@ def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector) -> 
             )
             return None
     if not (lon_c and lat_c) and not both_c:
+        hint_zh, hint_en = sheet_hint(p, sheet, columns)
         col.add(
-            f"找不到经度/纬度列。现有列：{', '.join(df.columns)}。请使用表头 经度、纬度（或 lon、lat），或在情景文件中写 columns: {{lon: 列名, lat: 列名}}。",
-            f"no longitude/latitude columns found; columns are: {', '.join(df.columns)}. Name them 经度/纬度 or lon/lat, or map them with columns: {{lon: COL, lat: COL}} in the scenario.",
+            f"找不到经度/纬度列。现有列：{', '.join(map(str, df.columns))}。请使用表头 经度、纬度（或 lon、lat），或在情景文件中写 columns: {{lon: 列名, lat: 列名}}。{hint_zh}",
+            f"no longitude/latitude columns found; columns are: {', '.join(map(str, df.columns))}. Name them 经度/纬度 or lon/lat, or map them with columns: {{lon: COL, lat: COL}} in the scenario.{hint_en}",
             file=p, field="经度/纬度 lon/lat",
         )
         return None
@@ -367,11 +521,12 @@ def _load(
         good = ~empty & np.isfinite(lon) & np.isfinite(lat)
         good = _check_lonlat(lon, lat, good, p, ("x", "y"), col)
         return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), lon, lat, good
-    df = _read_table(p, sheet)
+    df = _read_table(p, sheet, columns, col)
     if df.empty:
-        col.add("表格没有数据行。", "the table has no data rows.", file=p)
+        hint_zh, hint_en = sheet_hint(p, sheet, columns)
+        col.add(f"表格没有数据行。{hint_zh}", f"the table has no data rows.{hint_en}", file=p, field="sheet" if hint_zh else None)
         return None
-    parsed = _parse_coords(df, p, columns, col)
+    parsed = _parse_coords(df, p, columns, col, sheet)
     if parsed is None:
         return None
     x, y, ok = parsed[:3]
@@ -730,12 +885,144 @@ def check_declared_crs(
     )
 
 
+#: Punctuation, spaces and bracketed parts dropped before names are compared; a bracketed branch
+#: (（分园）, (分校)) is kept, its brackets dropped.
+_NAME_NOISE = re.compile(r"[（(](?![^）)]*分)[^）)]*[）)]|[\s\-_·•,，.。、:：;；'\"“”‘’/\\|（）()]+")
+#: Words that make a longer name another site of the same institution (圣家学校分教处, …学校托儿所).
+_OTHER_SITE = re.compile(r"分(园|校|院|部|教|所|点|站|中心)|[东西南北新]院|新校|校区|托儿所|幼儿园|幼稚园|托育")
+
+
+def _name_key(name: Any) -> str:
+    import unicodedata
+
+    if name is None or (isinstance(name, float) and name != name):
+        return ""
+    return _NAME_NOISE.sub("", unicodedata.normalize("NFKC", str(name)).lower())
+
+
+def name_similarity(a: Any, b: Any) -> float:
+    """Similarity of two facility names in [0, 1], judged on their distinctive parts.
+
+    Spaces, punctuation and bracketed notes (（本部）) are dropped, then the common ending (诊所,
+    医疗中心, 小学 …) is cut off so that two different clinics of one street (广慈医疗中心 / 爱康医疗中心)
+    do not look alike. When one remainder contains the other (城关镇 / 城关 for 城关镇中心卫生院 /
+    城关中心卫生院) the similarity is the ``difflib`` ratio of the whole names, or 0 when the extra
+    words name another site (分校, 分园, 分教处, 校区, 托儿所 …); otherwise it is the ratio of the
+    remainders (第一 / 第二 for 第一小学 / 第二小学: 0.5). 0 when either name is empty: nameless
+    points are never taken for each other.
+    """
+    from difflib import SequenceMatcher
+
+    x, y = _name_key(a), _name_key(b)
+    if not x or not y:
+        return 0.0
+    ops = SequenceMatcher(None, x, y, autojunk=False).get_opcodes()
+    differ = "|".join(x[i1:i2] + "|" + y[j1:j2] for tag, i1, i2, j1, j2 in ops if tag != "equal")
+    if _OTHER_SITE.search(differ):
+        return 0.0
+    n = 0
+    while n < min(len(x), len(y)) and x[-1 - n] == y[-1 - n]:
+        n += 1
+    rx, ry = x[: len(x) - n], y[: len(y) - n]
+    if rx in ry or ry in rx:
+        return SequenceMatcher(None, x, y).ratio()
+    return SequenceMatcher(None, rx, ry).ratio()
+
+
+def duplicate_facilities(
+    gdf: gpd.GeoDataFrame,
+    max_m: float = 100.0,
+    match: str = "category",
+    min_similarity: float = 0.6,
+    priority: str | None = None,
+) -> pd.DataFrame:
+    """Find facilities that are the same place listed twice (OSM and Amap, two lists, a typo).
+
+    Two facilities are duplicates when they are at most ``max_m`` metres apart, have the same
+    ``match`` column (service ``category``, or ``ftype`` for a stricter test) and names at least
+    ``min_similarity`` alike (:func:`name_similarity`). Duplicates are grouped transitively; in each
+    group the row with the lowest ``priority`` value is kept (ties: the first row), the others are
+    listed as dropped.
+
+    Parameters
+    ----------
+    gdf : GeoDataFrame
+        Point facilities (``read_facilities`` output or any layer with ``name`` and ``match``
+        columns); a geographic CRS is projected to the local metric CRS.
+    max_m : float
+        Largest distance between duplicates, metres (prepare: 100 m; a "same name and type" warning:
+        50 m with ``match="ftype"`` and ``min_similarity=1``).
+    match : str
+        Column that must be equal.
+    min_similarity : float
+        Smallest name similarity.
+    priority : str, optional
+        Column of ranks, lower wins (prepare: 0 the planner's file, 1 Amap/Baidu, 2 OSM).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per dropped facility: ``drop`` and ``keep`` (index labels of ``gdf``),
+        ``name_drop``, ``name_keep``, ``distance_m``, ``similarity``; empty when none.
+    """
+    cols = ["drop", "keep", "name_drop", "name_keep", "distance_m", "similarity"]
+    if len(gdf) < 2:
+        return pd.DataFrame(columns=cols)
+    g = gdf
+    if g.crs is not None and g.crs.is_geographic:
+        c = g.geometry.union_all().centroid
+        g = g.to_crs(local_metric_crs(c.x, c.y))
+    xy = shapely.get_coordinates(shapely.centroid(np.asarray(g.geometry.values)))
+    pairs = cKDTree(xy).query_pairs(max_m, output_type="ndarray")
+    keyv = gdf[match].astype(str).to_numpy()
+    names = gdf["name"].to_numpy(dtype=object)
+    parent = np.arange(len(gdf))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    best_link: dict[tuple[int, int], tuple[float, float]] = {}
+    for i, j in pairs:
+        if keyv[i] != keyv[j] or keyv[i] in ("", "nan", "None"):
+            continue
+        sim = name_similarity(names[i], names[j])
+        if sim < min_similarity:
+            continue
+        best_link[(int(i), int(j))] = (float(np.hypot(*(xy[i] - xy[j]))), sim)
+        ri, rj = root(int(i)), root(int(j))
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    if not best_link:
+        return pd.DataFrame(columns=cols)
+    rank = gdf[priority].to_numpy(dtype=float) if priority else np.zeros(len(gdf))
+    groups: dict[int, list[int]] = {}
+    for i in {k for pair in best_link for k in pair}:
+        groups.setdefault(root(i), []).append(i)
+    rows = []
+    for members in groups.values():
+        keep = min(members, key=lambda k: (rank[k], k))
+        for k in sorted(members):
+            if k == keep:
+                continue
+            d, sim = best_link.get((min(k, keep), max(k, keep)), (float(np.hypot(*(xy[k] - xy[keep]))), name_similarity(names[k], names[keep])))
+            rows.append((gdf.index[k], gdf.index[keep], names[k], names[keep], round(d, 1), round(sim, 3)))
+    return pd.DataFrame(rows, columns=cols)
+
+
 __all__ = [
     "CANDIDATE_COLUMNS",
     "FACILITY_COLUMNS",
     "check_declared_crs",
+    "decode_text",
+    "duplicate_facilities",
+    "excel_sheets",
     "inspect_candidates",
     "inspect_facilities",
+    "name_similarity",
     "read_candidates",
     "read_facilities",
+    "sheet_hint",
 ]
