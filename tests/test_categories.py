@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pyogrio
 import pytest
@@ -156,3 +158,19 @@ def test_jiangsu_osm_fclass(shared_data):
     assert (c.loc[d["fclass"].isin(["restaurant", "bank", "pharmacy", "university", "college"]), "category"].isna()).all()
     rep = unmapped_report(d["fclass"])
     assert rep["count"].sum() == c["category"].isna().sum()
+
+
+def test_service_vocabulary_is_complete_and_distinct():
+    """One place for every name of a service: long/short Chinese, English, colour, sheet."""
+    from coverage.categories import service_label
+
+    for key, s in SERVICES.items():
+        assert s.key == key
+        assert s.label and s.short and s.english and s.sheet
+        assert s.short in s.label or s.short in s.sheet
+        assert re.fullmatch(r"#[0-9a-f]{6}", s.colour)
+        assert not set(s.sheet) & set('[]:*?/\\') and len(s.sheet) <= 31  # valid Excel sheet name
+    for field in ("label", "short", "english", "colour", "sheet"):
+        assert len({getattr(s, field) for s in SERVICES.values()}) == 4, field
+    assert service_label("school") == "学校/教育" and service_label("school", short=True) == "学校"
+    assert service_label("病有所医") == "病有所医" and service_label(None) == ""

@@ -43,7 +43,7 @@ def _text(x: float, y: float, s: str, size: float, anchor: str = "start", extra:
 
 
 def _svg(width: float, height: float, body: list[str], title: str) -> str:
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{_f(width)}" '
+    return (f'<svg role="img" width="{_f(width)}" '
             f'height="{_f(height)}" viewBox="0 0 {_f(width)} {_f(height)}" {_FONT}>'
             f"<title>{escape(title)}</title>" + "".join(body) + "</svg>")
 
@@ -76,7 +76,7 @@ def share_bars_svg(
     """
     size, row_h, bar_h = 12.0, 20.0, 13.0
     left = max([text_width(n, size) for n in names] + [40.0]) + 12
-    top, bottom, gap = 52.0, 34.0, 14.0
+    top, bottom, gap = 52.0, 34.0, 28.0
     k = max(len(panels), 1)
     pw = (width - left - 10 - gap * (k - 1)) / k
     height = top + row_h * len(names) + bottom
