@@ -117,13 +117,13 @@ def test_contents(full_report: str, units: pd.DataFrame) -> None:
     assert "<title>延庆区公共服务设施覆盖评估(测试)</title>" in text
     for name in units["name"]:
         assert name in text
-    # standards: every rule listed, pass/fail/unknown rendered per row
-    for rule in CHECKS["rule"]:
-        assert rule in text
+    # standards: every rule listed by its indicator (rule ids are internal), pass/fail/unknown per row
+    for rule, indicator in zip(CHECKS["rule"], CHECKS["indicator"], strict=True):
+        assert indicator in text and rule not in text
     assert text.count("✔ 达标") == 2
     assert text.count("✘ 未达标") == 1
     assert text.count("— 未评估") == 1
-    row = re.search(r"<tr>(?:(?!</tr>).)*clinic_rural_30min(?:(?!</tr>).)*</tr>", text, re.S).group(0)
+    row = re.search(r"<tr>(?:(?!</tr>).)*村卫生室30分钟覆盖率(?:(?!</tr>).)*</tr>", text, re.S).group(0)
     assert "未达标" in row and "约束性" in row
     # top 20 gaps only, in order
     shown = re.findall(r"测试项目(\d\d)", text)

@@ -47,7 +47,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from coverage.categories import SERVICES, service_label
+from coverage.categories import SERVICES
 from coverage.errors import InputError
 from coverage.report._util import atomic_target, is_missing
 from coverage.report.tables import (
@@ -56,6 +56,7 @@ from coverage.report.tables import (
     people_table,
     planner_frame,
     round_people,
+    service_text,
     target_groups,
 )
 
@@ -151,7 +152,7 @@ def project_bank_frame(gaps: pd.DataFrame) -> pd.DataFrame:
         elif col in gaps.columns:
             values = gaps[col].to_numpy(dtype=object)
             if col == "service":
-                values = np.array([service_label(v) for v in values], dtype=object)
+                values = np.array([service_text(v) for v in values], dtype=object)
             elif col in ("population", "new_covered"):
                 values = round_people(values)
             out[header] = values
@@ -267,7 +268,7 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     rows: list[tuple] = []
     categories = summary.get("categories") or {}
     for key in _ordered_keys(categories):
-        rows.append(_coverage_row(service_label(key), categories[key]))
+        rows.append(_coverage_row(service_text(key), categories[key]))
     if summary.get("urban_rural_circle"):
         rows.append(_coverage_row(CIRCLE_SHEET + "(15公里)", summary["urban_rural_circle"]))
     fmts = [None, None, None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_SHARE]
@@ -281,7 +282,7 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
         svc = gaps["service"] if "service" in gaps.columns else pd.Series([""] * len(gaps))
         nat = gaps["nature"] if "nature" in gaps.columns else pd.Series([""] * len(gaps))
         for s, n in zip(svc.to_numpy(dtype=object), nat.to_numpy(dtype=object), strict=True):
-            label = service_label(s) or "未注明"
+            label = service_text(s) or "未注明"
             c = counts.setdefault(label, [0, 0, 0])
             idx = NATURES.index(n) if n in NATURES else 2
             c[idx] += 1

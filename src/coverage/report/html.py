@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from coverage import __version__
-from coverage.categories import SERVICES, service_label
+from coverage.categories import SERVICES
 from coverage.report import charts as svg
 from coverage.report._util import atomic_target, is_missing
 from coverage.report.excel import CIRCLE_SHEET, NATURES, project_bank_frame
-from coverage.report.tables import circle_label, round_people
+from coverage.report.tables import circle_label, round_people, service_text
 
 __all__ = ["unit_share_table", "write_report"]
 
@@ -138,7 +138,7 @@ def _order(keys: Sequence[Any]) -> list[str]:
 
 
 def _label(key: str) -> str:
-    return CIRCLE_SHEET + "(15公里)" if key == URBAN_RURAL else service_label(key)
+    return CIRCLE_SHEET + "(15公里)" if key == URBAN_RURAL else service_text(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def _key_figures(summary: Mapping, gaps: pd.DataFrame, checks: pd.DataFrame | No
     for key in _order(list(cats)):
         cat = cats[key] or {}
         figs.append({
-            "label": f"{service_label(key)} 覆盖率",
+            "label": f"{service_text(key)} 覆盖率",
             "value": _pct(cat.get("share_covered")),
             "note": f"{circle_label(cat.get('circle'))} · 覆盖 {_people(cat.get('population_covered'))} 人".strip(" ·"),
         })
@@ -287,6 +287,8 @@ def _standards_context(checks: pd.DataFrame | None) -> dict:
             ("nature", "指标性质"), ("target", "目标值"), ("value", "现状值"), ("pass", "是否达标"),
             ("note", "说明")]
     cols = [(c, h) for c, h in spec if c in checks.columns]
+    if "indicator" in checks.columns:  # rule ids are internal keys: shown only without an indicator
+        cols = [(c, h) for c, h in cols if c != "rule"]
     rows, passed, failed, unknown, failed_binding = [], 0, 0, 0, 0
     for rec in checks.to_dict("records"):
         cells = []
@@ -304,7 +306,7 @@ def _standards_context(checks: pd.DataFrame | None) -> dict:
                     failed += 1
                     failed_binding += rec.get("nature") == NATURES[0]
             elif c == "service":
-                cells.append({"text": service_label(v), "cls": ""})
+                cells.append({"text": service_text(v), "cls": ""})
             elif c in ("target", "value"):
                 cells.append({"text": _number(v), "cls": ""})
             else:

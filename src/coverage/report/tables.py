@@ -49,6 +49,7 @@ __all__ = [
     "people_table",
     "planner_frame",
     "round_people",
+    "service_text",
     "target_groups",
     "write_coverage_csv",
 ]
@@ -241,6 +242,15 @@ def people_table(
 # --------------------------------------------------------------------------------------------
 
 
+def service_text(service: Any) -> str:
+    """Chinese name of a service as planners read it: the four services by
+    :func:`coverage.categories.service_label`, the 15 km circle (``urban_rural…``) as
+    :data:`CIRCLE_LABEL`, any other text (a preset's 服务领域 such as 病有所医) unchanged."""
+    if not is_missing(service) and str(service).startswith("urban_rural"):
+        return CIRCLE_LABEL
+    return categories.service_label(service)
+
+
 def group_label(group: Any) -> str:
     """Chinese name of a target group key (``age60plus`` → ``60岁及以上``); groups joined by ``+``
     are listed with ``、``; other values are returned unchanged."""
@@ -398,7 +408,7 @@ def coverage_csv_frame(
         ts = first.get("target_share")
         fixed = {
             "level": _LEVELS["rule"],
-            "service": CIRCLE_LABEL if svc not in categories.SERVICES else categories.service_label(svc),
+            "service": service_text(svc),
             "rule_id": labels.get(rid) or circle_label(spec),
             "group": group_label(first.get("group")),
             "applies_to": APPLIES_TO_LABELS.get(str(first.get("applies_to")), ""),
@@ -475,8 +485,7 @@ def planner_frame(df: pd.DataFrame, *, excel_codes: bool = False) -> pd.DataFram
         if c in _PEOPLE_COLUMNS:
             out[c] = round_people(out[c])
     if "service" in out.columns:
-        out["service"] = [CIRCLE_LABEL if str(v).startswith("urban_rural") else categories.service_label(v)
-                          for v in out["service"]]
+        out["service"] = [service_text(v) for v in out["service"]]
     code = "unit_code" if "unit_code" in out.columns else "code" if "code" in out.columns else None
     name = "unit_name" if "unit_name" in out.columns else "name" if "name" in out.columns else None
     if code is not None:
