@@ -640,8 +640,7 @@ def write_outputs(
         excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service,
                               comparison=comparison)
         if comparison is not None:
-            tables.planner_frame(comparison, excel_codes=True).to_csv(
-                tmp / "comparison.csv", index=False, encoding="utf-8-sig")
+            comparison.to_csv(tmp / "comparison.csv", index=False, encoding="utf-8-sig")
         units = unit_shares(result)
         uncovered = uncovered_cells(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M)
