@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pyogrio
 import pytest
@@ -193,3 +195,19 @@ def test_centre_school_is_primary_not_a_centre_of_another_service():
     c = classify(["城关镇中心小学", "第一中心医院", "东关小学"])
     assert c["ftype"].tolist() == ["primary", "county_hospital", "primary"]
     assert FTYPES["primary"].tier == "township"
+
+
+def test_service_vocabulary_is_complete_and_distinct():
+    """One place for every name of a service: long/short Chinese, English, colour, sheet."""
+    from coverage.categories import service_label
+
+    for key, s in SERVICES.items():
+        assert s.key == key
+        assert s.label and s.short and s.english and s.sheet
+        assert s.short in s.label or s.short in s.sheet
+        assert re.fullmatch(r"#[0-9a-f]{6}", s.colour)
+        assert not set(s.sheet) & set('[]:*?/\\') and len(s.sheet) <= 31  # valid Excel sheet name
+    for field in ("label", "short", "english", "colour", "sheet"):
+        assert len({getattr(s, field) for s in SERVICES.values()}) == 4, field
+    assert service_label("school") == "学校/教育" and service_label("school", short=True) == "学校"
+    assert service_label("病有所医") == "病有所医" and service_label(None) == ""

@@ -106,11 +106,12 @@ def test_gaps_xlsx_columns_ranking_and_totals(demo_out, summary):
 
 
 def test_coverage_by_unit_csv_matches_summary(demo_out, summary):
-    df = pd.read_csv(demo_out[0] / "coverage_by_unit.csv", dtype={"unit_code": str}, keep_default_na=False)
-    svc = df[(df["level"] == "service") & (df["unit_code"] == "")]
+    df = pd.read_csv(demo_out[0] / "coverage_by_unit.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    svc = df[(df["层级"] == "服务汇总") & (df["乡镇(街道)"] == "全县")]
+    labels = {"school": "学校/教育", "clinic": "医疗卫生", "elderly": "养老服务", "fitness": "体育健身"}
     for key, cat in summary["categories"].items():
-        row = svc[svc["service"] == key]
-        assert float(row["covered"].iloc[0]) == pytest.approx(cat["population_covered"], rel=1e-9)
+        row = svc[svc["服务领域"] == labels[key]]
+        assert int(row["覆盖人口"].iloc[0]) == round(cat["population_covered"])  # whole people
 
 
 def test_layers_gpkg_has_every_layer(demo_out):

@@ -33,10 +33,37 @@ from coverage.settings import AGE_GROUPS
 
 @dataclass(frozen=True)
 class Service:
-    """One of the four mission services (key and Chinese label)."""
+    """One of the four mission services and every name it goes by in the outputs.
+
+    This is the one place for a service's labels: the map, the workbook, the report, the CSV and
+    the terminal read them from here.
+
+    Parameters
+    ----------
+    key : str
+        Internal key (``school``, ``clinic``, ``elderly``, ``fitness``); never shown to planners.
+    label : str
+        Chinese long label, the 服务领域 of the project bank (``学校/教育``).
+    short : str
+        Chinese short label for compound names (``服务圈-学校``, ``未覆盖人口-养老``).
+    english : str
+        English label (``Schools``).
+    colour : str
+        Colour of the service on the map and in the report's charts (``#rrggbb``).
+    sheet : str
+        Name of the service's sheet in ``gaps.xlsx`` (Excel forbids ``/`` in sheet names).
+    noun : str
+        Facility noun of generated project names (``养老服务设施``); empty means the name of the
+        facility type to build (schools: 幼儿园, 小学 …).
+    """
 
     key: str
     label: str
+    short: str = ""
+    english: str = ""
+    colour: str = "#636363"
+    sheet: str = ""
+    noun: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,13 +99,41 @@ class FacilityType:
         return "+".join(self.age_groups) if self.age_groups else "all"
 
 
-#: The four mission services.
+#: The four mission services, in display order.
 SERVICES: dict[str, Service] = {
-    "school": Service("school", "学校/教育"),
-    "clinic": Service("clinic", "医疗卫生"),
-    "elderly": Service("elderly", "养老服务"),
-    "fitness": Service("fitness", "体育健身"),
+    s.key: s
+    for s in [
+        Service("school", "学校/教育", "学校", "Schools", "#1f77b4", "学校教育"),
+        Service("clinic", "医疗卫生", "医疗", "Health", "#d62728", "医疗卫生", "医疗卫生服务设施"),
+        Service("elderly", "养老服务", "养老", "Elderly care", "#9467bd", "养老服务", "养老服务设施"),
+        Service("fitness", "体育健身", "体育", "Fitness", "#2ca02c", "体育健身", "全民健身设施"),
+    ]
 }
+assert all(s.short and s.english and s.sheet and "/" not in s.sheet for s in SERVICES.values())
+
+
+def service_label(service: object, *, short: bool = False) -> str:
+    """Chinese label of a service key (``school`` → ``学校/教育``); any other value unchanged.
+
+    Parameters
+    ----------
+    service : object
+        A service key, or a label already (e.g. a preset's 服务领域 such as ``病有所医``).
+    short : bool
+        Return the short label (``学校``) instead of the long one.
+
+    Returns
+    -------
+    str
+        The label; ``""`` for a missing value (None or NaN).
+    """
+    if service is None or (isinstance(service, float) and np.isnan(service)):
+        return ""
+    s = SERVICES.get(str(service))
+    if s is None:
+        return str(service)
+    return s.short if short else s.label
+
 
 #: Tiers and their Chinese names.
 TIERS: dict[str, str] = {"county": "县级", "township": "乡镇级", "village": "村级", "community": "社区级"}
@@ -295,6 +350,7 @@ __all__ = [
     "classify",
     "ftypes_of",
     "normalise",
+    "service_label",
     "service_of",
     "unmapped_report",
 ]

@@ -59,11 +59,6 @@ GAP_COLUMNS: list[str] = [
 
 _NATURE_ORDER = {"约束性": 0, "预期性": 1}
 _KIND_ORDER = {"missing_facility": 0, "uncovered_cluster": 1, "below_target": 2, "proposed_site": 3}
-_SERVICE_NOUN = {
-    "clinic": "医疗卫生服务设施",
-    "elderly": "养老服务设施",
-    "fitness": "全民健身设施",
-}
 _SPEED_KMH = {"walk": settings.WALK_KMH, "ebike": settings.EBIKE_KMH, "drive": settings.DRIVE_KMH_UNKNOWN}
 
 AnyCircle = CircleRule | UrbanRuralCircle
@@ -1021,7 +1016,8 @@ def gap_table(
                 note = "位于15公里城乡服务圈外,建议设流动服务点或改善道路 (S0 L722, L500)"
             else:
                 tmpl = preset.project(ftype)
-                noun = _SERVICE_NOUN.get(rule.service) or tmpl.label
+                svc = categories.SERVICES.get(rule.service)
+                noun = (svc.noun if svc else "") or tmpl.label
                 people = float(c.population)
                 scale = tmpl.size_for(people)
                 unit, cost = tmpl.scale_unit, tmpl.cost_for(scale)

@@ -505,9 +505,8 @@ def write_outputs(
         Per-cell gains and losses against a baseline (:func:`coverage.compare.cell_diff`): a map
         layer and the ``coverage_change`` layer of ``layers.gpkg``.
     """
-    from coverage.report import excel, gpkg, html
+    from coverage.report import excel, gpkg, html, tables
     from coverage.report import map as map_
-    from coverage.report.excel import service_label
 
     inputs = result.model.inputs
     cells = result.model.cells
@@ -518,12 +517,9 @@ def write_outputs(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
         )
         svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units)
-        by_unit = pd.concat([
-            svc.assign(rule_id="", level="service"),
-            result.by_unit.assign(level="rule"),
-        ], ignore_index=True)
-        by_unit.to_csv(tmp / "coverage_by_unit.csv", index=False, encoding="utf-8-sig")
-        by_service = {s: svc[svc["service"] == s].drop(columns="service") for s in svc["service"].unique()}
+        rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
+        tables.write_coverage_csv(tmp / "coverage_by_unit.csv", result.summary, svc, result.by_unit, rule_labels)
+        by_service = {s: svc[svc["service"] == s] for s in svc["service"].unique()}
         excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service,
                               comparison=comparison)
         if comparison is not None:
@@ -557,7 +553,7 @@ def write_outputs(
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,
         )
         times = {
-            service_label(r.service): cells[r.column].to_numpy()
+            r.service: cells[r.column].to_numpy()
             for r in inputs.preset.active_circles() if r.unit == "minutes"
             and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
         }

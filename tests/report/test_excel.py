@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coverage.errors import InputError
-from coverage.report import excel
 from coverage.report.excel import write_gaps_xlsx
+from coverage.report.tables import circle_label
 
 #: The 20 project-bank columns of DESIGN §4.4, typed out here (not imported from the module).
 EXPECTED_HEADER = [
@@ -38,25 +38,36 @@ def units(shared_data: Path) -> pd.DataFrame:
     return pd.DataFrame({"code": g["code"].astype(str).to_numpy(), "name": g["Name"].to_numpy()})
 
 
+#: TEST DATA: share of each township's people in each service's target group (schools: children,
+#: elderly care: people aged 60+; clinics and fitness: everybody).
+GROUP_SHARE = {"school": 0.12, "clinic": 1.0, "elderly": 0.2, "fitness": 1.0}
+
+
 def make_summary(units: pd.DataFrame) -> dict:
-    """TEST DATA: made-up populations and covered shares per township."""
-    pops = [12000.0, 8500.0, 30250.0, 4100.0, 6600.0, 9800.0][: len(units)]
+    """TEST DATA: made-up populations (with fractions, as raster sums have) and covered shares."""
+    pops = [12000.4, 8500.3, 30250.2, 4100.45, 6600.35, 9800.1][: len(units)]
     shares = {"school": [0.9, 0.5, 1.0, 0.25, 0.6, 0.75], "clinic": [0.8, 0.4, 0.95, 0.1, 0.5, 0.7],
               "elderly": [0.7, 0.3, 0.9, 0.0, 0.4, 0.6], "fitness": [0.6, 0.2, 0.85, 0.05, 0.3, 0.5]}
     total = float(sum(pops))
     cats = {}
     for key, sh in shares.items():
         by_unit = [
-            {"code": c, "name": n, "population": p, "covered": p * s, "share": s}
+            {"code": c, "name": n, "population": p * GROUP_SHARE[key], "covered": p * GROUP_SHARE[key] * s,
+             "share": s}
             for c, n, p, s in zip(units["code"], units["name"], pops, sh, strict=False)
         ]
+        group_pop = sum(r["population"] for r in by_unit)
         covered = sum(r["covered"] for r in by_unit)
-        cats[key] = {"population_covered": covered, "share_covered": covered / total,
+        cats[key] = {"population": group_pop, "population_covered": covered, "share_covered": covered / group_pop,
                      "circle": {"mode": "walk", "minutes": 15}, "by_unit": by_unit}
+    cats["elderly"]["circle"] = {
+        "urban": {"mode": "walk", "minutes": 15, "rules": [{"rule": "e_u", "group": "age60plus"}]},
+        "rural": {"mode": "ebike", "minutes": 15, "rules": [{"rule": "e_r", "group": "age60plus"}]},
+    }
     ur = [{"code": c, "name": n, "population": p, "covered": p, "share": 1.0}
           for c, n, p in zip(units["code"], units["name"], pops, strict=False)]
     return {"scenario": "测试方案(测试数据)", "population_total": total, "categories": cats,
-            "urban_rural_circle": {"population_covered": total, "share_covered": 1.0,
+            "urban_rural_circle": {"population": total, "population_covered": total, "share_covered": 1.0,
                                    "circle": {"mode": "drive", "metres": 15000}, "by_unit": ur}}
 
 
@@ -120,7 +131,8 @@ def test_project_bank_header_order_and_rows(written) -> None:
     assert ws.cell(2, col(ws, "县(区)")).value == "延庆区"
     assert ws.cell(2, col(ws, "年度")).value == 2026
     assert ws.cell(2, col(ws, "经度")).value == pytest.approx(115.9812345)
-    assert ws.cell(3, col(ws, "新增覆盖人口")).value == pytest.approx(4800.5)
+    assert ws.cell(3, col(ws, "新增覆盖人口")).value == 4801  # whole people (4800.5, halves up)
+    assert ws.cell(2, col(ws, "服务人口")).value == 3075
     # missing values are empty cells, not "nan"
     assert ws.cell(5, col(ws, "经度")).value is None
     assert ws.cell(5, col(ws, "村(社区)")).value is None
@@ -156,23 +168,32 @@ def test_number_formats_and_print_setup(written) -> None:
 def test_sheets_and_summary_totals(written, units: pd.DataFrame) -> None:
     path, summary, gaps = written
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["项目库", "汇总", "学校", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
+    assert wb.sheetnames == ["项目库", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
     ws = wb["汇总"]
     assert ws.cell(find_row(ws, "方案"), 2).value == summary["scenario"]
-    assert ws.cell(find_row(ws, "总人口"), 2).value == pytest.approx(summary["population_total"])
+    assert ws.cell(find_row(ws, "总人口"), 2).value == round(summary["population_total"])
     head_row = find_row(ws, "服务领域")
-    heads = [ws.cell(head_row, j).value for j in range(1, 7)]
+    heads = [ws.cell(head_row, j).value for j in range(1, 8)]
+    assert heads == ["服务领域", "服务圈", "对象人群", "对象人口", "覆盖人口", "未覆盖人口", "覆盖率"]
+    pops = [r["population"] for r in summary["urban_rural_circle"]["by_unit"]]
     for key, label in SERVICES.items():
         r = find_row(ws, label)
         cat = summary["categories"][key]
-        assert ws.cell(r, heads.index("覆盖人口") + 1).value == pytest.approx(cat["population_covered"])
-        assert ws.cell(r, heads.index("覆盖率") + 1).value == pytest.approx(cat["share_covered"])
+        # each service beside its own target population, recomputed here from the townships
+        group_pop = sum(p * GROUP_SHARE[key] for p in pops)
+        got = {h: ws.cell(r, j).value for j, h in enumerate(heads, start=1)}
+        assert got["对象人口"] == round(group_pop)
+        assert got["覆盖人口"] == round(cat["population_covered"])
+        assert got["未覆盖人口"] == got["对象人口"] - got["覆盖人口"]
+        assert all(isinstance(got[h], int) for h in ("对象人口", "覆盖人口", "未覆盖人口"))
+        assert got["覆盖率"] == pytest.approx(cat["population_covered"] / group_pop)
         assert ws.cell(r, heads.index("覆盖率") + 1).number_format == "0.0%"
-        assert ws.cell(r, heads.index("未覆盖人口") + 1).value == pytest.approx(
-            summary["population_total"] - cat["population_covered"])
-        assert ws.cell(r, heads.index("服务圈") + 1).value == "步行15分钟"
+    assert ws.cell(find_row(ws, "养老服务"), 3).value == "60岁及以上"
+    assert ws.cell(find_row(ws, "养老服务"), 2).value == "城镇步行15分钟；乡村电动自行车15分钟"
+    assert ws.cell(find_row(ws, "医疗卫生"), 2).value == "步行15分钟"
     r = find_row(ws, "城乡服务圈(15公里)")
     assert ws.cell(r, heads.index("服务圈") + 1).value == "驾车15公里"
+    assert ws.cell(r, heads.index("对象人群") + 1).value == "全体常住人口"
     assert ws.cell(r, heads.index("覆盖率") + 1).value == pytest.approx(1.0)
 
     # gap counts by service and nature, counted by hand from make_gaps: 2 约束性, 2 预期性
@@ -196,20 +217,32 @@ def test_service_sheet_by_township(written, units: pd.DataFrame) -> None:
     assert [ws.cell(r, 3).value for r in range(2, n + 2)] == list(units["name"])
     assert [ws.cell(r, 2).value for r in range(2, n + 2)] == list(units["code"])  # codes kept as text
     for r, rec in enumerate(by_unit, start=2):
-        assert ws.cell(r, 4).value == pytest.approx(rec["population"])
-        assert ws.cell(r, 5).value == pytest.approx(rec["covered"])
-        assert ws.cell(r, 6).value == pytest.approx(rec["population"] - rec["covered"])
+        pop, cov = ws.cell(r, 4).value, ws.cell(r, 5).value
+        assert isinstance(pop, int) and isinstance(cov, int)
+        assert abs(pop - rec["population"]) < 1 and abs(cov - rec["covered"]) < 1  # floor or ceiling
+        assert ws.cell(r, 6).value == pop - cov
         assert ws.cell(r, 7).value == pytest.approx(rec["share"])
         assert ws.cell(r, 4).number_format == "#,##0"
         assert ws.cell(r, 7).number_format == "0.0%"
+    assert ws.cell(5, 5).value == 0  # nobody covered stays 0
     total = n + 2
     assert ws.cell(total, 1).value == "合计"
     pop = sum(r["population"] for r in by_unit)
     cov = sum(r["covered"] for r in by_unit)
-    assert ws.cell(total, 4).value == pytest.approx(pop)
-    assert ws.cell(total, 5).value == pytest.approx(cov)
+    # the printed total is the county figure rounded, and the printed rows add up to it
+    assert ws.cell(total, 4).value == round(pop) == sum(ws.cell(r, 4).value for r in range(2, n + 2))
+    assert ws.cell(total, 5).value == round(cov) == sum(ws.cell(r, 5).value for r in range(2, n + 2))
+    assert ws.cell(total, 6).value == round(pop) - round(cov)
     assert ws.cell(total, 7).value == pytest.approx(cov / pop)
     assert ws.auto_filter.ref == f"A1:G{n + 1}"  # the total row stays out of the filter
+
+
+def test_fully_covered_townships_print_fully_covered(written) -> None:
+    path, summary, _gaps = written
+    ws = openpyxl.load_workbook(path)["城乡服务圈"]
+    n = len(summary["urban_rural_circle"]["by_unit"])
+    for r in range(2, n + 2):
+        assert ws.cell(r, 4).value == ws.cell(r, 5).value and ws.cell(r, 6).value == 0
 
 
 def test_by_service_overrides_and_comparison(tmp_path: Path, units: pd.DataFrame) -> None:
@@ -217,15 +250,17 @@ def test_by_service_overrides_and_comparison(tmp_path: Path, units: pd.DataFrame
     school = pd.DataFrame({"code": ["1"], "name": ["测试乡"], "population": [100.0], "covered": [40.0],
                            "share": [0.4]})
     comparison = pd.DataFrame({"service": ["school", "clinic"], "share_base": [0.5, 0.6],
-                               "share_plan": [0.7, 0.65], "pop_gained": [1200, 300]})
+                               "share_plan": [0.7, 0.65], "gained": [1200.4, 300.6]})
     path = write_gaps_xlsx(tmp_path / "gaps.xlsx", gaps, summary, by_service={"school": school},
                            comparison=comparison)
     wb = openpyxl.load_workbook(path)
-    ws = wb["学校"]
+    ws = wb["学校教育"]
     assert ws.cell(2, 3).value == "测试乡" and ws.cell(2, 7).value == pytest.approx(0.4)
     ws = wb["方案比较"]
     assert wb.sheetnames[-1] == "方案比较"
-    assert header(ws) == ["service", "share_base", "share_plan", "pop_gained"]
+    assert header(ws) == ["服务领域", "覆盖率(现状)", "覆盖率(方案)", "新增覆盖人口"]
+    assert [ws.cell(r, 1).value for r in (2, 3)] == ["学校/教育", "医疗卫生"]
+    assert [ws.cell(r, 4).value for r in (2, 3)] == [1200, 301]
     assert ws.cell(2, 2).value == pytest.approx(0.5)
     assert ws.cell(2, 2).number_format == "0.0%"
     assert ws.cell(2, 4).number_format == "#,##0"
@@ -282,11 +317,14 @@ def test_bad_input_types(tmp_path: Path, units: pd.DataFrame) -> None:
 
 
 def test_circle_label() -> None:
-    assert excel.circle_label({"mode": "walk", "minutes": 15}) == "步行15分钟"
-    assert excel.circle_label({"mode": "ebike", "minutes": 30}) == "电动自行车30分钟"
-    assert excel.circle_label({"mode": "drive", "metres": 15000}) == "驾车15公里"
-    assert excel.circle_label({"mode": "walk", "metres": 800}) == "步行800米"
-    assert excel.circle_label(None) == ""
+    assert circle_label({"mode": "walk", "minutes": 15}) == "步行15分钟"
+    assert circle_label({"mode": "ebike", "minutes": 30}) == "电动自行车30分钟"
+    assert circle_label({"mode": "drive", "metres": 15000}) == "驾车15公里"
+    assert circle_label({"mode": "walk", "metres": 800}) == "步行800米"
+    assert circle_label(None) == ""
+    sides = {"urban": {"mode": "walk", "minutes": 15}, "rural": {"mode": "drive", "minutes": 30}}
+    assert circle_label(sides) == "城镇步行15分钟；乡村驾车30分钟"
+    assert circle_label({"urban": {"mode": "walk", "minutes": 15}, "rural": {"mode": "walk", "minutes": 15}}) == "步行15分钟"
 
 
 _text = st.text(alphabet=st.sampled_from(list("甲乙丙丁镇乡村街道社区abcXYZ 0123-()/")), min_size=1, max_size=30)
@@ -310,5 +348,5 @@ def test_roundtrip_property(tmp_path: Path, names: list[str], pops: list) -> Non
         got, want = ws.cell(i + 2, 13).value, pops[i]
         if want is None:
             assert got is None
-        else:
-            assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-9)
+        else:  # whole people, the nearest one (halves up)
+            assert isinstance(got, int) and math.floor(want + 0.5) == got

@@ -6,13 +6,11 @@ MADE-UP TEST DATA (测试数据).
 
 from __future__ import annotations
 
-import base64
-import io
-import logging
+import os
 import re
-import shutil
 import subprocess
-import warnings
+import sys
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -20,9 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
-from coverage.report import html as report_html
 from coverage.report.html import unit_share_table, write_report
 
 
@@ -101,18 +97,13 @@ def render(tmp_path: Path, units: pd.DataFrame, **kw) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def decode_pngs(text: str) -> list[Image.Image]:
-    p = _Resources()
-    p.feed(text)
-    out = []
-    for src in p.imgs:
-        assert src.startswith("data:image/png;base64,")
-        raw = base64.b64decode(src.split(",", 1)[1], validate=True)
-        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
-        img = Image.open(io.BytesIO(raw))
-        img.load()
-        out.append(img)
-    return out
+def svgs(text: str) -> list[ET.Element]:
+    """The inline charts, parsed as XML (so they are well-formed)."""
+    return [ET.fromstring(m) for m in re.findall(r"<svg\b.*?</svg>", text, flags=re.S)]
+
+
+def svg_text(el: ET.Element) -> list[str]:
+    return [t.text or "" for t in el.iter("text")]
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +117,13 @@ def test_contents(full_report: str, units: pd.DataFrame) -> None:
     assert "<title>延庆区公共服务设施覆盖评估(测试)</title>" in text
     for name in units["name"]:
         assert name in text
-    # standards: every rule listed, pass/fail/unknown rendered per row
-    for rule in CHECKS["rule"]:
-        assert rule in text
+    # standards: every rule listed by its indicator (rule ids are internal), pass/fail/unknown per row
+    for rule, indicator in zip(CHECKS["rule"], CHECKS["indicator"], strict=True):
+        assert indicator in text and rule not in text
     assert text.count("✔ 达标") == 2
     assert text.count("✘ 未达标") == 1
     assert text.count("— 未评估") == 1
-    row = re.search(r"<tr>(?:(?!</tr>).)*clinic_rural_30min(?:(?!</tr>).)*</tr>", text, re.S).group(0)
+    row = re.search(r"<tr>(?:(?!</tr>).)*村卫生室30分钟覆盖率(?:(?!</tr>).)*</tr>", text, re.S).group(0)
     assert "未达标" in row and "约束性" in row
     # top 20 gaps only, in order
     shown = re.findall(r"测试项目(\d\d)", text)
@@ -152,25 +143,58 @@ def test_self_contained(full_report: str) -> None:
     assert "@import" not in text and "url(" not in text
     p = _Resources()
     p.feed(text)
-    assert p.refs, "expected inline images"
     assert all(v.startswith("data:") for _, _, v in p.refs), p.refs
+    assert "<img" not in text  # charts are inline SVG
     assert "@media print" in text
 
 
-def test_images_are_real_pngs(full_report: str) -> None:
-    imgs = decode_pngs(full_report)
-    assert len(imgs) == 2  # coverage bars + time distribution
-    for img in imgs:
-        assert img.format == "PNG"
-        w, h = img.size
-        assert w >= 600 and h >= 250
-        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
-        assert len(colours) > 20  # a drawing, not a blank canvas
+def test_charts_are_svg_with_chinese_text_and_true_bars(full_report: str, units: pd.DataFrame) -> None:
+    charts = svgs(full_report)
+    assert len(charts) == 2  # coverage bars + time distribution
+    bars_chart, time_chart = charts
+    words = svg_text(bars_chart)
+    for name in units["name"]:
+        assert name in words
+    for label in ("学校/教育", "医疗卫生", "养老服务", "体育健身"):
+        assert label in words
+    # one bar per township and service, its length proportional to the share computed by hand:
+    # (i * (k + 3) % 11) / 10 for township i and service k (make_summary)
+    n = len(units)
+    bars = [r for r in bars_chart.iter("rect") if r.get("class") == "bar"]
+    assert len(bars) == 4 * n
+    want = [(i * (k + 3) % 11) / 10.0 for k in range(4) for i in range(n)]
+    got = [float(b.get("data-share")) for b in bars]
+    np.testing.assert_allclose(got, want)
+    scale = {round(float(b.get("width")) / s, 1) for b, s in zip(bars, want, strict=True) if s > 0}
+    assert len(scale) == 1  # same axis length in every panel
+    words = " ".join(svg_text(time_chart))
+    assert "到最近设施时间(分钟)" in words and "学校/教育(n=437,超出阈值/不可达 37)" in words
+    assert "养老服务(n=10,超出阈值/不可达 10)" in words
 
 
 def test_no_times_and_all_unreachable(tmp_path: Path, units: pd.DataFrame) -> None:
-    assert len(decode_pngs(render(tmp_path, units, times=None))) == 1
-    assert len(decode_pngs(render(tmp_path, units, times={"school": np.full(5, np.inf)}))) == 1
+    assert len(svgs(render(tmp_path, units, times=None))) == 1
+    assert len(svgs(render(tmp_path, units, times={"school": np.full(5, np.inf)}))) == 1
+
+
+def test_township_people_add_up_to_the_printed_total(tmp_path: Path, units: pd.DataFrame) -> None:
+    """Whole people in the coverage table; the townships add up to the 全域合计 row."""
+    summary = make_summary(units)
+    pops = [1000.4 + 500.0 * i for i in range(len(units))]  # fractions, as raster sums have
+    summary["urban_rural_circle"]["by_unit"] = [
+        {"code": c, "name": n, "population": p, "covered": p, "share": 1.0}
+        for c, n, p in zip(units["code"], units["name"], pops, strict=True)]
+    summary["population_total"] = sum(pops)
+    text = render(tmp_path, units, summary=summary)
+    table = text[text.index('<table class="coverage">'):]
+    table = table[:table.index("</table>")]
+    rows = re.findall(r"<tr( class=\"total\")?>\s*<td>(.*?)</td><td>.*?</td><td class=\"num\">([\d,]+)</td>",
+                      table, flags=re.S)
+    body = [int(p.replace(",", "")) for total, _, p in rows if not total]
+    total = [int(p.replace(",", "")) for t, _, p in rows if t]
+    assert len(body) == len(units) and total == [round(sum(pops))]
+    assert sum(body) == total[0]
+    assert all(abs(b - p) < 1 for b, p in zip(body, pops, strict=True))
 
 
 def test_synthetic_banner_and_escaping(tmp_path: Path, units: pd.DataFrame) -> None:
@@ -187,7 +211,7 @@ def test_empty_inputs(tmp_path: Path) -> None:
                   summary={"scenario": "空", "population_total": 0.0},
                   gaps=pd.DataFrame(), standards_checks=None, times=None)
     assert "没有发现缺口" in text
-    assert decode_pngs(text) == []
+    assert svgs(text) == []
 
 
 def test_atomic_write_leaves_only_report(tmp_path: Path, units: pd.DataFrame) -> None:
@@ -196,28 +220,44 @@ def test_atomic_write_leaves_only_report(tmp_path: Path, units: pd.DataFrame) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
 
 
-def test_no_cjk_font_falls_back_with_warning(tmp_path: Path, units: pd.DataFrame, monkeypatch, caplog) -> None:
-    monkeypatch.setattr(report_html, "find_cjk_font", lambda: None)
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
-        warnings.simplefilter("always")
-        text = render(tmp_path, units)
-    assert any("CJK" in r.getMessage() for r in caplog.records)
-    assert not [w for w in caught if "missing from" in str(w.message)]  # no tofu
-    assert len(decode_pngs(text)) == 2
-    assert "以代码表示" in text
+_NO_CJK_RUN = """
+import logging, sys, warnings
+import matplotlib
+matplotlib.rcParams["font.family"] = "sans-serif"
+matplotlib.rcParams["font.sans-serif"] = ["DejaVu Sans"]
+import numpy as np
+from coverage.report import charts
+logging.basicConfig(level=logging.WARNING)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    a = charts.share_bars_svg(["城关街道", "峡口乡"], [("养老服务", [0.5, float("nan")])])
+    b = charts.histogram_svg([("养老服务", "#9467bd", np.array([1.0, 5.0]), 3)])
+print("WARNINGS:", [str(w.message) for w in caught])
+print(a + b)
+"""
 
 
-def test_cjk_font_draws_chinese_without_missing_glyphs(tmp_path: Path, units: pd.DataFrame, caplog) -> None:
-    fc = shutil.which("fc-list")
-    has_zh = bool(fc) and bool(subprocess.run([fc, ":lang=zh"], capture_output=True, text=True).stdout.strip())
-    if not has_zh:
-        pytest.skip("no CJK font on this machine (CI installs fonts-noto-cjk)")
-    assert report_html.find_cjk_font() is not None
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING):
-        warnings.simplefilter("always")
-        render(tmp_path, units)
-    assert not [w for w in caught if "missing from" in str(w.message)]
-    assert not [r for r in caplog.records if "glyph" in r.getMessage().lower() or "CJK" in r.getMessage()]
+def test_charts_on_a_machine_without_cjk_fonts(tmp_path: Path) -> None:
+    """A font configuration without any font (so without CJK ones), and matplotlib told to use
+    DejaVu Sans only: the charts still carry the Chinese text, and nothing warns about glyphs."""
+    conf = tmp_path / "fonts.conf"
+    conf.write_text('<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
+                    f"<cachedir>{tmp_path / 'cache'}</cachedir></fontconfig>")
+    env = {**os.environ, "FONTCONFIG_FILE": str(conf), "MPLCONFIGDIR": str(tmp_path / "mpl")}
+    res = subprocess.run([sys.executable, "-c", _NO_CJK_RUN], capture_output=True, text=True, env=env,
+                         timeout=300, check=False)
+    assert res.returncode == 0, res.stderr
+    assert "WARNINGS: []" in res.stdout
+    assert "glyph" not in (res.stdout + res.stderr).lower() and "warning" not in res.stderr.lower()
+    for word in ("城关街道", "峡口乡", "养老服务", "无数据", "到最近设施时间(分钟)"):
+        assert f">{word}<" in res.stdout or word in res.stdout
+    assert res.stdout.count("<svg") == 2
+
+
+def test_report_does_not_need_matplotlib() -> None:
+    code = "import sys, coverage.report.html; print('matplotlib' in sys.modules)"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert res.stdout.strip() == "False", res.stderr
 
 
 def test_unit_share_table_long_wide_and_summary_agree(units: pd.DataFrame) -> None:

@@ -6,11 +6,18 @@ Sheets, in this order:
   project-bank columns of DESIGN §4.4 (:data:`PROJECT_BANK_COLUMNS`). Row 1 is the header and
   nothing sits above it, because other tools read row 1 as the header; the title and the scenario
   name go into the printed page header instead.
-* ``汇总`` — population, covered population and share per service and for the 15 km urban–rural
-  circle, from ``summary.json`` (DESIGN §4.2), then the number of gaps by service and 指标性质.
-* one sheet per service (``学校``, ``医疗卫生``, ``养老服务``, ``体育健身``, and ``城乡服务圈`` for the
-  15 km circle) with coverage by 乡镇/街道.
-* ``方案比较`` — optional comparison of two scenarios, written as given.
+* ``汇总`` — per service and for the 15 km urban–rural circle, from ``summary.json`` (DESIGN §4.2):
+  the circle, the service's own target group and population (60岁及以上 for elderly care, 3–5岁 and
+  6–11岁 for schools …), covered and uncovered people and the share; then the number of gaps by
+  service and 指标性质.
+* one sheet per service (named by :attr:`coverage.categories.Service.sheet`: ``学校教育``,
+  ``医疗卫生``, ``养老服务``, ``体育健身``, and ``城乡服务圈`` for the 15 km circle) with coverage by
+  乡镇/街道 and a 合计 row.
+* ``方案比较`` — optional comparison of two scenarios, with Chinese headers.
+
+People are whole numbers (:func:`coverage.report.tables.round_people`); in the township sheets the
+rows add up to the 合计 row, which is the county figure of ``summary.json`` rounded. Codes are text
+cells.
 
 Every sheet is set up for printing: landscape A4, fit to page width, the header row repeated on
 every page, header row frozen, bold filled header, autofilter, number formats (``#,##0`` for people,
@@ -40,42 +47,31 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from coverage.categories import SERVICES
 from coverage.errors import InputError
 from coverage.report._util import atomic_target, is_missing
+from coverage.report.tables import (
+    COLUMN_LABELS,
+    circle_label,
+    people_table,
+    planner_frame,
+    round_people,
+    service_text,
+    target_groups,
+)
 
 __all__ = [
     "CIRCLE_SHEET",
-    "MODE_LABELS",
     "NATURES",
     "PROJECT_BANK_COLUMNS",
-    "SERVICE_LABELS",
-    "SERVICE_SHEETS",
-    "circle_label",
     "project_bank_frame",
-    "service_label",
     "write_gaps_xlsx",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Chinese label of each mission service as written in the 服务领域 column.
-SERVICE_LABELS: dict[str, str] = {
-    "school": "学校/教育",
-    "clinic": "医疗卫生",
-    "elderly": "养老服务",
-    "fitness": "体育健身",
-}
-#: Sheet name of each service's coverage-by-township sheet (no ``/``: Excel forbids it).
-SERVICE_SHEETS: dict[str, str] = {
-    "school": "学校",
-    "clinic": "医疗卫生",
-    "elderly": "养老服务",
-    "fitness": "体育健身",
-}
 #: Sheet (and row label) of the 15 km urban–rural service circle.
 CIRCLE_SHEET = "城乡服务圈"
-#: Travel modes in Chinese.
-MODE_LABELS: dict[str, str] = {"walk": "步行", "ebike": "电动自行车", "drive": "驾车", "bike": "自行车"}
 #: The two kinds of 指标性质 (binding, expected).
 NATURES: tuple[str, str] = ("约束性", "预期性")
 
@@ -127,52 +123,6 @@ _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
 # --------------------------------------------------------------------------------------------
 
 
-def service_label(service: Any) -> str:
-    """Chinese 服务领域 label of a service key (``school`` → ``学校/教育``); other values unchanged.
-
-    Parameters
-    ----------
-    service : object
-        A service key (``school``, ``clinic``, ``elderly``, ``fitness``) or a label already.
-
-    Returns
-    -------
-    str
-        The label, or ``""`` for a missing value.
-    """
-    if is_missing(service):
-        return ""
-    return SERVICE_LABELS.get(str(service), str(service))
-
-
-def circle_label(circle: Any) -> str:
-    """Describe a service circle in Chinese, e.g. ``步行15分钟`` or ``驾车15公里``.
-
-    Parameters
-    ----------
-    circle : dict or str or None
-        ``{"mode": ..., "minutes": ...}`` or ``{"mode": ..., "metres": ...}`` as in ``summary.json``;
-        a string is returned as is.
-
-    Returns
-    -------
-    str
-        The description, ``""`` when nothing is known.
-    """
-    if circle is None:
-        return ""
-    if not isinstance(circle, Mapping):
-        return str(circle)
-    mode = circle.get("mode")
-    parts = [MODE_LABELS.get(str(mode), str(mode))] if mode else []
-    if circle.get("minutes") is not None:
-        parts.append(f"{_num(circle['minutes'])}分钟")
-    elif circle.get("metres") is not None:
-        metres = float(circle["metres"])
-        parts.append(f"{_num(metres / 1000)}公里" if metres >= 1000 else f"{_num(metres)}米")
-    return "".join(parts)
-
-
 def project_bank_frame(gaps: pd.DataFrame) -> pd.DataFrame:
     """Map the internal gap table to the 20 project-bank columns (DESIGN §4.4), in order.
 
@@ -186,7 +136,7 @@ def project_bank_frame(gaps: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         Columns ``序号 … 备注``; ``序号`` is 1..n in the given order; ``服务领域`` holds the Chinese
-        label of the service.
+        label of the service; 服务人口 and 新增覆盖人口 are whole people (``Int64``).
     """
     if not isinstance(gaps, pd.DataFrame):
         raise InputError(
@@ -202,7 +152,9 @@ def project_bank_frame(gaps: pd.DataFrame) -> pd.DataFrame:
         elif col in gaps.columns:
             values = gaps[col].to_numpy(dtype=object)
             if col == "service":
-                values = np.array([service_label(v) for v in values], dtype=object)
+                values = np.array([service_text(v) for v in values], dtype=object)
+            elif col in ("population", "new_covered"):
+                values = round_people(values)
             out[header] = values
         else:
             out[header] = np.full(n, None, dtype=object)
@@ -275,10 +227,10 @@ def write_gaps_xlsx(
     _write_summary(ws, summary, gaps)
     _page_setup(ws, f"{scenario} 覆盖汇总".strip(), autofilter=False)
 
-    for key, name, table in _unit_tables(summary, by_service):
+    for _key, name, rows, total in _unit_tables(summary, by_service):
         ws = wb.create_sheet(name)
-        _write_units(ws, table)
-        _page_setup(ws, f"{scenario} {name} 分乡镇(街道)覆盖".strip(), autofilter_rows=len(table) + 1)
+        _write_units(ws, rows, total)
+        _page_setup(ws, f"{scenario} {name} 分乡镇(街道)覆盖".strip(), autofilter_rows=len(rows) + 1)
 
     if comparison is not None and len(comparison.columns):
         ws = wb.create_sheet("方案比较")
@@ -298,24 +250,28 @@ def _write_project_bank(ws: Worksheet, bank: pd.DataFrame) -> None:
 
 
 def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
-    """Three blocks: key figures, coverage per service, number of gaps by service and nature."""
+    """Three blocks: key figures, coverage per service, number of gaps by service and nature.
+
+    Each service's row shows its own target group and population (e.g. 60岁及以上 for elderly
+    care), so 覆盖人口 / 对象人口 is the printed 覆盖率.
+    """
     total = summary.get("population_total")
     _write_table(
         ws,
         ["项目", "值"],
-        [("方案", str(summary.get("scenario") or "")), ("总人口", _cell(total))],
+        [("方案", str(summary.get("scenario") or "")), ("总人口", _whole(total))],
         [None, FMT_PEOPLE],
     )
 
     row = 5
-    headers = ["服务领域", "服务圈", "总人口", "覆盖人口", "未覆盖人口", "覆盖率"]
+    headers = ["服务领域", "服务圈", "对象人群", "对象人口", "覆盖人口", "未覆盖人口", "覆盖率"]
     rows: list[tuple] = []
     categories = summary.get("categories") or {}
     for key in _ordered_keys(categories):
-        rows.append(_coverage_row(service_label(key), categories[key], total))
+        rows.append(_coverage_row(service_text(key), categories[key]))
     if summary.get("urban_rural_circle"):
-        rows.append(_coverage_row(CIRCLE_SHEET + "(15公里)", summary["urban_rural_circle"], total))
-    fmts = [None, None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_SHARE]
+        rows.append(_coverage_row(CIRCLE_SHEET + "(15公里)", summary["urban_rural_circle"]))
+    fmts = [None, None, None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_SHARE]
     _write_table(ws, headers, rows, fmts, start_row=row)
     row += len(rows) + 2
 
@@ -326,11 +282,11 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
         svc = gaps["service"] if "service" in gaps.columns else pd.Series([""] * len(gaps))
         nat = gaps["nature"] if "nature" in gaps.columns else pd.Series([""] * len(gaps))
         for s, n in zip(svc.to_numpy(dtype=object), nat.to_numpy(dtype=object), strict=True):
-            label = service_label(s) or "未注明"
+            label = service_text(s) or "未注明"
             c = counts.setdefault(label, [0, 0, 0])
             idx = NATURES.index(n) if n in NATURES else 2
             c[idx] += 1
-    order = [SERVICE_LABELS[k] for k in SERVICE_LABELS if SERVICE_LABELS[k] in counts]
+    order = [SERVICES[k].label for k in SERVICES if SERVICES[k].label in counts]
     order += sorted(k for k in counts if k not in order)
     rows = [(k, *counts[k], sum(counts[k])) for k in order]
     sums = [sum(r[i] for r in rows) for i in range(1, 5)]
@@ -341,74 +297,78 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width or 0, 22)
 
 
-def _coverage_row(label: str, cat: Mapping, total: Any) -> tuple:
-    pop = cat.get("population_total", total)
-    covered = cat.get("population_covered")
-    uncovered = None if is_missing(pop) or is_missing(covered) else float(pop) - float(covered)
+def _coverage_row(label: str, cat: Mapping) -> tuple:
+    """One service: circle, target group, its population, covered and uncovered people, share."""
+    pop, covered = _whole(cat.get("population")), _whole(cat.get("population_covered"))
+    uncovered = None if pop is None or covered is None else pop - covered
     return (
         label,
         circle_label(cat.get("circle")),
-        _cell(pop),
-        _cell(covered),
-        _cell(uncovered),
+        target_groups(cat),
+        pop,
+        covered,
+        uncovered,
         _cell(cat.get("share_covered")),
     )
 
 
+def _whole(v: Any) -> int | None:
+    """A single people figure as whole people (``None`` when missing)."""
+    r = round_people([v])[0]
+    return None if r is pd.NA else int(r)
+
+
 def _unit_tables(
     summary: Mapping, by_service: Mapping[str, pd.DataFrame] | None
-) -> list[tuple[str, str, pd.DataFrame]]:
-    """(service key, sheet name, table) for every service with coverage by township."""
-    tables: dict[str, pd.DataFrame] = {}
+) -> list[tuple[str, str, pd.DataFrame, dict[str, Any]]]:
+    """(service key, sheet name, whole-people rows, total row) for every service with coverage by
+    township; the rows add up to the service's county figures in ``summary.json``."""
+    raw: dict[str, pd.DataFrame] = {}
     categories = summary.get("categories") or {}
     for key, cat in categories.items():
         if isinstance(cat, Mapping) and cat.get("by_unit"):
-            tables[key] = pd.DataFrame(list(cat["by_unit"]))
+            raw[key] = pd.DataFrame(list(cat["by_unit"]))
     for key, df in (by_service or {}).items():
-        tables[key] = pd.DataFrame(df)
-    out = []
-    used: set[str] = set()
-    for key in _ordered_keys(tables):
-        name = _sheet_name(SERVICE_SHEETS.get(key, str(key)), used)
-        out.append((key, name, tables[key]))
+        raw[key] = pd.DataFrame(df)
+    blocks: list[tuple[str, pd.DataFrame, Mapping]] = [
+        (k, raw[k], categories.get(k) or {}) for k in _ordered_keys(raw)
+    ]
     circle = summary.get("urban_rural_circle")
     if isinstance(circle, Mapping) and circle.get("by_unit"):
-        out.append(("urban_rural_circle", _sheet_name(CIRCLE_SHEET, used), pd.DataFrame(list(circle["by_unit"]))))
+        blocks.append(("urban_rural_circle", pd.DataFrame(list(circle["by_unit"])), circle))
+    out = []
+    used: set[str] = set()
+    for key, table, cat in blocks:
+        rows, total = people_table(table, total_population=cat.get("population"),
+                                   total_covered=cat.get("population_covered"))
+        if cat.get("share_covered") is not None:
+            total["share"] = cat.get("share_covered")
+        sheet = CIRCLE_SHEET if key == "urban_rural_circle" else (
+            SERVICES[key].sheet if key in SERVICES else str(key))
+        out.append((key, _sheet_name(sheet, used), rows, total))
     return out
 
 
-def _write_units(ws: Worksheet, table: pd.DataFrame) -> None:
+def _write_units(ws: Worksheet, rows: pd.DataFrame, total: Mapping[str, Any]) -> None:
     """Coverage by township with a total row (outside the autofilter range)."""
-    base = [("code", "乡镇(街道)代码", FMT_TEXT), ("name", "乡镇(街道)", None),
-            ("population", "人口", FMT_PEOPLE), ("covered", "覆盖人口", FMT_PEOPLE)]
-    headers = ["序号"] + [h for _, h, _ in base] + ["未覆盖人口", "覆盖率"]
-    fmts = [FMT_INT] + [f for _, _, f in base] + [FMT_PEOPLE, FMT_SHARE]
-    extra = [c for c in table.columns if c not in {"code", "name", "population", "covered", "share"}]
-    headers += [str(c) for c in extra]
-    fmts += [_guess_format(str(c), table[c]) for c in extra]
-    rows = []
-    for i, rec in enumerate(table.to_dict("records"), start=1):
-        pop, cov = rec.get("population"), rec.get("covered")
-        unc = None if is_missing(pop) or is_missing(cov) else float(pop) - float(cov)
-        share = rec.get("share")
-        if is_missing(share) and not is_missing(pop) and not is_missing(cov) and float(pop) > 0:
-            share = float(cov) / float(pop)
-        code = rec.get("code")
-        rows.append(
-            (i, None if is_missing(code) else str(code), rec.get("name"), pop, cov, unc, share,
-             *(rec.get(c) for c in extra))
-        )
-    pops = [r[3] for r in rows if not is_missing(r[3])]
-    covs = [r[4] for r in rows if not is_missing(r[4])]
-    tot_pop, tot_cov = float(sum(pops)), float(sum(covs))
-    total = ("合计", None, None, tot_pop, tot_cov, tot_pop - tot_cov,
-             tot_cov / tot_pop if tot_pop > 0 else None, *([None] * len(extra)))
-    _write_table(ws, headers, [*rows, total], fmts)
+    base = [("code", FMT_TEXT), ("name", None), ("population", FMT_PEOPLE), ("covered", FMT_PEOPLE),
+            ("uncovered", FMT_PEOPLE), ("share", FMT_SHARE)]
+    extra = [c for c in rows.columns if c not in {k for k, _ in base}]
+    headers = ["序号"] + [COLUMN_LABELS[k].replace("(%)", "") for k, _ in base]
+    headers += [COLUMN_LABELS.get(str(c), str(c)) for c in extra]
+    fmts = [FMT_INT] + [f for _, f in base] + [_guess_format(str(c), rows[c]) for c in extra]
+    body = [(i, *(rec[k] for k, _ in base), *(rec[c] for c in extra))
+            for i, rec in enumerate(rows.to_dict("records"), start=1)]
+    last = ("合计", None, None, total["population"], total["covered"], total["uncovered"],
+            total["share"], *([None] * len(extra)))
+    _write_table(ws, headers, [*body, last], fmts)
     for c in range(1, len(headers) + 1):
-        ws.cell(row=len(rows) + 2, column=c).font = _TOTAL_FONT
+        ws.cell(row=len(body) + 2, column=c).font = _TOTAL_FONT
 
 
 def _write_generic(ws: Worksheet, df: pd.DataFrame) -> None:
+    """A table as given, with internal column names and service keys made readable."""
+    df = planner_frame(df)
     headers = [str(c) for c in df.columns]
     fmts = [_guess_format(h, df[c]) for h, c in zip(headers, df.columns, strict=True)]
     _write_table(ws, headers, df.itertuples(index=False, name=None), fmts)
@@ -499,8 +459,8 @@ def _page_setup(
 
 def _ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
     """The four mission services first in their usual order, then any others in sorted order."""
-    keys = [k for k in SERVICE_LABELS if k in mapping]
-    return keys + sorted((k for k in mapping if k not in SERVICE_LABELS), key=str)
+    keys = [k for k in SERVICES if k in mapping]
+    return keys + sorted((k for k in mapping if k not in SERVICES), key=str)
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
@@ -527,11 +487,6 @@ def _cell(v: Any) -> Any:
     if isinstance(v, pd.Timestamp):
         return v.to_pydatetime()
     return str(v)
-
-
-def _num(x: Any) -> str:
-    x = float(x)
-    return str(int(x)) if x.is_integer() else f"{x:g}"
 
 
 def _display_width(text: str) -> float:

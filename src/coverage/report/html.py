@@ -1,154 +1,48 @@
 """Printable, self-contained ``report.html``: key figures, coverage by township, standards, gaps.
 
 The page is rendered from the Jinja2 template ``templates/report.html.j2``. It carries everything
-inline — CSS (with ``@media print`` rules for A4), and charts as base64 PNG images drawn with
-matplotlib's Agg backend — and references no external resource (no CDN, no web font, no link), so it
-opens offline and prints the same everywhere.
+inline — CSS (with ``@media print`` rules for A4), and charts as inline SVG
+(:mod:`coverage.report.charts`) — and references no external resource (no CDN, no web font, no
+link), so it opens offline and prints the same everywhere.
 
-Chart labels are Chinese when a CJK-capable font is installed (:func:`find_cjk_font`; on Debian
-``apt-get install fonts-noto-cjk``). Without one the charts fall back to English labels and show
-townships by their code, and a warning is logged, so no chart ever shows empty boxes ("tofu")
-silently. The tables themselves are HTML text and use the reader's own fonts.
+The charts' text is SVG text drawn by the browser with the reader's fonts, like the tables, so the
+charts are in Chinese whether or not Python can find a CJK font, and nothing about fonts is
+printed to the terminal. People are whole numbers (:mod:`coverage.report.tables`).
 """
 
 from __future__ import annotations
 
-import base64
-import functools
-import io
 import logging
 import os
-import shutil
-import subprocess
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager
-from matplotlib import rc_context
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from coverage import __version__
+from coverage.categories import SERVICES
+from coverage.report import charts as svg
 from coverage.report._util import atomic_target, is_missing
-from coverage.report.excel import (
-    CIRCLE_SHEET,
-    NATURES,
-    SERVICE_LABELS,
-    circle_label,
-    project_bank_frame,
-    service_label,
-)
+from coverage.report.excel import CIRCLE_SHEET, NATURES, project_bank_frame
+from coverage.report.tables import circle_label, round_people, service_text
 
-__all__ = ["find_cjk_font", "unit_share_table", "write_report"]
+__all__ = ["unit_share_table", "write_report"]
 
 log = logging.getLogger(__name__)
 
 _TEMPLATES = Path(__file__).with_name("templates")
 #: Key of the 15 km urban–rural circle among the services of the coverage table.
 URBAN_RURAL = "urban_rural_circle"
-#: English chart labels used when no CJK font is available.
-_EN_LABELS = {
-    "school": "Schools",
-    "clinic": "Health",
-    "elderly": "Elderly care",
-    "fitness": "Fitness",
-    URBAN_RURAL: "15 km circle",
-}
-#: Font families known to cover Chinese, best first.
-_CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Noto Sans SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Zen Hei",
-    "WenQuanYi Micro Hei",
-    "Microsoft YaHei",
-    "SimHei",
-    "PingFang SC",
-    "Hiragino Sans GB",
-    "Heiti SC",
-    "Noto Sans CJK JP",
-    "Noto Serif CJK SC",
-    "AR PL UKai CN",
-    "AR PL UMing CN",
-    "Droid Sans Fallback",
-)
+#: Colour of the 15 km circle in the charts.
+_CIRCLE_COLOUR = "#8c564b"
 _TOP_GAPS = 20
 _GAP_COLUMNS = ("序号", "服务领域", "设施类别", "项目名称", "建设性质", "乡镇(街道)", "村(社区)",
                 "服务人口", "新增覆盖人口", "对应指标", "指标性质", "优先级")
 _GAP_NUMERIC = {"序号", "服务人口", "新增覆盖人口", "优先级"}
-
-
-# --------------------------------------------------------------------------------------------
-# fonts
-# --------------------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=1)
-def find_cjk_font() -> str | None:
-    """Family name of an installed font that can draw Chinese, or ``None``.
-
-    Looks first among the fonts matplotlib knows for well-known CJK families
-    (Noto Sans CJK SC, Source Han Sans, WenQuanYi, Microsoft YaHei, SimHei…); then asks fontconfig
-    (``fc-list :lang=zh``) and registers the files it lists, which finds fonts installed after
-    matplotlib built its font cache. The candidate must draw ``覆盖率乡镇`` without missing glyphs.
-
-    Returns
-    -------
-    str or None
-        A family name for ``rcParams["font.sans-serif"]``; ``None`` when none is installed.
-    """
-    found = _known_cjk_family()
-    if found:
-        return found
-    fc_list = shutil.which("fc-list")
-    if fc_list is None:
-        return None
-    try:
-        out = subprocess.run(
-            [fc_list, ":lang=zh", "file"], capture_output=True, text=True, timeout=20, check=False
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    files = sorted({line.split(":")[0].strip() for line in out.splitlines() if line.strip()})
-    for f in files:
-        try:
-            font_manager.fontManager.addfont(f)
-        except Exception:  # noqa: BLE001 - unreadable font files are skipped
-            continue
-    found = _known_cjk_family()
-    if found:
-        return found
-    names = {entry.name for entry in font_manager.fontManager.ttflist if entry.fname in files}
-    for name in sorted(names):
-        if _draws_chinese(name):
-            return name
-    return None
-
-
-def _known_cjk_family() -> str | None:
-    names = {entry.name for entry in font_manager.fontManager.ttflist}
-    for family in _CJK_FAMILIES:
-        if family in names and _draws_chinese(family):
-            return family
-    return None
-
-
-def _draws_chinese(family: str, sample: str = "覆盖率乡镇街道") -> bool:
-    """True when the font file behind ``family`` has a glyph for every character of ``sample``."""
-    try:
-        path = font_manager.findfont(
-            font_manager.FontProperties(family=family), fallback_to_default=False
-        )
-        font = font_manager.get_font(path)
-        return all(font.get_char_index(ord(ch)) != 0 for ch in sample)
-    except Exception:  # noqa: BLE001 - a font we cannot open does not count
-        return False
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,13 +132,13 @@ def _pivot_long(long: pd.DataFrame) -> pd.DataFrame:
 
 def _order(keys: Sequence[Any]) -> list[str]:
     keys = [str(k) for k in keys]
-    first = [k for k in SERVICE_LABELS if k in keys]
-    rest = sorted(k for k in keys if k not in SERVICE_LABELS and k != URBAN_RURAL)
+    first = [k for k in SERVICES if k in keys]
+    rest = sorted(k for k in keys if k not in SERVICES and k != URBAN_RURAL)
     return first + rest + ([URBAN_RURAL] if URBAN_RURAL in keys else [])
 
 
 def _label(key: str) -> str:
-    return CIRCLE_SHEET + "(15公里)" if key == URBAN_RURAL else service_label(key)
+    return CIRCLE_SHEET + "(15公里)" if key == URBAN_RURAL else service_text(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,25 +186,15 @@ def write_report(
     pathlib.Path
         The path written.
     """
-    cjk = find_cjk_font()
-    if cjk is None:
-        log.warning(
-            "没有找到中文字体,图表改用英文标注、乡镇以代码表示(请安装 fonts-noto-cjk)。 / "
-            "No CJK font found: chart labels fall back to English and townships are shown by "
-            "code. Install a CJK font (Debian: apt-get install fonts-noto-cjk)."
-        )
     table = unit_share_table(summary, by_unit)
     services = [c for c in table.columns if c not in ("code", "name", "population")]
     gaps = gaps if gaps is not None else pd.DataFrame()
 
-    charts, notes = [], []
+    charts = []
     if services and len(table):
-        charts.append(_share_chart(table, services, cjk))
-        if cjk is None:
-            notes.append("本机无中文字体,图中乡镇(街道)以代码表示,对照上表“代码”列。"
-                         " / No CJK font: townships are labelled by code in the chart.")
+        charts.append(_share_chart(table, services))
     if times:
-        chart = _time_chart(times, cjk)
+        chart = _time_chart(times)
         if chart is not None:
             charts.append(chart)
 
@@ -324,7 +208,7 @@ def write_report(
         "standards": _standards_context(standards_checks),
         "gaps": _gaps_context(gaps),
         "charts": charts,
-        "chart_notes": notes,
+        "chart_notes": [],
     }
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
@@ -345,7 +229,7 @@ def _key_figures(summary: Mapping, gaps: pd.DataFrame, checks: pd.DataFrame | No
     for key in _order(list(cats)):
         cat = cats[key] or {}
         figs.append({
-            "label": f"{service_label(key)} 覆盖率",
+            "label": f"{service_text(key)} 覆盖率",
             "value": _pct(cat.get("share_covered")),
             "note": f"{circle_label(cat.get('circle'))} · 覆盖 {_people(cat.get('population_covered'))} 人".strip(" ·"),
         })
@@ -370,12 +254,18 @@ def _key_figures(summary: Mapping, gaps: pd.DataFrame, checks: pd.DataFrame | No
 def _coverage_context(table: pd.DataFrame, services: list[str], summary: Mapping) -> dict:
     headers = ["乡镇(街道)", "代码", "人口", *(_label(s) for s in services)]
     rows = []
-    for rec in table.to_dict("records"):
+    total = summary.get("population_total")
+    pop = pd.to_numeric(table["population"], errors="coerce") if len(table) else pd.Series(dtype=float)
+    # the townships add up to the printed total when they partition it (they do with the 15 km
+    # circle's population); otherwise each is rounded on its own
+    adds_up = not is_missing(total) and pop.notna().all() and abs(float(pop.sum()) - float(total)) < 0.5
+    whole = round_people(pop, float(total) if adds_up else None)
+    for rec, people in zip(table.to_dict("records"), whole, strict=True):
         rows.append({
             "total": False,
             "name": _text(rec.get("name")),
             "code": _text(rec.get("code")),
-            "population": _people(rec.get("population")),
+            "population": _people(people),
             "shares": [_share_cell(rec.get(s)) for s in services],
         })
     if rows:
@@ -397,6 +287,8 @@ def _standards_context(checks: pd.DataFrame | None) -> dict:
             ("nature", "指标性质"), ("target", "目标值"), ("value", "现状值"), ("pass", "是否达标"),
             ("note", "说明")]
     cols = [(c, h) for c, h in spec if c in checks.columns]
+    if "indicator" in checks.columns:  # rule ids are internal keys: shown only without an indicator
+        cols = [(c, h) for c, h in cols if c != "rule"]
     rows, passed, failed, unknown, failed_binding = [], 0, 0, 0, 0
     for rec in checks.to_dict("records"):
         cells = []
@@ -414,7 +306,7 @@ def _standards_context(checks: pd.DataFrame | None) -> dict:
                     failed += 1
                     failed_binding += rec.get("nature") == NATURES[0]
             elif c == "service":
-                cells.append({"text": service_label(v), "cls": ""})
+                cells.append({"text": service_text(v), "cls": ""})
             elif c in ("target", "value"):
                 cells.append({"text": _number(v), "cls": ""})
             else:
@@ -447,109 +339,32 @@ def _gaps_context(gaps: pd.DataFrame) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def _rc(cjk: str | None) -> dict:
-    fonts = [cjk, "DejaVu Sans"] if cjk else ["DejaVu Sans"]
-    return {"font.family": "sans-serif", "font.sans-serif": fonts, "axes.unicode_minus": False}
+def _share_chart(table: pd.DataFrame, services: list[str]) -> dict:
+    names = [_text(r.get("name")) or _text(r.get("code")) or f"#{i}"
+             for i, r in enumerate(table.to_dict("records"), start=1)]
+    panels = [(_label(s), pd.to_numeric(table[s], errors="coerce").to_numpy(dtype=float)) for s in services]
+    return {
+        "svg": markupsafe.Markup(svg.share_bars_svg(names, panels)),
+        "alt": "各乡镇(街道)分服务覆盖率条形图 / coverage share by township and service",
+        "caption": "图1 各乡镇(街道)服务圈覆盖率 / Figure 1. Coverage share by township and service",
+    }
 
 
-def _png(fig: Figure) -> dict:
-    """Render a figure to base64 PNG (deterministic: no timestamp/software metadata)."""
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    missing = [str(w.message) for w in caught if "missing from" in str(w.message)]
-    if missing:
-        log.warning("图表中有字体缺少的字符 / glyphs missing from the chart font: %s", missing[0])
-    w, h = fig.get_size_inches() * 110
-    return {"data": base64.b64encode(buf.getvalue()).decode("ascii"), "width": int(round(w)),
-            "height": int(round(h))}
-
-
-def _share_chart(table: pd.DataFrame, services: list[str], cjk: str | None) -> dict:
-    names = []
-    for i, rec in enumerate(table.to_dict("records"), start=1):
-        if cjk:
-            names.append(_text(rec.get("name")) or _text(rec.get("code")) or f"#{i}")
-        else:
-            code = _text(rec.get("code"))
-            names.append(code if code and code.isascii() else f"#{i}")
-    n = len(names)
-    k = len(services)
-    with rc_context(_rc(cjk)):
-        fig = Figure(figsize=(10.0, max(2.6, 0.26 * n + 1.3)))
-        axes = fig.subplots(1, k, sharey=True, squeeze=False)[0]
-        y = np.arange(n)
-        for ax, svc in zip(axes, services, strict=True):
-            share = pd.to_numeric(table[svc], errors="coerce").to_numpy(dtype=float) * 100
-            ax.barh(y, np.nan_to_num(share, nan=0.0), color="#3b6ea5", height=0.7)
-            for yi, v in zip(y, share, strict=True):
-                if np.isnan(v):
-                    ax.text(2, yi, "n/a", va="center", fontsize=7, color="#777777")
-            ax.set_xlim(0, 100)
-            ax.set_title(_label(svc) if cjk else _EN_LABELS.get(svc, svc), fontsize=10)
-            ax.grid(axis="x", color="#dddddd", linewidth=0.6)
-            ax.set_axisbelow(True)
-            ax.tick_params(labelsize=8)
-            ax.set_xlabel("覆盖率 (%)" if cjk else "share covered (%)", fontsize=8)
-        axes[0].set_yticks(y)
-        axes[0].set_yticklabels(names)
-        axes[0].invert_yaxis()
-        fig.suptitle("各乡镇(街道)服务圈覆盖率" if cjk else "Coverage share by township", fontsize=12)
-        fig.tight_layout()
-        out = _png(fig)
-    out["alt"] = "各乡镇(街道)分服务覆盖率条形图 / coverage share by township and service"
-    out["caption"] = "图1 各乡镇(街道)服务圈覆盖率 / Figure 1. Coverage share by township and service"
-    return out
-
-
-def _time_chart(times: Mapping[str, np.ndarray], cjk: str | None) -> dict | None:
+def _time_chart(times: Mapping[str, np.ndarray]) -> dict | None:
     series = []
     for key in _order(list(times)):
         t = np.asarray(times[key], dtype=float).ravel()
-        finite = t[np.isfinite(t)]
-        series.append((key, finite, int(t.size - finite.size), int(t.size)))
-    if not any(f.size for _, f, _, _ in series):
+        colour = SERVICES[key].colour if key in SERVICES else _CIRCLE_COLOUR
+        series.append((_label(key), colour, t[np.isfinite(t)], int(t.size)))
+    out = svg.histogram_svg(series)
+    if out is None:
         return None
-    top = max(float(f.max()) for _, f, _, _ in series if f.size)
-    top = top if top > 0 else 1.0
-    bins = np.linspace(0.0, top, 31)
-    with rc_context(_rc(cjk)):
-        fig = Figure(figsize=(10.0, 3.8))
-        ax_h, ax_c = fig.subplots(1, 2)
-        for key, finite, excluded, total in series:
-            name = _label(key) if cjk else _EN_LABELS.get(key, key)
-            if cjk:
-                label = f"{name}(n={total:,},超出阈值/不可达 {excluded:,})"
-            else:
-                label = f"{name} (n={total:,}, beyond/unreachable {excluded:,})"
-            if not finite.size:
-                ax_c.plot([], [], label=label)
-                continue
-            ax_h.hist(finite, bins=bins, histtype="step", linewidth=1.4, label=name)
-            xs = np.sort(finite)
-            ys = np.arange(1, xs.size + 1) / total * 100
-            ax_c.step(np.concatenate([[0.0], xs]), np.concatenate([[0.0], ys]), where="post", label=label)
-        ax_h.set_xlabel("到最近设施时间(分钟)" if cjk else "minutes to nearest facility", fontsize=9)
-        ax_h.set_ylabel("格网单元数" if cjk else "demand cells", fontsize=9)
-        ax_h.set_title("时间分布" if cjk else "Histogram", fontsize=10)
-        ax_c.set_xlabel("到最近设施时间(分钟)" if cjk else "minutes to nearest facility", fontsize=9)
-        ax_c.set_ylabel("累计占全部格网单元 (%)" if cjk else "cumulative share of all cells (%)", fontsize=9)
-        ax_c.set_title("累计分布" if cjk else "Cumulative distribution", fontsize=10)
-        ax_c.set_ylim(0, 100)
-        for ax in (ax_h, ax_c):
-            ax.set_xlim(0, top)
-            ax.grid(color="#dddddd", linewidth=0.6)
-            ax.tick_params(labelsize=8)
-        ax_h.legend(fontsize=7, loc="upper right")
-        ax_c.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        out = _png(fig)
-    out["alt"] = "到最近设施时间的分布 / distribution of time to the nearest facility"
-    out["caption"] = ("图2 到最近设施的出行时间(超出阈值或无道路可达的单元不计入横轴,只在图例中计数)"
-                      " / Figure 2. Time to the nearest facility per demand cell")
-    return out
+    return {
+        "svg": markupsafe.Markup(out),
+        "alt": "到最近设施时间的分布 / distribution of time to the nearest facility",
+        "caption": ("图2 到最近设施的出行时间(超出阈值或无道路可达的单元不计入横轴,只在图例中计数)"
+                    " / Figure 2. Time to the nearest facility per demand cell"),
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -562,12 +377,14 @@ def _text(v: Any) -> str:
 
 
 def _people(v: Any) -> str:
+    """Whole people with thousands separators (``—`` when missing)."""
     if is_missing(v):
         return "—"
     try:
-        return f"{float(v):,.0f}"
+        r = round_people([float(v)])[0]
     except (TypeError, ValueError):
         return str(v)
+    return "—" if r is pd.NA else f"{int(r):,}"
 
 
 def _pct(v: Any) -> str:

@@ -37,39 +37,17 @@ import shapely
 from branca.element import Element
 
 from coverage.crs import wgs84_to_gcj02
+from coverage.categories import FTYPES, SERVICES, TIERS, service_label
 from coverage.report._util import atomic_target
 from coverage.errors import InputError
 
 __all__ = [
-    "SERVICE_LABELS",
-    "SERVICE_SHORT",
     "TILES",
     "inline_assets",
     "normalise_ids",
     "write_map",
 ]
 
-#: Layer names of the four mission services (facility layers).
-SERVICE_LABELS: dict[str, str] = {
-    "school": "学校",
-    "clinic": "医疗卫生",
-    "elderly": "养老服务",
-    "fitness": "体育健身",
-}
-#: Short labels used in compound layer names (未覆盖人口-养老, 服务圈-医疗 …).
-SERVICE_SHORT: dict[str, str] = {
-    "school": "学校",
-    "clinic": "医疗",
-    "elderly": "养老",
-    "fitness": "体育",
-}
-#: Outline colour per service (circles, proposed sites).
-SERVICE_COLOURS: dict[str, str] = {
-    "school": "#1f77b4",
-    "clinic": "#d62728",
-    "elderly": "#9467bd",
-    "fitness": "#2ca02c",
-}
 #: Facility-type palettes per service (assigned to the sorted facility types in turn).
 _FTYPE_PALETTES: dict[str, list[str]] = {
     "school": ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#17becf", "#1f3a93"],
@@ -78,7 +56,6 @@ _FTYPE_PALETTES: dict[str, list[str]] = {
     "fitness": ["#006d2c", "#31a354", "#74c476", "#a1d99b", "#bcbd22", "#00441b"],
 }
 _OTHER_PALETTE = ["#636363", "#969696", "#8c564b", "#e6550d", "#bdbdbd", "#252525"]
-_TIER_LABELS = {"county": "县级", "township": "乡镇级", "village": "村级", "community": "社区级"}
 #: Coverage-share classes of the choropleth: (lower bound, colour, label).
 _SHARE_CLASSES: list[tuple[float, str, str]] = [
     (0.95, "#1a9850", "≥95%"),
@@ -278,7 +255,7 @@ def _classify(value: float, classes: list[tuple[float, str, str]]) -> str:
 
 
 def _service_sort_key(service: str) -> tuple[int, str]:
-    order = list(SERVICE_LABELS)
+    order = list(SERVICES)
     return (order.index(service) if service in order else len(order), service)
 
 
@@ -330,7 +307,7 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str]) -> lis
         props = pd.DataFrame(
             {"乡镇（街道）": names.to_numpy(), "覆盖率": pct, "_fill": colours}, index=units.index
         )
-        label = f"覆盖率-{SERVICE_SHORT.get(service, service)}"
+        label = f"覆盖率-{service_label(service, short=True)}"
         group = folium.FeatureGroup(name=label, show=(k == 0))
         _geojson(
             _feature_collection(units, props),
@@ -378,7 +355,7 @@ def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> 
                 best = sorted(counts.index[counts == counts.max()])[0]
                 label_of[ft] = best
             else:
-                label_of[ft] = ft or "未分类"
+                label_of[ft] = FTYPES[ft].label.split("/")[0] if ft in FTYPES else (ft or "未分类")
         capacity = pd.to_numeric(sub["capacity"], errors="coerce").to_numpy(dtype="float64")
         scale = [
             f"{c:g} {_text(u)}".strip() if np.isfinite(c) else "—"
@@ -390,12 +367,12 @@ def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> 
                 "类型": [
                     _text(r) or label_of[ft] for r, ft in zip(sub["type_raw"], sub["ftype"])
                 ],
-                "级别": [_TIER_LABELS.get(_text(t), _text(t) or "—") for t in sub["tier"]],
+                "级别": [TIERS.get(_text(t), _text(t) or "—") for t in sub["tier"]],
                 "规模": scale,
                 "_fill": [colour[ft] for ft in sub["ftype"]],
             }
         )
-        label = SERVICE_LABELS.get(service, service)
+        label = service_label(service)
         group = folium.FeatureGroup(name=label, show=True)
         _geojson(
             _feature_collection(sub, props),
@@ -432,7 +409,7 @@ def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) ->
                 "_fill": [_classify(p, _POP_CLASSES) for p in pop],
             }
         )
-        label = f"未覆盖人口-{SERVICE_SHORT.get(service, service)}"
+        label = f"未覆盖人口-{service_label(service, short=True)}"
         group = folium.FeatureGroup(name=label, show=i == 0)
         _geojson(
             _feature_collection(sub, props),
@@ -465,7 +442,7 @@ def _add_change(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> li
     sub = cells[keep]
     g, lo, sv = gained[keep], lost[keep], service.to_numpy()[keep]
     props = pd.DataFrame({
-        "服务": [SERVICE_SHORT.get(x, x) for x in sv],
+        "服务": [service_label(x, short=True) for x in sv],
         "变化": [f"+{a:.0f}人" if a > 0 else f"-{b:.0f}人" for a, b in zip(g, lo)],
         "_fill": ["#1a9850" if a > 0 else "#d73027" for a in g],
     })
@@ -493,8 +470,8 @@ def _add_circles(m: folium.Map, circles: gpd.GeoDataFrame, legend: list[str]) ->
     added = []
     for i, service in enumerate(sorted(circles["service"].unique(), key=_service_sort_key)):
         sub = circles[circles["service"] == service]
-        colour = SERVICE_COLOURS.get(service, "#636363")
-        label = f"服务圈-{SERVICE_SHORT.get(service, service)}"
+        colour = SERVICES[service].colour if service in SERVICES else "#636363"
+        label = f"服务圈-{service_label(service, short=True)}"
         props = pd.DataFrame({"服务圈": [label] * len(sub)})
         # one service at a time on opening (like the choropleths); the others are a click away
         group = folium.FeatureGroup(name=label, show=i == 0)
@@ -526,10 +503,10 @@ def _add_simple(
         if col in gdf.columns:
             vals = gdf[col].map(_text)
             if zh == "服务":
-                vals = vals.map(lambda s: SERVICE_LABELS.get(s, s))
+                vals = vals.map(service_label)
             data[zh] = vals.to_numpy()
     if "service" in gdf.columns and "服务" not in data:
-        data["服务"] = gdf["service"].map(_text).map(lambda s: SERVICE_LABELS.get(s, s)).to_numpy()
+        data["服务"] = gdf["service"].map(_text).map(service_label).to_numpy()
     props = pd.DataFrame(data, index=range(len(gdf)))
     group = folium.FeatureGroup(name=label, show=True)
     _geojson(
