@@ -114,3 +114,25 @@ def test_bad_input(case: Path, base_scenarios, tmp_path):
         assert exp["code"] in codes, codes
         assert exp["code"] in run_text or "注意 / warnings" in run_text
     assert _snapshot(tmp_path / "case") == before, "the case's own files were changed"
+
+
+def test_warnings_reach_the_report_and_the_workbook(base_scenarios, tmp_path):
+    """A warning that changes figures is printed by run and written where the planner reads it:
+    summary.json, the report's banner and the workbook's 汇总 sheet."""
+    import openpyxl
+
+    spec = yaml.safe_load((Path(__file__).parent / "cases" / "no_age_groups.yaml").read_text(encoding="utf-8"))
+    yml = _make_case(spec, base_scenarios, tmp_path / "case")
+    out = tmp_path / "out"
+    code, text, exc = _invoke(["run", str(yml), "--out", str(out)])
+    assert code == 0 and exc is None, text
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    w = next(x for x in summary["warnings"] if x["code"] == "assumed_age_shares")
+    assert "全国" in w["zh"] and "national" in w["en"]
+    assert w["zh"][:30] in re.sub(r"\s+", "", text) or w["zh"][:12] in text
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="warnings"' in report and w["zh"][:20] in report
+    ws = openpyxl.load_workbook(out / "gaps.xlsx")["汇总"]
+    cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
+    assert any(v.startswith("注意事项") for v in cells)
+    assert any(w["zh"][:20] in v for v in cells)

@@ -294,6 +294,15 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     _write_table(ws, headers, rows, [None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE], start_row=row)
     for c in range(1, 6):
         ws.cell(row=row + len(rows), column=c).font = _TOTAL_FONT
+    row += len(rows) + 2
+    # what changed the figures (assumed age shares, suspected GCJ-02, a broken road network …)
+    warnings = [w for w in summary.get("warnings") or [] if isinstance(w, Mapping)]
+    if warnings:
+        _write_table(
+            ws, ["注意事项（影响上列数字）", "文件 / 字段"],
+            [(str(w.get("zh") or ""), " ".join(str(x) for x in (w.get("file"), w.get("field")) if x)) for w in warnings],
+            [None, None], start_row=row,
+        )
     ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width or 0, 22)
 
 

@@ -202,6 +202,7 @@ def write_report(
         "title": title,
         "scenario": summary.get("scenario"),
         "synthetic": bool(synthetic),
+        "warnings": [w for w in summary.get("warnings") or [] if isinstance(w, dict)],
         "version": __version__,
         "figures": _key_figures(summary, gaps, standards_checks),
         "coverage": _coverage_context(table, services, summary),
