@@ -136,3 +136,23 @@ def test_warnings_reach_the_report_and_the_workbook(base_scenarios, tmp_path):
     cells = [c.value for row in ws.iter_rows() for c in row if isinstance(c.value, str)]
     assert any(v.startswith("注意事项") for v in cells)
     assert any(w["zh"][:20] in v for v in cells)
+
+
+def test_same_inputs_same_outputs(base_scenarios, tmp_path):
+    """Two runs of one scenario write byte-identical summary.json and coverage_by_unit.csv, and
+    gaps.xlsx with identical cell values."""
+    import openpyxl
+
+    scn, _ = _base(base_scenarios, "mini")
+    yml = bases.write_scenario(scn, tmp_path / "scenario.yaml")
+    for k in ("a", "b"):
+        code, text, exc = _invoke(["run", str(yml), "--out", str(tmp_path / k)])
+        assert code == 0 and exc is None, text
+    for name in ("summary.json", "coverage_by_unit.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+    def values(p: Path) -> dict:
+        wb = openpyxl.load_workbook(p)
+        return {ws.title: [[c.value for c in row] for row in ws.iter_rows()] for ws in wb.worksheets}
+
+    assert values(tmp_path / "a" / "gaps.xlsx") == values(tmp_path / "b" / "gaps.xlsx")
