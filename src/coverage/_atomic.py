@@ -297,9 +297,9 @@ def _foreign_error(out: str | os.PathLike[str], foreign: list[tuple[str, str]]) 
     en = "; ".join(x for x in (other and f"files covplan did not write: {other}",
                                changed and f"covplan's files changed since its last run: {changed}") if x)
     return InputError(
-        f"输出目录 {out} 里已有其他文件（{zh}），为免误删，未写入任何文件。请换一个新的或空的目录；"
+        f"输出目录 {out} 里有 covplan 不能替换的文件（{zh}），为免误删，未写入任何文件。请换一个新的或空的目录；"
         "或加 --overwrite：只替换 covplan 自己的输出文件，其他文件保留不动。",
-        f"the output folder {out} already holds other files ({en}); nothing was written, so nothing was "
+        f"the output folder {out} holds files covplan may not replace ({en}); nothing was written, so nothing was "
         "lost. Choose a new or empty folder, or add --overwrite: only covplan's own output files are "
         "replaced, every other file is kept.",
         file=out, field="--out",
@@ -517,10 +517,13 @@ class Terminated(SystemExit):
 
 
 class _SignalState:
-    depth = 0
-    defer = 0
-    pending: int | None = None
-    saved: dict[int, object] = {}
+    """Handlers saved while ours are installed, nesting depths, and a signal held back."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.defer = 0
+        self.pending: int | None = None
+        self.saved: dict[int, object] = {}
 
 
 _STATE = _SignalState()
