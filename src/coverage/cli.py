@@ -88,11 +88,11 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """评估一个情景 / evaluate one scenario and write map, gap list and report."""
-    from coverage import pipeline
-
     out = out or Path("out") / scenario.stem
     try:
         with output_policy(out, overwrite=overwrite, protect=[scenario]):
+            from coverage import pipeline  # after the checks: a refusal takes no time
+
             result = pipeline.run_scenario(scenario, out, console=console, tiles=tiles,
                                            tianditu_key=tianditu_key)
     except InputError as err:
@@ -136,12 +136,12 @@ def site(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """选址：为一类服务挑选新点位并评估方案 / choose new sites for one service and write the plan."""
-    from coverage import plans
-
     out = out or Path("out") / f"{scenario.stem}-site-{category}"
     try:
         _check_site_args(add, target_share, generate, time_limit)
         with output_policy(out, overwrite=overwrite, protect=[scenario]):
+            from coverage import plans  # after the checks: a refusal takes no time
+
             run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
                                       generate=generate, time_limit=time_limit, exclude=exclude,
                                       console=console)
@@ -171,8 +171,6 @@ def compare(
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """方案比较：按服务和乡镇列出新增/失去覆盖人口 / compare a plan with the baseline."""
-    from coverage import plans
-
     out = out or Path("out") / f"compare-{base.stem}-{plan.stem}"
     if _same_file(base, plan):
         console.print(
@@ -181,6 +179,8 @@ def compare(
         )
     try:
         with output_policy(out, overwrite=overwrite, protect=[base, plan]):
+            from coverage import plans  # after the checks: a refusal takes no time
+
             result, diff = plans.compare_scenarios(base, plan, out, console=console)
     except InputError as err:
         _fail(err)
