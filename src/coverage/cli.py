@@ -1,7 +1,9 @@
 """Command line ``covplan`` (built on Typer; help texts in Chinese and English).
 
 Every command prints where it wrote its files, shows progress on long steps, and on bad input exits
-non-zero with a one-line bilingual reason and no partial output directory.
+non-zero with a one-line bilingual reason and no partial output directory. ``--out`` never deletes
+or changes a file covplan did not write (rules in :mod:`coverage._atomic`; ``--overwrite`` lets it
+write into a folder that holds other files), and is checked before any input is read.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import typer
 from rich.console import Console
 
 from coverage import __version__
+from coverage._atomic import output_policy
 from coverage.errors import InputError
 
 app = typer.Typer(
@@ -28,8 +31,14 @@ console = Console(stderr=True)
 
 
 def _fail(err: Exception) -> None:
-    console.print(f"[bold red]错误 / error:[/] {err}", highlight=False)
+    console.print(f"[bold red]错误 / error:[/] {err}", highlight=False, soft_wrap=True)
     raise typer.Exit(code=1)
+
+
+OVERWRITE_HELP = (
+    "目录里已有其他文件时仍写入：只替换 covplan 自己的输出文件，其他文件保留 / write into a folder "
+    "that holds other files: replace only covplan's own output files, keep every other file"
+)
 
 
 TILES_HELP = (
@@ -57,12 +66,14 @@ def demo(
     out: Path = typer.Option(Path("out/demo"), "--out", help="输出目录 / output directory"),
     tiles: str = typer.Option("none", "--tiles", help=TILES_HELP),
     tianditu_key: str = typer.Option(None, "--tianditu-key", help="天地图密钥 / Tianditu key"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """在内置合成示例县上运行完整评估 / run the main job on the embedded synthetic demo county."""
     from coverage import pipeline
 
     try:
-        result = pipeline.run_demo(out, console=console, tiles=tiles, tianditu_key=tianditu_key)
+        with output_policy(out, overwrite=overwrite, protect=[pipeline.demo_scenario_path()]):
+            result = pipeline.run_demo(out, console=console, tiles=tiles, tianditu_key=tianditu_key)
     except InputError as err:
         _fail(err)
     _print_result(result)
@@ -74,13 +85,16 @@ def run(
     out: Path = typer.Option(None, "--out", help="输出目录 / output directory (default out/<scenario>)"),
     tiles: str = typer.Option("none", "--tiles", help=TILES_HELP),
     tianditu_key: str = typer.Option(None, "--tianditu-key", help="天地图密钥 / Tianditu key"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """评估一个情景 / evaluate one scenario and write map, gap list and report."""
-    from coverage import pipeline
-
     out = out or Path("out") / scenario.stem
     try:
-        result = pipeline.run_scenario(scenario, out, console=console, tiles=tiles, tianditu_key=tianditu_key)
+        with output_policy(out, overwrite=overwrite, protect=[scenario]):
+            from coverage import pipeline  # after the checks: a refusal takes no time
+
+            result = pipeline.run_scenario(scenario, out, console=console, tiles=tiles,
+                                           tianditu_key=tianditu_key)
     except InputError as err:
         _fail(err)
     _print_result(result)
@@ -124,14 +138,18 @@ def site(
         None, "--exclude", help="禁建区面图层（水域、保护区）/ polygons where no generated site may go"
     ),
     out: Path = typer.Option(None, "--out", help="输出目录 / output directory"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """选址：为一类服务挑选新点位并评估方案 / choose new sites for one service and write the plan."""
-    from coverage import plans
-
     out = out or Path("out") / f"{scenario.stem}-site-{category}"
     try:
-        run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
-                                  generate=generate, time_limit=time_limit, exclude=exclude, console=console)
+        _check_site_args(add, target_share, generate, time_limit)
+        with output_policy(out, overwrite=overwrite, protect=[scenario]):
+            from coverage import plans  # after the checks: a refusal takes no time
+
+            run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
+                                      generate=generate, time_limit=time_limit, exclude=exclude,
+                                      console=console)
     except InputError as err:
         _fail(err)
     s = run.plan.summary["siting"]
@@ -155,13 +173,20 @@ def compare(
     base: Path = typer.Argument(..., help="现状情景 / baseline scenario YAML"),
     plan: Path = typer.Argument(..., help="规划情景 / plan scenario YAML"),
     out: Path = typer.Option(None, "--out", help="输出目录 / output directory"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """方案比较：按服务和乡镇列出新增/失去覆盖人口 / compare a plan with the baseline."""
-    from coverage import plans
-
     out = out or Path("out") / f"compare-{base.stem}-{plan.stem}"
+    if _same_file(base, plan):
+        console.print(
+            f"警告 / warning: 现状和规划是同一个文件 {base}，各项变化都将为 0。/ the baseline and the plan are "
+            "the same file; every change will be 0.", highlight=False, soft_wrap=True,
+        )
     try:
-        result, diff = plans.compare_scenarios(base, plan, out, console=console)
+        with output_policy(out, overwrite=overwrite, protect=[base, plan]):
+            from coverage import plans  # after the checks: a refusal takes no time
+
+            result, diff = plans.compare_scenarios(base, plan, out, console=console)
     except InputError as err:
         _fail(err)
     county = diff[diff["unit_code"] == ""]
@@ -208,6 +233,7 @@ def prepare(
     adcode: str = typer.Option(None, "--adcode", help="县级代码（范围为文件时）/ county adcode when the area is a file"),
     buffer_m: float = typer.Option(3000.0, "--buffer", help="道路和 POI 外扩缓冲（米）/ buffer for roads and POIs, m"),
     name: str = typer.Option(None, "--name", help="情景名称 / scenario name"),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
 ) -> None:
     """由原始数据生成情景目录并报告数据质量 / build a scenario folder from raw data, with a data-quality report."""
     import json
@@ -215,11 +241,12 @@ def prepare(
     from coverage import prepare as prep
 
     try:
-        yml = prep.prepare(
-            out_dir, area=area, admin_path=admin, units=units, seats=seats, roads=roads, pois=pois or None,
-            facilities=facilities or None, population=population, population_kind=population_kind,
-            census_dir=census, adcode=adcode, buffer_m=buffer_m, name=name,
-        )
+        with output_policy(out_dir, overwrite=overwrite):
+            yml = prep.prepare(
+                out_dir, area=area, admin_path=admin, units=units, seats=seats, roads=roads, pois=pois or None,
+                facilities=facilities or None, population=population, population_kind=population_kind,
+                census_dir=census, adcode=adcode, buffer_m=buffer_m, name=name,
+            )
     except InputError as err:
         _fail(err)
     q = json.loads((yml.parent / "quality.json").read_text(encoding="utf-8"))
@@ -259,6 +286,42 @@ def standards(
     typer.echo("千人指标 / provision:")
     for r in p.active_provision():
         typer.echo(f"  {r.id}: {r.indicator or r.label} ({r.nature}) — {r.source}")
+
+
+def _check_site_args(add: int | None, target_share: float | None, generate: int, time_limit: float) -> None:
+    """Refuse out-of-range ``covplan site`` numbers before anything is read or computed.
+
+    Raises
+    ------
+    InputError
+        ``--add`` < 1, ``--target-share`` outside (0, 1], ``--generate`` < 0 or ``--time-limit`` ≤ 0.
+        (That exactly one of ``--add`` and ``--target-share`` is given is checked by
+        :func:`coverage.plans.site_scenario`.)
+    """
+    if add is not None and add < 1:
+        raise InputError(f"--add 是新增点位数，须为 ≥ 1 的整数，现为 {add}。",
+                         f"--add is the number of new sites and must be ≥ 1; got {add}.", field="--add")
+    if target_share is not None and not 0 < target_share <= 1:
+        raise InputError(
+            f"--target-share 是目标覆盖率，须在 (0, 1] 之间（如 0.95 = 95%），现为 {target_share:g}。",
+            f"--target-share is the share of people to cover and must lie in (0, 1] (e.g. 0.95 = 95 %); "
+            f"got {target_share:g}.", field="--target-share",
+        )
+    if generate < 0:
+        raise InputError(f"--generate 是另生成的候选点数，须 ≥ 0，现为 {generate}。",
+                         f"--generate is a number of extra candidates and must be ≥ 0; got {generate}.",
+                         field="--generate")
+    if not time_limit > 0:
+        raise InputError(f"--time-limit 是求解时限（秒），须 > 0，现为 {time_limit:g}。",
+                         f"--time-limit is the solver's time limit in seconds and must be > 0; got {time_limit:g}.",
+                         field="--time-limit")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return a.resolve() == b.resolve()
 
 
 def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult
