@@ -410,8 +410,9 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
         cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
     )
     summ["supply_ratio"] = ratios
+    speeds = _speeds(inputs.scenario.network.speeds)  # the scenario's, as for the road graphs
     clusters = [
-        evaluate.uncovered_clusters(cells, rule, villages=inputs.villages)
+        evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds)
         for rule in _rules(preset)
     ]
     clusters = [c for c in clusters if c is not None and len(c)]
