@@ -331,6 +331,22 @@ def test_uncovered_clusters_two_blobs():
     assert len(parts) > 2
 
 
+def test_reach_m_follows_the_scenario_speeds():
+    walk = PRESET.circle("clinic_urban_15min")  # 15 min on foot
+    drive = PRESET.circle("clinic_rural_30min")
+    assert ev.reach_m(walk) == pytest.approx(15 * 4.8 * 1000 / 60)  # 1,200 m at the default 4.8 km/h
+    assert ev.reach_m(walk, {"walk": 2.4}) == pytest.approx(600.0)  # a slower scenario walk halves it
+    assert ev.reach_m(walk, {"ebike": 20.0}) == pytest.approx(1200.0)  # other modes' speeds: no effect
+    assert ev.reach_m(drive, {"unknown": 40.0}) == pytest.approx(20_000.0)
+    # the default split radius of uncovered clusters follows the speed: at 0.2 km/h the drive rule
+    # reaches 100 m, so both blobs are split; people are still counted once
+    cells = blob_cells()
+    assert len(ev.uncovered_clusters(cells, drive, min_people=0)) == 2
+    slow = ev.uncovered_clusters(cells, drive, min_people=0, speeds={"unknown": 0.2})
+    assert len(slow) > 2
+    assert slow["population"].sum() == pytest.approx(120.0)
+
+
 def test_gap_table_ranking_and_names(tiny):
     units, villages, fac, cells = tiny
     pr = ev.presence(fac, units, villages, PRESET, cells=cells)

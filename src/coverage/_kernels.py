@@ -13,32 +13,15 @@ is linear in the graph size; catchment output buffers grow by doubling.
   resetting only the nodes it touched, then mapping reached nodes to demand cells through a CSR
   node → cells index. Releases the GIL (``nogil=True``) so chunks of sites run in threads.
 
-Note on the import: numba's ``numba.misc.coverage_support`` does ``import coverage`` to talk to
-coverage.py. Inside this package that name is *us*, which breaks numba's import; so numba is imported
-here with ``sys.modules["coverage"]`` hidden for the duration, making numba see no coverage.py.
+numba is imported plainly: numba's probe for coverage.py (``import coverage``) is answered with
+``ImportError`` by the package itself (see :mod:`coverage`), in every import order.
 """
 
 from __future__ import annotations
 
-import sys
-
+import numba
 import numpy as np
 
-
-def _import_numba():
-    saved = sys.modules.get("coverage")
-    sys.modules["coverage"] = None  # type: ignore[assignment]  # ImportError for numba's probe
-    try:
-        import numba
-    finally:
-        if saved is not None:
-            sys.modules["coverage"] = saved
-        else:
-            del sys.modules["coverage"]
-    return numba
-
-
-numba = _import_numba()
 njit = numba.njit
 
 

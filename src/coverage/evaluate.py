@@ -21,6 +21,7 @@ population`` (NaN — ``None`` in JSON — when the unit has nobody of the group
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -59,7 +60,6 @@ GAP_COLUMNS: list[str] = [
 
 _NATURE_ORDER = {"约束性": 0, "预期性": 1}
 _KIND_ORDER = {"missing_facility": 0, "uncovered_cluster": 1, "below_target": 2, "proposed_site": 3}
-_SPEED_KMH = {"walk": settings.WALK_KMH, "ebike": settings.EBIKE_KMH, "drive": settings.DRIVE_KMH_UNKNOWN}
 
 AnyCircle = CircleRule | UrbanRuralCircle
 
@@ -748,15 +748,30 @@ def provision(
 # --- clusters ----------------------------------------------------------------------------------
 
 
-def reach_m(rule: AnyCircle) -> float:
+def reach_m(rule: AnyCircle, speeds: Mapping[str, float] | None = None) -> float:
     """Straight-line radius a rule's threshold stands for (metres rule: itself; minutes × speed).
 
-    Speeds: walk ``settings.WALK_KMH``, e-bike ``settings.EBIKE_KMH``, drive
-    ``settings.DRIVE_KMH_UNKNOWN``. Used to split large uncovered clusters into project-sized areas.
+    Parameters
+    ----------
+    rule : CircleRule or UrbanRuralCircle
+        The rule.
+    speeds : mapping, optional
+        The scenario's speeds in km/h, keyed as for the road graphs (``"walk"``, ``"ebike"``, drive
+        ``"unknown"``; see :mod:`coverage.network`). Missing keys fall back to
+        ``settings.WALK_KMH``, ``settings.EBIKE_KMH`` and ``settings.DRIVE_KMH_UNKNOWN``, read at
+        call time.
+
+    Returns
+    -------
+    float
+        Metres. Used to split large uncovered clusters into project-sized areas.
     """
     if rule.unit == "metres":
         return float(rule.threshold)
-    return float(rule.threshold) * settings.kmh_to_m_per_min(_SPEED_KMH[rule.mode])
+    speeds = speeds or {}
+    default = {"walk": settings.WALK_KMH, "ebike": settings.EBIKE_KMH, "drive": settings.DRIVE_KMH_UNKNOWN}
+    kmh = speeds.get("unknown" if rule.mode == "drive" else rule.mode, default[rule.mode])
+    return float(rule.threshold) * settings.kmh_to_m_per_min(float(kmh))
 
 
 def uncovered_clusters(
@@ -768,6 +783,7 @@ def uncovered_clusters(
     split_m: float | None = None,
     villages: gpd.GeoDataFrame | None = None,
     village_max_m: float = 3000.0,
+    speeds: Mapping[str, float] | None = None,
 ) -> gpd.GeoDataFrame:
     """Group the uncovered cells of a rule into clusters worth a project.
 
@@ -797,6 +813,8 @@ def uncovered_clusters(
         only villages of the cluster's unit when ``unit_code`` is given, within ``village_max_m``.
     village_max_m : float
         Farthest village (metres, straight line) still used to name a cluster.
+    speeds : mapping, optional
+        The scenario's speeds (``network.speeds``), for the default ``split_m`` (see :func:`reach_m`).
 
     Returns
     -------
@@ -829,7 +847,7 @@ def uncovered_clusters(
     adj = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else coo_matrix((n, n))
     _, labels = connected_components(adj, directed=False)
     if split_m is None:
-        split_m = reach_m(rule)
+        split_m = reach_m(rule, speeds)
     if split_m and n > 1:
         d, _ = cKDTree(xy_all).query(xy_all[: min(len(xy_all), 5000)], k=2)
         spacing = float(np.median(d[:, 1])) if d.shape[0] else cluster_m

@@ -293,8 +293,9 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     summ["supply_ratio"] = ratios
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
     summ["warnings"] = [p.as_dict() for p in model.problems if p.severity != "error"]
+    speeds = _speeds(inputs.scenario.network.speeds)  # the scenario's, as for the road graphs
     clusters = [
-        evaluate.uncovered_clusters(cells, rule, villages=inputs.villages)
+        evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds)
         for rule in _rules(preset)
     ]
     clusters = [c for c in clusters if c is not None and len(c)]
