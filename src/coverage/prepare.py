@@ -1227,8 +1227,8 @@ def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, fac
     yml_path.write_text(header + yaml.safe_dump(yml, allow_unicode=True, sort_keys=False), encoding="utf-8")
     (tmp / "quality.json").write_text(json.dumps(q, ensure_ascii=False, indent=2, default=float), encoding="utf-8")
     (tmp / "quality.md").write_text(_quality_md(q), encoding="utf-8")
-    # a folder without roads is still prepared (quality.md says it cannot run yet)
-    problems = [p for p in pipeline.validate(yml_path) if p.severity == "error" and p.code != "no_roads"]
+    # a folder without roads or facilities is still prepared (quality.md says it cannot run yet)
+    problems = [p for p in pipeline.validate(yml_path) if p.severity == "error" and p.code not in ("no_roads", "no_facilities")]
     if problems:
         text = "; ".join(str(p) for p in problems[:5])
         raise InputError(

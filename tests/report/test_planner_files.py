@@ -33,6 +33,8 @@ def demo(tmp_path_factory) -> tuple[Path, dict, str]:
 
 
 def _internal_words(text: str) -> list[str]:
+    # the planner's own file names (shown beside a warning) are theirs, not our keys
+    text = re.sub(r"[\w.\-/]+\.(?:xlsx|xls|csv|gpkg|shp|tif|tiff|yaml|yml|geojson|pbf)\b", "", text)
     return [m.group(0) for k in INTERNAL for m in [re.search(rf"(?<![A-Za-z_]){k}(?![A-Za-z_])", text)] if m]
 
 

@@ -300,7 +300,8 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     if warnings:
         _write_table(
             ws, ["注意事项（影响上列数字）", "文件 / 字段"],
-            [(str(w.get("zh") or ""), " ".join(str(x) for x in (w.get("file"), w.get("field")) if x)) for w in warnings],
+            [(str(w.get("zh") or ""), " ".join(str(x) for x in (Path(str(w["file"])).name if w.get("file") else None, w.get("field")) if x))
+             for w in warnings],
             [None, None], start_row=row,
         )
     ws.column_dimensions["A"].width = max(ws.column_dimensions["A"].width or 0, 22)
