@@ -404,36 +404,32 @@ def _problems_from_validation(err: ValidationError, root: yaml.Node | None, file
 
 
 def read_text_any(p: Path, field: str | None = None) -> tuple[str, Problem | None]:
-    """Text of a YAML or CSV file saved as UTF-8 (with or without BOM) or GBK/GB18030.
+    """Text of a YAML file saved as UTF-8 (with or without BOM) or GBK/GB18030.
 
     Windows editors in China often save as GBK (ANSI). Such a file is read, with a warning saying so;
-    a file that is neither (a binary file, another encoding) is refused with an error naming it.
+    a file that is neither (an Excel workbook, another encoding) is refused with an error naming it.
+    The decoding is :func:`coverage.io.facilities.decode_text`, as for CSV tables.
 
     Returns
     -------
     (str, Problem or None)
-        The text, and a warning (GBK read) or an error (undecodable, text is then ``""``).
+        The text, and a warning (GBK read) or an error (undecodable; the text is then ``""``).
     """
-    raw = p.read_bytes()
+    from coverage.io.facilities import decode_text
+
     try:
-        return raw.decode("utf-8-sig"), None
-    except UnicodeDecodeError as err:
-        bad = err.start
-    if raw[:4] == b"PK\x03\x04" or raw[:8] == bytes.fromhex("d0cf11e0a1b11ae1"):
-        return "", Problem(
-            zh=f"{p.name} 是 Excel 工作簿，不是文本文件。请另存为 UTF-8 文本，或在情景中直接引用 .xlsx 文件。",
-            en=f"{p.name} is an Excel workbook, not a text file. Save it as UTF-8 text, or refer to it as an .xlsx file.",
-            file=str(p), field=field, code="not_text",
-        )
-    try:
-        text = raw.decode("gb18030")
-    except UnicodeDecodeError:
-        line = raw[:bad].count(b"\n") + 1
-        return "", Problem(
-            zh=f"{p.name} 第 {line} 行含无法识别的字符：既不是 UTF-8 也不是 GBK 编码。请用记事本/VS Code 另存为 UTF-8。",
-            en=f"{p.name} line {line} holds bytes that are neither UTF-8 nor GBK. Save the file as UTF-8 (Notepad: Save as → Encoding UTF-8).",
-            file=str(p), row=line, field=field, code="bad_encoding",
-        )
+        text, encoding = decode_text(p.read_bytes(), p)
+    except InputError as err:
+        e = err.problem
+        if e.code == "bad_encoding":  # the table advice (save from Excel) does not fit a YAML file
+            return "", Problem(
+                zh=f"{p.name} 第 {e.row} 行含无法识别的字符：既不是 UTF-8 也不是 GBK 编码。请用记事本或 VS Code 另存为 UTF-8。",
+                en=f"{p.name} line {e.row} holds bytes that are neither UTF-8 nor GBK. Save the file as UTF-8 (Notepad: Save as → Encoding UTF-8).",
+                file=str(p), row=e.row, field=field, code=e.code,
+            )
+        return "", Problem(zh=e.zh, en=e.en, file=str(p), row=e.row, field=field, code=e.code)
+    if encoding != "gb18030":
+        return text, None
     return text, Problem(
         zh=f"{p.name} 以 GBK（GB18030）编码保存，已按 GBK 读取。建议另存为 UTF-8，以免在其他软件中出现乱码。",
         en=f"{p.name} is saved as GBK (GB18030) and was read as such. Saving it as UTF-8 avoids garbled text in other tools.",

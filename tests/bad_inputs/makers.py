@@ -106,3 +106,34 @@ def points_as_roads(case: Path, scn: dict, base: Path) -> None:
 
 
 AFTER_WRITE = {"gbk_scenario", "latin1_scenario"}
+
+
+def xlsx_named_csv(case: Path, scn: dict, base: Path) -> None:
+    """The Amap workbook copied with a .csv name."""
+    import shutil
+
+    shutil.copy(base / "elderly_fitness_amap.xlsx", case / "amap.csv")
+    scn["facilities"][1] = {"path": str(case / "amap.csv"), "crs": "gcj02"}
+
+
+def title_rows(case: Path, scn: dict, base: Path) -> None:
+    """The facility table with a county title and a date row above the header (as counties print it)."""
+    text = (base / "facilities.csv").read_text(encoding="utf-8-sig")
+    (case / "facilities_title.csv").write_text("示例县公共服务设施统计表,,,\n统计时间：2025年12月,,,\n" + text, encoding="utf-8-sig")
+    scn["facilities"][0] = {"path": str(case / "facilities_title.csv"), "crs": "wgs84"}
+
+
+def second_sheet(case: Path, scn: dict, base: Path) -> None:
+    """A workbook whose first sheet is a cover note and whose data sit on the second sheet."""
+    f = pd.read_excel(base / "elderly_fitness_amap.xlsx")
+    with pd.ExcelWriter(case / "two_sheets.xlsx") as xw:
+        pd.DataFrame({"说明": ["本表为养老与健身设施清单，数据见第二个工作表。"]}).to_excel(xw, sheet_name="说明", index=False)
+        f.to_excel(xw, sheet_name="设施清单", index=False)
+    scn["facilities"][1] = {"path": str(case / "two_sheets.xlsx"), "crs": "gcj02"}
+
+
+def gbk_csv(case: Path, scn: dict, base: Path) -> None:
+    """The facility table saved by Excel on Chinese Windows (GBK) and the county's names kept."""
+    text = (base / "facilities.csv").read_text(encoding="utf-8-sig")
+    (case / "facilities_gbk.csv").write_bytes(text.encode("gbk"))
+    scn["facilities"][0] = {"path": str(case / "facilities_gbk.csv"), "crs": "wgs84"}

@@ -93,8 +93,9 @@ def test_bad_input(case: Path, base_scenarios, tmp_path):
     code, text, exc = _invoke(["validate", str(yml)])
     assert exc is None and "Traceback" not in text, text
     assert code == exp["validate"], text
-    assert f"({exp['code']})" in text, f"expected problem code {exp['code']} in:\n{text}"
-    line = next(x for x in text.splitlines() if f"({exp['code']})" in x)
+    key = f"({exp['code']})" if exp.get("code") else exp["mentions"][0]
+    assert key in text, f"expected {key} in:\n{text}"
+    line = next(x for x in text.splitlines() if key in x)
     assert CJK.search(line) and re.search(r"[A-Za-z]{4,} [A-Za-z]{2,}", line), f"not bilingual: {line}"
     for part in exp.get("mentions", []):
         assert part in line, f"{part!r} not named in: {line}"
@@ -112,7 +113,7 @@ def test_bad_input(case: Path, base_scenarios, tmp_path):
         summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
         codes = {w["code"] for w in summary["warnings"]}
         assert exp["code"] in codes, codes
-        assert exp["code"] in run_text or "注意 / warnings" in run_text
+        assert "注意 / warnings" in run_text
     assert _snapshot(tmp_path / "case") == before, "the case's own files were changed"
 
 

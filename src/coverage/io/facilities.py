@@ -127,7 +127,7 @@ def decode_text(raw: bytes, p: Path | None = None) -> tuple[str, str]:
         raise InputError(
             f"{name} 实际上是 Excel 文件（{real}），只是文件名为 {p.suffix if p is not None else '.csv'}。请把文件改名为 {Path(name).stem}{real} 后再用，或在 Excel 中“另存为 CSV UTF-8”。",
             f"{name} is an Excel file saved with a {p.suffix if p is not None else '.csv'} name; rename it to {Path(name).stem}{real} (or save it from Excel as \"CSV UTF-8\").",
-            file=p,
+            file=p, code="not_text",
         )
     if raw.startswith(b"\xef\xbb\xbf"):
         try:
@@ -145,7 +145,7 @@ def decode_text(raw: bytes, p: Path | None = None) -> tuple[str, str]:
         raise InputError(
             f"无法识别文件编码（已尝试 UTF-8、GBK/GB18030；第 {line} 行有无法解码的字节）。请在 Excel 中另存为“CSV UTF-8（逗号分隔）”。",
             f"cannot decode the file (tried UTF-8 and GBK/GB18030; undecodable bytes on line {line}); save it from Excel as \"CSV UTF-8 (comma delimited)\".",
-            file=p,
+            file=p, row=line, code="bad_encoding",
         ) from None
 
 
@@ -173,7 +173,7 @@ def _frame(rows: list[list[Any]], columns: dict, p: Path, where_zh: str, where_e
             zh = f"{where_zh}前 {h} 行是标题（“{title[:30]}”），以第 {h + 1} 行为表头；数据行号从表头下一行起算。"
             en = f"{where_en}: the first {h} row(s) are a title ({title[:30]!r}); row {h + 1} of the file was used as the header, and data rows are numbered from the row below it."
             if col is not None:
-                col.add(zh, en, file=p, row=h + 1, field="header", severity="warning")
+                col.add(zh, en, file=p, row=h + 1, field="header", severity="warning", code="header_below_title")
             else:
                 log.warning("%s: %s", p.name, en)
     if not rows:
@@ -280,8 +280,9 @@ class _Collector:
         self.strict = strict
         self.problems: list[Problem] = []
 
-    def add(self, zh: str, en: str, file=None, row=None, field=None, severity: str = "error") -> None:
-        prob = Problem(zh=zh, en=en, file=str(file) if file is not None else None, row=row, field=field, severity=severity)
+    def add(self, zh: str, en: str, file=None, row=None, field=None, severity: str = "error", code: str | None = None) -> None:
+        prob = Problem(zh=zh, en=en, file=str(file) if file is not None else None, row=row, field=field, severity=severity,
+                       code=code)
         if severity == "warning" and self.strict:  # collected problems are printed by the caller
             log.warning(str(prob))
         if self.strict and severity == "error":
@@ -667,7 +668,7 @@ def _read_facilities(path, crs, target_crs, layer, columns, sheet, ftype, col: _
             col.add(
                 f"{int((~mapped).sum())} 行的设施类型无法归入四类服务，已忽略：{top}。如需纳入，请把类型改为标准名称（如 村卫生室、幼儿园）或 ftype 代码。",
                 f"{int((~mapped).sum())} row(s) have a type that maps to no service and were skipped: {top}. To include them, use a standard type name (e.g. 村卫生室, 幼儿园) or an ftype key.",
-                file=p, field=type_c or name_c, severity="warning",
+                file=p, field=type_c or name_c, severity="warning", code="types_unmapped",
             )
     ids = _text_col(df, id_c, n)
     stem = p.stem
@@ -675,10 +676,12 @@ def _read_facilities(path, crs, target_crs, layer, columns, sheet, ftype, col: _
     dup = pd.Series(np.where(good & mapped, fid, None)).pipe(lambda x: x.notna() & x.duplicated(keep=False)).to_numpy()
     if dup.any():
         r = np.flatnonzero(dup)
+        n_ids = len(set(fid[r]))
+        first = np.flatnonzero(fid == fid[r[0]])
         col.add(
-            f"编号 {fid[r[0]]} 重复（第 {_rows_text(r + 1)} 行），已在重复编号后加行号。",
-            f"id {fid[r[0]]} is not unique (rows {_rows_text(r + 1)}); the row number was appended.",
-            file=p, row=int(r[0] + 1), field=id_c, severity="warning",
+            f"{n_ids} 个编号重复（共 {len(r)} 行；如 {fid[r[0]]}：第 {_rows_text(first + 1)} 行），已在重复编号后加行号。",
+            f"{n_ids} id(s) are not unique ({len(r)} rows; e.g. {fid[r[0]]}: rows {_rows_text(first + 1)}); the row number was appended.",
+            file=p, row=int(r[0] + 1), field=id_c, severity="warning", code="duplicate_ids",
         )
         fid[r] = [f"{fid[i]}-{i + 1}" for i in r]
     tier_raw = _text_col(df, tier_c, n)
