@@ -173,7 +173,7 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
             file=scn.source, field="network", code="no_roads",
         )
     cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
-    modes = sorted({_mode_of(r, scn) for r in _rules(inputs.preset)})
+    modes = sorted({mode_of(r, scn) for r in _rules(inputs.preset)})
     _step(progress, f"路网 / road graphs: {', '.join(modes)}")
     graphs = read_roads(scn.network, modes, inputs.crs)
     sc, sf = {}, {}
@@ -184,6 +184,39 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
     problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
     return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
                  problems=problems)
+
+
+def with_facilities(model: Model, inputs: Inputs) -> Model:
+    """The same model asked about other facilities: reuse its graphs, demand cells and their snaps.
+
+    Only the new facility table is snapped (milliseconds); this is what ``covplan site`` (the
+    plan with the proposed sites) and ``covplan compare`` (a plan on the same data) use instead of
+    building the model again.
+
+    Parameters
+    ----------
+    model : Model
+        A built model (not modified).
+    inputs : Inputs
+        Inputs on the same area, population, roads and standards as ``model.inputs`` (typically
+        :func:`coverage.inputs.with_scenario` of them), with another facility table.
+
+    Returns
+    -------
+    Model
+    """
+    sf = {mode: access.snap(g, inputs.facilities) for mode, g in model.graphs.items()}
+    base_problems = set(model.inputs.problems)
+    network_problems = [p for p in model.problems if p not in base_problems]
+    return Model(inputs=inputs, cells=model.cells, graphs=model.graphs, snapped_cells=model.snapped_cells,
+                 snapped_facilities=sf, problems=[*inputs.problems, *network_problems])
+
+
+def same_data(a: Inputs, b: Inputs) -> bool:
+    """Whether two scenarios' inputs differ only in their facilities (and name, changes, output),
+    so that one model serves both (:func:`with_facilities`)."""
+    skip = {"name", "changes", "facilities", "candidates", "output", "source"}
+    return a.scenario.model_dump(mode="json", exclude=skip) == b.scenario.model_dump(mode="json", exclude=skip)
 
 
 def validate(path: str | Path, network_checks: bool = True) -> list[Problem]:
@@ -214,8 +247,20 @@ def validate(path: str | Path, network_checks: bool = True) -> list[Problem]:
     return model.problems
 
 
-def _mode_of(rule: Any, scn: Any) -> str:
-    """The rule's mode, unless the scenario overrides it for the rule's service."""
+def mode_of(rule: Any, scn: Any) -> str:
+    """The rule's travel mode, unless the scenario's ``network.mode`` overrides it for the rule's id
+    or service.
+
+    Parameters
+    ----------
+    rule : CircleRule or UrbanRuralCircle
+    scn : Scenario
+
+    Returns
+    -------
+    str
+        ``walk``, ``ebike`` or ``drive``.
+    """
     over = scn.network.mode if scn.network is not None else {}
     return over.get(rule.id, over.get(getattr(rule, "service", ""), rule.mode))
 
@@ -237,7 +282,7 @@ def circle_times(model: Model, progress: Any = None) -> gpd.GeoDataFrame:
     fac = inputs.facilities
     scn = inputs.scenario
     for rule in _rules(inputs.preset):
-        mode = _mode_of(rule, scn)
+        mode = mode_of(rule, scn)
         g, sc = model.graphs[mode], model.snapped_cells[mode]
         _step(progress, f"可达性 / access: {rule.id}")
         sources, ids = _rule_sources(model, rule, mode)
@@ -342,7 +387,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFra
                 use = of_type & np.isfinite(cap) & (cap > 0)
                 if not use.any():
                     continue
-                mode = _mode_of(rule, inputs.scenario)
+                mode = mode_of(rule, inputs.scenario)
                 g = model.graphs[mode]
                 # demand = the rule's group on the rule's side (urban/rural) only
                 side = evaluate.applies_mask(cells, rule.applies_to)
@@ -449,7 +494,7 @@ def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     scn = model.inputs.scenario
     rows, urc = [], None
     for rule in _rules(model.inputs.preset):
-        mode = _mode_of(rule, scn)
+        mode = mode_of(rule, scn)
         g = model.graphs[mode]
         sources, _ = _rule_sources(model, rule, mode)
         if sources is None:

@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 
 from coverage import access, categories, compare, evaluate, pipeline, siting
 from coverage.errors import InputError
+from coverage.inputs import with_scenario
 from coverage.io import read_vector
 
 log = logging.getLogger(__name__)
@@ -169,7 +170,7 @@ def service_cover(
     for side, rules in sides.items():
         applies = evaluate.applies_mask(model.cells, side)
         for rule in rules:
-            mode = pipeline._mode_of(rule, inputs.scenario)
+            mode = pipeline.mode_of(rule, inputs.scenario)
             g = model.graphs[mode]
             group = model.cells[rule.group].to_numpy(dtype=float)
             sel = np.flatnonzero(applies & (group > 0))
@@ -329,11 +330,11 @@ def _site(
     label = categories.FTYPES[fixed].label if fixed else categories.SERVICES[svc].label
     what = f"+{add}" if add is not None else f"≥{target_share:.0%}"
     plan_scn = inputs.scenario.model_copy(update={"name": f"{inputs.scenario.name} · 选址方案（{label} {what}）"})
-    plan_inputs = pipeline.Inputs(**{**inputs.__dict__, "scenario": plan_scn, "facilities": gpd.GeoDataFrame(
+    plan_inputs = with_scenario(inputs, plan_scn, gpd.GeoDataFrame(
         pd.concat([inputs.facilities, proposed[[c for c in inputs.facilities.columns if c in proposed.columns]]],
-                  ignore_index=True), crs=inputs.crs)})
+                  ignore_index=True), crs=inputs.crs))
     step("评估方案 / evaluating the plan")
-    plan_model = pipeline.build_model(plan_inputs)
+    plan_model = pipeline.with_facilities(model, plan_inputs)
     plan = pipeline.evaluate_model(plan_model, step)
     county = pipeline.county_name(inputs)
     year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
@@ -364,9 +365,15 @@ def compare_scenarios(
     """
     with pipeline.progress(console) as step:
         step(f"现状 / baseline: {Path(base_path).name}")
-        base = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(base_path)), step)
+        base_model = pipeline.build_model(pipeline.load_inputs(base_path), step)
+        base = pipeline.evaluate_model(base_model, step)
         step(f"方案 / plan: {Path(plan_path).name}")
-        plan = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(plan_path)), step)
+        plan_inputs = pipeline.load_inputs(plan_path)
+        # a plan on the same data (the usual case: extends the baseline, changes facilities) reuses
+        # the baseline's graphs, demand cells and snaps
+        plan_model = (pipeline.with_facilities(base_model, plan_inputs) if pipeline.same_data(base_model.inputs, plan_inputs)
+                      else pipeline.build_model(plan_inputs, step))
+        plan = pipeline.evaluate_model(plan_model, step)
         return _compare(base, plan, out, step)
 
 
