@@ -21,8 +21,6 @@ _A = 6378245.0  # Krasovsky 1940 semi-major axis used by the GCJ-02 formula
 _EE = 0.00669342162296594323  # its first eccentricity squared
 _X_PI = np.pi * 3000.0 / 180.0
 
-#: Keywords accepted for ``crs:`` in scenario files besides EPSG codes.
-OFFSET_CRS = ("gcj02", "bd09")
 
 
 def _out_of_china(lon: NDArray, lat: NDArray) -> NDArray:

@@ -512,59 +512,34 @@ def _area_checks(gdf: gpd.GeoDataFrame, boundary: gpd.GeoDataFrame, src: Path, r
 def merge_duplicates(fac: gpd.GeoDataFrame, max_m: float | None = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
     """Merge facilities listed twice: the same type and name within ``max_m`` metres.
 
+    The matching is :func:`coverage.io.facilities.duplicate_facilities` with ``match="ftype"`` and
+    identical names (similarity 1).
+
     Parameters
     ----------
     fac : GeoDataFrame
-        Facilities in a metric CRS (``ftype``, ``name``, ``fid``, ``source``, point geometry).
+        Facilities (``ftype``, ``name``, ``fid``, ``source``, point geometry).
     max_m : float, optional
         Default ``settings.DUPLICATE_FACILITY_M`` (50 m).
 
     Returns
     -------
     (GeoDataFrame, DataFrame)
-        The facilities with each duplicate dropped (the first row is kept, its capacity is kept,
-        not summed), and a table of the dropped rows with the ``kept`` fid.
+        The facilities with each duplicate dropped (the first row of a group is kept, with its
+        capacity; capacities are not summed), and one row per dropped facility: ``fid``, ``name``,
+        ``source`` and the ``kept`` fid.
     """
-    from scipy.spatial import cKDTree
-
     max_m = settings.DUPLICATE_FACILITY_M if max_m is None else float(max_m)
-    empty = pd.DataFrame(columns=["fid", "name", "source", "kept"])
-    if len(fac) < 2:
-        return fac, empty
-    xy = np.column_stack([fac.geometry.x.to_numpy(), fac.geometry.y.to_numpy()])
-    ok = np.isfinite(xy).all(axis=1)
-    name = fac["name"].astype(str).str.replace(r"\s+", "", regex=True).to_numpy()
-    ftype = fac["ftype"].astype(str).to_numpy()
-    pos = np.flatnonzero(ok)
-    pairs = cKDTree(xy[ok]).query_pairs(max_m, output_type="ndarray")
-    if len(pairs) == 0:
-        return fac, empty
-    a, b = pos[pairs[:, 0]], pos[pairs[:, 1]]
-    same = (name[a] == name[b]) & (ftype[a] == ftype[b]) & (name[a] != "")
-    a, b = np.minimum(a[same], b[same]), np.maximum(a[same], b[same])
-    if len(a) == 0:
-        return fac, empty
-    # union-find over the duplicate pairs; the lowest row of each group is kept
-    parent = np.arange(len(fac))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in zip(a.tolist(), b.tolist()):
-        ri, rj = root(i), root(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([root(i) for i in range(len(fac))])
-    drop = roots != np.arange(len(fac))
-    fids = fac["fid"].to_numpy()
+    found = fac_io.duplicate_facilities(fac.reset_index(drop=True), max_m=max_m, match="ftype", min_similarity=1.0)
+    if found.empty:
+        return fac, pd.DataFrame(columns=["fid", "name", "source", "kept"])
+    f = fac.reset_index(drop=True)
+    drop = found["drop"].to_numpy()
     dropped = pd.DataFrame({
-        "fid": fids[drop], "name": fac["name"].to_numpy()[drop], "source": fac["source"].to_numpy()[drop],
-        "kept": fids[roots[drop]],
+        "fid": f["fid"].to_numpy()[drop], "name": f["name"].to_numpy()[drop],
+        "source": f["source"].to_numpy()[drop], "kept": f["fid"].to_numpy()[found["keep"].to_numpy()],
     })
-    return fac[~drop].reset_index(drop=True), dropped
+    return f.drop(index=drop).reset_index(drop=True), dropped
 
 
 def _concat(parts: list[gpd.GeoDataFrame], crs: CRS) -> gpd.GeoDataFrame:

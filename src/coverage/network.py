@@ -195,15 +195,6 @@ class RoadGraph:
             crs=self.crs,
         )
 
-    def nodes_gdf(self):
-        """The nodes as a GeoDataFrame of points (``component``, ``osmid`` where known)."""
-        import geopandas as gpd
-
-        data = {"component": self.component}
-        if self.osmid is not None:
-            data["osmid"] = self.osmid
-        return gpd.GeoDataFrame(data, geometry=gpd.points_from_xy(self.x, self.y), crs=self.crs)
-
     def length_km(self) -> float:
         """Length of the road network in km, counting a two-way road once."""
         u = self.tails()

@@ -286,12 +286,12 @@ def _resolve_area(area, admin_path, admin_layer, units, adcode, census_dir, note
 def _read_seats(spec, outline_wgs: gpd.GeoDataFrame, kinds: tuple[str, ...] | None = None) -> gpd.GeoDataFrame:
     """Township seats from a CSV (name, lon, lat) or a point layer (name; Geofabrik places: fclass)."""
     from coverage.io import apply_declared_crs, read_vector
-    from coverage.io.facilities import _find, _read_table, LAT_FIELDS, LON_FIELDS, NAME_FIELDS
+    from coverage.io.facilities import find_column, read_table, LAT_FIELDS, LON_FIELDS, NAME_FIELDS
 
     p, crs = parse_file_spec(spec)
     if p.suffix.lower() in (".csv", ".xlsx", ".xls", ".txt"):
-        df = _read_table(p, None)
-        lon_c, lat_c, name_c = _find(df.columns, LON_FIELDS), _find(df.columns, LAT_FIELDS), _find(df.columns, NAME_FIELDS)
+        df = read_table(p, None)
+        lon_c, lat_c, name_c = find_column(df.columns, LON_FIELDS), find_column(df.columns, LAT_FIELDS), find_column(df.columns, NAME_FIELDS)
         if lon_c is None or lat_c is None or name_c is None:
             raise InputError(
                 f"乡镇驻地表 {p.name} 需要 名称、经度、纬度 三列（现有：{', '.join(df.columns)}）。",
@@ -592,9 +592,9 @@ def _facility_columns(p: Path, crs: str | None) -> dict | None:
     """Pick lon/lat columns matching the declared crs when a table has several (lon_gcj02, lon_wgs84)."""
     if p.suffix.lower() not in (".csv", ".xlsx", ".xls", ".xlsm", ".txt"):
         return None
-    from coverage.io.facilities import _read_table
+    from coverage.io.facilities import read_table
 
-    cols = list(_read_table(p, None).columns)
+    cols = list(read_table(p, None).columns)
     lon = [c for c in cols if re.match(r"^(lon|lng|longitude|经度)", str(c), re.I)]
     lat = [c for c in cols if re.match(r"^(lat|latitude|纬度)", str(c), re.I)]
     if len(lon) <= 1 and len(lat) <= 1:
@@ -690,7 +690,7 @@ def _merge_duplicates(tmp: Path, fac: list[dict], metric: CRS, notes: list[dict]
                                          columns=entry.get("columns"), sheet=entry.get("sheet"), ftype=entry.get("ftype"))
         if gdf is None or gdf.empty:
             continue
-        raw_cols = list(gdf.columns) if path.suffix.lower() not in (".csv", ".txt", ".xlsx", ".xls", ".xlsm") else list(ifac._read_table(path, entry.get("sheet"), entry.get("columns")).columns)
+        raw_cols = list(gdf.columns) if path.suffix.lower() not in (".csv", ".txt", ".xlsx", ".xls", ".xlsm") else list(ifac.read_table(path, entry.get("sheet"), entry.get("columns")).columns)
         gdf = gdf.assign(_entry=k, _rank=_source_rank(entry, path, raw_cols),
                          _row=gdf["source"].str.rsplit(":", n=1).str[1].astype(int))
         frames.append(gdf)
@@ -725,12 +725,12 @@ def _merge_duplicates(tmp: Path, fac: list[dict], metric: CRS, notes: list[dict]
 def _rewrite_without(tmp: Path, entry: dict, path: Path, rows: set[int]) -> None:
     """Write a source without the given data rows (1-based, as in ``source``) and point ``entry`` at it."""
     from coverage.io import read_vector
-    from coverage.io.facilities import _read_table
+    from coverage.io.facilities import read_table
 
     out_dir = tmp / "facilities"
     out_dir.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".csv", ".txt", ".xlsx", ".xls", ".xlsm"):
-        df = _read_table(path, entry.get("sheet"), entry.get("columns"))
+        df = read_table(path, entry.get("sheet"), entry.get("columns"))
         keep = [i for i in range(len(df)) if i + 1 not in rows]
         # the copy in facilities/ is replaced (same name); an Excel file or a file referenced by
         # path gets a CSV beside the other copies

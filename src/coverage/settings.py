@@ -84,8 +84,6 @@ DRIVE_KMH_UNKNOWN: float = 30.0
 
 #: Highway classes a pedestrian may use. Motorways and trunk roads are excluded from walking.
 WALK_EXCLUDE: frozenset[str] = frozenset({"motorway", "motorway_link", "trunk", "trunk_link", "construction", "proposed", "raceway", "bus_guideway", "abandoned", "platform"})
-#: Highway classes a car may use (plus their ``*_link`` variants).
-DRIVE_CLASSES: frozenset[str] = frozenset(DRIVE_KMH)
 
 #: Longest off-network leg (cell or facility → nearest road node), metres. Beyond it a cell is
 #: reported as "no road access" (无道路可达), never silently dropped.

@@ -82,7 +82,21 @@ def _norm(h: Any) -> str:
     return re.sub(r"\s+", "", str(h)).replace("（", "(").replace("）", ")").lower()
 
 
-def _find(columns: Sequence[Any], candidates: Sequence[str]) -> str | None:
+def find_column(columns: Sequence[Any], candidates: Sequence[str]) -> str | None:
+    """The first of ``candidates`` among ``columns``, compared case- and space-insensitively.
+
+    Parameters
+    ----------
+    columns : sequence
+        A table's column names.
+    candidates : sequence of str
+        Accepted names in order of preference (e.g. :data:`LON_FIELDS`).
+
+    Returns
+    -------
+    str or None
+        The column name as written in the table.
+    """
     norm = {_norm(c): c for c in columns}
     for c in candidates:
         if _norm(c) in norm:
@@ -158,9 +172,9 @@ def _is_header(cells: Sequence[Any], columns: dict) -> bool:
     wanted = [columns[k] for k in ("lon", "lat", "lonlat") if columns.get(k)]
     if wanted:
         return all(w in names for w in wanted)
-    lon = _find(names, LON_FIELDS) or any(_LON_PREFIX.match(n) for n in names)
-    lat = _find(names, LAT_FIELDS) or any(_LAT_PREFIX.match(n) for n in names)
-    return bool((lon and lat) or _find(names, LONLAT_FIELDS))
+    lon = find_column(names, LON_FIELDS) or any(_LON_PREFIX.match(n) for n in names)
+    lat = find_column(names, LAT_FIELDS) or any(_LAT_PREFIX.match(n) for n in names)
+    return bool((lon and lat) or find_column(names, LONLAT_FIELDS))
 
 
 def _frame(rows: list[list[Any]], columns: dict, p: Path, where_zh: str, where_en: str, col: _Collector | None) -> pd.DataFrame:
@@ -236,7 +250,7 @@ def sheet_hint(p: Path, sheet: Any, columns: dict | None = None) -> tuple[str, s
     return zh, en
 
 
-def _read_table(p: Path, sheet: Any, columns: dict | None = None, col: _Collector | None = None) -> pd.DataFrame:
+def read_table(p: Path, sheet: Any = None, columns: dict | None = None, col: "_Collector | None" = None) -> pd.DataFrame:
     """Read a CSV/TXT (UTF-8 or GBK, :func:`decode_text`) or Excel table as text cells.
 
     Title rows above the header are skipped: the header is the first row that holds the coordinate
@@ -298,8 +312,8 @@ def _rows_text(rows: np.ndarray, limit: int = 8) -> str:
 
 def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, sheet: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]] | None:
     """Return lon/x, lat/y arrays and the mask of good rows (or None when no columns)."""
-    lon_c = columns.get("lon") or _find(df.columns, LON_FIELDS)
-    lat_c = columns.get("lat") or _find(df.columns, LAT_FIELDS)
+    lon_c = columns.get("lon") or find_column(df.columns, LON_FIELDS)
+    lat_c = columns.get("lat") or find_column(df.columns, LAT_FIELDS)
     # columns such as lon_wgs84 / lon_gcj02: take one only when it is the only candidate
     for key, cur, pat in (("lon", lon_c, _LON_PREFIX), ("lat", lat_c, _LAT_PREFIX)):
         if cur is None:
@@ -316,7 +330,7 @@ def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, she
                     lon_c = hits[0]
                 else:
                     lat_c = hits[0]
-    both_c = columns.get("lonlat") or (None if (lon_c and lat_c) else _find(df.columns, LONLAT_FIELDS))
+    both_c = columns.get("lonlat") or (None if (lon_c and lat_c) else find_column(df.columns, LONLAT_FIELDS))
     for key in ("lon", "lat", "lonlat"):
         if columns.get(key) and columns[key] not in df.columns:
             col.add(
@@ -409,7 +423,7 @@ def _capacity(df: pd.DataFrame, ftypes: pd.Series, columns: dict, p: Path, col: 
     n = len(df)
     cap = np.full(n, np.nan)
     unit = np.array([""] * n, dtype=object)
-    unit_c = columns.get("capacity_unit") or _find(df.columns, UNIT_FIELDS)
+    unit_c = columns.get("capacity_unit") or find_column(df.columns, UNIT_FIELDS)
     if columns.get("capacity"):
         cands = [(columns["capacity"], CAPACITY_FIELDS.get(_norm(columns["capacity"]), ""))]
     else:
@@ -522,7 +536,7 @@ def _load(
         good = ~empty & np.isfinite(lon) & np.isfinite(lat)
         good = _check_lonlat(lon, lat, good, p, ("x", "y"), col)
         return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), lon, lat, good
-    df = _read_table(p, sheet, columns, col)
+    df = read_table(p, sheet, columns, col)
     if df.empty:
         hint_zh, hint_en = sheet_hint(p, sheet, columns)
         col.add(f"表格没有数据行。{hint_zh}", f"the table has no data rows.{hint_en}", file=p, field="sheet" if hint_zh else None)
@@ -634,10 +648,10 @@ def _read_facilities(path, crs, target_crs, layer, columns, sheet, ftype, col: _
             file=p, field="ftype",
         )
         return None
-    name_c = columns.get("name") or _find(df.columns, NAME_FIELDS)
-    type_c = columns.get("type") or _find(df.columns, TYPE_FIELDS)
-    id_c = columns.get("id") or _find(df.columns, ID_FIELDS)
-    tier_c = columns.get("tier") or _find(df.columns, TIER_FIELDS)
+    name_c = columns.get("name") or find_column(df.columns, NAME_FIELDS)
+    type_c = columns.get("type") or find_column(df.columns, TYPE_FIELDS)
+    id_c = columns.get("id") or find_column(df.columns, ID_FIELDS)
+    tier_c = columns.get("tier") or find_column(df.columns, TIER_FIELDS)
     for key in ("name", "type", "id", "tier", "capacity", "capacity_unit"):
         if columns.get(key) and columns[key] not in df.columns:
             col.add(
@@ -762,7 +776,7 @@ def _candidates(path, crs, target_crs, layer, columns, sheet, strict: bool):
     df, lon, lat, good = loaded
     df = df.reset_index(drop=True)
     n = len(df)
-    pick = lambda key, cands: columns.get(key) or _find(df.columns, cands)  # noqa: E731
+    pick = lambda key, cands: columns.get(key) or find_column(df.columns, cands)  # noqa: E731
     ids = _text_col(df, pick("id", ID_FIELDS + ("序号",)), n)
     cid = np.array([i if i else f"{p.stem}-{r + 1}" for r, i in enumerate(ids)], dtype=object)
     cap_c = pick("capacity", ("可用面积", "可用面积(㎡)", "用地面积", "面积", "规模", "capacity", "area"))
@@ -1022,10 +1036,12 @@ __all__ = [
     "decode_text",
     "duplicate_facilities",
     "excel_sheets",
+    "find_column",
     "inspect_candidates",
     "inspect_facilities",
     "name_similarity",
     "read_candidates",
     "read_facilities",
+    "read_table",
     "sheet_hint",
 ]
