@@ -43,6 +43,10 @@ log = logging.getLogger(__name__)
 
 _R = 6371008.8  # mean Earth radius, metres
 
+#: Default side of the analysis grid's cells, metres (``population.resolution``): demand lives on
+#: this grid whatever the raster's resolution.
+ANALYSIS_CELL_M: float = 100.0
+
 #: Values of :attr:`PopulationGrid.method`.
 METHODS: tuple[str, ...] = ("native", "resampled", "roads", "buildings", "uniform")
 
@@ -841,48 +845,65 @@ def _distribute(
         log.info("spread: %d of %d populated coarse cells (%.0f people) have no %s inside; spread uniformly",
                  len(empty), n, people, what)
     share = val / sums[own] if len(own) else val
-
-    def move(arr: np.ndarray) -> np.ndarray:
-        v = np.asarray(arr, dtype="float64")[rows, cols]
-        out = np.bincount(fine, weights=v[own] * share, minlength=nf) if len(own) else np.zeros(nf)
-        return out.reshape(shape)
-
-    total = move(grid.total)
-    groups = {k: move(a) for k, a in grid.groups.items()}
     dst_tr = fr.transform
-    fr_, fc_ = np.indices(shape)
-    fx, fy = (np.asarray(v) for v in dst_tr * (fc_ + 0.5, fr_ + 0.5))
+    nc = shape[1]
+
+    def centres(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = dst_tr * (flat % nc + 0.5, flat // nc + 0.5)
+        return np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
 
     details["moved_inside_cells"] = 0
     details["moved_inside_people"] = 0.0
-    if area_geom is not None:
+    details["moved_across_source_cells"] = 0
+    if area_geom is not None and len(fine):
         # a fine cell holding weight inside the area may have its centre outside (on the coast,
-        # across the border): its people go to the nearest fine cell whose centre is inside, so that
-        # every demand point lies in the area (and in its units / 城区)
-        in_area = shapely.contains_xy(area_geom, fx, fy)
-        out = (total > 0) & ~in_area
-        for arr in groups.values():
-            out |= (arr > 0) & ~in_area
-        if out.any() and in_area.any():
+        # across the border): its share goes to the nearest fine cell of the same coarse cell whose
+        # centre is inside (so the coarse cell keeps its total), else to the nearest fine cell inside
+        # at all; every demand point then lies in the area (and in its units / 城区)
+        uf, inv = np.unique(fine, return_inverse=True)
+        ux, uy = centres(uf)
+        in_area = shapely.contains_xy(area_geom, ux, uy)[inv]
+        out = ~in_area
+        if out.any():
             from scipy.spatial import cKDTree
 
-            src = np.flatnonzero(out.ravel())
-            cand = np.flatnonzero(in_area.ravel())
-            _d, j = cKDTree(np.column_stack([fx.ravel()[cand], fy.ravel()[cand]])).query(
-                np.column_stack([fx.ravel()[src], fy.ravel()[src]])
-            )
-            dst = cand[j]
-            details["moved_inside_cells"] = int(len(src))
-            details["moved_inside_people"] = float(total.ravel()[src].sum())
+            fx, fy = centres(fine)
+            big = 1e3 * (abs(fx).max() + abs(fy).max() + 1.0)  # keeps the search inside one coarse cell
+            pts = np.column_stack([fx, fy, own * big])
+            if in_area.any():
+                dist, j = cKDTree(pts[in_area]).query(pts[out])
+                dst = fine[in_area][j]
+            else:
+                dist, dst = np.full(int(out.sum()), np.inf), fine[out].copy()
+            across = dist > big / 2  # the coarse cell has no fine cell inside the area
+            if across.any():
+                every = np.arange(nf)
+                cx, cy = centres(every)
+                inside_all = shapely.contains_xy(area_geom, cx, cy)
+                cand, cx, cy = every[inside_all], cx[inside_all], cy[inside_all]
+                if len(cand):  # else the area holds no fine-cell centre: nothing better to do
+                    _d, k = cKDTree(np.column_stack([cx, cy])).query(np.column_stack([fx[out][across], fy[out][across]]))
+                    dst[across] = cand[k]
+            v = np.asarray(grid.total, dtype="float64")[rows, cols]
+            details["moved_inside_cells"] = int(len(np.unique(fine[out])))
+            details["moved_inside_people"] = float((v[own[out]] * share[out]).sum())
+            details["moved_across_source_cells"] = int(len(np.unique(own[out][across])))
             log.info(
                 "spread: %d fine cells (%.0f people) have their centre outside the area; moved to the nearest cell inside",
-                len(src), details["moved_inside_people"],
+                details["moved_inside_cells"], details["moved_inside_people"],
             )
-            for arr in (total, *groups.values()):
-                flat = arr.ravel()
-                moved = flat[src].copy()
-                flat[src] = 0.0
-                np.add.at(flat, dst, moved)
+            fine = fine.copy()
+            fine[out] = dst
+
+    def move(arr: np.ndarray) -> np.ndarray:
+        v = np.asarray(arr, dtype="float64")[rows, cols]
+        res_ = np.bincount(fine, weights=v[own] * share, minlength=nf) if len(own) else np.zeros(nf)
+        return res_.reshape(shape)
+
+    total = move(grid.total)
+    groups = {k: move(a) for k, a in grid.groups.items()}
+    fr_, fc_ = np.indices(shape)
+    fx, fy = (np.asarray(v) for v in dst_tr * (fc_ + 0.5, fr_ + 0.5))
 
     # fine cells whose centre lies in a valid coarse cell (and in the area) are "data"
     vr, vc = np.nonzero(~np.asarray(grid.nodata_mask, dtype=bool))
@@ -1118,6 +1139,7 @@ def spread_along_roads(
 
 
 __all__ = [
+    "ANALYSIS_CELL_M",
     "METHODS",
     "NO_RESIDENTS_CLASSES",
     "SPREAD_FACTOR",
