@@ -397,6 +397,10 @@ def _population_roads(sc: Scenario, area: _Area) -> gpd.GeoDataFrame | None:
 
             G = ox.load_graphml(path) if name.endswith(".graphml") else ox.graph_from_xml(path, simplify=False, retain_all=True)
             lines = ox.graph_to_gdfs(G, nodes=False)
+            # a two-way street is two directed edges: count its length once
+            u, v = lines.index.get_level_values(0).to_numpy(), lines.index.get_level_values(1).to_numpy()
+            pair = pd.Series(list(zip(np.minimum(u, v), np.maximum(u, v))))
+            lines = lines[~pair.duplicated().to_numpy()]
         else:
             from coverage.io import apply_declared_crs, read_vector
 

@@ -255,7 +255,21 @@ def _sum_to(src_path: Path, dst_path: Path, k: int) -> None:
         d.write(c, 1)
 
 
-def _scenario_1km(repo_root: Path, tmp_path: Path) -> Path:
+def _split(src_path: Path, dst_path: Path, k: int) -> None:
+    """Write ``src`` with every cell split into k×k cells of 1/k² of its people."""
+    with rasterio.open(src_path) as s:
+        a = s.read(1).astype("float64")
+        a[(a == s.nodata) | ~np.isfinite(a)] = 0.0
+        tr, crs = s.transform, s.crs
+    b = np.kron(a, np.ones((k, k))) / (k * k)
+    with rasterio.open(
+        dst_path, "w", driver="GTiff", height=b.shape[0], width=b.shape[1], count=1, dtype="float64",
+        crs=crs, transform=tr * Affine.scale(1 / k),
+    ) as d:
+        d.write(b, 1)
+
+
+def _scenario_1km(repo_root: Path, tmp_path: Path, make=_sum_to, k: int = 10, tag: str = "1km") -> Path:
     scen = repo_root / "scenarios"
     sc = yaml.safe_load((scen / "demo_baseline.yaml").read_text(encoding="utf-8"))
 
@@ -269,12 +283,12 @@ def _scenario_1km(repo_root: Path, tmp_path: Path) -> Path:
         f["path"] = absolute(f["path"])
     sc["candidates"]["path"] = absolute(sc["candidates"]["path"])
     pop = sc["population"]
-    _sum_to(Path(absolute(pop["total"])), tmp_path / "pop_1km.tif", 10)
-    pop["total"] = str(tmp_path / "pop_1km.tif")
+    make(Path(absolute(pop["total"])), tmp_path / f"pop_{tag}.tif", k)
+    pop["total"] = str(tmp_path / f"pop_{tag}.tif")
     for g, v in list(pop["groups"].items()):
-        _sum_to(Path(absolute(v)), tmp_path / f"{g}_1km.tif", 10)
-        pop["groups"][g] = str(tmp_path / f"{g}_1km.tif")
-    out = tmp_path / "demo_1km.yaml"
+        make(Path(absolute(v)), tmp_path / f"{g}_{tag}.tif", k)
+        pop["groups"][g] = str(tmp_path / f"{g}_{tag}.tif")
+    out = tmp_path / f"demo_{tag}.yaml"
     out.write_text(yaml.safe_dump(sc, allow_unicode=True), encoding="utf-8")
     return out
 
@@ -332,6 +346,29 @@ def test_demo_1km_spread_back_along_roads_matches_100m(repo_root, tmp_path):
         assert abs(a - b) * 100 <= COVERAGE_PP, (cat, a, b)
     assert "population_spread" in {w["code"] for w in coarse_run.summary["warnings"]}
     print(json.dumps(figures, ensure_ascii=False))
+
+
+def test_demo_50m_rasters_are_summed_onto_the_100m_grid(repo_root, tmp_path):
+    from coverage.inputs import load_inputs
+
+    base = load_inputs(repo_root / "scenarios" / "demo_baseline.yaml").grid
+    assert base.method == "native" and base.source_resolution_m == pytest.approx(100.0)
+    fine = load_inputs(_scenario_1km(repo_root, tmp_path, make=_split, k=2, tag="50m"))
+    grid = fine.grid
+    assert grid.method == "resampled" and grid.source_resolution_m == pytest.approx(50.0)
+    assert "population_spread" not in {p.code for p in fine.problems}
+    assert grid.transform.a == 100.0
+    # the 100 m grid's own cells come back (4 × 50 m cells summed), up to float rounding
+    off_c, off_r = (~grid.transform) * (base.transform.c, base.transform.f)
+    oc, orow = int(round(off_c)), int(round(off_r))
+    assert math.isclose(off_c, oc, abs_tol=1e-9) and math.isclose(off_r, orow, abs_tol=1e-9)
+    sub = grid.total[orow:orow + base.shape[0], oc:oc + base.shape[1]]
+    np.testing.assert_allclose(sub, base.total, rtol=1e-6, atol=1e-6)
+    assert grid.total.sum() == pytest.approx(base.total.sum(), rel=1e-9)
+    np.testing.assert_allclose(
+        grid.groups["age60plus"][orow:orow + base.shape[0], oc:oc + base.shape[1]], base.groups["age60plus"],
+        rtol=1e-6, atol=1e-6,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
