@@ -407,7 +407,7 @@ def _population_roads(sc: Scenario, area: _Area) -> gpd.GeoDataFrame | None:
             lines = apply_declared_crs(read_vector(path, layer=layer.layer, what_zh="道路", what_en="road"), layer.crs, path)
     except (MemoryError, KeyboardInterrupt):
         raise
-    except Exception:  # noqa: BLE001 - the graph build reports an unreadable road file
+    except Exception:  # the graph build reports an unreadable road file
         log.info("roads for the population weight could not be read from %s", path, exc_info=True)
         return None
     if lines is None or lines.empty or lines.crs is None:

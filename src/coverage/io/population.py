@@ -17,14 +17,21 @@ The result is a :class:`PopulationGrid` in the internal metric CRS with **person
 
 Age-group rasters are warped onto exactly the same grid; a group given as ``{"share": s}`` is
 ``total × s`` (e.g. 0–2-year-olds from a census share when no raster exists).
+
+**The analysis grid.** Demand lives on one grid of :data:`ANALYSIS_CELL_M` (``population.resolution``)
+whatever the raster's cell size (:func:`coverage.inputs` chooses): a raster finer than
+:data:`SPREAD_FACTOR` × the cell is resampled onto it as above; a coarser one is read on its own
+cells and **spread** onto it, every source cell keeping its total: over building footprints
+(:func:`spread_over`) or in proportion to road length (:func:`spread_along_roads`), both through
+:func:`spread_weighted`'s arithmetic (``_frame`` → weights → ``_distribute``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -1084,7 +1091,8 @@ def spread_along_roads(
 ) -> PopulationGrid:
     """Spread a coarse population grid onto an analysis grid in proportion to road length.
 
-    Street-weighted areal interpolation (Reibel & Bufalino 2005; Xie 1995): inside each coarse
+    Street-weighted areal interpolation (Reibel & Bufalino 2005), a limiting-variable dasymetric
+    method (Eicher & Brewer 2001) with the roads as the ancillary layer: inside each coarse
     cell, an analysis cell's share of the people is its share of the road length, so people are
     put where the roads are, and the coarse cell's total is kept exactly. A coarse cell with no
     road inside the area stays uniform over its analysis cells (inside the area). Roads of the
@@ -1109,6 +1117,13 @@ def spread_along_roads(
     -------
     PopulationGrid
         ``method`` is ``"roads"`` (``"uniform"`` when no road reaches any populated cell).
+
+    References
+    ----------
+    Reibel, M. & Bufalino, M. E. (2005). Street-weighted interpolation techniques for demographic
+    count estimation in incompatible zone systems. *Environment and Planning A* 37(1), 127–139.
+    Eicher, C. L. & Brewer, C. A. (2001). Dasymetric mapping and areal interpolation:
+    implementation and evaluation. *Cartography and Geographic Information Science* 28(2), 125–138.
     """
     geoms = roads
     if hasattr(roads, "columns"):
