@@ -367,6 +367,82 @@ def _check_groups(grid: population.PopulationGrid, sc: Scenario, r: _Reader) -> 
         ))
 
 
+def _population_roads(sc: Scenario, area: _Area) -> gpd.GeoDataFrame | None:
+    """The scenario's road lines in the area's CRS, to weight a coarse population raster.
+
+    Line layers through :func:`coverage.io.read_vector`; ``.osm.pbf`` through pyrosm (every way
+    with a ``highway`` tag inside the area's bounding box); ``.osm`` XML and GraphML through osmnx
+    (straight edges where a way has no geometry). ``None`` when there is no road file or it cannot be
+    read (the graph build reports why); the population is then spread uniformly.
+    """
+    if sc.network is None or area.boundary is None:
+        return None
+    layer = sc.network.roads
+    path = Path(layer.path)
+    if not path.exists():
+        return None
+    name = path.name.lower()
+    try:
+        if name.endswith(".pbf"):
+            import warnings
+
+            import pyrosm
+
+            lo, la, hi, ha = area.boundary.to_crs(4326).total_bounds
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lines = pyrosm.OSM(str(path), bounding_box=[lo, la, hi, ha]).get_network(network_type="all")
+        elif name.endswith((".osm", ".xml", ".graphml")):
+            import osmnx as ox
+
+            G = ox.load_graphml(path) if name.endswith(".graphml") else ox.graph_from_xml(path, simplify=False, retain_all=True)
+            lines = ox.graph_to_gdfs(G, nodes=False)
+            # a two-way street is two directed edges: count its length once
+            u, v = lines.index.get_level_values(0).to_numpy(), lines.index.get_level_values(1).to_numpy()
+            pair = pd.Series(list(zip(np.minimum(u, v), np.maximum(u, v))))
+            lines = lines[~pair.duplicated().to_numpy()]
+        else:
+            from coverage.io import apply_declared_crs, read_vector
+
+            lines = apply_declared_crs(read_vector(path, layer=layer.layer, what_zh="道路", what_en="road"), layer.crs, path)
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception:  # the graph build reports an unreadable road file
+        log.info("roads for the population weight could not be read from %s", path, exc_info=True)
+        return None
+    if lines is None or lines.empty or lines.crs is None:
+        return None
+    lines = lines[lines.geom_type.isin(["LineString", "MultiLineString"])]
+    if lines.empty:
+        return None
+    keep = [c for c in ("highway", "fclass") if c in lines.columns]
+    return gpd.GeoDataFrame(lines[keep], geometry=lines.geometry.values, crs=lines.crs).to_crs(area.crs)
+
+
+def _spread_problem(grid: population.PopulationGrid, pop: Any, res: float) -> Problem:
+    """The ``population_spread`` warning: how a coarse raster was spread onto the analysis grid."""
+    d = grid.details
+    src = grid.source_resolution_m or 0.0
+    n, k, people = d.get("source_cells", 0), d.get("uniform_cells", 0), d.get("uniform_people", 0.0)
+    how_zh = {
+        "roads": "按每个分析网格内的道路长度分配（道路加权面插值，Reibel & Bufalino 2005）",
+        "buildings": "按建筑轮廓面积（或个数）分配",
+        "uniform": "均匀分配（没有可用的道路）",
+    }[grid.method]
+    how_en = {
+        "roads": "in proportion to the road length in each analysis cell (street-weighted areal interpolation, Reibel & Bufalino 2005)",
+        "buildings": "over building footprints (area or count)",
+        "uniform": "uniformly (no road to weight by)",
+    }[grid.method]
+    rest_zh = f"；其中 {k} 个源像元（{people:,.0f} 人）内没有{'道路' if grid.method == 'roads' else '建筑'}，在其范围内均匀分配" if k and grid.method != "uniform" else ""
+    rest_en = f"; {k} source cells ({people:,.0f} people) hold no {'road' if grid.method == 'roads' else 'building'} and stay uniform" if k and grid.method != "uniform" else ""
+    return Problem(
+        zh=f"人口栅格分辨率约 {src:,.0f} 米，粗于 {res:g} 米分析网格：{n} 个源像元的人口已{how_zh}到 {res:g} 米网格，每个源像元的人口总数不变{rest_zh}。格内人口位置是估计值，小范围（村、小区）的覆盖率请谨慎使用。",
+        en=f"the population raster's cells are about {src:,.0f} m, coarser than the {res:g} m analysis grid: the people of {n} source cells were spread onto {res:g} m cells {how_en}, keeping every source cell's total{rest_en}. Where people live inside a source cell is an estimate; read coverage of small places (villages, estates) with care.",
+        file=str(pop.total), field="population.total", severity="warning", code="population_spread",
+    )
+
+
 def _read_population(sc: Scenario, area: _Area, preset: standards.Preset | None, r: _Reader) -> population.PopulationGrid | None:
     pop = sc.population
     for g in pop.groups:
@@ -405,18 +481,34 @@ def _read_population(sc: Scenario, area: _Area, preset: standards.Preset | None,
     if not r.exists(pop.total, "population.total") or area.boundary is None:
         return None
     grid = None
+    res = pop.resolution or population.ANALYSIS_CELL_M
     with r.guard("population.total", pop.total):
-        grid = population.read_population(
-            pop.total, specs, area=area.boundary,
-            # to spread a coarse raster, keep its own cells (no resampling), then move them
-            target_crs=population.source_crs(pop.total) if spread is not None else area.crs,
-            kind=pop.kind, resolution=None if spread is not None else pop.resolution,
-        )
-        if weights is not None:
-            grid = population.spread_over(
-                grid, weights.to_crs(area.crs), resolution=pop.resolution or 100.0, weight=pop.spread_weight,
-                area=area.boundary,
+        src_res = population.source_resolution_m(pop.total, area.boundary)
+        coarse = src_res > population.SPREAD_FACTOR * res
+        if weights is None and not coarse:
+            # finer or similar: summed / resampled onto the analysis grid (sum-preserving)
+            grid = population.read_population(
+                pop.total, specs, area=area.boundary, target_crs=area.crs, kind=pop.kind, resolution=res,
             )
+        else:
+            # coarser (or spread over buildings): read the source's own cells, then spread them
+            native = population.read_population(
+                pop.total, specs, area=area.boundary, target_crs=population.source_crs(pop.total), kind=pop.kind,
+            )
+            if weights is not None:
+                grid = population.spread_over(
+                    native, weights.to_crs(area.crs), resolution=res, weight=pop.spread_weight, area=area.boundary,
+                )
+            else:
+                roads = _population_roads(sc, area)
+                if roads is None:
+                    grid = population.spread_weighted(
+                        native, lambda tr, shape: np.zeros(shape), area.crs, resolution=res, area=area.boundary,
+                    )
+                else:
+                    grid = population.spread_along_roads(native, roads, resolution=res, area=area.boundary, crs=area.crs)
+            grid.source_resolution_m = src_res
+            r.add(_spread_problem(grid, pop, res))
     if grid is None:
         return None
     if float(grid.total.sum()) <= 0:

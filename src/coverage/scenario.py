@@ -126,9 +126,10 @@ class Population(_Model):
     groups: dict[str, RelPath | Share] = Field(default_factory=dict)
     kind: Literal["auto", "count", "density"] = "auto"
     basis: Literal["常住", "户籍"] = "常住"
-    #: Output cell size in metres. With ``spread_over`` it is the fine grid the people are spread
-    #: onto (default 100 m) and the raster is read on its own cells; else the raster is resampled
-    #: to it (default: the raster's own cell size).
+    #: Side of the analysis grid's cells in metres (default 100 m): demand always lives on this
+    #: grid, in the area's metric CRS. A finer or similar raster is summed / resampled onto it
+    #: (sum-preserving); a coarser one (cells > 1.5 × this) is spread onto it keeping every source
+    #: cell's total: over ``spread_over`` when given, else in proportion to road length.
     resolution: float | None = Field(None, gt=0)
     #: Dasymetric spreading of a coarse raster (e.g. WorldPop 1 km) onto building footprints or
     #: residential land use, e.g. ``{path: gis_osm_buildings_a_free_1.shp}`` or

@@ -17,12 +17,20 @@ The result is a :class:`PopulationGrid` in the internal metric CRS with **person
 
 Age-group rasters are warped onto exactly the same grid; a group given as ``{"share": s}`` is
 ``total × s`` (e.g. 0–2-year-olds from a census share when no raster exists).
+
+**The analysis grid.** Demand lives on one grid of :data:`ANALYSIS_CELL_M` (``population.resolution``)
+whatever the raster's cell size (:func:`coverage.inputs` chooses): a raster finer than
+:data:`SPREAD_FACTOR` × the cell is resampled onto it as above; a coarser one is read on its own
+cells and **spread** onto it, every source cell keeping its total: over building footprints
+(:func:`spread_over`) or in proportion to road length (:func:`spread_along_roads`), both through
+:func:`spread_weighted`'s arithmetic (``_frame`` → weights → ``_distribute``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +50,17 @@ log = logging.getLogger(__name__)
 
 _R = 6371008.8  # mean Earth radius, metres
 
+#: Default side of the analysis grid's cells, metres (``population.resolution``): demand lives on
+#: this grid whatever the raster's resolution.
+ANALYSIS_CELL_M: float = 100.0
+
+#: Values of :attr:`PopulationGrid.method`.
+METHODS: tuple[str, ...] = ("native", "resampled", "roads", "buildings", "uniform")
+
+#: A raster whose cells are more than this many times the analysis cell (per side) is spread onto
+#: the analysis grid (:func:`spread_along_roads`); a finer or similar one is resampled onto it.
+SPREAD_FACTOR: float = 1.5
+
 
 @dataclass
 class PopulationGrid:
@@ -59,6 +78,17 @@ class PopulationGrid:
         CRS of the grid (the internal metric CRS unless asked otherwise).
     nodata_mask : numpy.ndarray
         Bool array, True where the source had no data or the cell centre is outside the area.
+    source_resolution_m : float or None
+        Cell size of the source raster in metres (geometric mean of the two sides; for a lon/lat
+        raster at the centre of the area), ``None`` when unknown.
+    method : str
+        How the source reached this grid (:data:`METHODS`): ``native`` (the source's own cells),
+        ``resampled`` (sum-preserving resampling of a finer or equal raster), ``roads`` (a coarser
+        raster spread in proportion to road length, :func:`spread_along_roads`), ``buildings``
+        (spread over footprints, :func:`spread_over`), ``uniform`` (spread evenly).
+    details : dict
+        Figures of the spreading (``source_cells``, ``uniform_cells``, ``uniform_people``,
+        ``moved_inside_cells``, ``moved_inside_people``); empty when nothing was spread.
     """
 
     total: np.ndarray
@@ -66,6 +96,9 @@ class PopulationGrid:
     transform: Affine
     crs: CRS
     nodata_mask: np.ndarray = field(default=None)  # type: ignore[assignment]
+    source_resolution_m: float | None = None
+    method: str = "native"
+    details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.nodata_mask is None:
@@ -218,14 +251,53 @@ def _window_for(src, src_crs: CRS, bounds_crs: CRS, bounds, margin_cells: int = 
     return Window(col0, row0, col1 - col0, row1 - row0)
 
 
-def _default_resolution(src_crs: CRS, tr: Affine, lat: float) -> float:
+def _resolution_m(src_crs: CRS, tr: Affine, lat: float) -> float:
+    """Cell size in metres: geometric mean of the two sides (at latitude ``lat`` for lon/lat)."""
     if src_crs.is_geographic:
         dx = abs(tr.a) * 111320.0 * math.cos(math.radians(lat))
         dy = abs(tr.e) * 110574.0
-        res = math.sqrt(dx * dy)
-    else:
-        res = math.sqrt(abs(tr.a * tr.e))
+        return math.sqrt(dx * dy)
+    unit = src_crs.axis_info[0].unit_conversion_factor if src_crs.axis_info else 1.0
+    return math.sqrt(abs(tr.a * tr.e)) * unit
+
+
+def _default_resolution(src_crs: CRS, tr: Affine, lat: float) -> float:
+    res = _resolution_m(src_crs, tr, lat)
     return max(1.0, round(res / 10.0) * 10.0) if res >= 10 else res
+
+
+def source_resolution_m(path: str | Path, area: Any = None) -> float:
+    """Cell size of a population raster in metres.
+
+    Parameters
+    ----------
+    path : str or Path
+        GeoTIFF.
+    area : GeoDataFrame or GeoSeries, optional
+        For a lon/lat raster the east–west side is measured at the latitude of the area's centre
+        (else of the raster's centre).
+
+    Returns
+    -------
+    float
+        Geometric mean of the two sides of a cell, metres.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or no CRS and projected-looking coordinates.
+    """
+    p = Path(path)
+    with _open(p, "总", "total") as src:
+        crs = _src_crs(src, p)
+        if area is not None and len(area):
+            geoms = area.geometry if hasattr(area, "geometry") else area
+            b = (geoms.to_crs(4326) if geoms.crs is not None else geoms).total_bounds
+            lat = (b[1] + b[3]) / 2
+        else:
+            b = transform_bounds(crs, 4326, *src.bounds, densify_pts=21)
+            lat = (b[1] + b[3]) / 2
+        return _resolution_m(crs, src.transform, lat)
 
 
 def read_population(
@@ -295,7 +367,10 @@ def read_population(
                 target_crs = local_metric_crs((ab[0] + ab[2]) / 2, (ab[1] + ab[3]) / 2)
         target_crs = CRS.from_user_input(target_crs)
         counts, valid, tr = _read_counts(src, p, kind_t, win)
-        same = target_crs.equals(src_crs) and resolution is None
+        north_up = tr.b == 0 and tr.d == 0
+        same = target_crs.equals(src_crs) and (
+            resolution is None or (north_up and math.isclose(abs(tr.a), resolution) and math.isclose(abs(tr.e), resolution))
+        )
         if same:
             dst_tr, dst_shape = tr, counts.shape
             total = counts
@@ -350,6 +425,8 @@ def read_population(
         transform=dst_tr,
         crs=target_crs,
         nodata_mask=~(valid_dst & inside),
+        source_resolution_m=_resolution_m(src_crs, tr, (ab[1] + ab[3]) / 2),
+        method="native" if same else "resampled",
     )
 
 
@@ -462,10 +539,18 @@ def _pieces_on_fine(
     area = np.empty(len(pi))
     single = k[pi] == 1
     area[single] = shapely.area(pieces[pi[single]])
-    multi = ~single
-    if multi.any():
+    multi = np.flatnonzero(~single)
+    if len(multi):
         boxes = shapely.box(x0 + cc[multi] * res, y1 - (rr[multi] + 1) * res, x0 + (cc[multi] + 1) * res, y1 - rr[multi] * res)
-        area[multi] = shapely.area(shapely.intersection(pieces[pi[multi]], boxes))
+        # boxes wholly inside their piece (most of them, for big pieces) need no intersection
+        shapely.prepare(pieces)
+        owner_piece = pieces[pi[multi]]
+        whole = shapely.contains_properly(owner_piece, boxes)
+        area[multi[whole]] = shapely.area(boxes[whole])
+        cut = ~whole
+        cut[cut] = shapely.intersects(owner_piece[cut], boxes[cut])
+        area[multi[~whole]] = 0.0
+        area[multi[cut]] = shapely.area(shapely.intersection(owner_piece[cut], boxes[cut]))
     keep = area > 0
     return owner[pi[keep]], (rr * nc + cc)[keep], area[keep]
 
@@ -559,7 +644,6 @@ def spread_over(
     InputError
         Unknown ``weight``, a non-positive ``resolution`` or a layer without a CRS.
     """
-    import geopandas as gpd
     import shapely
 
     if weight not in ("area", "count"):
@@ -568,12 +652,7 @@ def spread_over(
             f"spread_over weight must be area or count, not {weight!r}.",
             field="population.spread_weight",
         )
-    if not resolution or resolution <= 0:
-        raise InputError(
-            f"细网格分辨率 resolution 应为正数（米），而不是 {resolution}。",
-            f"the fine-grid resolution must be a positive number of metres, not {resolution}.",
-            field="population.resolution",
-        )
+    _check_resolution(resolution)
     w = weights_layer.geometry if hasattr(weights_layer, "geometry") else weights_layer
     if w.crs is None:
         raise InputError(
@@ -587,51 +666,17 @@ def spread_over(
             b = w.total_bounds
             dst_crs = local_metric_crs((b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
         else:
-            from rasterio.transform import array_bounds
-
-            west, south, east, north = array_bounds(grid.shape[0], grid.shape[1], grid.transform)
-            lo, la, hi, ha = transform_bounds(grid.crs, 4326, west, south, east, north)
-            dst_crs = local_metric_crs((lo + hi) / 2, (la + ha) / 2)
+            dst_crs = _grid_metric_crs(grid)
         w = w.to_crs(dst_crs)
     geoms = np.asarray(w.values)
     geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))]
     if weight == "area":
         geoms = geoms[np.isin(shapely.get_type_id(geoms), (3, 6, 7))]  # polygons, multi, collections
         geoms = shapely.make_valid(geoms)
-    area_geom = None
-    if area is not None:
-        ag = area.geometry if hasattr(area, "geometry") else area
-        ag = ag.to_crs(dst_crs) if ag.crs is not None else ag.set_crs(dst_crs)
-        area_geom = shapely.make_valid(ag.union_all())
-        shapely.prepare(area_geom)
-
-    # coarse cells holding people (in the total or any group), as polygons in the output CRS
-    occupied = grid.total > 0
-    for arr in grid.groups.values():
-        occupied |= np.asarray(arr) > 0
-    rows, cols = np.nonzero(occupied)
-    n = len(rows)
-    src_crs = CRS.from_user_input(grid.crs)
-    cell_size = max(abs(grid.transform.a), abs(grid.transform.e))
-
-    def to_dst(polys: np.ndarray) -> np.ndarray:
-        if src_crs.equals(dst_crs):
-            return polys
-        dense = shapely.segmentize(polys, cell_size / 16)
-        return np.asarray(gpd.GeoSeries(dense, crs=src_crs).to_crs(dst_crs).values)
-
-    coarse = to_dst(_cell_boxes(grid.transform, rows, cols))
-    if n:
-        bx = shapely.bounds(coarse)
-        x0 = math.floor(bx[:, 0].min() / resolution) * resolution
-        y0 = math.floor(bx[:, 1].min() / resolution) * resolution
-        x1 = math.ceil(bx[:, 2].max() / resolution) * resolution
-        y1 = math.ceil(bx[:, 3].max() / resolution) * resolution
-    else:
-        x0 = y0 = 0.0
-        x1 = y1 = resolution
-    shape = (max(int(round((y1 - y0) / resolution)), 1), max(int(round((x1 - x0) / resolution)), 1))
-    nf = shape[0] * shape[1]
+    fr = _frame(grid, dst_crs, resolution, area)
+    coarse, n, area_geom = fr.coarse, len(fr.rows), fr.area_geom
+    shape = fr.shape
+    x0, y1 = fr.x0, fr.y1
 
     # weights inside the area
     if area_geom is not None and len(geoms):
@@ -653,7 +698,8 @@ def spread_over(
         own, fine, val = _pieces_on_fine(pieces[ok], ci[ok], x0, y1, resolution, shape)
     else:
         pts = shapely.point_on_surface(geoms)
-        if src_crs.equals(dst_crs):
+        rows, cols = fr.rows, fr.cols
+        if fr.same_crs:
             # same floor rule as the fine cells, so that a point on a shared edge goes to the
             # coarse and the fine cell on the same side
             gc, gr = ~grid.transform * (shapely.get_x(pts), shapely.get_y(pts))
@@ -672,10 +718,124 @@ def spread_over(
         cc = np.clip(np.floor((px - x0) / resolution).astype(np.int64), 0, shape[1] - 1)
         rr = np.clip(np.floor((y1 - py) / resolution).astype(np.int64), 0, shape[0] - 1)
         own, fine, val = ci, rr * shape[1] + cc, np.ones(len(ci))
+    out = _distribute(grid, fr, own, fine, val, "building area" if weight == "area" else "buildings")
+    out.method = "buildings"
+    return out
+
+
+def _check_resolution(resolution: float) -> None:
+    if not resolution or resolution <= 0:
+        raise InputError(
+            f"细网格分辨率 resolution 应为正数（米），而不是 {resolution}。",
+            f"the fine-grid resolution must be a positive number of metres, not {resolution}.",
+            field="population.resolution",
+        )
+
+
+def _grid_metric_crs(grid: PopulationGrid) -> CRS:
+    """The local metric CRS at the centre of a grid."""
+    from rasterio.transform import array_bounds
+
+    west, south, east, north = array_bounds(grid.shape[0], grid.shape[1], grid.transform)
+    lo, la, hi, ha = transform_bounds(grid.crs, 4326, west, south, east, north)
+    return local_metric_crs((lo + hi) / 2, (la + ha) / 2)
+
+
+@dataclass
+class _Frame:
+    """The fine (analysis) grid that the populated coarse cells of a grid are spread onto.
+
+    ``rows, cols`` are the populated coarse cells, ``coarse`` their polygons in ``dst_crs``
+    (edges densified when reprojected), ``x0, y1, res, shape`` the fine grid (upper-left corner
+    ``(x0, y1)``), ``area_geom`` the area (prepared) or ``None``.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    coarse: np.ndarray
+    x0: float
+    y1: float
+    res: float
+    shape: tuple[int, int]
+    dst_crs: CRS
+    area_geom: Any
+    same_crs: bool
+
+    @property
+    def transform(self) -> Affine:
+        return Affine(self.res, 0.0, self.x0, 0.0, -self.res, self.y1)
+
+    def to_dst(self, polys: np.ndarray, src_crs: CRS, cell_size: float) -> np.ndarray:
+        import geopandas as gpd
+        import shapely
+
+        if self.same_crs:
+            return polys
+        dense = shapely.segmentize(polys, cell_size / 16)
+        return np.asarray(gpd.GeoSeries(dense, crs=src_crs).to_crs(self.dst_crs).values)
+
+
+def _frame(grid: PopulationGrid, dst_crs: CRS, resolution: float, area: Any) -> _Frame:
+    """Populated coarse cells as polygons in ``dst_crs`` and the fine grid covering them."""
+    import shapely
+
+    area_geom = None
+    if area is not None:
+        ag = area.geometry if hasattr(area, "geometry") else area
+        ag = ag.to_crs(dst_crs) if ag.crs is not None else ag.set_crs(dst_crs)
+        area_geom = shapely.make_valid(ag.union_all())
+        shapely.prepare(area_geom)
+    # coarse cells holding people (in the total or any group)
+    occupied = grid.total > 0
+    for arr in grid.groups.values():
+        occupied |= np.asarray(arr) > 0
+    rows, cols = np.nonzero(occupied)
+    src_crs = CRS.from_user_input(grid.crs)
+    fr = _Frame(rows, cols, np.empty(0, dtype=object), 0.0, resolution, resolution, (1, 1), dst_crs, area_geom,
+                src_crs.equals(dst_crs))
+    fr.coarse = fr.to_dst(_cell_boxes(grid.transform, rows, cols), src_crs, _cell_size(grid))
+    if len(rows):
+        bx = shapely.bounds(fr.coarse)
+        x0 = math.floor(bx[:, 0].min() / resolution) * resolution
+        y0 = math.floor(bx[:, 1].min() / resolution) * resolution
+        x1 = math.ceil(bx[:, 2].max() / resolution) * resolution
+        y1 = math.ceil(bx[:, 3].max() / resolution) * resolution
+    else:
+        x0 = y0 = 0.0
+        x1 = y1 = resolution
+    fr.x0, fr.y1 = x0, y1
+    fr.shape = (max(int(round((y1 - y0) / resolution)), 1), max(int(round((x1 - x0) / resolution)), 1))
+    return fr
+
+
+def _cell_size(grid: PopulationGrid) -> float:
+    return max(abs(grid.transform.a), abs(grid.transform.e))
+
+
+def _distribute(
+    grid: PopulationGrid, fr: _Frame, own: np.ndarray, fine: np.ndarray, val: np.ndarray, what: str
+) -> PopulationGrid:
+    """Move each populated coarse cell's people onto the fine cells in proportion to ``val``.
+
+    ``(own, fine, val)`` lists weights: coarse cell ``own`` (index into ``fr.rows``) gives fine
+    cell ``fine`` (flat index) the share ``val / Σ val`` of its people. A coarse cell without any
+    positive weight is spread uniformly (by area) over its part inside the area. With an area,
+    people on a fine cell whose centre lies outside move to the nearest fine cell inside. Every
+    array of ``grid`` (total and groups) moves with the same shares.
+    """
+    import shapely
+
+    rows, cols, coarse, area_geom = fr.rows, fr.cols, fr.coarse, fr.area_geom
+    n = len(rows)
+    shape, resolution, x0, y1 = fr.shape, fr.res, fr.x0, fr.y1
+    nf = shape[0] * shape[1]
+    keep = val > 0
+    own, fine, val = own[keep], fine[keep], val[keep]
     sums = np.bincount(own, weights=val, minlength=n) if n else np.zeros(0)
 
     # coarse cells without weights: uniform over their part inside the area
     empty = np.flatnonzero(sums <= 0)
+    details: dict[str, Any] = {"source_cells": int(n), "uniform_cells": int(len(empty)), "uniform_people": 0.0}
     if len(empty):
         part = coarse[empty]
         if area_geom is not None:
@@ -688,57 +848,324 @@ def spread_over(
         val = np.concatenate([val, e_val])
         sums = np.bincount(own, weights=val, minlength=n)
         people = float(grid.total[rows[empty], cols[empty]].sum())
-        log.info(
-            "spread_over: %d of %d populated coarse cells (%.0f people) have no %s inside; spread uniformly",
-            len(empty), n, people, "building area" if weight == "area" else "buildings",
-        )
+        details["uniform_people"] = people
+        log.info("spread: %d of %d populated coarse cells (%.0f people) have no %s inside; spread uniformly",
+                 len(empty), n, people, what)
     share = val / sums[own] if len(own) else val
+    dst_tr = fr.transform
+    nc = shape[1]
+
+    def centres(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, y = dst_tr * (flat % nc + 0.5, flat // nc + 0.5)
+        return np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+
+    details["moved_inside_cells"] = 0
+    details["moved_inside_people"] = 0.0
+    details["moved_across_source_cells"] = 0
+    if area_geom is not None and len(fine):
+        # a fine cell holding weight inside the area may have its centre outside (on the coast,
+        # across the border): its share goes to the nearest fine cell of the same coarse cell whose
+        # centre is inside (so the coarse cell keeps its total), else to the nearest fine cell inside
+        # at all; every demand point then lies in the area (and in its units / 城区)
+        uf, inv = np.unique(fine, return_inverse=True)
+        ux, uy = centres(uf)
+        in_area = shapely.contains_xy(area_geom, ux, uy)[inv]
+        out = ~in_area
+        if out.any():
+            from scipy.spatial import cKDTree
+
+            fx, fy = centres(fine)
+            big = 1e3 * (abs(fx).max() + abs(fy).max() + 1.0)  # keeps the search inside one coarse cell
+            pts = np.column_stack([fx, fy, own * big])
+            if in_area.any():
+                dist, j = cKDTree(pts[in_area]).query(pts[out])
+                dst = fine[in_area][j]
+            else:
+                dist, dst = np.full(int(out.sum()), np.inf), fine[out].copy()
+            across = dist > big / 2  # the coarse cell has no fine cell inside the area
+            if across.any():
+                every = np.arange(nf)
+                cx, cy = centres(every)
+                inside_all = shapely.contains_xy(area_geom, cx, cy)
+                cand, cx, cy = every[inside_all], cx[inside_all], cy[inside_all]
+                if len(cand):  # else the area holds no fine-cell centre: nothing better to do
+                    _d, k = cKDTree(np.column_stack([cx, cy])).query(np.column_stack([fx[out][across], fy[out][across]]))
+                    dst[across] = cand[k]
+            v = np.asarray(grid.total, dtype="float64")[rows, cols]
+            details["moved_inside_cells"] = int(len(np.unique(fine[out])))
+            details["moved_inside_people"] = float((v[own[out]] * share[out]).sum())
+            details["moved_across_source_cells"] = int(len(np.unique(own[out][across])))
+            log.info(
+                "spread: %d fine cells (%.0f people) have their centre outside the area; moved to the nearest cell inside",
+                details["moved_inside_cells"], details["moved_inside_people"],
+            )
+            fine = fine.copy()
+            fine[out] = dst
 
     def move(arr: np.ndarray) -> np.ndarray:
         v = np.asarray(arr, dtype="float64")[rows, cols]
-        out = np.bincount(fine, weights=v[own] * share, minlength=nf) if len(own) else np.zeros(nf)
-        return out.reshape(shape)
+        res_ = np.bincount(fine, weights=v[own] * share, minlength=nf) if len(own) else np.zeros(nf)
+        return res_.reshape(shape)
 
     total = move(grid.total)
     groups = {k: move(a) for k, a in grid.groups.items()}
-    dst_tr = Affine(resolution, 0.0, x0, 0.0, -resolution, y1)
-    fr, fc = np.indices(shape)
-    fx, fy = (np.asarray(v) for v in dst_tr * (fc + 0.5, fr + 0.5))
-
-    if area_geom is not None:
-        # a fine cell holding a footprint piece inside the area may have its centre outside (on the
-        # coast, across the border): its people go to the nearest fine cell whose centre is inside,
-        # so that every demand point lies in the area (and in its units / 城区)
-        in_area = shapely.contains_xy(area_geom, fx, fy)
-        out = (total > 0) & ~in_area
-        if out.any() and in_area.any():
-            from scipy.spatial import cKDTree
-
-            src = np.flatnonzero(out.ravel())
-            cand = np.flatnonzero(in_area.ravel())
-            _d, j = cKDTree(np.column_stack([fx.ravel()[cand], fy.ravel()[cand]])).query(
-                np.column_stack([fx.ravel()[src], fy.ravel()[src]])
-            )
-            dst = cand[j]
-            log.info(
-                "spread_over: %d fine cells (%.0f people) have their centre outside the area; moved to the nearest cell inside",
-                len(src), float(total.ravel()[src].sum()),
-            )
-            for arr in (total, *groups.values()):
-                flat = arr.ravel()
-                moved = flat[src].copy()
-                flat[src] = 0.0
-                np.add.at(flat, dst, moved)
+    fr_, fc_ = np.indices(shape)
+    fx, fy = (np.asarray(v) for v in dst_tr * (fc_ + 0.5, fr_ + 0.5))
 
     # fine cells whose centre lies in a valid coarse cell (and in the area) are "data"
     vr, vc = np.nonzero(~np.asarray(grid.nodata_mask, dtype=bool))
-    valid = shapely.union_all(to_dst(_cell_boxes(grid.transform, vr, vc))) if len(vr) else shapely.Polygon()
+    src_crs = CRS.from_user_input(grid.crs)
+    valid = shapely.union_all(fr.to_dst(_cell_boxes(grid.transform, vr, vc), src_crs, _cell_size(grid))) if len(vr) else shapely.Polygon()
     if area_geom is not None:
         valid = shapely.intersection(valid, area_geom)
     inside = shapely.contains_xy(valid, fx, fy)
     return PopulationGrid(
-        total=total, groups=groups, transform=dst_tr, crs=dst_crs, nodata_mask=~inside & (total == 0)
+        total=total, groups=groups, transform=dst_tr, crs=fr.dst_crs, nodata_mask=~inside & (total == 0),
+        source_resolution_m=grid.source_resolution_m, method="uniform", details=details,
     )
 
 
-__all__ = ["PopulationGrid", "cell_area_km2", "read_population", "source_crs", "spread_over"]
+def line_segments(lines: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Straight segments ``(x0, y0, x1, y1)`` between consecutive vertices of line geometries.
+
+    Parameters
+    ----------
+    lines : array-like of shapely geometries
+        LineStrings, MultiLineStrings (other types give no segment).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        Four float64 arrays of equal length, in the lines' coordinates.
+    """
+    import shapely
+
+    geoms = np.asarray(lines, dtype=object)
+    geoms = geoms[~(shapely.is_missing(geoms) | shapely.is_empty(geoms))] if len(geoms) else geoms
+    parts = shapely.get_parts(geoms) if len(geoms) else geoms
+    parts = parts[shapely.get_type_id(parts) == 1] if len(parts) else parts  # LineString
+    if not len(parts):
+        e = np.zeros(0)
+        return e, e.copy(), e.copy(), e.copy()
+    xy, idx = shapely.get_coordinates(parts, return_index=True)
+    same = idx[1:] == idx[:-1]
+    a, b = xy[:-1][same], xy[1:][same]
+    return a[:, 0], a[:, 1], b[:, 0], b[:, 1]
+
+
+def road_length_grid(
+    x0: np.ndarray, y0: np.ndarray, x1: np.ndarray, y1: np.ndarray,
+    transform: Affine, shape: tuple[int, int], step: float | None = None,
+) -> np.ndarray:
+    """Metres of road inside every cell of a grid.
+
+    Each segment is cut into equal pieces no longer than ``step`` and each piece's length goes to
+    the cell holding its midpoint, so a cell's figure is exact up to one piece at every place a
+    road crosses a cell edge (at most ``step`` per crossing; with the default ``step`` of 1/8 of a
+    cell, a road crossing a 100 m cell is counted to within ±12.5 m).
+
+    Parameters
+    ----------
+    x0, y0, x1, y1 : numpy.ndarray
+        Segment ends in the grid's CRS (:func:`line_segments`).
+    transform : affine.Affine
+        Grid transform.
+    shape : tuple of int
+        ``(rows, cols)``.
+    step : float, optional
+        Longest piece, in CRS units; default 1/8 of the cell side.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``shape``, road length per cell (pieces outside the grid are dropped).
+    """
+    nr, nc = shape
+    out = np.zeros(nr * nc)
+    x0, y0, x1, y1 = (np.asarray(v, dtype="float64") for v in (x0, y0, x1, y1))
+    if not len(x0):
+        return out.reshape(shape)
+    step = step or min(abs(transform.a), abs(transform.e)) / 8.0
+    length = np.hypot(x1 - x0, y1 - y0)
+    npieces = np.maximum(np.ceil(length / step), 1).astype(np.int64)
+    inv = ~transform
+    chunk = 2_000_000  # pieces per pass (memory)
+    ends = np.cumsum(npieces)
+    start = 0
+    while start < len(x0):
+        stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + chunk, side="right"))
+        stop = max(stop, start + 1)
+        k = npieces[start:stop]
+        seg = np.repeat(np.arange(start, stop), k)
+        first = np.repeat(np.cumsum(k) - k, k)
+        t = (np.arange(int(k.sum())) - first + 0.5) / npieces[seg]
+        mx = x0[seg] + t * (x1[seg] - x0[seg])
+        my = y0[seg] + t * (y1[seg] - y0[seg])
+        col, row = inv * (mx, my)
+        col, row = np.floor(col).astype(np.int64), np.floor(row).astype(np.int64)
+        ok = (row >= 0) & (row < nr) & (col >= 0) & (col < nc)
+        out += np.bincount(row[ok] * nc + col[ok], weights=(length[seg] / npieces[seg])[ok], minlength=nr * nc)
+        start = stop
+    return out.reshape(shape)
+
+
+def spread_weighted(
+    grid: PopulationGrid,
+    weight: Callable[[Affine, tuple[int, int]], np.ndarray],
+    crs: Any,
+    resolution: float = 100.0,
+    area: Any = None,
+    what: str = "weight",
+) -> PopulationGrid:
+    """Dasymetric spreading of a coarse grid onto a finer one, with a weight raster on the fine grid.
+
+    Coarse cell ``c`` gives fine cell ``f`` the share ``A(c ∩ f ∩ area) / res² · w_f`` divided by
+    the sum of the same over ``f``: the weight ``w_f`` of a fine cell, counted for the part of the
+    fine cell inside ``c`` and the area. Every coarse cell keeps its people exactly (float rounding
+    aside); a coarse cell whose part inside the area holds no weight is spread uniformly over that
+    part (by area). People on a fine cell whose centre lies outside the area move to the nearest
+    fine cell inside (as in :func:`spread_over`). Age groups move with the same shares.
+
+    Parameters
+    ----------
+    grid : PopulationGrid
+        Coarse grid (best its native CRS, so that coarse cells are the source's cells).
+    weight : callable
+        ``weight(transform, shape)`` → non-negative array of shape ``shape``: the weight of every
+        fine cell of the fine grid ``transform`` (e.g. metres of road, :func:`road_length_grid`).
+    crs : CRS-like
+        Output CRS, metric (a lon/lat CRS is replaced by the local metric CRS of the grid).
+    resolution : float
+        Fine cell size, metres.
+    area : GeoDataFrame or GeoSeries, optional
+        Area polygon(s).
+    what : str
+        Name of the weight, for the log.
+
+    Returns
+    -------
+    PopulationGrid
+        Fine grid covering the populated coarse cells; ``method`` is ``"uniform"`` (the caller
+        names its method) and ``details`` counts the coarse cells spread uniformly.
+
+    Raises
+    ------
+    InputError
+        A non-positive ``resolution``.
+    ValueError
+        A weight array of the wrong shape, negative or not finite.
+    """
+    import shapely
+
+    _check_resolution(resolution)
+    dst_crs = CRS.from_user_input(crs)
+    if dst_crs.is_geographic:
+        dst_crs = _grid_metric_crs(grid)
+    fr = _frame(grid, dst_crs, resolution, area)
+    w = np.asarray(weight(fr.transform, fr.shape), dtype="float64")
+    if w.shape != fr.shape:
+        raise ValueError(f"weight has shape {w.shape}, expected {fr.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+    pieces = fr.coarse
+    if fr.area_geom is not None and len(pieces):
+        whole = shapely.contains_properly(fr.area_geom, pieces)
+        pieces = pieces.copy()
+        pieces[~whole] = shapely.intersection(pieces[~whole], fr.area_geom)
+    ok = ~shapely.is_empty(pieces) & (shapely.area(pieces) > 0) if len(pieces) else np.zeros(0, dtype=bool)
+    own, fine, a = _pieces_on_fine(pieces[ok], np.flatnonzero(ok), fr.x0, fr.y1, resolution, fr.shape)
+    val = a / (resolution * resolution) * w.ravel()[fine]
+    return _distribute(grid, fr, own, fine, val, what)
+
+
+#: Road classes along which nobody lives (limited-access motorways): left out of the road weight.
+NO_RESIDENTS_CLASSES: frozenset[str] = frozenset({"motorway", "motorway_link"})
+
+
+def spread_along_roads(
+    grid: PopulationGrid,
+    roads: Any,
+    resolution: float = 100.0,
+    area: Any = None,
+    crs: Any = None,
+) -> PopulationGrid:
+    """Spread a coarse population grid onto an analysis grid in proportion to road length.
+
+    Street-weighted areal interpolation (Reibel & Bufalino 2005), a limiting-variable dasymetric
+    method (Eicher & Brewer 2001) with the roads as the ancillary layer: inside each coarse
+    cell, an analysis cell's share of the people is its share of the road length, so people are
+    put where the roads are, and the coarse cell's total is kept exactly. A coarse cell with no
+    road inside the area stays uniform over its analysis cells (inside the area). Roads of the
+    classes :data:`NO_RESIDENTS_CLASSES` (``highway`` or ``fclass`` column) are left out.
+    See :func:`spread_weighted` for the arithmetic.
+
+    Parameters
+    ----------
+    grid : PopulationGrid
+        Coarse grid in its native CRS (the source's own cells).
+    roads : GeoDataFrame or GeoSeries
+        Road centre-lines with a CRS.
+    resolution : float
+        Analysis cell size, metres.
+    area : GeoDataFrame or GeoSeries, optional
+        Area polygon(s).
+    crs : CRS-like, optional
+        Output CRS; default the area's CRS if projected, else the roads' if projected, else the
+        local metric CRS of the grid.
+
+    Returns
+    -------
+    PopulationGrid
+        ``method`` is ``"roads"`` (``"uniform"`` when no road reaches any populated cell).
+
+    References
+    ----------
+    Reibel, M. & Bufalino, M. E. (2005). Street-weighted interpolation techniques for demographic
+    count estimation in incompatible zone systems. *Environment and Planning A* 37(1), 127–139.
+    Eicher, C. L. & Brewer, C. A. (2001). Dasymetric mapping and areal interpolation:
+    implementation and evaluation. *Cartography and Geographic Information Science* 28(2), 125–138.
+    """
+    geoms = roads
+    if hasattr(roads, "columns"):
+        for col in ("highway", "fclass"):
+            if col in roads.columns:
+                geoms = roads[~roads[col].astype(str).str.lower().isin(NO_RESIDENTS_CLASSES)]
+                break
+        geoms = geoms.geometry
+    if crs is None:
+        a = (area.geometry if hasattr(area, "geometry") else area) if area is not None else None
+        if a is not None and a.crs is not None and CRS.from_user_input(a.crs).is_projected:
+            crs = a.crs
+        elif geoms.crs is not None and CRS.from_user_input(geoms.crs).is_projected:
+            crs = geoms.crs
+        else:
+            crs = _grid_metric_crs(grid)
+    crs = CRS.from_user_input(crs)
+    if geoms.crs is None:
+        raise InputError("道路图层没有坐标系。", "the road layer has no CRS.", field="network.roads")
+    seg = line_segments(np.asarray(geoms.to_crs(crs).values))
+    out = spread_weighted(
+        grid, lambda tr, shape: road_length_grid(*seg, tr, shape), crs, resolution=resolution, area=area,
+        what="road",
+    )
+    out.method = "roads" if out.details.get("uniform_cells", 0) < out.details.get("source_cells", 0) else "uniform"
+    out.details["road_km"] = float(np.hypot(seg[2] - seg[0], seg[3] - seg[1]).sum() / 1000.0)
+    return out
+
+
+__all__ = [
+    "ANALYSIS_CELL_M",
+    "METHODS",
+    "NO_RESIDENTS_CLASSES",
+    "SPREAD_FACTOR",
+    "PopulationGrid",
+    "cell_area_km2",
+    "line_segments",
+    "read_population",
+    "road_length_grid",
+    "source_crs",
+    "source_resolution_m",
+    "spread_along_roads",
+    "spread_over",
+    "spread_weighted",
+]
