@@ -778,12 +778,12 @@ def _prepare_population(population, kind: str, tmp: Path, buffer_wgs, metric: CR
     if p.suffix.lower() in (".gpkg", ".shp", ".geojson", ".json", ".fgb"):
         return _rasterise_vector_population(p, tmp, metric, notes)
     out = tmp / "population" / "pop.tif"
-    with ipop._open(p, "总", "total") as src:
-        src_crs = ipop._src_crs(src, p)
-        kind_t = ipop._kind_of(p, src, kind)
+    with ipop.open_raster(p, "总", "total") as src:
+        src_crs = ipop.raster_crs(src, p)
+        kind_t = ipop.raster_kind(p, src, kind)
         rb = Transformer.from_crs(src_crs, 4326, always_xy=True).transform_bounds(*src.bounds)
         big = _bbox_area(rb) > CLIP_RASTER_FACTOR * _bbox_area(buffer_wgs.bounds)
-        res_m = ipop._default_resolution(src_crs, src.transform, buffer_wgs.centroid.y)
+        res_m = ipop.default_resolution(src_crs, src.transform, buffer_wgs.centroid.y)
         if res_m > 2000:
             notes.append({"item": "population", "zh": f"人口栅格很粗（约 {res_m / 1000:.0f} 公里网格）：只适合粗略检查，不宜用于选址。",
                           "en": f"the population raster is coarse (about {res_m / 1000:.0f} km cells): good for a smoke test, not for siting."})
@@ -795,7 +795,7 @@ def _prepare_population(population, kind: str, tmp: Path, buffer_wgs, metric: CR
         c1 = min(math.ceil(w.col_off + w.width) + 1, src.width)
         r1 = min(math.ceil(w.row_off + w.height) + 1, src.height)
         w = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-        counts, valid, tr = ipop._read_counts(src, p, kind_t, w)
+        counts, valid, tr = ipop.read_counts(src, p, kind_t, w)
     counts = np.where(valid, counts, np.nan).astype("float32")
     out.parent.mkdir(parents=True, exist_ok=True)
     prof = {"driver": "GTiff", "height": counts.shape[0], "width": counts.shape[1], "count": 1, "dtype": "float32",

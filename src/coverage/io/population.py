@@ -150,7 +150,20 @@ def cell_area_km2(transform: Affine, crs: CRS, shape: tuple[int, int]) -> np.nda
     return np.full(shape, area)
 
 
-def _open(path: str | Path, what_zh: str, what_en: str):
+def open_raster(path: str | Path, what_zh: str, what_en: str) -> Any:
+    """Open a population raster with rasterio, or raise a bilingual error naming the file.
+
+    Parameters
+    ----------
+    path : str or Path
+    what_zh, what_en : str
+        What the raster is (e.g. "总", "total"), for the messages.
+
+    Returns
+    -------
+    rasterio.io.DatasetReader
+        Use it as a context manager.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(
@@ -169,7 +182,9 @@ def _open(path: str | Path, what_zh: str, what_en: str):
     return src
 
 
-def _src_crs(src, p: Path) -> CRS:
+def raster_crs(src: Any, p: Path) -> CRS:
+    """The raster's CRS; a raster without one is taken as EPSG:4326 when its bounds look like
+    degrees (with a warning), else refused with a bilingual error."""
     if src.crs is None:
         b = src.bounds
         if -180 <= b.left <= b.right <= 180 and -90 <= b.bottom <= b.top <= 90:
@@ -183,7 +198,8 @@ def _src_crs(src, p: Path) -> CRS:
     return CRS.from_user_input(src.crs.to_wkt())
 
 
-def _kind_of(p: Path, src, kind: str) -> str:
+def raster_kind(p: Path, src: Any, kind: str) -> str:
+    """``count`` or ``density``: as declared, or (``auto``) from the raster's tags and file name."""
     if kind in ("count", "density"):
         return kind
     if kind != "auto":
@@ -200,8 +216,8 @@ def _kind_of(p: Path, src, kind: str) -> str:
     return "count"
 
 
-def _read_counts(src, p: Path, kind: str, window: Window) -> tuple[np.ndarray, np.ndarray, Affine]:
-    """Read a window as counts (float64) and its valid mask."""
+def read_counts(src: Any, p: Path, kind: str, window: Window) -> tuple[np.ndarray, np.ndarray, Affine]:
+    """Read a window as people per cell (float64; density × cell area), its valid mask and transform."""
     a = src.read(1, window=window, boundless=False, masked=False).astype("float64")
     valid = np.isfinite(a)
     if src.nodata is not None and not (isinstance(src.nodata, float) and math.isnan(src.nodata)):
@@ -219,7 +235,7 @@ def _read_counts(src, p: Path, kind: str, window: Window) -> tuple[np.ndarray, n
         )
     tr = src.window_transform(window)
     if kind == "density":
-        a *= cell_area_km2(tr, _src_crs(src, p), a.shape)
+        a *= cell_area_km2(tr, raster_crs(src, p), a.shape)
     return a, valid, tr
 
 
@@ -261,7 +277,8 @@ def _resolution_m(src_crs: CRS, tr: Affine, lat: float) -> float:
     return math.sqrt(abs(tr.a * tr.e)) * unit
 
 
-def _default_resolution(src_crs: CRS, tr: Affine, lat: float) -> float:
+def default_resolution(src_crs: CRS, tr: Affine, lat: float) -> float:
+    """The raster's own cell size in metres (rounded to 10 m above 10 m), at latitude ``lat``."""
     res = _resolution_m(src_crs, tr, lat)
     return max(1.0, round(res / 10.0) * 10.0) if res >= 10 else res
 
@@ -288,8 +305,8 @@ def source_resolution_m(path: str | Path, area: Any = None) -> float:
         Missing or unreadable file, or no CRS and projected-looking coordinates.
     """
     p = Path(path)
-    with _open(p, "总", "total") as src:
-        crs = _src_crs(src, p)
+    with open_raster(p, "总", "total") as src:
+        crs = raster_crs(src, p)
         if area is not None and len(area):
             geoms = area.geometry if hasattr(area, "geometry") else area
             b = (geoms.to_crs(4326) if geoms.crs is not None else geoms).total_bounds
@@ -346,9 +363,9 @@ def read_population(
         geoms = area.geometry if hasattr(area, "geometry") else area
         area_crs = CRS.from_user_input(geoms.crs) if geoms.crs is not None else CRS.from_epsg(4326)
         area_geom = geoms.union_all()
-    with _open(p, "总", "total") as src:
-        src_crs = _src_crs(src, p)
-        kind_t = _kind_of(p, src, kind)
+    with open_raster(p, "总", "total") as src:
+        src_crs = raster_crs(src, p)
+        kind_t = raster_kind(p, src, kind)
         if area_geom is not None:
             ab = transform_bounds(area_crs, 4326, *area_geom.bounds, densify_pts=21)
             rb = transform_bounds(src_crs, 4326, *src.bounds, densify_pts=21)
@@ -366,7 +383,7 @@ def read_population(
             else:
                 target_crs = local_metric_crs((ab[0] + ab[2]) / 2, (ab[1] + ab[3]) / 2)
         target_crs = CRS.from_user_input(target_crs)
-        counts, valid, tr = _read_counts(src, p, kind_t, win)
+        counts, valid, tr = read_counts(src, p, kind_t, win)
         north_up = tr.b == 0 and tr.d == 0
         same = target_crs.equals(src_crs) and (
             resolution is None or (north_up and math.isclose(abs(tr.a), resolution) and math.isclose(abs(tr.e), resolution))
@@ -376,7 +393,7 @@ def read_population(
             total = counts
             valid_dst = valid
         else:
-            res = resolution or _default_resolution(src_crs, tr, (ab[1] + ab[3]) / 2)
+            res = resolution or default_resolution(src_crs, tr, (ab[1] + ab[3]) / 2)
             wb = rasterio.windows.bounds(win, src.transform)
             l, b, r, t = transform_bounds(src_crs, target_crs, *wb, densify_pts=21)
             l, b = math.floor(l / res) * res, math.floor(b / res) * res
@@ -460,15 +477,15 @@ def _warp(a, tr, src_crs, dst_tr, dst_shape, dst_crs, resampling=Resampling.aver
 
 
 def _group_on_grid(p: Path, kind: str, dst_tr: Affine, dst_shape, dst_crs: CRS) -> np.ndarray:
-    with _open(p, "年龄组", "age-group") as src:
-        src_crs = _src_crs(src, p)
-        k = _kind_of(p, src, kind)
+    with open_raster(p, "年龄组", "age-group") as src:
+        src_crs = raster_crs(src, p)
+        k = raster_kind(p, src, kind)
         l, t = dst_tr * (0, 0)
         r, b = dst_tr * (dst_shape[1], dst_shape[0])
         win = _window_for(src, src_crs, dst_crs, (min(l, r), min(b, t), max(l, r), max(b, t)))
         if win is None:
             raise _no_overlap(p, "-")
-        counts, _valid, tr = _read_counts(src, p, k, win)
+        counts, _valid, tr = read_counts(src, p, k, win)
     if src_crs.equals(dst_crs) and np.allclose(tuple(tr)[:6], tuple(dst_tr)[:6]) and counts.shape == tuple(dst_shape):
         return counts
     if src_crs.equals(dst_crs):  # same CRS, maybe a different window: exact when grids align
@@ -500,8 +517,8 @@ def source_crs(path: str | Path) -> CRS:
         Missing or unreadable file, or no CRS and projected-looking coordinates.
     """
     p = Path(path)
-    with _open(p, "总", "total") as src:
-        return _src_crs(src, p)
+    with open_raster(p, "总", "total") as src:
+        return raster_crs(src, p)
 
 
 def _cell_boxes(transform: Affine, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
