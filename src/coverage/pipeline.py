@@ -336,6 +336,13 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
         cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
     )
     summ["supply_ratio"] = ratios
+    grid = inputs.grid
+    summ["population_grid"] = {
+        "resolution_m": float(abs(grid.transform.a)),
+        "source_resolution_m": grid.source_resolution_m,
+        "method": grid.method,
+        "basis": inputs.scenario.population.basis,
+    }
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
     summ["warnings"] = [p.as_dict() for p in model.problems if p.severity != "error"]
     speeds = _speeds(inputs.scenario.network.speeds)  # the scenario's, as for the road graphs
