@@ -1,10 +1,10 @@
-"""Rebuild the heading index of ``src/coverage/standards/documents.yaml`` from the seed plans.
+"""Rebuild the heading index of ``src/coverage/standards/index/documents.yaml`` from the seed plans.
 
 Usage (from the repository root, with the seeds in ``../shared/seeds`` or given)::
 
     python tests/standards/build_documents.py [SEED_DIR]
 
-Document metadata and the 专栏 table ranges are kept as they are in ``documents.yaml`` (they are set by
+Document metadata and the 专栏 table ranges are kept as they are in ``index/documents.yaml`` (they are set by
 hand); only each seed's ``headings`` list is recomputed by
 :func:`coverage.standards.documents.index_headings`. ``tests/test_standards.py`` checks that the
 stored index equals a rebuild.
@@ -39,7 +39,7 @@ def seed_headings(seed_dir: Path, doc: dict[str, Any]) -> list[list[Any]]:
     seed_dir : pathlib.Path
         Folder holding the seed files.
     doc : dict
-        The document's entry in ``documents.yaml`` (``file``, ``tables``, ``skip_before``).
+        The document's entry in ``index/documents.yaml`` (``file``, ``tables``, ``skip_before``).
 
     Returns
     -------
@@ -51,7 +51,7 @@ def seed_headings(seed_dir: Path, doc: dict[str, Any]) -> list[list[Any]]:
 
 
 def rebuild(seed_dir: Path) -> dict[str, Any]:
-    """``documents.yaml`` with every seed's headings recomputed from ``seed_dir``."""
+    """``index/documents.yaml`` with every seed's headings recomputed from ``seed_dir``."""
     data = yaml.safe_load(DOCUMENTS_FILE.read_text(encoding="utf-8"))
     for doc in data["documents"].values():
         if doc.get("file") and doc.get("index", True):
@@ -72,7 +72,7 @@ _Dumper.add_representer(list, _flow_rows)
 
 
 def main(argv: list[str]) -> int:
-    """Rewrite ``documents.yaml`` in place."""
+    """Rewrite ``index/documents.yaml`` in place."""
     seed_dir = Path(argv[1]) if len(argv) > 1 else DEFAULT_SEEDS
     data = rebuild(seed_dir)
     text = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=120)

@@ -1,7 +1,7 @@
 """The documents a preset rule cites, and how a citation reads for a planner.
 
 A rule's ``source`` cites a seed plan by seed and line (``"S0 L722 …"``, ``"S0 L116–122 …"``) and a
-national text by its title in 《》 (``"《全民健身计划(2021—2025年)》 …"``). ``documents.yaml`` (package
+national text by its title in 《》 (``"《全民健身计划(2021—2025年)》 …"``). ``index/documents.yaml`` (package
 data beside this module) lists every document a built-in preset cites:
 
 * the five seed plans (``S0`` … ``S4``): title, issuer, date, place, the seed file name, and an
@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 #: The heading index and document list (package data).
-DOCUMENTS_FILE: Path = Path(__file__).resolve().parent / "documents.yaml"
+DOCUMENTS_FILE: Path = Path(__file__).resolve().parent / "index" / "documents.yaml"
 
 #: ``S0 L722``, ``S0 L116–122``, ``S2 L347-353``: seed, first line, optional last line.
 SEED_CITE = re.compile(r"\b(S\d)\s*L(\d+)(?:\s*[–—-]\s*(\d+))?")
@@ -175,7 +175,7 @@ def index_headings(lines: list[str], tables: list[Table], skip_before: int = 0) 
     lines : list of str
         The seed file's lines (index 0 = line 1).
     tables : list of Table
-        The plan's 专栏 tables (their ranges are set by hand in ``documents.yaml``: a table's end
+        The plan's 专栏 tables (their ranges are set by hand in ``index/documents.yaml``: a table's end
         cannot be told from the text); inside a table short category cells become ``row`` headings.
     skip_before : int, default 0
         Ignore lines before this one (a table of contents repeating the headings).
@@ -216,7 +216,7 @@ def index_headings(lines: list[str], tables: list[Table], skip_before: int = 0) 
 
 @functools.lru_cache(maxsize=1)
 def documents() -> dict[str, Document]:
-    """All documents of ``documents.yaml``, by key (``S0`` … ``S4``, national keys).
+    """All documents of ``index/documents.yaml``, by key (``S0`` … ``S4``, national keys).
 
     Returns
     -------
