@@ -9,7 +9,8 @@ import pytest
 
 from coverage import categories
 from coverage.errors import InputError
-from coverage.standards import BUILTIN_DIR, load_preset, list_presets
+from coverage.standards import BUILTIN_DIR, describe, list_presets, load_preset
+from coverage.standards.documents import cite, documents, seeds_cited
 
 SEEDS = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
 BUILTINS = ["cn-default", "gb50180", "huaibei", "kongtong", "nanqiao", "renhuai"]
@@ -96,7 +97,7 @@ def test_gb50180_tiers_are_metres_and_non_inclusive():
 
 
 def test_county_presets_carry_their_targets():
-    prov = lambda n: {r.id: r for r in load_preset(n).active_provision()}  # noqa: E731
+    prov = lambda n: {r.id: r for r in load_preset(n).active_provision()}
     assert prov("kongtong")["childcare_places_per_1000"].target == 4.5
     assert prov("kongtong")["medical_beds_per_1000"].target == 9
     assert prov("kongtong")["elderly_beds_total"].per is None
@@ -217,9 +218,6 @@ def test_project_template_size_and_cost():
 
 # --- provenance: basis own / national / reference ------------------------------------------------
 
-from coverage.standards import describe  # noqa: E402
-from coverage.standards.documents import cite, documents, seeds_cited  # noqa: E402
-
 COUNTIES = {"kongtong": "S0", "renhuai": "S1", "huaibei": "S2", "nanqiao": "S4"}
 
 
@@ -279,10 +277,13 @@ def test_cn_default_is_national_plus_reference():
     for rid in ("elderly_regional_center_half_units", "school_kindergarten_per_street"):
         assert pres[rid].basis == "reference"
     assert p.urban_rural().basis == "reference"  # 崆峒区's 15 km circle
+    assert p.rule("urban_rural_15km") is p.urban_rural_circle
+    with pytest.raises(KeyError):
+        p.rule("no_such_rule")
     assert p.circle("clinic_rural_30min").basis == "reference"  # 仁怀市's 30-minute circle
     # a county inherits the national rule as 参考·国家
     k = load_preset("kongtong")
-    care = {r.id: r for r in k.presence}["elderly_county_care_per_county"]
+    care = k.rule("elderly_county_care_per_county")
     assert k.is_reference(care) and k.basis_label(care) == "参考·国家"
 
 

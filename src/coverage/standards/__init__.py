@@ -523,6 +523,23 @@ class Preset(BaseModel):
         out += [*self.presence, *self.provision]
         return [r for r in out if r.enabled or not active]
 
+    def rule(self, rule_id: str) -> AnyRule:
+        """The rule with this id, of any kind (the 15 km circle included; ``KeyError`` if none).
+
+        Parameters
+        ----------
+        rule_id : str
+            E.g. a ``rule_id`` of the coverage, presence, provision or gap tables.
+
+        Returns
+        -------
+        CircleRule, UrbanRuralCircle, PresenceRule or ProvisionRule
+        """
+        for r in self.rules(active=False):
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
+
     # --- accessors -------------------------------------------------------------------------
     def active_circles(self) -> list[CircleRule]:
         """Enabled circle rules, in file order."""

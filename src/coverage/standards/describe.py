@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from coverage import categories
 from coverage.settings import AGE_GROUPS
-from coverage.standards import AnyRule, CircleRule, PresenceRule, Preset, ProvisionRule, UrbanRuralCircle
+from coverage.standards import (
+    AnyRule,
+    CircleRule,
+    PresenceRule,
+    Preset,
+    ProvisionRule,
+    UrbanRuralCircle,
+)
 from coverage.standards.documents import cite, documents
 
 MODE_LABELS: dict[str, str] = {"walk": "步行", "ebike": "电动自行车", "drive": "驾车"}
@@ -168,10 +175,14 @@ def preset_text(preset: Preset) -> str:
     else:
         out.append(f"规则: 国家 {own} 条, 参考 {ref} 条(参考 = 种子规划或推导,非国家文件)")
     out.append("")
-    groups = [
-        ("服务圈 / circles", [*preset.active_circles(), *([preset.urban_rural()] if preset.urban_rural() else [])]),
-        ("配置要求 / presence", preset.active_presence()),
-        ("千人指标 / provision", preset.active_provision()),
+    circles: list[AnyRule] = [*preset.active_circles()]
+    urc = preset.urban_rural()
+    if urc is not None:
+        circles.append(urc)
+    groups: list[tuple[str, list[AnyRule]]] = [
+        ("服务圈 / circles", circles),
+        ("配置要求 / presence", [*preset.active_presence()]),
+        ("千人指标 / provision", [*preset.active_provision()]),
     ]
     for title, rules in groups:
         out.append(f"{title}:")

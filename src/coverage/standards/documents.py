@@ -223,7 +223,7 @@ def documents() -> dict[str, Document]:
     dict of str to Document
     """
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raw: dict[str, Any] = yaml.load(DOCUMENTS_FILE.read_text(encoding="utf-8"), Loader=loader)  # noqa: S506
+    raw: dict[str, Any] = yaml.load(DOCUMENTS_FILE.read_text(encoding="utf-8"), Loader=loader)  # safe loader
     out: dict[str, Document] = {}
     for key, d in raw["documents"].items():
         out[key] = Document(
