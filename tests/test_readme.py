@@ -38,7 +38,8 @@ def test_standards_command_lists_presets_and_shows_sources():
         assert name in res.output
     res = runner.invoke(app, ["standards", "cn-default"])
     assert res.exit_code == 0
-    assert "clinic_rural_30min" in res.output and "S1 L75" in res.output  # rule with its seed line
+    # rule with its source: the plan's title and section, not the seed code "S1 L75"
+    assert "clinic_rural_30min" in res.output and "《仁怀市公共服务发展行动方案(2023—2025年)》" in res.output
     assert "待核实" in res.output  # unverified values are flagged
     res = runner.invoke(app, ["standards", "no-such-preset"])
     assert res.exit_code == 1

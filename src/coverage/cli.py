@@ -261,31 +261,17 @@ def standards(
 ) -> None:
     """列出标准预设或显示其规则与出处 / list the standards presets, or show one with its sources."""
     from coverage import standards as std
+    from coverage.standards import describe
 
     if name is None:
         for key in std.list_presets():
-            p = std.load_preset(key)
-            typer.echo(f"{key:12s} {p.title or p.description[:60]}")
+            typer.echo(describe.preset_line(std.load_preset(key)))
         return
     try:
         p = std.load_preset(name)
     except InputError as err:
         _fail(err)
-    typer.echo(f"{p.name}: {p.title}\n{p.description}\n")
-    typer.echo("服务圈 / circles:")
-    for r in p.active_circles():
-        limit = f"{r.minutes:g} 分钟" if r.minutes is not None else f"{r.metres:g} 米"
-        flag = "" if r.verified else "  [待核实 / verify]"
-        typer.echo(f"  {r.id}: {r.service} {r.applies_to} {r.mode} {limit} {r.group} {r.nature} — {r.source}{flag}")
-    urc = p.urban_rural()
-    if urc is not None:
-        typer.echo(f"  {urc.id}: {urc.mode} {urc.metres:g} 米 — {urc.source}")
-    typer.echo("配置要求 / presence:")
-    for r in p.active_presence():
-        typer.echo(f"  {r.id}: {r.indicator or r.label} ({r.nature}) — {r.source}")
-    typer.echo("千人指标 / provision:")
-    for r in p.active_provision():
-        typer.echo(f"  {r.id}: {r.indicator or r.label} ({r.nature}) — {r.source}")
+    typer.echo(describe.preset_text(p))
 
 
 def _check_site_args(add: int | None, target_share: float | None, generate: int, time_limit: float) -> None:

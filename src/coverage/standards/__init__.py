@@ -2,18 +2,30 @@
 
 A preset is a YAML file. The built-in ones live beside this module (package data):
 
-* ``cn-default`` — the service circles and rules the five seed plans share (``shared/STANDARDS.md``
-  §1 and §3): urban 15-minute walking circles, the rural 30-minute health circle, the 15 km
-  城乡服务圈, one 卫生院 per 乡镇, one 村卫生室 per 行政村 …;
+* ``cn-default`` — national defaults: rules from national texts (``basis: national``: the
+  national 托位 and sports-area targets, one 卫生院 per 乡镇, one 村卫生室 per 行政村 …) plus the
+  service circles and rules the seed plans share, each marked ``basis: reference`` (参考) with the
+  seed plan it comes from (urban 15-minute circles, the rural 30-minute health circle, the 15 km
+  城乡服务圈 …), so the demo can run every service;
 * ``gb50180`` — GB 50180-2018 5/10/15-minute living-circle tiers for urban cells (non-inclusive:
   each tier counts only its own facility types), rural cells as in ``cn-default``;
-* ``kongtong``, ``renhuai``, ``huaibei``, ``nanqiao`` — the targets of the seed counties
-  (崆峒区 S0, 仁怀市 S1, 淮北市 S2, 南谯区 S4), each ``extends: cn-default``.
+* ``kongtong``, ``renhuai``, ``huaibei``, ``nanqiao`` — the seed counties (崆峒区 S0, 仁怀市 S1,
+  淮北市 S2, 南谯区 S4; ``document:`` names the plan). Each ``extends: cn-default``; a rule its own
+  plan states is restated with ``basis: own`` and a source citing that plan, and every other rule
+  stays 参考 (:meth:`Preset.is_reference`).
 
-Every rule carries ``source`` (seed and line, e.g. ``"S0 L722"``, or a clause of a national
-standard) and ``verified`` (``true`` only when the number is stated in that source; the travel mode is
-never stated by the seeds and is described in ``note``). ``nature`` is 约束性 (binding) or 预期性
-(expected); binding gaps rank first in the gap table.
+Every rule carries ``source`` (seed and line, e.g. ``"S0 L722"``, or a national text in 《》, see
+:mod:`coverage.standards.documents`), ``verified`` (``true`` only when the number is stated in a
+cited text we hold; the travel mode is never stated by the seeds and is described in ``note``) and
+``basis``:
+
+* ``own`` — stated (or, with ``verified: false``, derived) in the preset's own document;
+* ``national`` — from a national text; in a county preset it is shown as 参考·国家;
+* ``reference`` — from another county's plan, or our assumption: shown as 参考.
+
+``nature`` is 约束性 (binding) or 预期性 (expected); binding gaps rank first in the gap table. A
+user's own new rule defaults to ``basis: own``; a rule overridden by id keeps its parent's basis
+unless the override sets it.
 
 A user preset names a built-in (or another file) in ``extends:`` and lists only what changes.
 Rules in ``circles``, ``presence`` and ``provision`` are merged **by id**: a rule with a known id
@@ -64,6 +76,14 @@ UNIT_KINDS: dict[str, tuple[str, ...]] = {
 RULE_LISTS: tuple[str, ...] = ("circles", "presence", "provision")
 
 Nature = Literal["约束性", "预期性"]
+
+#: Where a rule comes from (see the module docstring): the preset's own document, a national text, or
+#: elsewhere (another county's plan, or our derivation or assumption) — shown as 参考.
+Basis = Literal["own", "national", "reference"]
+
+#: Chinese labels of ``basis`` (a county preset shows ``national`` as 参考·国家, see
+#: :meth:`Preset.basis_label`).
+BASIS_LABELS: dict[str, str] = {"own": "本规划", "national": "国家", "reference": "参考"}
 Mode = Literal["walk", "ebike", "drive"]
 
 _STRICT = ConfigDict(extra="forbid")
@@ -98,6 +118,7 @@ class _Rule(BaseModel):
     nature: Nature = "预期性"
     source: str = Field(min_length=1)
     verified: bool
+    basis: Basis = "own"
     note: str = ""
     enabled: bool = True
 
@@ -194,6 +215,7 @@ class UrbanRuralCircle(BaseModel):
     target_share: float | None = Field(default=None, ge=0, le=1)
     source: str = Field(min_length=1)
     verified: bool
+    basis: Basis = "own"
     note: str = ""
     enabled: bool = True
 
@@ -302,6 +324,10 @@ class ProvisionRule(_TypedRule):
         return self.propose or self.ftypes[0]
 
 
+#: Any rule of a preset.
+AnyRule = CircleRule | UrbanRuralCircle | PresenceRule | ProvisionRule
+
+
 class ServiceInfo(BaseModel):
     """Per-service settings: Chinese label (服务领域), lead department and headline rules.
 
@@ -379,6 +405,7 @@ class Preset(BaseModel):
     description: str = ""
     extends: str | None = None
     county: str = ""
+    document: str | None = None
     population_basis: Literal["常住", "户籍"] = "常住"
     services: dict[str, ServiceInfo] = Field(default_factory=dict)
     circles: list[CircleRule] = Field(default_factory=list)
@@ -437,6 +464,81 @@ class Preset(BaseModel):
                         "(people would be counted twice)"
                     )
         return self
+
+    @field_validator("document")
+    @classmethod
+    def _document_known(cls, v: str | None) -> str | None:
+        from coverage.standards.documents import documents
+
+        if v is not None and v not in documents():
+            raise ValueError(f"unknown document {v!r}; known: {', '.join(documents())}")
+        return v
+
+    # --- provenance --------------------------------------------------------------------------
+    def is_reference(self, rule: AnyRule) -> bool:
+        """Whether a rule is shown as 参考 (reference) in this preset.
+
+        A rule with ``basis: reference`` always is. In a county preset (``county`` set) a
+        ``national`` rule is too: it is a national default, not a target of the county's plan. In
+        ``cn-default`` and ``gb50180`` (no county) national rules are the preset's own basis.
+
+        Parameters
+        ----------
+        rule : CircleRule, PresenceRule, ProvisionRule or UrbanRuralCircle
+
+        Returns
+        -------
+        bool
+        """
+        return rule.basis == "reference" or (rule.basis == "national" and bool(self.county))
+
+    def basis_label(self, rule: AnyRule) -> str:
+        """Chinese label of a rule's basis in this preset.
+
+        Returns
+        -------
+        str
+            ``本规划`` (the county's own plan), ``国家`` (national text, in a preset without county),
+            ``参考·国家`` (national default in a county preset) or ``参考`` (another plan, or derived).
+        """
+        if rule.basis == "national" and self.county:
+            return "参考·国家"
+        return BASIS_LABELS[rule.basis]
+
+    def rules(self, active: bool = True) -> list[AnyRule]:
+        """Every rule: circles, the 15 km circle, presence and provision rules, in that order.
+
+        Parameters
+        ----------
+        active : bool, default True
+            Only enabled rules.
+
+        Returns
+        -------
+        list
+        """
+        out: list[AnyRule] = [*self.circles]
+        if self.urban_rural_circle is not None:
+            out.append(self.urban_rural_circle)
+        out += [*self.presence, *self.provision]
+        return [r for r in out if r.enabled or not active]
+
+    def rule(self, rule_id: str) -> AnyRule:
+        """The rule with this id, of any kind (the 15 km circle included; ``KeyError`` if none).
+
+        Parameters
+        ----------
+        rule_id : str
+            E.g. a ``rule_id`` of the coverage, presence, provision or gap tables.
+
+        Returns
+        -------
+        CircleRule, UrbanRuralCircle, PresenceRule or ProvisionRule
+        """
+        for r in self.rules(active=False):
+            if r.id == rule_id:
+                return r
+        raise KeyError(rule_id)
 
     # --- accessors -------------------------------------------------------------------------
     def active_circles(self) -> list[CircleRule]:
@@ -728,9 +830,12 @@ def load_preset(name_or_path: str | Path) -> Preset:
 
 
 __all__ = [
+    "BASIS_LABELS",
     "BUILTIN_DIR",
     "GROUPS",
     "UNIT_KINDS",
+    "AnyRule",
+    "Basis",
     "CircleRule",
     "PresenceRule",
     "Preset",
