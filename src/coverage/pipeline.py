@@ -51,12 +51,17 @@ class RunResult:
         lines = [f"{s['scenario']}: 常住人口 / population {s['population_total']:,.0f}"]
         for key, cat in s["categories"].items():
             label = categories.SERVICES[key].label if key in categories.SERVICES else key
+            if cat["population_covered"] is None:  # no input data: never a 0
+                lines.append(f"  {label} ({key}): {evaluate.NO_DATA}")
+                continue
             lines.append(
                 f"  {label} ({key}): 覆盖 {cat['population_covered']:,.0f} 人 / covered, "
                 f"{_pct(cat['share_covered'])}"
             )
         urc = s.get("urban_rural_circle")
-        if urc:
+        if urc and urc["population_covered"] is None:
+            lines.append(f"  15公里城乡服务圈 / 15 km circle: {evaluate.NO_DATA}")
+        elif urc:
             lines.append(
                 f"  15公里城乡服务圈 / 15 km circle: {urc['population_covered']:,.0f} 人, "
                 f"{_pct(urc['share_covered'])}"
@@ -284,12 +289,15 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     cells, ratios = supply_ratios(model, cells)
     model.cells = cells
     _step(progress, "评估 / evaluation")
-    cov = evaluate.circle_coverage(cells, preset, units=inputs.units)
+    no_data = evaluate.no_data_rules(preset, inputs.facilities, inputs.seat)
+    cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
     pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
     prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
     summ = evaluate.summary(
-        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
+        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
+        no_data=no_data,
     )
+    summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
     summ["warnings"] = [p.as_dict() for p in model.problems if p.severity != "error"]
@@ -301,10 +309,28 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     clusters = [c for c in clusters if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
-    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year)
+    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data)
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
     )
+
+
+def _area_summary(inputs: Inputs, cells: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Where the 城区 and the seat come from (``given`` / ``derived`` 推算 / ``none``) and the urban share."""
+    pop = float(cells["pop"].sum())
+    urban_pop = float(cells.loc[cells["urban"].astype(bool), "pop"].sum())
+    src = "derived" if inputs.urban_derived else ("given" if inputs.urban_area is not None else "none")
+    return {
+        "urban": src, "urban_population": round(urban_pop, 1),
+        "urban_share": round(urban_pop / pop, 6) if pop > 0 else None,
+        "seat": list(inputs.seat) if inputs.seat is not None else None,
+        "seat_source": "derived" if inputs.seat_derived else ("given" if inputs.seat is not None else "none"),
+    }
+
+
+def no_data_of(summary: dict) -> dict[str, str]:
+    """The rules without input data recorded in a summary (``no_data``): rule id → note."""
+    return {x["rule"]: x["note"] for x in summary.get("no_data") or []}
 
 
 def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict]:
@@ -393,7 +419,8 @@ def county_name(inputs: Inputs) -> str:
 def unit_shares(result: RunResult) -> gpd.GeoDataFrame:
     """The 乡镇/街道 layer with population and coverage share per service (``share_<service>``)."""
     inputs = result.model.inputs
-    sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units)
+    sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units,
+                                   no_data=no_data_of(result.summary))
     sc = sc[sc["unit_code"] != ""]
     wide = sc.pivot_table(index="unit_code", columns="service", values="share", aggfunc="first")
     wide.columns = [f"share_{c}" for c in wide.columns]
@@ -413,6 +440,9 @@ def uncovered_cells(result: RunResult, block_m: float | None = None) -> gpd.GeoD
     x, y = cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()
     frames = []
     for service in categories.SERVICES:
+        cat = result.summary["categories"].get(service)
+        if cat is not None and cat["population_covered"] is None:
+            continue  # no facility data: nobody is "uncovered", the figure is unknown
         pop, cov = evaluate.service_cells(cells, preset, service)
         lack = pop - cov
         keep = lack > 0.5
@@ -517,9 +547,17 @@ def write_outputs(
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
         )
-        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units)
+        no_data = no_data_of(result.summary)
+        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
-        tables.write_coverage_csv(tmp / "coverage_by_unit.csv", result.summary, svc, result.by_unit, rule_labels)
+        if no_data:  # rows without input data say so instead of showing 0 covered
+            csv = _no_data_csv(tables.coverage_csv_frame(result.summary, svc, result.by_unit, rule_labels),
+                               svc, result.by_unit, rule_labels)
+            code = tables.COLUMN_LABELS["unit_code"]
+            csv[code] = csv[code].map(tables.excel_text)
+            csv.to_csv(tmp / "coverage_by_unit.csv", index=False, encoding="utf-8-sig")
+        else:
+            tables.write_coverage_csv(tmp / "coverage_by_unit.csv", result.summary, svc, result.by_unit, rule_labels)
         by_service = {s: svc[svc["service"] == s] for s in svc["service"].unique()}
         excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service,
                               comparison=comparison)
@@ -567,6 +605,31 @@ def write_outputs(
     result.out_dir = Path(out)
     result.files = files
     return result
+
+
+def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
+                 rule_labels: dict[str, str]) -> pd.DataFrame:
+    """Write :data:`coverage.evaluate.NO_DATA` in 覆盖人口/未覆盖人口/覆盖率 of the rows without data.
+
+    A row is matched on (服务 or 规则 label, 乡镇代码); the rows come from the NaN ``covered`` of
+    :func:`coverage.evaluate.service_coverage` and :func:`coverage.evaluate.circle_coverage`.
+    """
+    from coverage.report import tables
+
+    lab = tables.COLUMN_LABELS
+    miss = set()
+    for r in svc[svc["covered"].isna()].itertuples(index=False):
+        miss.add(("service", tables.service_text(r.service), str(r.unit_code)))
+    for r in by_rule[by_rule["covered"].isna() & (by_rule["note"] != "")].itertuples(index=False):
+        miss.add(("rule", rule_labels.get(r.rule_id) or r.rule_id, str(r.unit_code)))
+    out = df.copy()
+    level = out[lab["level"]].map({v: k for k, v in tables._LEVELS.items()})
+    key = np.where(level == "service", out[lab["service"]], out[lab["rule_id"]])
+    hit = np.array([(lv, k, str(c)) in miss for lv, k, c in zip(level, key, out[lab["unit_code"]])], dtype=bool)
+    for c in ("covered", "uncovered", "share"):
+        out[lab[c]] = out[lab[c]].astype(object)
+        out.loc[hit, lab[c]] = evaluate.NO_DATA
+    return out
 
 
 def _gap_points(gaps: pd.DataFrame) -> gpd.GeoDataFrame:
