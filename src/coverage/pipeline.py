@@ -300,7 +300,7 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
-    summ["warnings"] = [p.as_dict() for p in model.problems if p.severity != "error"]
+    summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
     speeds = _speeds(inputs.scenario.network.speeds)  # the scenario's, as for the road graphs
     clusters = [
         evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds)
@@ -326,6 +326,20 @@ def _area_summary(inputs: Inputs, cells: gpd.GeoDataFrame) -> dict[str, Any]:
         "seat": list(inputs.seat) if inputs.seat is not None else None,
         "seat_source": "derived" if inputs.seat_derived else ("given" if inputs.seat is not None else "none"),
     }
+
+
+def _no_data_problems(summary: dict) -> list[Problem]:
+    """One ``no_facility_data`` warning per service whose figure is ``null`` for want of facilities."""
+    out = []
+    for key, cat in summary["categories"].items():
+        if cat["population_covered"] is None and cat.get("note"):
+            label = categories.service_label(key)
+            out.append(Problem(
+                zh=f"{label}：输入中没有该服务的设施（或缺少部分设施类型），覆盖人口和覆盖率记为“无设施数据”，不是 0。请补充设施文件。",
+                en=f"{key}: the inputs hold no facility of this service (or of some of its types); its coverage is recorded as no data, not 0. Add the facility file.",
+                field="facilities", severity="warning", code="no_facility_data",
+            ))
+    return out
 
 
 def no_data_of(summary: dict) -> dict[str, str]:
@@ -422,7 +436,8 @@ def unit_shares(result: RunResult) -> gpd.GeoDataFrame:
     sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units,
                                    no_data=no_data_of(result.summary))
     sc = sc[sc["unit_code"] != ""]
-    wide = sc.pivot_table(index="unit_code", columns="service", values="share", aggfunc="first")
+    # pivot, not pivot_table: a service without data (all NaN) keeps its column
+    wide = sc.pivot(index="unit_code", columns="service", values="share")
     wide.columns = [f"share_{c}" for c in wide.columns]
     pop = result.model.cells.groupby("unit_code")["pop"].sum().rename("population")
     units = inputs.units.merge(wide, left_on="code", right_index=True, how="left")
@@ -579,6 +594,9 @@ def write_outputs(
             layers["villages"] = inputs.villages
         if inputs.candidates is not None:
             layers["candidates"] = inputs.candidates
+        derived = _derived_urban(inputs)
+        if derived is not None:
+            layers["urban_derived"] = derived
         if proposed is not None and len(proposed):
             layers["proposed"] = proposed
         layers.update(extra_layers or {})
@@ -588,12 +606,13 @@ def write_outputs(
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
-            change=change,
+            change=change, derived_urban=derived,
+            no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,
         )
         times = {
             r.service: cells[r.column].to_numpy()
-            for r in inputs.preset.active_circles() if r.unit == "minutes"
+            for r in inputs.preset.active_circles() if r.unit == "minutes" and r.id not in no_data
             and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
         }
         by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
@@ -605,6 +624,19 @@ def write_outputs(
     result.out_dir = Path(out)
     result.files = files
     return result
+
+
+def _derived_urban(inputs: Inputs) -> gpd.GeoDataFrame | None:
+    """The derived 城区 (``area.urban: auto``) with a name and a note for the map and layers.gpkg."""
+    if not inputs.urban_derived or inputs.urban_area is None or not len(inputs.urban_area):
+        return None
+    u = inputs.urban_area
+    return gpd.GeoDataFrame({
+        "name": [f"城区（推算）：{k}" for k in u["kind_zh"]],
+        "population": u["population"].to_numpy(), "area_km2": u["area_km2"].to_numpy(),
+        "note": [f"{p:,.0f} 人，{a:.0f} 平方公里；按人口栅格推算（Degree of Urbanisation）/ derived"
+                 for p, a in zip(u["population"], u["area_km2"])],
+    }, geometry=u.geometry.to_numpy(), crs=u.crs)
 
 
 def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
@@ -647,6 +679,7 @@ def standards_checks(result: RunResult) -> pd.DataFrame:
     """
     preset = result.model.inputs.preset
     rules = {r.id: r for r in preset.active_presence()}
+    no_data = no_data_of(result.summary)
     rows = []
     pres = result.presence
     if pres is not None and len(pres):
@@ -659,13 +692,17 @@ def standards_checks(result: RunResult) -> pd.DataFrame:
             rows.append({
                 "rule": r.rule_id, "indicator": text or r.rule_id, "nature": r.nature,
                 "target": target, "value": f"{int(r.found)}/{int(r.required)}", "pass": bool(r.ok),
+            } if r.rule_id not in no_data else {
+                "rule": r.rule_id, "indicator": text or r.rule_id, "nature": r.nature,
+                "target": target, "value": evaluate.NO_DATA, "pass": None,
             })
     prov = result.provision
     if prov is not None and len(prov):
         for r in prov[prov["level"] == "county"].itertuples():
+            nd = r.rule_id in no_data
             rows.append({
                 "rule": r.rule_id, "indicator": r.indicator, "nature": r.nature,
-                "target": r.target, "value": r.value, "pass": r.ok,
+                "target": r.target, "value": evaluate.NO_DATA if nd else r.value, "pass": None if nd else r.ok,
             })
     return pd.DataFrame(rows, columns=["rule", "indicator", "nature", "target", "value", "pass"])
 
