@@ -659,8 +659,9 @@ def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
     key = np.where(level == "service", out[lab["service"]], out[lab["rule_id"]])
     hit = np.array([(lv, k, str(c)) in miss for lv, k, c in zip(level, key, out[lab["unit_code"]])], dtype=bool)
     for c in ("covered", "uncovered", "share"):
-        out[lab[c]] = out[lab[c]].astype(object)
-        out.loc[hit, lab[c]] = evaluate.NO_DATA
+        whole = c != "share"  # people stay whole numbers (the NaN of the rows without data made them float)
+        out[lab[c]] = [evaluate.NO_DATA if h else ("" if pd.isna(v) else (int(v) if whole else v))
+                       for h, v in zip(hit, out[lab[c]])]
     return out
 
 
