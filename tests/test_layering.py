@@ -7,7 +7,7 @@ import ast
 STAGE = {
     # inputs
     "settings": 0, "errors": 0, "crs": 0, "_atomic": 0, "categories": 0, "io": 0, "scenario": 0,
-    "standards": 0, "demo": 0, "inputs": 0,
+    "standards": 0, "demo": 0, "urban": 0, "inputs": 0,
     # model
     "network": 1, "demand": 1, "_kernels": 1,
     # analysis

@@ -7,7 +7,8 @@ Rules
   the first in the units table wins). Cells outside every unit get ``unit_code = ""`` and
   ``unit_name = ""``; their number and population are logged — they are still counted in totals.
 * **Urban (城镇)**: a cell is urban when its centre lies in a unit of kind ``街道`` **or** inside the
-  城区 polygon (``urban_area``) when one is given. Everything else is rural (乡村). This is the
+  城区 polygon (``urban_area``) when one is given — drawn by the planner or derived from the
+  population grid by :mod:`coverage.urban` (``area.urban: auto``, the default). Everything else is rural (乡村). This is the
   rule the 城区/乡村 split of the reports uses; towns (镇) count as rural unless the 城区 polygon
   covers them.
 """

@@ -13,6 +13,12 @@ types on the rule's mode graph; ``inf`` when not reached or without road access)
 * :func:`uncovered_clusters` — uncovered cells of a rule grouped into places worth a project;
 * :func:`gap_table` — everything above as ranked 项目库 rows (约束性 first, then people).
 
+**No data is not zero** (DESIGN §4.2): a rule whose input is absent — no facility of its types in
+the inputs, or no seat for the 15 km circle — is listed by :func:`no_data_rules`; its covered
+people and shares are NaN (``null`` with a ``note`` in ``summary.json``), a service figure that
+would count its people is NaN too, and :func:`gap_table` gives one ``missing_data`` row per service
+instead of a gap row for every cell cluster, unit and village.
+
 Population-weighted figures count each cell once per rule; a unit's share is ``covered /
 population`` (NaN — ``None`` in JSON — when the unit has nobody of the group). The county row has
 ``unit_code == ""`` and equals the sum of the unit rows.
@@ -59,7 +65,10 @@ GAP_COLUMNS: list[str] = [
 ]
 
 _NATURE_ORDER = {"约束性": 0, "预期性": 1}
-_KIND_ORDER = {"missing_facility": 0, "uncovered_cluster": 1, "below_target": 2, "proposed_site": 3}
+_KIND_ORDER = {"missing_data": 0, "missing_facility": 1, "uncovered_cluster": 2, "below_target": 3, "proposed_site": 4}
+
+#: What a figure without input data shows in the terminal, the CSV, the report and the map.
+NO_DATA: str = "无设施数据 / no data"
 
 AnyCircle = CircleRule | UrbanRuralCircle
 
@@ -148,6 +157,56 @@ def covered_mask(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
     return applies_mask(cells, rule.applies_to) & (_times(cells, rule) <= rule.threshold)
 
 
+def no_data_rules(
+    preset: Preset | str, facilities: pd.DataFrame | None, seat: Any = None
+) -> dict[str, str]:
+    """Rules whose input is absent: no facility of the rule's types, or no seat for the 15 km circle.
+
+    Parameters
+    ----------
+    preset : Preset or str
+        The preset (active circle, presence and provision rules, and the 15 km circle).
+    facilities : pandas.DataFrame or None
+        The facility table (``ftype``); ``None`` counts as empty.
+    seat : object, optional
+        The county seat; ``None`` means the 15 km circle has no data.
+
+    Returns
+    -------
+    dict
+        Rule id → bilingual note (``无设施数据：… / no data: …``), in the preset's order.
+    """
+    preset = _preset(preset)
+    have = set() if facilities is None or "ftype" not in facilities else set(facilities["ftype"].astype(str))
+    out: dict[str, str] = {}
+    for rule in [*preset.active_circles(), *preset.active_presence(), *preset.active_provision()]:
+        types = list(getattr(rule, "ftypes", []) or [])
+        if types and not have & set(types):
+            out[rule.id] = (f"无设施数据：输入中没有{preset.service_label(rule.service)}设施（{_type_names(types)}） / "
+                            f"no data: the inputs hold no facility of the types {', '.join(types)}")
+    urc = preset.urban_rural()
+    if urc is not None and seat is None:
+        out[urc.id] = ("无数据：未给出城区中心（area.seat），也无法从人口推算，15公里城乡服务圈无法计算 / "
+                       "no data: no seat given (area.seat) nor derivable from the population grid")
+    return out
+
+
+def _type_names(types: list[str]) -> str:
+    return "、".join(dict.fromkeys(categories.FTYPES[t].label.split("/")[0] for t in types if t in categories.FTYPES))
+
+
+def _no_data_rows(t: pd.DataFrame, nd_pop: np.ndarray | None, note: str, codes: np.ndarray, names: np.ndarray,
+                  units: pd.DataFrame | None) -> pd.DataFrame:
+    """Blank ``covered`` and ``share`` of the rows where people depend on a rule without data."""
+    t["note"] = ""
+    if nd_pop is None:
+        return t
+    miss = _by_unit(codes, names, nd_pop, nd_pop, units)["population"].to_numpy() > 0
+    t.loc[miss, ["covered", "share"]] = np.nan
+    t.loc[miss, "note"] = note
+    return t
+
+
 def _share(pop: float, cov: float) -> float:
     return cov / pop if pop > 0 else float("nan")
 
@@ -193,6 +252,7 @@ def circle_coverage(
     *,
     units: pd.DataFrame | None = None,
     include_urban_rural: bool = True,
+    no_data: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Coverage of every circle rule by unit and for the county.
 
@@ -213,13 +273,15 @@ def circle_coverage(
         Add the 15 km circle (rule id ``urban_rural_15km``, service ``urban_rural``) when the
         preset has it and the cells carry its column (it is skipped when the column is missing,
         e.g. without a county seat).
+    no_data : mapping, optional
+        :func:`no_data_rules`: these rules' ``covered`` and ``share`` are NaN and ``note`` says why.
 
     Returns
     -------
     pandas.DataFrame
         Long table, per rule the county row first (``unit_code == ""``) then units by code:
         ``rule_id, service, group, applies_to, mode, threshold, threshold_unit, nature,
-        target_share, unit_code, unit_name, population, covered, share, meets_target``.
+        target_share, unit_code, unit_name, population, covered, share, note, meets_target``.
 
     Raises
     ------
@@ -233,6 +295,10 @@ def circle_coverage(
         pop = _group(cells, rule.group) * applies_mask(cells, rule.applies_to)
         cov = np.where(covered_mask(cells, rule), pop, 0.0)
         t = _by_unit(codes, names, pop, cov, units)
+        t["note"] = ""
+        if no_data and rule.id in no_data:
+            t[["covered", "share"]] = np.nan
+            t["note"] = no_data[rule.id]
         meta = {
             "rule_id": rule.id, "service": rule.service, "group": rule.group,
             "applies_to": rule.applies_to, "mode": rule.mode, "threshold": rule.threshold,
@@ -242,7 +308,7 @@ def circle_coverage(
             t.insert(0, k, v)
         frames.append(t)
     cols = ["rule_id", "service", "group", "applies_to", "mode", "threshold", "threshold_unit",
-            "nature", "target_share", "unit_code", "unit_name", "population", "covered", "share"]
+            "nature", "target_share", "unit_code", "unit_name", "population", "covered", "share", "note"]
     if not frames:
         out = pd.DataFrame(columns=[*cols, "meets_target"])
         return out
@@ -287,7 +353,8 @@ def service_cells(
 
 
 def service_coverage(
-    cells: pd.DataFrame, preset: Preset | str, *, units: pd.DataFrame | None = None
+    cells: pd.DataFrame, preset: Preset | str, *, units: pd.DataFrame | None = None,
+    no_data: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Per-service coverage: urban cells by the urban headline rules, rural cells by the rural ones.
 
@@ -305,11 +372,14 @@ def service_coverage(
         The preset.
     units : pandas.DataFrame, optional
         Units table (``code``, ``name``) to list units without cells.
+    no_data : mapping, optional
+        :func:`no_data_rules`. A row (unit or county) with people counted by a headline rule without
+        data gets NaN ``covered`` and ``share`` and a ``note``: a partial figure would read as a gap.
 
     Returns
     -------
     pandas.DataFrame
-        ``service, unit_code, unit_name, population, covered, share`` (county row first).
+        ``service, unit_code, unit_name, population, covered, share, note`` (county row first).
     """
     preset = _preset(preset)
     codes, names = _unit_keys(cells)
@@ -319,10 +389,18 @@ def service_coverage(
             continue
         pop, cov = service_cells(cells, preset, service)
         t = _by_unit(codes, names, pop, cov, units)
+        nd_pop, notes = None, []
+        for side, rules in preset.headline(service).items():
+            for rule in rules:
+                if no_data and rule.id in no_data:
+                    g = _group(cells, rule.group) * applies_mask(cells, side)
+                    nd_pop = g if nd_pop is None else nd_pop + g
+                    notes.append(no_data[rule.id])
+        t = _no_data_rows(t, nd_pop, "；".join(dict.fromkeys(notes)), codes, names, units)
         t.insert(0, "service", service)
         frames.append(t)
     if not frames:
-        return pd.DataFrame(columns=["service", "unit_code", "unit_name", "population", "covered", "share"])
+        return pd.DataFrame(columns=["service", "unit_code", "unit_name", "population", "covered", "share", "note"])
     return pd.concat(frames, ignore_index=True)
 
 
@@ -343,6 +421,10 @@ def _num(x: Any) -> Any:
     return x
 
 
+def _note(x: Any) -> dict[str, str]:
+    return {"note": str(x)} if isinstance(x, str) and x else {}
+
+
 def _block(table: pd.DataFrame) -> dict[str, Any]:
     county = table[table["unit_code"] == COUNTY_CODE].iloc[0]
     units = table[table["unit_code"] != COUNTY_CODE]
@@ -350,9 +432,10 @@ def _block(table: pd.DataFrame) -> dict[str, Any]:
         "population": _num(county["population"]),
         "population_covered": _num(county["covered"]),
         "share_covered": _num(county["share"]),
+        **_note(county.get("note")),
         "by_unit": [
             {"code": str(r.unit_code), "name": str(r.unit_name), "population": _num(r.population),
-             "covered": _num(r.covered), "share": _num(r.share)}
+             "covered": _num(r.covered), "share": _num(r.share), **_note(getattr(r, "note", ""))}
             for r in units.itertuples(index=False)
         ],
     }
@@ -372,6 +455,7 @@ def summary(
     units: pd.DataFrame | None = None,
     presence_df: pd.DataFrame | None = None,
     provision_df: pd.DataFrame | None = None,
+    no_data: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` dictionary (DESIGN §4.2), JSON-ready (NaN → ``None``).
 
@@ -389,6 +473,10 @@ def summary(
     presence_df, provision_df : pandas.DataFrame, optional
         Results of :func:`presence` and :func:`provision`; their county rows are added as
         ``presence`` / ``provision`` lists.
+    no_data : mapping, optional
+        :func:`no_data_rules`: figures that depend on these rules are ``None`` with a ``note``
+        (service, unit, rule, 15 km circle, presence ``found``/``ok``, provision ``value``/``ok``);
+        the rules are listed under ``no_data`` ({``rule``, ``note``}).
 
     Returns
     -------
@@ -400,6 +488,7 @@ def summary(
         the 15 km column is missing) and ``rules`` (county figure of every circle rule).
     """
     preset = _preset(preset)
+    no_data = dict(no_data or {})
     pop = _group(cells, "pop")
     no_road = 0.0
     if "no_road" in cells.columns:
@@ -414,7 +503,7 @@ def summary(
         "categories": {},
         "urban_rural_circle": None,
     }
-    svc = service_coverage(cells, preset, units=units)
+    svc = service_coverage(cells, preset, units=units, no_data=no_data)
     for service in categories.SERVICES:
         sides = preset.headline(service)
         if not sides:
@@ -427,7 +516,7 @@ def summary(
                             "rules": [_circle_spec(r) for r in rules]}
         out["categories"][service] = {"label": preset.service_label(service), **block,
                                       "circle": circle}
-    cov = circle_coverage(cells, preset, units=units)
+    cov = circle_coverage(cells, preset, units=units, no_data=no_data)
     urc = preset.urban_rural()
     if urc is not None and urc.column in cells.columns:
         block = _block(cov[cov["rule_id"] == urc.id])
@@ -439,7 +528,7 @@ def summary(
          "mode": r.mode, r.threshold_unit: _num(r.threshold), "nature": r.nature,
          "population": _num(r.population), "covered": _num(r.covered), "share": _num(r.share),
          "target_share": _num(r.target_share),
-         "meets_target": None if pd.isna(r.meets_target) else bool(r.meets_target)}
+         "meets_target": None if pd.isna(r.meets_target) else bool(r.meets_target), **_note(r.note)}
         for r in county.itertuples(index=False)
     ]
     if presence_df is not None and len(presence_df):
@@ -447,6 +536,9 @@ def summary(
         out["presence"] = [
             {"id": r.rule_id, "service": r.service, "unit_kind": r.unit_kind,
              "required": _num(r.required), "found": _num(r.found), "ok": bool(r.ok)}
+            if r.rule_id not in no_data else
+            {"id": r.rule_id, "service": r.service, "unit_kind": r.unit_kind,
+             "required": _num(r.required), "found": None, "ok": None, "note": no_data[r.rule_id]}
             for r in c.itertuples(index=False)
         ]
     if provision_df is not None and len(provision_df):
@@ -455,8 +547,13 @@ def summary(
             {"id": r.rule_id, "service": r.service, "indicator": r.indicator,
              "value": _num(r.value), "target": _num(r.target), "comparison": r.comparison,
              "ok": bool(r.ok), "capacity": _num(r.capacity), "capacity_unit": r.capacity_unit}
+            if r.rule_id not in no_data else
+            {"id": r.rule_id, "service": r.service, "indicator": r.indicator,
+             "value": None, "target": _num(r.target), "comparison": r.comparison,
+             "ok": None, "capacity": None, "capacity_unit": r.capacity_unit, "note": no_data[r.rule_id]}
             for r in c.itertuples(index=False)
         ]
+    out["no_data"] = [{"rule": k, "note": v} for k, v in no_data.items()]
     return out
 
 
@@ -946,6 +1043,7 @@ def gap_table(
     year: int,
     *,
     high_min_people: float = 1000.0,
+    no_data: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Turn coverage, presence and provision gaps into ranked project-bank (项目库) rows.
 
@@ -959,6 +1057,9 @@ def gap_table(
     * ``missing_facility`` — a unit or village failing a presence rule (for share rules such as
       "≥ 50 % of 乡镇(街道)", only as many units as the target needs, most populous first).
     * ``below_target`` — a decisive provision row below target; ``scale`` is the capacity deficit.
+    * ``missing_data`` — one row per service with rules whose input is absent (``no_data``): it
+      says the layer is missing and replaces the cluster, presence and provision rows of those
+      rules (without facilities every cell and unit would be a "gap"). Ranked first.
 
     Scale and cost come from the preset's ``projects`` templates (assumptions marked
     ``verified: false``); the lead department from ``services.<key>.lead`` (defaults 教育局 / 卫健局 /
@@ -985,6 +1086,8 @@ def gap_table(
         年度.
     high_min_people : float
         People needed for a 预期性 row to be 中 rather than 低.
+    no_data : mapping, optional
+        :func:`no_data_rules`.
 
     Returns
     -------
@@ -992,6 +1095,7 @@ def gap_table(
         Columns :data:`GAP_COLUMNS`, ranked, index 0..n-1.
     """
     preset = _preset(preset)
+    no_data = dict(no_data or {})
     rules: dict[str, Any] = {r.id: r for r in preset.circles}
     urc = preset.urban_rural_circle
     if urc is not None:
@@ -1025,7 +1129,7 @@ def gap_table(
     if clusters is not None and len(clusters):
         for c in clusters.itertuples(index=False):
             rule = rules.get(c.rule_id)
-            if rule is None:
+            if rule is None or c.rule_id in no_data:
                 continue
             ftype = rule.proposed_ftype
             place = _place(str(c.unit_name), str(getattr(c, "village", "") or ""))
@@ -1053,7 +1157,7 @@ def gap_table(
         prules = {r.id: r for r in preset.presence}
         for rid, grp in presence_df.groupby("rule_id", sort=False):
             rule = prules.get(rid)
-            if rule is None:
+            if rule is None or rid in no_data:
                 continue
             county = grp[grp["level"] == "county"]
             parts = grp[grp["level"] != "county"]
@@ -1100,7 +1204,7 @@ def gap_table(
         bad = provision_df[provision_df["decisive"].astype(bool) & ~provision_df["ok"].astype(bool)]
         for r in bad.itertuples(index=False):
             rule = vrules.get(r.rule_id)
-            if rule is None:
+            if rule is None or r.rule_id in no_data:
                 continue
             ftype = rule.proposed_ftype
             tmpl = preset.project(ftype)
@@ -1120,10 +1224,33 @@ def gap_table(
                 f"{rule.indicator or rule.label}:现状 {value},目标 {rule.comparison}{rule.target:g}",
                 float(eq_people), "新建/改扩建")
 
+    # missing data: one row per service instead of a gap everywhere
+    every = {**rules, **{r.id: r for r in preset.presence}, **{r.id: r for r in preset.provision}}
+    by_service: dict[str, list[Any]] = {}
+    for rid in no_data:
+        if rid in every:
+            by_service.setdefault(every[rid].service, []).append(every[rid])
+    for service, rs in by_service.items():
+        label = preset.service_label(service) if service in categories.SERVICES else "15公里城乡服务圈"
+        rows.append({
+            "year": int(year), "service": label, "ftype_label": "", "construction": "",
+            "project_name": f"{county_name}{label}设施数据缺失（先补充数据）", "county": county_name,
+            "unit_name": "", "village": "", "lon": np.nan, "lat": np.nan, "scale": "", "population": np.nan,
+            "new_covered": np.nan, "indicator": "；".join(dict.fromkeys(r.label or r.id for r in rs)),
+            "nature": "约束性" if any(r.nature == "约束性" for r in rs) else "预期性", "cost": np.nan,
+            "lead": preset.lead(service, None) if service in categories.SERVICES else "发展改革局",
+            "priority": "", "note": "；".join(dict.fromkeys(no_data[r.id] for r in rs)) +
+            "。补充设施数据后重新运行 / add the facility layer and run again",
+            "kind": "missing_data", "unit_code": COUNTY_CODE, "rule_id": ",".join(r.id for r in rs),
+            "service_key": service, "ftype": "", "scale_value": np.nan, "scale_unit": "",
+            "rank_people": float("inf"),
+        })
+
     out = pd.DataFrame(rows, columns=GAP_COLUMNS)
     if not len(out):
         return out
-    out["_n"] = out["nature"].map(_NATURE_ORDER).fillna(9)
+    # a missing layer first: no project row of its service can be trusted before it is added
+    out["_n"] = np.where(out["kind"] == "missing_data", -1, out["nature"].map(_NATURE_ORDER).fillna(9))
     out["_k"] = out["kind"].map(_KIND_ORDER).fillna(9)
     out = out.sort_values(
         ["_n", "rank_people", "_k", "rule_id", "unit_code", "project_name"],
@@ -1144,11 +1271,13 @@ def gap_table(
 __all__ = [
     "COUNTY_CODE",
     "GAP_COLUMNS",
+    "NO_DATA",
     "VILLAGE_WITHIN_M",
     "assign_units",
     "circle_coverage",
     "covered_mask",
     "gap_table",
+    "no_data_rules",
     "presence",
     "provision",
     "reach_m",

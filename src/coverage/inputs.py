@@ -17,6 +17,9 @@ Checks, in reading order (each names the file, row and field, and says what to d
   cell and the groups' sum ≤ the total (a group raster that is really the total is refused); age
   groups the standards need but the scenario lacks come from the county's 2020 census row or from
   national shares, with a warning;
+* 城区 and seat: without ``area.urban`` (``auto``) or ``area.seat`` they are derived from the
+  population grid (:mod:`coverage.urban`, Degree of Urbanisation), with a warning (``urban_derived``,
+  ``seat_derived``; ``urban_not_found``, ``seat_not_found`` when the grid has no town);
 * roads: the file and layer open, hold lines (not points or polygons);
 * facilities and candidates: every row's coordinates (non-numeric, empty, swapped, out of range),
   facilities far outside the area (error beyond 20 km, warning nearer), the ``crs:`` declaration
@@ -46,7 +49,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
-from coverage import categories, settings, standards
+from coverage import categories, settings, standards, urban
 from coverage.crs import local_metric_crs, to_wgs84
 from coverage.errors import InputError, Problem
 from coverage.io import boundaries, parse_crs
@@ -76,6 +79,7 @@ class Inputs:
     boundary, units : GeoDataFrame
         County outline; 乡镇/街道 (one whole-area unit when the scenario has none).
     villages, urban_area : GeoDataFrame or None
+        ``urban_area``: the 城区 polygon given, or derived from the grid (``urban_derived``).
     grid : coverage.io.population.PopulationGrid
         Total and age groups on one grid (groups the scenario lacks are filled, see ``problems``).
     facilities : GeoDataFrame
@@ -83,6 +87,9 @@ class Inputs:
     candidates : GeoDataFrame or None
     preset : coverage.standards.Preset
     seat : (lon, lat) or None
+        Given, or derived from the grid (``seat_derived``); ``None``: the 15 km circle has no data.
+    urban_derived, seat_derived : bool
+        The 城区 / the seat were derived by :mod:`coverage.urban` (outputs mark them 推算).
     synthetic : bool
         Every output is labelled 合成示例数据.
     problems : list of Problem
@@ -102,6 +109,8 @@ class Inputs:
     seat: tuple[float, float] | None
     synthetic: bool = False
     problems: list[Problem] = field(default_factory=list)
+    urban_derived: bool = False
+    seat_derived: bool = False
 
     @property
     def warnings(self) -> list[Problem]:
@@ -206,6 +215,9 @@ class _Area:
     units: gpd.GeoDataFrame | None = None
     villages: gpd.GeoDataFrame | None = None
     urban: gpd.GeoDataFrame | None = None
+    urban_derived: bool = False
+    seat: tuple[float, float] | None = None
+    seat_derived: bool = False
 
 
 def _read_area(sc: Scenario, r: _Reader) -> _Area:
@@ -239,7 +251,8 @@ def _read_area(sc: Scenario, r: _Reader) -> _Area:
             out.villages = boundaries.read_villages(
                 **_layer_args(area.villages), fields=area.villages.fields, units=out.units, target_crs=crs
             )
-    if area.urban is not None and r.exists(area.urban.path, "area.urban"):
+    out.seat = tuple(area.seat) if area.seat is not None else None
+    if isinstance(area.urban, Layer) and r.exists(area.urban.path, "area.urban"):
         with r.guard("area.urban", area.urban.path):
             out.urban = boundaries.read_boundary(**_layer_args(area.urban), target_crs=crs)
             _geometry_problems(out.urban, area.urban, "area.urban", r)
@@ -520,6 +533,68 @@ def _read_population(sc: Scenario, area: _Area, preset: standards.Preset | None,
         return None
     _check_groups(grid, sc, r)
     return grid
+
+
+# ----------------------------------------------------------------------------------------------
+# 城区 and seat from the population grid (area.urban: auto, no area.seat)
+# ----------------------------------------------------------------------------------------------
+
+
+def _derive_urban(sc: Scenario, area: _Area, grid: population.PopulationGrid | None, r: _Reader) -> None:
+    """Derive the 城区 (``area.urban: auto``) and the seat (no ``area.seat``) with :mod:`coverage.urban`.
+
+    Sets ``area.urban``/``area.urban_derived`` and ``area.seat``/``area.seat_derived`` and adds the
+    warnings ``urban_derived``, ``urban_not_found``, ``seat_derived`` or ``seat_not_found``.
+    """
+    want_urban = sc.area.urban == "auto"
+    if grid is None or area.boundary is None or not (want_urban or area.seat is None):
+        return
+    with r.guard("area.urban"):
+        u = urban.classify(grid)
+        total = float(grid.total.sum())
+        if want_urban:
+            poly = urban.polygons(u)
+            if len(poly):
+                area.urban = poly.to_crs(area.crs)
+                area.urban_derived = True
+                pop, km2 = float(poly["population"].sum()), float(poly["area_km2"].sum())
+                kind = "城市中心" if (poly["kind"] == urban.URBAN_CENTRE).any() else "高密度城镇聚集区"
+                kind_en = "urban centre(s)" if (poly["kind"] == urban.URBAN_CENTRE).any() else "the largest dense urban cluster"
+                r.add(Problem(
+                    zh=(f"情景未给出城区范围（area.urban），已按人口栅格用城乡划分方法（Degree of Urbanisation）推算城区：{kind}，"
+                        f"{km2:.0f} 平方公里、{pop:,.0f} 人（占 {pop / max(total, 1e-9):.0%}）。城区/乡村的划分及按城乡分别计算的覆盖率为推算值；"
+                        "有城区边界时请在 area.urban 中给出。"),
+                    en=(f"the scenario gives no 城区 polygon (area.urban): derived from the population grid with the Degree of "
+                        f"Urbanisation ({kind_en}, {km2:.0f} km², {pop:,.0f} people, {pop / max(total, 1e-9):.0%}). The urban/rural split "
+                        "and the figures by side are estimates; give the 城区 polygon in area.urban when you have it."),
+                    file=str(r.yml), field="area.urban", severity="warning", code="urban_derived",
+                ))
+            else:
+                r.add(Problem(
+                    zh="情景未给出城区范围（area.urban），人口栅格中也找不到城市中心或高密度城镇聚集区（每平方公里 1500 人以上、合计 5000 人以上）：除街道外全部按乡村计算。",
+                    en="the scenario gives no 城区 polygon (area.urban) and the population grid has no urban centre or dense urban cluster (≥ 1,500 people/km², ≥ 5,000 people): everything but 街道 units counts as rural.",
+                    file=str(r.yml), field="area.urban", severity="warning", code="urban_not_found",
+                ))
+        if area.seat is None:
+            s = urban.seat_of(u, grid)
+            if s is None:
+                r.add(Problem(
+                    zh="情景未给出城区中心（area.seat），人口栅格中也找不到城镇聚集区：15公里城乡服务圈无数据。请在 area.seat 中给出县城中心 [经度, 纬度]。",
+                    en="the scenario gives no seat (area.seat) and the population grid has no urban cluster: the 15 km circle has no data. Give the county seat [lon, lat] in area.seat.",
+                    file=str(r.yml), field="area.seat", severity="warning", code="seat_not_found",
+                ))
+                return
+            pt = gpd.GeoSeries(gpd.points_from_xy([s[0]], [s[1]]), crs=grid.crs).to_crs(4326).iloc[0]
+            area.seat = (round(float(pt.x), 6), round(float(pt.y), 6))
+            area.seat_derived = True
+            name_zh, name_en = urban.CLASS_NAMES[s[2]]
+            r.add(Problem(
+                zh=(f"情景未给出城区中心（area.seat），已取人口最多的{name_zh}的人口加权中心 {list(area.seat)} 作为15公里城乡服务圈的起点（推算）。"
+                    "请核对，或在 area.seat 中给出县城中心。"),
+                en=(f"the scenario gives no seat (area.seat): the population-weighted centre of the most populous {name_en}, "
+                    f"{list(area.seat)}, is used for the 15 km circle (derived). Check it, or give the county seat in area.seat."),
+                file=str(r.yml), field="area.seat", severity="warning", code="seat_derived",
+            ))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -902,6 +977,7 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
     with r.guard("standards"):
         preset = standards.load_preset(sc.standards)
     grid = _read_population(sc, area, preset, r)
+    _derive_urban(sc, area, grid, r)
     road_xy = _road_points(sc, r)
     fac = _read_facilities(sc, area, road_xy, r)
     candidates = _read_candidates(sc, area, r)
@@ -919,8 +995,8 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
     return Inputs(
         scenario=sc, crs=area.crs, boundary=area.boundary, units=area.units, villages=area.villages,
         urban_area=area.urban, grid=grid, facilities=fac, candidates=candidates, preset=preset,
-        seat=tuple(sc.area.seat) if sc.area.seat is not None else None,
-        synthetic=bool(sc.output.synthetic), problems=r.problems,
+        seat=area.seat, synthetic=bool(sc.output.synthetic), problems=r.problems,
+        urban_derived=area.urban_derived, seat_derived=area.seat_derived,
     ), r.problems
 
 

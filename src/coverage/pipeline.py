@@ -51,12 +51,17 @@ class RunResult:
         lines = [f"{s['scenario']}: 常住人口 / population {s['population_total']:,.0f}"]
         for key, cat in s["categories"].items():
             label = categories.SERVICES[key].label if key in categories.SERVICES else key
+            if cat["population_covered"] is None:  # no input data: never a 0
+                lines.append(f"  {label} ({key}): {evaluate.NO_DATA}")
+                continue
             lines.append(
                 f"  {label} ({key}): 覆盖 {cat['population_covered']:,.0f} 人 / covered, "
                 f"{_pct(cat['share_covered'])}"
             )
         urc = s.get("urban_rural_circle")
-        if urc:
+        if urc and urc["population_covered"] is None:
+            lines.append(f"  15公里城乡服务圈 / 15 km circle: {evaluate.NO_DATA}")
+        elif urc:
             lines.append(
                 f"  15公里城乡服务圈 / 15 km circle: {urc['population_covered']:,.0f} 人, "
                 f"{_pct(urc['share_covered'])}"
@@ -329,12 +334,15 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     cells, ratios = supply_ratios(model, cells)
     model.cells = cells
     _step(progress, "评估 / evaluation")
-    cov = evaluate.circle_coverage(cells, preset, units=inputs.units)
+    no_data = evaluate.no_data_rules(preset, inputs.facilities, inputs.seat)
+    cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
     pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
     prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
     summ = evaluate.summary(
-        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov
+        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
+        no_data=no_data,
     )
+    summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
     grid = inputs.grid
     summ["population_grid"] = {
@@ -344,7 +352,7 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
         "basis": inputs.scenario.population.basis,
     }
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
-    summ["warnings"] = [p.as_dict() for p in model.problems if p.severity != "error"]
+    summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
     speeds = _speeds(inputs.scenario.network.speeds)  # the scenario's, as for the road graphs
     clusters = [
         evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds)
@@ -353,10 +361,42 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     clusters = [c for c in clusters if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
-    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year)
+    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data)
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
     )
+
+
+def _area_summary(inputs: Inputs, cells: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Where the 城区 and the seat come from (``given`` / ``derived`` 推算 / ``none``) and the urban share."""
+    pop = float(cells["pop"].sum())
+    urban_pop = float(cells.loc[cells["urban"].astype(bool), "pop"].sum())
+    src = "derived" if inputs.urban_derived else ("given" if inputs.urban_area is not None else "none")
+    return {
+        "urban": src, "urban_population": round(urban_pop, 1),
+        "urban_share": round(urban_pop / pop, 6) if pop > 0 else None,
+        "seat": list(inputs.seat) if inputs.seat is not None else None,
+        "seat_source": "derived" if inputs.seat_derived else ("given" if inputs.seat is not None else "none"),
+    }
+
+
+def _no_data_problems(summary: dict) -> list[Problem]:
+    """One ``no_facility_data`` warning per service whose figure is ``null`` for want of facilities."""
+    out = []
+    for key, cat in summary["categories"].items():
+        if cat["population_covered"] is None and cat.get("note"):
+            label = categories.service_label(key)
+            out.append(Problem(
+                zh=f"{label}：输入中没有该服务的设施（或缺少部分设施类型），覆盖人口和覆盖率记为“无设施数据”，不是 0。请补充设施文件。",
+                en=f"{key}: the inputs hold no facility of this service (or of some of its types); its coverage is recorded as no data, not 0. Add the facility file.",
+                field="facilities", severity="warning", code="no_facility_data",
+            ))
+    return out
+
+
+def no_data_of(summary: dict) -> dict[str, str]:
+    """The rules without input data recorded in a summary (``no_data``): rule id → note."""
+    return {x["rule"]: x["note"] for x in summary.get("no_data") or []}
 
 
 def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict]:
@@ -445,9 +485,11 @@ def county_name(inputs: Inputs) -> str:
 def unit_shares(result: RunResult) -> gpd.GeoDataFrame:
     """The 乡镇/街道 layer with population and coverage share per service (``share_<service>``)."""
     inputs = result.model.inputs
-    sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units)
+    sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units,
+                                   no_data=no_data_of(result.summary))
     sc = sc[sc["unit_code"] != ""]
-    wide = sc.pivot_table(index="unit_code", columns="service", values="share", aggfunc="first")
+    # pivot, not pivot_table: a service without data (all NaN) keeps its column
+    wide = sc.pivot(index="unit_code", columns="service", values="share")
     wide.columns = [f"share_{c}" for c in wide.columns]
     pop = result.model.cells.groupby("unit_code")["pop"].sum().rename("population")
     units = inputs.units.merge(wide, left_on="code", right_index=True, how="left")
@@ -465,6 +507,9 @@ def uncovered_cells(result: RunResult, block_m: float | None = None) -> gpd.GeoD
     x, y = cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()
     frames = []
     for service in categories.SERVICES:
+        cat = result.summary["categories"].get(service)
+        if cat is not None and cat["population_covered"] is None:
+            continue  # no facility data: nobody is "uncovered", the figure is unknown
         pop, cov = evaluate.service_cells(cells, preset, service)
         lack = pop - cov
         keep = lack > 0.5
@@ -569,9 +614,17 @@ def write_outputs(
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
         )
-        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units)
+        no_data = no_data_of(result.summary)
+        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
-        tables.write_coverage_csv(tmp / "coverage_by_unit.csv", result.summary, svc, result.by_unit, rule_labels)
+        if no_data:  # rows without input data say so instead of showing 0 covered
+            csv = _no_data_csv(tables.coverage_csv_frame(result.summary, svc, result.by_unit, rule_labels),
+                               svc, result.by_unit, rule_labels)
+            code = tables.COLUMN_LABELS["unit_code"]
+            csv[code] = csv[code].map(tables.excel_text)
+            csv.to_csv(tmp / "coverage_by_unit.csv", index=False, encoding="utf-8-sig")
+        else:
+            tables.write_coverage_csv(tmp / "coverage_by_unit.csv", result.summary, svc, result.by_unit, rule_labels)
         by_service = {s: svc[svc["service"] == s] for s in svc["service"].unique()}
         excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service,
                               comparison=comparison)
@@ -593,6 +646,9 @@ def write_outputs(
             layers["villages"] = inputs.villages
         if inputs.candidates is not None:
             layers["candidates"] = inputs.candidates
+        derived = _derived_urban(inputs)
+        if derived is not None:
+            layers["urban_derived"] = derived
         if proposed is not None and len(proposed):
             layers["proposed"] = proposed
         layers.update(extra_layers or {})
@@ -602,12 +658,13 @@ def write_outputs(
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
-            change=change,
+            change=change, derived_urban=derived,
+            no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,
         )
         times = {
             r.service: cells[r.column].to_numpy()
-            for r in inputs.preset.active_circles() if r.unit == "minutes"
+            for r in inputs.preset.active_circles() if r.unit == "minutes" and r.id not in no_data
             and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
         }
         by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
@@ -619,6 +676,45 @@ def write_outputs(
     result.out_dir = Path(out)
     result.files = files
     return result
+
+
+def _derived_urban(inputs: Inputs) -> gpd.GeoDataFrame | None:
+    """The derived 城区 (``area.urban: auto``) with a name and a note for the map and layers.gpkg."""
+    if not inputs.urban_derived or inputs.urban_area is None or not len(inputs.urban_area):
+        return None
+    u = inputs.urban_area
+    return gpd.GeoDataFrame({
+        "name": [f"城区（推算）：{k}" for k in u["kind_zh"]],
+        "population": u["population"].to_numpy(), "area_km2": u["area_km2"].to_numpy(),
+        "note": [f"{p:,.0f} 人，{a:.0f} 平方公里；按人口栅格推算（Degree of Urbanisation）/ derived"
+                 for p, a in zip(u["population"], u["area_km2"])],
+    }, geometry=u.geometry.to_numpy(), crs=u.crs)
+
+
+def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
+                 rule_labels: dict[str, str]) -> pd.DataFrame:
+    """Write :data:`coverage.evaluate.NO_DATA` in 覆盖人口/未覆盖人口/覆盖率 of the rows without data.
+
+    A row is matched on (服务 or 规则 label, 乡镇代码); the rows come from the NaN ``covered`` of
+    :func:`coverage.evaluate.service_coverage` and :func:`coverage.evaluate.circle_coverage`.
+    """
+    from coverage.report import tables
+
+    lab = tables.COLUMN_LABELS
+    miss = set()
+    for r in svc[svc["covered"].isna()].itertuples(index=False):
+        miss.add(("service", tables.service_text(r.service), str(r.unit_code)))
+    for r in by_rule[by_rule["covered"].isna() & (by_rule["note"] != "")].itertuples(index=False):
+        miss.add(("rule", rule_labels.get(r.rule_id) or r.rule_id, str(r.unit_code)))
+    out = df.copy()
+    level = out[lab["level"]].map({v: k for k, v in tables._LEVELS.items()})
+    key = np.where(level == "service", out[lab["service"]], out[lab["rule_id"]])
+    hit = np.array([(lv, k, str(c)) in miss for lv, k, c in zip(level, key, out[lab["unit_code"]])], dtype=bool)
+    for c in ("covered", "uncovered", "share"):
+        whole = c != "share"  # people stay whole numbers (the NaN of the rows without data made them float)
+        out[lab[c]] = [evaluate.NO_DATA if h else ("" if pd.isna(v) else (int(v) if whole else v))
+                       for h, v in zip(hit, out[lab[c]])]
+    return out
 
 
 def _gap_points(gaps: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -636,6 +732,7 @@ def standards_checks(result: RunResult) -> pd.DataFrame:
     """
     preset = result.model.inputs.preset
     rules = {r.id: r for r in preset.active_presence()}
+    no_data = no_data_of(result.summary)
     rows = []
     pres = result.presence
     if pres is not None and len(pres):
@@ -648,13 +745,17 @@ def standards_checks(result: RunResult) -> pd.DataFrame:
             rows.append({
                 "rule": r.rule_id, "indicator": text or r.rule_id, "nature": r.nature,
                 "target": target, "value": f"{int(r.found)}/{int(r.required)}", "pass": bool(r.ok),
+            } if r.rule_id not in no_data else {
+                "rule": r.rule_id, "indicator": text or r.rule_id, "nature": r.nature,
+                "target": target, "value": evaluate.NO_DATA, "pass": None,
             })
     prov = result.provision
     if prov is not None and len(prov):
         for r in prov[prov["level"] == "county"].itertuples():
+            nd = r.rule_id in no_data
             rows.append({
                 "rule": r.rule_id, "indicator": r.indicator, "nature": r.nature,
-                "target": r.target, "value": r.value, "pass": r.ok,
+                "target": r.target, "value": evaluate.NO_DATA if nd else r.value, "pass": None if nd else r.ok,
             })
     return pd.DataFrame(rows, columns=["rule", "indicator", "nature", "target", "value", "pass"])
 

@@ -101,9 +101,23 @@ class Area(_Model):
     boundary: Layer
     units: Layer | None = None
     villages: Layer | None = None
-    urban: Layer | None = Field(None, description="城区 polygon (path + layer)")
+    #: 城区 polygon (path + layer); ``auto`` (the default) derives it from the population grid
+    #: (:mod:`coverage.urban`, Degree of Urbanisation); ``none``: no 城区 (only 街道 units are urban).
+    urban: Literal["auto", "none"] | Layer = Field("auto", union_mode="left_to_right", description="城区 polygon, auto or none")
+    #: 城区 centre for the 15 km circle; without it, derived from the population grid (``seat_derived``).
     seat: tuple[float, float] | None = Field(None, description="城区 centre [lon, lat], WGS-84")
     adcode: str | None = Field(None, description="6-digit county code (行政区划代码): age shares from its 2020 census row")
+
+    @field_validator("urban", mode="before")
+    @classmethod
+    def _urban(cls, v: Any) -> Any:
+        if v is None:
+            return "auto"
+        if v is False:  # YAML reads `urban: no` / `off` as false
+            return "none"
+        if isinstance(v, str) and v.strip().lower() in ("auto", "none", "off", "no"):
+            return "auto" if v.strip().lower() == "auto" else "none"
+        return v
 
     @field_validator("seat")
     @classmethod

@@ -49,6 +49,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from coverage.categories import SERVICES
 from coverage.errors import InputError
+from coverage.evaluate import NO_DATA
 from coverage.report._util import atomic_target, is_missing
 from coverage.report.tables import (
     COLUMN_LABELS,
@@ -311,6 +312,8 @@ def _coverage_row(label: str, cat: Mapping) -> tuple:
     """One service: circle, target group, its population, covered and uncovered people, share."""
     pop, covered = _whole(cat.get("population")), _whole(cat.get("population_covered"))
     uncovered = None if pop is None or covered is None else pop - covered
+    if cat.get("population_covered") is None and cat.get("note"):  # no input data: never 0
+        return (label, circle_label(cat.get("circle")), target_groups(cat), pop, NO_DATA, NO_DATA, NO_DATA)
     return (
         label,
         circle_label(cat.get("circle")),
@@ -353,10 +356,26 @@ def _unit_tables(
                                    total_covered=cat.get("population_covered"))
         if cat.get("share_covered") is not None:
             total["share"] = cat.get("share_covered")
+        rows, total = _no_data_rows(rows, total, cat)
         sheet = CIRCLE_SHEET if key == "urban_rural_circle" else (
             SERVICES[key].sheet if key in SERVICES else str(key))
         out.append((key, _sheet_name(sheet, used), rows, total))
     return out
+
+
+def _no_data_rows(rows: pd.DataFrame, total: dict[str, Any], cat: Mapping) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:data:`coverage.evaluate.NO_DATA` in 覆盖人口/未覆盖人口/覆盖率 of rows without input data
+    (a ``note`` and no ``covered``); the ``note`` column itself is not written."""
+    if "note" not in rows.columns:
+        return rows, total
+    miss = rows["covered"].isna().to_numpy() & (rows["note"].fillna("").astype(str) != "").to_numpy()
+    rows = rows.drop(columns="note")
+    if miss.any():
+        rows = rows.astype({c: object for c in ("covered", "uncovered", "share")})
+        rows.loc[miss, ["covered", "uncovered", "share"]] = NO_DATA
+    if cat.get("population_covered") is None and cat.get("note"):
+        total = {**total, "covered": NO_DATA, "uncovered": NO_DATA, "share": NO_DATA}
+    return rows, total
 
 
 def _write_units(ws: Worksheet, rows: pd.DataFrame, total: Mapping[str, Any]) -> None:

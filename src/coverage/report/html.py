@@ -229,18 +229,30 @@ def _key_figures(summary: Mapping, gaps: pd.DataFrame, checks: pd.DataFrame | No
     cats = summary.get("categories") or {}
     for key in _order(list(cats)):
         cat = cats[key] or {}
+        if _no_data(cat):
+            figs.append({"label": f"{service_text(key)} 覆盖率", "value": NO_DATA_SHORT,
+                         "note": f"{circle_label(cat.get('circle'))} · no data".strip(" ·")})
+            continue
         figs.append({
             "label": f"{service_text(key)} 覆盖率",
             "value": _pct(cat.get("share_covered")),
             "note": f"{circle_label(cat.get('circle'))} · 覆盖 {_people(cat.get('population_covered'))} 人".strip(" ·"),
         })
     ur = summary.get(URBAN_RURAL)
-    if ur:
+    if ur and _no_data(ur):
+        figs.append({"label": "城乡服务圈(15公里)覆盖率", "value": "无数据",
+                     "note": "未给出城区中心，也无法推算 / no seat"})
+    elif ur:
         figs.append({
             "label": "城乡服务圈(15公里)覆盖率",
             "value": _pct(ur.get("share_covered")),
             "note": f"{circle_label(ur.get('circle'))} · 覆盖 {_people(ur.get('population_covered'))} 人".strip(" ·"),
         })
+    area = summary.get("area") or {}
+    if area.get("urban") in ("derived", "given"):
+        derived = area["urban"] == "derived"
+        figs.append({"label": "城区人口占比" + ("（推算）" if derived else ""), "value": _pct(area.get("urban_share")),
+                     "note": "按人口栅格推算 / derived (Degree of Urbanisation)" if derived else "城区范围：情景给出"})
     n = len(gaps)
     binding = int((gaps["nature"] == NATURES[0]).sum()) if n and "nature" in gaps.columns else 0
     figs.append({"label": "缺口项目 / gaps", "value": f"{n:,}", "note": f"其中约束性 {binding} 项"})
@@ -255,6 +267,8 @@ def _key_figures(summary: Mapping, gaps: pd.DataFrame, checks: pd.DataFrame | No
 def _coverage_context(table: pd.DataFrame, services: list[str], summary: Mapping) -> dict:
     headers = ["乡镇(街道)", "代码", "人口", *(_label(s) for s in services)]
     rows = []
+    cats_ = summary.get("categories") or {}
+    missing = {s for s in services if _no_data(summary.get(URBAN_RURAL) if s == URBAN_RURAL else cats_.get(s))}
     total = summary.get("population_total")
     pop = pd.to_numeric(table["population"], errors="coerce") if len(table) else pd.Series(dtype=float)
     # the townships add up to the printed total when they partition it (they do with the 15 km
@@ -267,14 +281,15 @@ def _coverage_context(table: pd.DataFrame, services: list[str], summary: Mapping
             "name": _text(rec.get("name")),
             "code": _text(rec.get("code")),
             "population": _people(people),
-            "shares": [_share_cell(rec.get(s)) for s in services],
+            "shares": [_NO_DATA_CELL if s in missing and is_missing(rec.get(s)) else _share_cell(rec.get(s))
+                       for s in services],
         })
     if rows:
         cats = summary.get("categories") or {}
         totals = []
         for s in services:
             src = summary.get(URBAN_RURAL) if s == URBAN_RURAL else cats.get(s)
-            totals.append(_share_cell((src or {}).get("share_covered")))
+            totals.append(_NO_DATA_CELL if _no_data(src) else _share_cell((src or {}).get("share_covered")))
         rows.append({"total": True, "name": "全域合计", "code": "",
                      "population": _people(summary.get("population_total")), "shares": totals})
     return {"headers": headers, "rows": rows}
@@ -412,6 +427,16 @@ def _number(v: Any) -> str:
             return f"{int(x):,}"
         return f"{x:,.3f}".rstrip("0").rstrip(".")
     return str(v)
+
+
+#: A figure without input data (no facility of the service, no seat): never shown as 0.
+NO_DATA_SHORT = "无设施数据"
+_NO_DATA_CELL = {"text": NO_DATA_SHORT, "style": "color: #666; font-style: italic"}
+
+
+def _no_data(block: Mapping | None) -> bool:
+    """A summary block whose covered figure is ``null`` for want of input data (it has a ``note``)."""
+    return bool(block) and block.get("population_covered") is None and bool(block.get("note"))
 
 
 def _share_cell(v: Any) -> dict:

@@ -24,7 +24,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -285,7 +285,12 @@ def _geojson(
     )
 
 
-def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+#: Fill of a unit whose figure has no input data (the service has no facility in the inputs).
+NO_DATA_FILL = "#cccccc"
+
+
+def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str],
+               no_data: Collection[str] = ()) -> list[str]:
     names = units["name"].map(_text) if "name" in units else pd.Series("", index=units.index)
     kinds = units["kind"].map(_text) if "kind" in units else pd.Series("", index=units.index)
     props = pd.DataFrame({"乡镇（街道）": names.to_numpy(), "类型": kinds.to_numpy()})
@@ -302,12 +307,13 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str]) -> lis
     )
     for k, service in enumerate(services):
         share = pd.to_numeric(units[f"share_{service}"], errors="coerce").to_numpy(dtype="float64")
-        colours = [_classify(s, _SHARE_CLASSES) if np.isfinite(s) else "#cccccc" for s in share]
-        pct = [f"{s * 100:.1f}%" if np.isfinite(s) else "无数据" for s in share]
+        colours = [_classify(s, _SHARE_CLASSES) if np.isfinite(s) else NO_DATA_FILL for s in share]
+        missing = "无设施数据" if service in no_data else "无人口"
+        pct = [f"{s * 100:.1f}%" if np.isfinite(s) else missing for s in share]
         props = pd.DataFrame(
             {"乡镇（街道）": names.to_numpy(), "覆盖率": pct, "_fill": colours}, index=units.index
         )
-        label = f"覆盖率-{service_label(service, short=True)}"
+        label = f"覆盖率-{service_label(service, short=True)}" + ("（无设施数据）" if service in no_data else "")
         group = folium.FeatureGroup(name=label, show=(k == 0))
         _geojson(
             _feature_collection(units, props),
@@ -326,6 +332,8 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str]) -> lis
             f'<div><span class="cov-swatch" style="background:{c}"></span>{html.escape(lbl)}</div>'
             for _, c, lbl in _SHARE_CLASSES
         )
+        if set(no_data) & set(services):
+            items += f'<div><span class="cov-swatch" style="background:{NO_DATA_FILL}"></span>无设施数据</div>'
         legend.append(f"<div class='cov-legend-h'>乡镇（街道）覆盖率</div>{items}")
     return added
 
@@ -611,6 +619,8 @@ def write_map(
     candidates: gpd.GeoDataFrame | None = None,
     proposed: gpd.GeoDataFrame | None = None,
     change: gpd.GeoDataFrame | None = None,
+    derived_urban: gpd.GeoDataFrame | None = None,
+    no_data: Collection[str] = (),
     title: str,
     synthetic: bool = False,
     tiles: TileChoice = "none",
@@ -645,6 +655,10 @@ def write_map(
     change : GeoDataFrame, optional
         Plan vs baseline (:func:`coverage.compare.cell_diff`): cell points with ``gained``,
         ``lost`` and ``service``; one layer 覆盖变化 (green gained, red lost).
+    derived_urban : GeoDataFrame, optional
+        The 城区 derived from the population grid (:mod:`coverage.urban`): layer 城区（推算）.
+    no_data : collection of str
+        Services without facility data: their coverage layers say 无设施数据 (grey), not 0 %.
     title : str
         Map title shown at the top and in the browser tab.
     synthetic : bool
@@ -677,6 +691,7 @@ def write_map(
             ("candidates", candidates),
             ("proposed", proposed),
             ("change", change),
+            ("derived_urban", derived_urban),
         ]
     }
     present = [g for g in layers.values() if g is not None]
@@ -709,7 +724,13 @@ def write_map(
     legend: list[str] = []
     overlay_names: list[str] = []
     if layers["units"] is not None:
-        overlay_names += _add_units(m, layers["units"], legend)
+        overlay_names += _add_units(m, layers["units"], legend, no_data)
+    if layers["derived_urban"] is not None:
+        overlay_names += _add_simple(
+            m, layers["derived_urban"], "城区（推算）",
+            {"color": "#b03060", "weight": 2, "dashArray": "2 4", "fillColor": "#b03060", "fillOpacity": 0.08},
+            None, '<div><span class="cov-swatch" style="background:#b03060;opacity:.4"></span>城区（推算）</div>', legend,
+        )
     if layers["circles"] is not None:
         overlay_names += _add_circles(m, layers["circles"], legend)
     if layers["urban_rural_circle"] is not None:
