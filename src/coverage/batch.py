@@ -570,6 +570,10 @@ def _locate_rows(src: dict) -> tuple[pd.DataFrame | gpd.GeoDataFrame, np.ndarray
     if p.suffix.lower() in (".csv", ".txt", ".xlsx", ".xls", ".xlsm"):
         df = read_table(p, None)
         lo, la = find_column(df.columns, LON_FIELDS), find_column(df.columns, LAT_FIELDS)
+        if lo is None or la is None:  # Amap-style exports: lon_gcj02 / lon_wgs84 pairs, the declared one
+            key = {"gcj02": "gcj", "bd09": "bd"}.get(str(src.get("crs") or "wgs84").lower().replace("-", ""), "wgs")
+            lo = next((c for c in df.columns if str(c).lower().startswith(("lon", "lng")) and key in str(c).lower()), lo)
+            la = next((c for c in df.columns if str(c).lower().startswith("lat") and key in str(c).lower()), la)
         if lo is None or la is None:
             raise InputError(f"{p.name} 没有经度/纬度列，无法按位置分到各县。", f"{p.name} has no lon/lat columns: its rows cannot be assigned to counties.",
                              file=p, field="经度/纬度")
