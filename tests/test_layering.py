@@ -7,7 +7,7 @@ import ast
 STAGE = {
     # inputs
     "settings": 0, "errors": 0, "crs": 0, "_atomic": 0, "categories": 0, "io": 0, "scenario": 0,
-    "standards": 0, "demo": 0, "urban": 0, "inputs": 0,
+    "standards": 0, "demo": 0, "demo_region": 0, "urban": 0, "inputs": 0,
     # model
     "network": 1, "demand": 1, "_kernels": 1,
     # analysis
@@ -15,7 +15,7 @@ STAGE = {
     # outputs
     "report": 3,
     # commands
-    "prepare": 4, "pipeline": 4, "plans": 4, "cli": 5,
+    "prepare": 4, "pipeline": 4, "plans": 4, "batch": 4, "cli": 5,
 }
 
 
@@ -47,7 +47,7 @@ def test_every_module_has_a_stage_and_imports_only_earlier_ones(repo_root):
 #: Order inside the inputs stage: a module may import only from its own rank or lower.
 INPUT_RANK = {
     "settings": 0, "errors": 0, "crs": 1, "_atomic": 1, "categories": 2, "io": 3, "standards": 4,
-    "scenario": 5, "inputs": 6, "demo": 6,
+    "scenario": 5, "urban": 5, "inputs": 6, "demo": 6, "demo_region": 6,
 }
 
 

@@ -112,7 +112,9 @@ def validate(
 
     with pipeline.progress(console) as step:
         step("检查输入 / checking inputs")
-        problems = pipeline.validate(scenario)
+        from coverage.batch import validate_file  # a region file (counties:) or a scenario
+
+        problems = validate_file(scenario)
     errors = [p for p in problems if p.severity == "error"]
     for p in problems:
         typer.echo(str(p))
@@ -321,6 +323,37 @@ def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult
     typer.echo(f"输出目录 / written to: {result.out_dir.resolve()}")
     for name in sorted(result.files):
         typer.echo(f"  {name}")
+
+
+@app.command()
+def batch(
+    region: Path = typer.Argument(..., help="区域文件（含 counties:）/ region YAML (with counties:)"),
+    out: Path = typer.Option(..., "--out", help="输出目录 / output directory"),
+    workers: int = typer.Option(
+        None, "--workers", help="本机计算进程数（默认=核数；0=不用 Dask，本进程逐县计算）/ local worker processes (default: cores; 0: no Dask)"
+    ),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="已有 Dask 调度器地址，如 tcp://10.0.0.5:8786 / address of a running dask.distributed scheduler"
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+) -> None:
+    """全市/全省批量：逐县准备数据并评估（Dask 并行）/ every county of a prefecture or province, on Dask.
+
+    Exit code 0: every county done; 2: some counties failed (the region files cover the others);
+    1: bad region file or output folder, or every county failed.
+    """
+    from coverage import batch as batch_mod
+
+    try:
+        res = batch_mod.run_batch(region, out, workers=workers, scheduler=scheduler, overwrite=overwrite, console=console)
+    except InputError as err:
+        _fail(err)
+    typer.echo(res.describe())
+    typer.echo(f"输出目录 / written to: {res.out_dir.resolve()}")
+    for name in res.files:
+        typer.echo(f"  {name}")
+    if res.exit_code:
+        raise typer.Exit(code=res.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

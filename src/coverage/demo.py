@@ -41,7 +41,12 @@ from shapely.geometry import LineString, Point, Polygon, box
 from coverage import settings
 from coverage.crs import wgs84_to_gcj02
 
-__all__ = ["generate", "demo_data_dir", "SYNTHETIC_NOTE", "COUNTY_CODE", "COUNTY_NAME", "METRIC_EPSG"]
+__all__ = [
+    "generate", "demo_data_dir", "SYNTHETIC_NOTE", "COUNTY_CODE", "COUNTY_NAME", "METRIC_EPSG",
+    # building blocks reused by coverage.demo_region (the synthetic prefecture 示例市)
+    "Road", "drop_isolated", "grid_streets", "lines", "node_roads", "noisy_ring", "village_name", "wiggle",
+    "write_gpkg", "write_tif", "write_xlsx",
+]
 
 #: Label written into every file (metadata, a column or a layer description).
 SYNTHETIC_NOTE = "合成示例数据 / synthetic demo data (示例县 is fictional; made by coverage.demo)"
@@ -71,7 +76,7 @@ _PROFILE_MOUNT = {"age0_2": 0.014, "age3_5": 0.020, "age6_11": 0.055, "age12_14"
 # ----------------------------------------------------------------------------------------------
 
 
-def _wiggle(
+def wiggle(
     p: NDArray,
     q: NDArray,
     rng: np.random.Generator,
@@ -116,7 +121,7 @@ def _wiggle(
     return pts
 
 
-def _noisy_ring(rng: np.random.Generator, a: float, b: float, n: int, harm: float, rough: float) -> NDArray:
+def noisy_ring(rng: np.random.Generator, a: float, b: float, n: int, harm: float, rough: float) -> NDArray:
     """Closed noisy ellipse (radii ``a`` × ``b``) as an ``(n, 2)`` array of vertices."""
     th = np.linspace(0.0, 2 * np.pi, n, endpoint=False)
     r = a * b / np.sqrt((b * np.cos(th)) ** 2 + (a * np.sin(th)) ** 2)
@@ -129,7 +134,7 @@ def _noisy_ring(rng: np.random.Generator, a: float, b: float, n: int, harm: floa
     return np.column_stack([r * np.cos(th), r * np.sin(th)])
 
 
-def _lines(arrays: list[NDArray]) -> NDArray:
+def lines(arrays: list[NDArray]) -> NDArray:
     """Object array of LineStrings from a list of ``(n, 2)`` coordinate arrays."""
     out = np.empty(len(arrays), dtype=object)
     out[:] = [LineString(a) for a in arrays]
@@ -137,7 +142,7 @@ def _lines(arrays: list[NDArray]) -> NDArray:
 
 
 @dataclass
-class _Road:
+class Road:
     xy: NDArray
     highway: str
     name: str | None = None
@@ -167,13 +172,13 @@ class _Build:
 # ----------------------------------------------------------------------------------------------
 
 
-def _node(roads: list[_Road], trim: float = 8.0) -> list[_Road]:
+def node_roads(roads: list[Road], trim: float = 8.0) -> list[Road]:
     """Insert every crossing of two lines as a vertex of both and cut short overshooting ends.
 
     Coordinates are rounded to 0.1 m afterwards; both lines receive the same rounded vertex, so
     junctions are exactly shared vertices.
     """
-    geoms = _lines([r.xy for r in roads])
+    geoms = lines([r.xy for r in roads])
     tree = shapely.STRtree(geoms)
     left, right = tree.query(geoms, predicate="intersects")
     keep = left < right
@@ -196,7 +201,7 @@ def _node(roads: list[_Road], trim: float = 8.0) -> list[_Road]:
     order = np.argsort(line_ids, kind="stable")
     line_ids, pts_all = line_ids[order], pts_all[order]
     bounds = np.searchsorted(line_ids, np.arange(len(roads) + 1))
-    out: list[_Road] = []
+    out: list[Road] = []
     for i, road in enumerate(roads):
         xy = road.xy
         jp = pts_all[bounds[i] : bounds[i + 1]]
@@ -231,11 +236,11 @@ def _node(roads: list[_Road], trim: float = 8.0) -> list[_Road]:
         dup = np.concatenate([[True], np.any(np.diff(xy, axis=0) != 0, axis=1)])
         xy = xy[dup]
         if len(xy) >= 2:
-            out.append(_Road(xy, road.highway, road.name, road.oneway, road.maxspeed))
+            out.append(Road(xy, road.highway, road.name, road.oneway, road.maxspeed))
     return out
 
 
-def _drop_isolated(roads: list[_Road]) -> list[_Road]:
+def drop_isolated(roads: list[Road]) -> list[Road]:
     """Remove lines that share no vertex with any other line (orphan driveways after clipping)."""
     keys = [list(map(tuple, r.xy)) for r in roads]
     count: dict[tuple, int] = {}
@@ -257,7 +262,7 @@ def _mountain(x: NDArray, y: NDArray) -> NDArray:
     return s * s * (3 - 2 * s)
 
 
-def _grid_streets(
+def grid_streets(
     rng: np.random.Generator,
     centre: NDArray,
     half_w: float,
@@ -337,7 +342,7 @@ def _clip_lines(xy: NDArray, poly: Polygon, min_len: float = 30.0) -> list[NDArr
     return res
 
 
-def _village_name(rng: np.random.Generator, mountain: bool, used: set[str]) -> str:
+def village_name(rng: np.random.Generator, mountain: bool, used: set[str]) -> str:
     suffixes = _VIL_MOUNT if mountain else _VIL_PLAIN
     for _ in range(1000):
         first = str(rng.choice(_VIL_FIRST))
@@ -358,11 +363,11 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
     ox, oy = float(round(cx / CELL) * CELL), float(round(cy / CELL) * CELL)
 
     # ---- outline, 城区 and mountains (local coordinates, origin = county seat) ----
-    ring = _noisy_ring(rng, 24000.0, 20000.0, 260, harm=0.22, rough=0.012)
+    ring = noisy_ring(rng, 24000.0, 20000.0, 260, harm=0.22, rough=0.012)
     county = Polygon(ring)
     county = shapely.affinity.scale(county, *(2 * [math.sqrt(1.5e9 / county.area)]), origin=(0, 0))
     county = county.buffer(0)
-    cq_ring = _noisy_ring(rng, 3300.0, 2700.0, 90, harm=0.15, rough=0.01)
+    cq_ring = noisy_ring(rng, 3300.0, 2700.0, 90, harm=0.15, rough=0.01)
     chengqu = Polygon(cq_ring).buffer(0)
 
     # ---- seats of the ten 乡镇 ----
@@ -460,7 +465,7 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
         vrows.append(
             {
                 "code": f"{uc[:9]}{200 + counters[uc]:03d}",
-                "name": _village_name(rng, remote, used),
+                "name": village_name(rng, remote, used),
                 "unit_code": uc,
                 "remote": remote,
                 "xy": vil[i],
@@ -469,9 +474,9 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
         )
 
     # ---- roads ----
-    roads: list[_Road] = []
+    roads: list[Road] = []
     # 城区 grid, clipped to the 城区, ring road along its edge
-    streets, stubs = _grid_streets(rng, np.zeros(2), 3900.0, 3400.0, (120.0, 150.0), 0.07, 0.8, (25.0, 45.0))
+    streets, stubs = grid_streets(rng, np.zeros(2), 3900.0, 3400.0, (120.0, 150.0), 0.07, 0.8, (25.0, 45.0))
     cq_clip = chengqu.buffer(4.0)
     cq_in10 = chengqu.buffer(-10.0)
     cq_out300 = chengqu.buffer(300.0)
@@ -502,21 +507,21 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
                 ow = "yes"
                 if rank % 2:
                     part = part[::-1]
-            roads.append(_Road(part, hw, nm, ow, ms))
+            roads.append(Road(part, hw, nm, ow, ms))
     for st in stubs:
         if cq_in10.contains(Point(st[1])):
-            roads.append(_Road(st, "service"))
+            roads.append(Road(st, "service"))
     ring_xy = np.asarray(chengqu.exterior.coords)
-    roads.append(_Road(ring_xy, "secondary", "环城路", None, "40"))
+    roads.append(Road(ring_xy, "secondary", "环城路", None, "40"))
 
     # market towns
-    town_main: list[_Road] = []
+    town_main: list[Road] = []
     for r in unit_rows:
         s = r["seat"]
         stem = r["name"][:-1]
         hw_ = rng.uniform(450, 700)
         hh_ = rng.uniform(350, 600)
-        tstreets, tstubs = _grid_streets(rng, s, hw_, hh_, (135.0, 175.0), 0.1, 0.6, (25.0, 45.0))
+        tstreets, tstubs = grid_streets(rng, s, hw_, hh_, (135.0, 175.0), 0.1, 0.6, (25.0, 45.0))
         clip = Point(s).buffer(max(hw_, hh_) * 1.05).intersection(box(s[0] - hw_, s[1] - hh_, s[0] + hw_, s[1] + hh_))
         for xy, rank, orient in tstreets:
             if rank == 0:
@@ -524,14 +529,14 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
             else:
                 hw, nm = "residential", None
             for part in _clip_lines(xy, clip):
-                rd = _Road(part, hw, nm)
+                rd = Road(part, hw, nm)
                 roads.append(rd)
                 if rank == 0:
                     town_main.append(rd)
         clip_in = clip.buffer(-5.0)
         for st in tstubs:
             if clip_in.contains(Point(st[1])):
-                roads.append(_Road(st, "service"))
+                roads.append(Road(st, "service"))
 
     # inter-town roads
     pts_all = np.vstack([np.zeros((1, 2)), seats_arr])  # 0 = county seat
@@ -573,7 +578,7 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
     for a, b in edges:
         xno += 1
         main_edges.append((a, b, "secondary", f"县道X{xno}", None))
-    main_roads: list[_Road] = []
+    main_roads: list[Road] = []
     ring_line = chengqu.exterior
     for a, b, hw, nm, ms in main_edges:
         p, q = pts_all[a].copy(), pts_all[b].copy()
@@ -587,8 +592,8 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
             q = np.asarray(shapely.intersection(t, ring_line).representative_point().coords[0])
             over_e = 4.0
         mm = float(_mountain(*(0.5 * (p + q))))
-        xy = _wiggle(p, q, rng, amp=0.03 + 0.04 * mm, step=90, zig=250.0 * mm, over_start=over_s, over_end=over_e)
-        rd = _Road(xy, hw, nm, None, ms)
+        xy = wiggle(p, q, rng, amp=0.03 + 0.04 * mm, step=90, zig=250.0 * mm, over_start=over_s, over_end=over_e)
+        rd = Road(xy, hw, nm, None, ms)
         roads.append(rd)
         main_roads.append(rd)
 
@@ -602,7 +607,7 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
     for vi in sorted(range(len(vrows)), key=lambda i: (dist0[i], i)):
         v = vrows[vi]
         c = v["xy"]
-        geoms = _lines([r.xy for r in net])
+        geoms = lines([r.xy for r in net])
         tree = shapely.STRtree(geoms)
         j = int(tree.query_nearest(Point(c))[0])
         g = geoms[j]
@@ -621,23 +626,23 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
         ang = rng.uniform(-0.5, 0.5)
         dirl = nrm * math.cos(ang) + u * math.sin(ang)
         half = rng.uniform(180, 280) if remote else rng.uniform(280, 480)
-        lane = _wiggle(c - dirl * half, c + dirl * half, rng, amp=0.03, step=40, modes=2)
+        lane = wiggle(c - dirl * half, c + dirl * half, rng, amp=0.03, step=40, modes=2)
         mid = len(lane) // 2
         start = lane[mid]
         lane_hw = "unclassified" if remote else "residential"
-        roads.append(_Road(lane, lane_hw))
+        roads.append(Road(lane, lane_hw))
         # connector from the lane's middle vertex to the network
         if remote:
-            con = _wiggle(start, tgt, rng, amp=0.10, step=70, modes=5, zig=rng.uniform(200, 320), zig_period=650, over_end=4.0)
+            con = wiggle(start, tgt, rng, amp=0.10, step=70, modes=5, zig=rng.uniform(200, 320), zig_period=650, over_end=4.0)
             chw, cname = "track", None
         else:
-            con = _wiggle(start, tgt, rng, amp=0.05, step=90, modes=3, over_end=4.0)
+            con = wiggle(start, tgt, rng, amp=0.05, step=90, modes=3, over_end=4.0)
             if j < len(net) and net[j].highway in ("trunk", "primary", "secondary") and L > 1500:
                 yno += 1
                 chw, cname = "tertiary", f"乡道Y{yno:03d}"
             else:
                 chw, cname = "unclassified", None
-        crd = _Road(con, chw, cname)
+        crd = Road(con, chw, cname)
         roads.append(crd)
         net.append(crd)
         v["lane"] = lane
@@ -653,8 +658,8 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
             sa = rng.uniform(-0.3, 0.3)
             sd = u * math.cos(sa) + nrm * math.sin(sa)
             l1, l2 = rng.uniform(60, 200), rng.uniform(60, 200)
-            side = _wiggle(o - sd * l1, o + sd * l2, rng, amp=0.04, step=40, modes=2)
-            roads.append(_Road(side, "track" if remote else "service"))
+            side = wiggle(o - sd * l1, o + sd * l2, rng, amp=0.04, step=40, modes=2)
+            roads.append(Road(side, "track" if remote else "service"))
             sides.append(side)
         # courtyard driveways off the lane vertices (main lane and side lanes)
         for ln_xy, pp in [(lane, 0.35 if remote else 0.8)] + [(sl, 0.2 if remote else 0.55) for sl in sides]:
@@ -665,7 +670,7 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
                 tdir = ln_xy[k + 1] - ln_xy[k - 1]
                 tdir = tdir / np.hypot(*tdir)
                 perp = np.array([-tdir[1], tdir[0]]) * (1.0 if rng.random() < 0.5 else -1.0)
-                roads.append(_Road(np.array([o, o + perp * rng.uniform(18, 35)]), "service"))
+                roads.append(Road(np.array([o, o + perp * rng.uniform(18, 35)]), "service"))
         # field tracks, some with branches
         ntr = int(rng.integers(1, 3)) if remote else int(rng.integers(4, 8))
         for k in range(ntr):
@@ -677,8 +682,8 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
             e = o + np.array([math.cos(a), math.sin(a)]) * rng.uniform(700, 1800)
             if not county_in300.contains(Point(e)) or cq_out300.contains(Point(e)):
                 continue
-            tr_xy = _wiggle(o, e, rng, amp=0.05, step=80, modes=3)
-            roads.append(_Road(tr_xy, "track"))
+            tr_xy = wiggle(o, e, rng, amp=0.05, step=80, modes=3)
+            roads.append(Road(tr_xy, "track"))
             for _b in range(int(rng.integers(0, 4))):
                 bi = int(rng.integers(2, len(tr_xy) - 1)) if len(tr_xy) > 4 else None
                 if bi is None:
@@ -687,10 +692,10 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
                 ba = a + rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.6)
                 be = bo + np.array([math.cos(ba), math.sin(ba)]) * rng.uniform(250, 700)
                 if county_in200.contains(Point(be)):
-                    roads.append(_Road(_wiggle(bo, be, rng, amp=0.05, step=80, modes=2), "track"))
+                    roads.append(Road(wiggle(bo, be, rng, amp=0.05, step=80, modes=2), "track"))
 
-    roads = _node(_node(roads), trim=0.0)
-    roads = _drop_isolated(roads)
+    roads = node_roads(node_roads(roads), trim=0.0)
+    roads = drop_isolated(roads)
     shift = np.array([ox, oy])
     road_gdf = gpd.GeoDataFrame(
         {
@@ -699,7 +704,7 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:
             "oneway": [r.oneway for r in roads],
             "maxspeed": [r.maxspeed for r in roads],
         },
-        geometry=_lines([np.round(r.xy + shift, 1) for r in roads]),
+        geometry=lines([np.round(r.xy + shift, 1) for r in roads]),
         crs=f"EPSG:{METRIC_EPSG}",
     )
 
@@ -1067,7 +1072,8 @@ def _unit_of(units: gpd.GeoDataFrame, x: NDArray, y: NDArray) -> list[str]:
     return j["name"].fillna("").tolist()
 
 
-def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str, description: str, spatial_index: bool = True) -> None:
+def write_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str, description: str, spatial_index: bool = True) -> None:
+    """Write one GPKG layer with a description, byte-identical between runs (fixed change date)."""
     import pyogrio
 
     # a fixed gpkg_contents.last_change keeps the file byte-identical between runs
@@ -1081,7 +1087,8 @@ def _write_gpkg(gdf: gpd.GeoDataFrame, path: Path, layer: str, description: str,
     )
 
 
-def _write_tif(path: Path, arr: NDArray, transform: object, description: str) -> None:
+def write_tif(path: Path, arr: NDArray, transform: object, description: str) -> None:
+    """Write a float32 persons-per-cell GeoTIFF in :data:`METRIC_EPSG`, tagged as synthetic."""
     import rasterio
 
     profile = {
@@ -1133,9 +1140,9 @@ def generate(out_dir: Path, seed: int = settings.DEMO_SEED) -> dict[str, Path]:
     p = out_dir / "boundaries" / "county.gpkg"
     p.unlink(missing_ok=True)
     county = gpd.GeoDataFrame({"code": [COUNTY_CODE], "name": [COUNTY_NAME]}, geometry=[b.county], crs=f"EPSG:{METRIC_EPSG}")
-    _write_gpkg(county.to_crs(4490), p, "county", f"示例县县界 county outline — {SYNTHETIC_NOTE}")
+    write_gpkg(county.to_crs(4490), p, "county", f"示例县县界 county outline — {SYNTHETIC_NOTE}")
     cq = gpd.GeoDataFrame({"code": [COUNTY_CODE], "name": ["示例县城区"]}, geometry=[b.chengqu], crs=f"EPSG:{METRIC_EPSG}")
-    _write_gpkg(cq.to_crs(4490), p, "chengqu", f"城区 urban core — {SYNTHETIC_NOTE}")
+    write_gpkg(cq.to_crs(4490), p, "chengqu", f"城区 urban core — {SYNTHETIC_NOTE}")
     paths["county"] = p
 
     p = out_dir / "boundaries" / "townships.gpkg"
@@ -1143,12 +1150,12 @@ def generate(out_dir: Path, seed: int = settings.DEMO_SEED) -> dict[str, Path]:
     slon, slat = _to_lonlat(b.units["seat_x"].to_numpy(), b.units["seat_y"].to_numpy())
     tws = b.units.drop(columns=["seat_x", "seat_y"]).assign(seat_lon=np.round(slon, 6), seat_lat=np.round(slat, 6))
     tws = tws[["code", "name", "kind", "seat_lon", "seat_lat", "geometry"]].to_crs(4490)
-    _write_gpkg(tws, p, "townships", f"乡镇/街道 townships and subdistricts — {SYNTHETIC_NOTE}")
+    write_gpkg(tws, p, "townships", f"乡镇/街道 townships and subdistricts — {SYNTHETIC_NOTE}")
     paths["townships"] = p
 
     p = out_dir / "boundaries" / "villages.gpkg"
     p.unlink(missing_ok=True)
-    _write_gpkg(b.villages.to_crs(4490), p, "villages", f"行政村 villages (points) — {SYNTHETIC_NOTE}")
+    write_gpkg(b.villages.to_crs(4490), p, "villages", f"行政村 villages (points) — {SYNTHETIC_NOTE}")
     paths["villages"] = p
 
     # facilities.csv (WGS-84)
@@ -1197,7 +1204,7 @@ def generate(out_dir: Path, seed: int = settings.DEMO_SEED) -> dict[str, Path]:
         }
     )
     p = out_dir / "facilities" / "elderly_fitness_amap.xlsx"
-    _write_xlsx(amap, p)
+    write_xlsx(amap, p)
     paths["elderly_fitness"] = p
 
     # candidates.csv
@@ -1223,22 +1230,23 @@ def generate(out_dir: Path, seed: int = settings.DEMO_SEED) -> dict[str, Path]:
 
     # population
     p = out_dir / "population" / "pop_100m.tif"
-    _write_tif(p, b.pop["total"], b.transform, "常住人口 residents per 100 m cell")
+    write_tif(p, b.pop["total"], b.transform, "常住人口 residents per 100 m cell")
     paths["pop"] = p
     for g, label in settings.AGE_GROUPS.items():
         p = out_dir / "population" / f"pop_{g}_100m.tif"
-        _write_tif(p, b.pop[g], b.transform, f"{label} residents per 100 m cell")
+        write_tif(p, b.pop[g], b.transform, f"{label} residents per 100 m cell")
         paths[f"pop_{g}"] = p
 
     # roads
     p = out_dir / "roads" / "roads.gpkg"
     p.unlink(missing_ok=True)
-    _write_gpkg(b.roads, p, "roads", f"道路 road network (OSM highway classes) — {SYNTHETIC_NOTE}", spatial_index=False)
+    write_gpkg(b.roads, p, "roads", f"道路 road network (OSM highway classes) — {SYNTHETIC_NOTE}", spatial_index=False)
     paths["roads"] = p
     return paths
 
 
-def _write_xlsx(df: pd.DataFrame, path: Path) -> None:
+def write_xlsx(df: pd.DataFrame, path: Path) -> None:
+    """Write a table as an Amap-style export workbook (GCJ-02 note sheet), byte-identical between runs."""
     from openpyxl import Workbook
 
     wb = Workbook()

@@ -707,7 +707,7 @@ def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
     for r in by_rule[by_rule["covered"].isna() & (by_rule["note"] != "")].itertuples(index=False):
         miss.add(("rule", rule_labels.get(r.rule_id) or r.rule_id, str(r.unit_code)))
     out = df.copy()
-    level = out[lab["level"]].map({v: k for k, v in tables._LEVELS.items()})
+    level = out[lab["level"]].map({v: k for k, v in tables.LEVELS.items()})
     key = np.where(level == "service", out[lab["service"]], out[lab["rule_id"]])
     hit = np.array([(lv, k, str(c)) in miss for lv, k, c in zip(level, key, out[lab["unit_code"]])], dtype=bool)
     for c in ("covered", "uncovered", "share"):

@@ -103,7 +103,8 @@ CSV_COLUMNS: tuple[str, ...] = tuple(
                                "unit_code", "unit_name", "population", "covered", "uncovered",
                                "share", "nature", "target_share", "meets_target")
 )
-_LEVELS = {"service": "服务汇总", "rule": "单项规则"}
+#: Chinese labels of the ``层级`` column of coverage_by_unit.csv (service summary vs single rule).
+LEVELS = {"service": "服务汇总", "rule": "单项规则"}
 _RULE_EXTRA = ("nature", "target_share", "meets_target")
 
 
@@ -395,7 +396,7 @@ def coverage_csv_frame(
                 *sorted(set(st.get("service", [])) - set(categories.SERVICES))]:
         blk = cats.get(key) or {}
         block(st[st["service"] == key], {
-            "level": _LEVELS["service"], "service": categories.service_label(key), "rule_id": "",
+            "level": LEVELS["service"], "service": categories.service_label(key), "rule_id": "",
             "group": target_groups(blk) if blk else "", "applies_to": "", "circle": circle_label(blk.get("circle")),
         })
     rt = pd.DataFrame(rule_table) if rule_table is not None else pd.DataFrame()
@@ -407,7 +408,7 @@ def coverage_csv_frame(
         svc = str(first.get("service"))
         ts = first.get("target_share")
         fixed = {
-            "level": _LEVELS["rule"],
+            "level": LEVELS["rule"],
             "service": service_text(svc),
             "rule_id": labels.get(rid) or circle_label(spec),
             "group": group_label(first.get("group")),
