@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,12 +181,23 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
     cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
     modes = sorted({mode_of(r, scn) for r in _rules(inputs.preset)})
     _step(progress, f"路网 / road graphs: {', '.join(modes)}")
-    graphs = read_roads(scn.network, modes, inputs.crs)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        graphs = read_roads(scn.network, modes, inputs.crs)
+    # the readers' own warnings (a layer without CRS taken as lon/lat …) become problems, printed
+    # and recorded like every other, instead of Python warnings with a source line
+    road_notes = []
+    for w in caught:
+        text = str(w.message)
+        zh, _, en = text.partition(" / ")
+        if issubclass(w.category, UserWarning) and text not in {p.zh + " / " + p.en for p in road_notes}:
+            road_notes.append(Problem(zh=zh, en=en or zh, file=str(scn.network.roads.path), field="network.roads",
+                                      severity="warning", code="roads_note"))
     sc, sf = {}, {}
     for mode, g in graphs.items():
         sc[mode] = access.snap(g, cells)
         sf[mode] = access.snap(g, inputs.facilities)
-    problems = list(inputs.problems)
+    problems = [*inputs.problems, *road_notes]
     problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
     return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
                  problems=problems)
