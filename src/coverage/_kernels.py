@@ -201,73 +201,80 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
 
 
 @njit(cache=True, nogil=True)
-def catchments(indptr, indices, weight, site_node, site_init, limit, cell_ptr, cell_ids, cell_leg):
+def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, n_cells):
     """Bounded single-source Dijkstra per site, mapped to demand cells.
+
+    A site snapped onto a road edge starts from both ends of that edge (``su`` with ``su_init``,
+    ``sv`` with ``sv_init``: leg plus the partial edge to that end; ``inf`` where the edge may not be
+    driven that way). A demand cell hangs on one or two nodes (the ends of its edge) with an offset
+    each (its leg plus the partial edge from that end); its time is the least over its nodes, kept
+    per cell in a scratch array that is reset after every site.
 
     Parameters
     ----------
     indptr, indices, weight : ndarray
         CSR graph.
-    site_node : ndarray of int64
-        Node of each site (sites without road access are not passed in).
-    site_init : ndarray of float64
-        Leg of each site.
+    su, sv : ndarray of int64
+        The two start nodes of each site (equal for a site standing on a node).
+    su_init, sv_init : ndarray of float64
+        Initial distance at ``su`` / ``sv`` (``inf``: that end is not used).
     limit : float
     cell_ptr, cell_ids : ndarray of int64
-        CSR index node → demand cells standing on it (only cells with road access).
-    cell_leg : ndarray of float64
-        Leg of each demand cell (by cell id).
+        CSR index node → demand-cell entries hanging on it (only cells with road access).
+    cell_off : ndarray of float64
+        Offset of each entry (aligned with ``cell_ids``): cell leg + partial edge from the node.
+    n_cells : int
+        Number of demand cells (size of the scratch array).
 
     Returns
     -------
     rows, cols : ndarray of int64
-        Position of the site in ``site_node``, and the demand cell id.
+        Position of the site in ``su``, and the demand cell id.
     vals : ndarray of float64
-        Total time (site leg + network + cell leg), only entries ``<= limit``.
+        Least time over the cell's nodes (site leg + network + cell offset), only entries ``<= limit``.
     """
     n = indptr.shape[0] - 1
     dist = np.full(n, np.inf)
     touched = np.empty(n, dtype=np.int64)
-    hd = np.empty(indices.shape[0] + 2, dtype=np.float64)
-    hn = np.empty(indices.shape[0] + 2, dtype=np.int64)
+    best = np.full(n_cells, np.inf)
+    ctouched = np.empty(n_cells, dtype=np.int64)
+    hd = np.empty(indices.shape[0] + 3, dtype=np.float64)
+    hn = np.empty(indices.shape[0] + 3, dtype=np.int64)
     cap = 1024
     rows = np.empty(cap, dtype=np.int64)
     cols = np.empty(cap, dtype=np.int64)
     vals = np.empty(cap, dtype=np.float64)
     nout = 0
-    for s in range(site_node.shape[0]):
-        src = site_node[s]
-        d0 = site_init[s]
-        if not (d0 <= limit):
-            continue
+    for s in range(su.shape[0]):
         ntouch = 0
-        dist[src] = d0
-        touched[ntouch] = src
-        ntouch += 1
+        nct = 0
         size = 0
-        size = _push(hd, hn, size, d0, src)
+        d0 = su_init[s]
+        if d0 <= limit:
+            dist[su[s]] = d0
+            touched[ntouch] = su[s]
+            ntouch += 1
+            size = _push(hd, hn, size, d0, su[s])
+        d1 = sv_init[s]
+        if d1 <= limit and d1 < dist[sv[s]]:
+            if dist[sv[s]] == np.inf:
+                touched[ntouch] = sv[s]
+                ntouch += 1
+            dist[sv[s]] = d1
+            size = _push(hd, hn, size, d1, sv[s])
         while size > 0:
             d, u, size = _pop(hd, hn, size)
             if d > dist[u]:
                 continue
-            # settled: emit the cells on this node
+            # settled: offer this node's time to the cells hanging on it
             for c in range(cell_ptr[u], cell_ptr[u + 1]):
                 cid = cell_ids[c]
-                t = d + cell_leg[cid]
-                if t <= limit:
-                    if nout == cap:
-                        cap *= 2
-                        r2 = np.empty(cap, dtype=np.int64)
-                        c2 = np.empty(cap, dtype=np.int64)
-                        v2 = np.empty(cap, dtype=np.float64)
-                        r2[:nout] = rows[:nout]
-                        c2[:nout] = cols[:nout]
-                        v2[:nout] = vals[:nout]
-                        rows, cols, vals = r2, c2, v2
-                    rows[nout] = s
-                    cols[nout] = cid
-                    vals[nout] = t
-                    nout += 1
+                t = d + cell_off[c]
+                if t <= limit and t < best[cid]:
+                    if best[cid] == np.inf:
+                        ctouched[nct] = cid
+                        nct += 1
+                    best[cid] = t
             for k in range(indptr[u], indptr[u + 1]):
                 v = indices[k]
                 nd = d + weight[k]
@@ -279,7 +286,181 @@ def catchments(indptr, indices, weight, site_node, site_init, limit, cell_ptr, c
                     size = _push(hd, hn, size, nd, v)
         for i in range(ntouch):
             dist[touched[i]] = np.inf
+        if nout + nct > cap:
+            while nout + nct > cap:
+                cap *= 2
+            r2 = np.empty(cap, dtype=np.int64)
+            c2 = np.empty(cap, dtype=np.int64)
+            v2 = np.empty(cap, dtype=np.float64)
+            r2[:nout] = rows[:nout]
+            c2[:nout] = cols[:nout]
+            v2[:nout] = vals[:nout]
+            rows, cols, vals = r2, c2, v2
+        for i in range(nct):
+            cid = ctouched[i]
+            rows[nout] = s
+            cols[nout] = cid
+            vals[nout] = best[cid]
+            nout += 1
+            best[cid] = np.inf
     return rows[:nout].copy(), cols[:nout].copy(), vals[:nout].copy()
+
+
+@njit(cache=True)
+def build_segments(indptr, indices, n):
+    """Undirected road segments of a CSR graph, each once, with its directed edge ids.
+
+    A pair of nodes joined by an edge in either direction is one segment ``(a, b)``: ``e_ab`` is the
+    CSR position of the edge ``a → b`` and ``e_ba`` that of ``b → a`` (-1 where that direction does
+    not exist, i.e. a one-way street). Two-way pairs are numbered once, from their lower node. Nodes
+    with no edge at all become a degenerate segment ``(a, a)`` with no edges, so a point can still
+    stand on them. O(n + m · degree) time, O(n + m) memory.
+
+    Returns
+    -------
+    a, b, e_ab, e_ba : ndarray of int64, shape (n_segments,)
+    node_ptr, node_seg : ndarray of int64
+        CSR index node → segments ending at it (a degenerate segment once).
+    """
+    m = indices.shape[0]
+    indeg = np.zeros(n, dtype=np.int64)
+    for k in range(m):
+        indeg[indices[k]] += 1
+    a = np.empty(m + n, dtype=np.int64)
+    b = np.empty(m + n, dtype=np.int64)
+    eab = np.empty(m + n, dtype=np.int64)
+    eba = np.empty(m + n, dtype=np.int64)
+    ns = 0
+    for u in range(n):
+        if indptr[u + 1] == indptr[u] and indeg[u] == 0:
+            a[ns] = u
+            b[ns] = u
+            eab[ns] = -1
+            eba[ns] = -1
+            ns += 1
+            continue
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            if v == u:
+                continue
+            rk = -1
+            for j in range(indptr[v], indptr[v + 1]):
+                if indices[j] == u:
+                    rk = j
+                    break
+            if u < v or rk < 0:
+                a[ns] = u
+                b[ns] = v
+                eab[ns] = k
+                eba[ns] = rk
+                ns += 1
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    for s in range(ns):
+        cnt[a[s] + 1] += 1
+        if b[s] != a[s]:
+            cnt[b[s] + 1] += 1
+    for i in range(n):
+        cnt[i + 1] += cnt[i]
+    fill = cnt[:n].copy()
+    node_seg = np.empty(cnt[n], dtype=np.int64)
+    for s in range(ns):
+        node_seg[fill[a[s]]] = s
+        fill[a[s]] += 1
+        if b[s] != a[s]:
+            node_seg[fill[b[s]]] = s
+            fill[b[s]] += 1
+    return a[:ns].copy(), b[:ns].copy(), eab[:ns].copy(), eba[:ns].copy(), cnt, node_seg
+
+
+@njit(cache=True, nogil=True)
+def snap_segments(px, py, nbr, nbr_d, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, reach):
+    """Nearest segment of each point from its nearest index points (exact, with a completeness check).
+
+    The index points are the road nodes (standing for the segments ending there) followed by the
+    midpoints of the pieces of long segments. Every point of a segment lies within ``reach`` of one
+    of its index points, so once the next index point is farther than ``best + reach`` no unseen
+    segment can be nearer: the answer is exact. A point whose ``k`` neighbours all lie within that
+    radius is reported as not ``done`` (the caller asks again with more neighbours).
+
+    Parameters
+    ----------
+    px, py : ndarray of float64
+        Query points.
+    nbr, nbr_d : ndarray, shape (n_points, k)
+        Index points nearest to each query point and their distances, nearest first (a
+        ``cKDTree.query`` answer; the index ``n_index`` with distance ``inf`` pads missing ones).
+    x, y : ndarray of float64
+        Node coordinates.
+    n_nodes : int
+    node_ptr, node_seg : ndarray of int64
+        CSR node → segments.
+    piece_seg : ndarray of int64
+        Segment of each piece midpoint (index point ``n_nodes + i``).
+    seg_a, seg_b : ndarray of int64
+        Segment end nodes.
+    reach : float
+        Largest distance from a point of a segment to its nearest index point of that segment.
+
+    Returns
+    -------
+    seg : ndarray of int64
+        Nearest segment (-1 when none was found).
+    t : ndarray of float64
+        Position of the nearest point along the segment from ``a`` (0) to ``b`` (1).
+    dist : ndarray of float64
+        Distance to it.
+    done : ndarray of bool
+        False where the neighbours given did not suffice to prove the answer.
+    """
+    npt, k = nbr.shape
+    n_index = n_nodes + piece_seg.shape[0]
+    seg = np.full(npt, -1, dtype=np.int64)
+    tt = np.zeros(npt)
+    dd = np.full(npt, np.inf)
+    done = np.ones(npt, dtype=np.bool_)
+    slack = reach * (1.0 + 1e-9) + 1e-9
+    for i in range(npt):
+        best = np.inf
+        bs = -1
+        bt = 0.0
+        complete = k >= n_index
+        for j in range(k):
+            q = nbr[i, j]
+            if q >= n_index or nbr_d[i, j] > best + slack:
+                complete = True
+                break
+            if q < n_nodes:
+                lo = node_ptr[q]
+                hi = node_ptr[q + 1]
+            else:
+                lo = -1
+                hi = 0
+            for r in range(lo, hi):
+                s = piece_seg[q - n_nodes] if r < 0 else node_seg[r]
+                xa = x[seg_a[s]]
+                ya = y[seg_a[s]]
+                dx = x[seg_b[s]] - xa
+                dy = y[seg_b[s]] - ya
+                l2 = dx * dx + dy * dy
+                t = 0.0
+                if l2 > 0.0:
+                    t = ((px[i] - xa) * dx + (py[i] - ya) * dy) / l2
+                    if t < 0.0:
+                        t = 0.0
+                    elif t > 1.0:
+                        t = 1.0
+                ex = px[i] - (xa + t * dx)
+                ey = py[i] - (ya + t * dy)
+                d = np.sqrt(ex * ex + ey * ey)
+                if d < best or (d == best and s < bs):
+                    best = d
+                    bs = s
+                    bt = t
+        seg[i] = bs
+        tt[i] = bt
+        dd[i] = best
+        done[i] = complete
+    return seg, tt, dd, done
 
 
 @njit(cache=True, inline="always")

@@ -40,7 +40,8 @@ Weakly connected components are computed with ``scipy.sparse.csgraph.connected_c
 dropped (islands from clipping, parking aisles), except that the largest component is always kept.
 Nodes used by no edge of the mode are removed first. Kept components are labelled 0, 1, … from the
 largest (ties: lowest node number first) in ``RoadGraph.component``; counts are in
-:meth:`RoadGraph.summary` and in an INFO log line. Demand and facilities are snapped to kept nodes only.
+:meth:`RoadGraph.summary` and in an INFO log line. Demand and facilities are snapped onto the road
+segments of kept components only (:func:`segment_index`, :func:`coverage.access.snap`).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class RoadGraph:
     component: NDArray[np.int32]
     osmid: NDArray | None = None
     stats: dict = field(default_factory=dict)
-    _tree: Any = field(default=None, repr=False)
+    _tree: Any = field(default=None, repr=False)  # SegmentIndex for snapping (lazy, segment_index())
     _ws: Any = field(default=None, repr=False)  # search workspace of coverage.access (lazy)
 
     @property
@@ -343,6 +344,104 @@ def _mode_speeds(
     else:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
     return kmh
+
+
+# --------------------------------------------------------------------------------------------------
+# segment index for snapping onto roads
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class SegmentIndex:
+    """The road segments of a :class:`RoadGraph` and a spatial index to find the nearest one.
+
+    A segment is an undirected pair of nodes joined by an edge in at least one direction, drawn as the
+    straight line between them (the graph keeps no curved geometry). Built by :func:`segment_index`.
+
+    Attributes
+    ----------
+    a, b : ndarray of int64
+        End nodes of each segment; positions along it are measured from ``a`` (0) to ``b`` (1).
+    e_ab, e_ba : ndarray of int64
+        CSR position of the edge ``a → b`` / ``b → a``, -1 where that direction is not allowed.
+    node_ptr, node_seg : ndarray of int64
+        CSR index node → segments ending there.
+    piece_seg : ndarray of int64
+        Segment of each extra index point (midpoints of the pieces of long segments).
+    tree : scipy.spatial.cKDTree
+        Over the nodes followed by the piece midpoints.
+    reach : float
+        Every point of a segment lies within ``reach`` metres of a node or piece midpoint of it.
+    """
+
+    a: NDArray[np.int64]
+    b: NDArray[np.int64]
+    e_ab: NDArray[np.int64]
+    e_ba: NDArray[np.int64]
+    node_ptr: NDArray[np.int64]
+    node_seg: NDArray[np.int64]
+    piece_seg: NDArray[np.int64]
+    tree: Any
+    reach: float
+
+    @property
+    def n_segments(self) -> int:
+        """Number of segments."""
+        return int(self.a.shape[0])
+
+
+def segment_index(graph: RoadGraph) -> SegmentIndex:
+    """The :class:`SegmentIndex` of ``graph`` (built on first use and cached on the graph).
+
+    Segments no longer than ``L = max(mean length, 2 × median length)`` are found through their end
+    nodes (a point of such a segment is within ``L / 2`` of one end); longer ones are also cut into
+    ``ceil(length / L)`` equal pieces whose midpoints are indexed. So the index holds at most
+    ``n_nodes + 2 × n_segments`` points (memory linear in the graph) and ``reach <= L / 2``; on an
+    urban graph with no long segments it is just the nodes.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+
+    Returns
+    -------
+    SegmentIndex
+    """
+    idx = graph._tree
+    if isinstance(idx, SegmentIndex):
+        return idx
+    from scipy.spatial import cKDTree
+
+    from coverage import _kernels
+
+    a, b, e_ab, e_ba, node_ptr, node_seg = _kernels.build_segments(graph.indptr, graph.indices, graph.n_nodes)
+    length = np.hypot(graph.x[b] - graph.x[a], graph.y[b] - graph.y[a])
+    real = length > 0
+    if real.any():
+        L = max(float(length[real].mean()), 2.0 * float(np.median(length[real])))
+    else:
+        L = 1.0
+    long_ = length > L
+    reach = float(length[~long_].max(initial=0.0)) / 2.0
+    px = py = np.zeros(0)
+    piece_seg = np.zeros(0, dtype=np.int64)
+    if long_.any():
+        ls = np.flatnonzero(long_)
+        m = np.ceil(length[ls] / L).astype(np.int64)
+        reach = max(reach, float((length[ls] / m).max()) / 2.0)
+        piece_seg = np.repeat(ls, m)
+        start = np.cumsum(m) - m
+        frac = (np.arange(int(m.sum())) - np.repeat(start, m) + 0.5) / np.repeat(m, m)
+        xa, ya = graph.x[a[piece_seg]], graph.y[a[piece_seg]]
+        px = xa + frac * (graph.x[b[piece_seg]] - xa)
+        py = ya + frac * (graph.y[b[piece_seg]] - ya)
+    pts = np.empty((graph.n_nodes + len(px), 2))
+    pts[: graph.n_nodes, 0], pts[: graph.n_nodes, 1] = graph.x, graph.y
+    pts[graph.n_nodes:, 0], pts[graph.n_nodes:, 1] = px, py
+    idx = SegmentIndex(a=a, b=b, e_ab=e_ab, e_ba=e_ba, node_ptr=node_ptr, node_seg=node_seg,
+                       piece_seg=piece_seg.astype(np.int64), tree=cKDTree(pts), reach=reach)
+    graph._tree = idx
+    return idx
 
 
 # --------------------------------------------------------------------------------------------------
