@@ -304,7 +304,7 @@ def test_segment_index_lists_every_road_once_and_reaches_every_point(n, data):
     # memory stays linear: at most two extra index points per segment
     assert len(idx.piece_seg) <= 2 * max(len(got), 1)
     # every point of every segment is within `reach` of the segment's own nodes or piece midpoints
-    pts = idx.tree.data
+    pts = np.c_[idx.px, idx.py]
     for s, (a, b) in enumerate(got):
         own = np.r_[a, b, g.n_nodes + np.flatnonzero(idx.piece_seg == s)]
         for f in np.linspace(0, 1, 11):

@@ -5,13 +5,20 @@ deletion in arrays of ``n_edges + n_sources + 1`` slots (the most pushes a searc
 is linear in the graph size; catchment output buffers grow by doubling.
 
 * :func:`multi_source` — bounded multi-source Dijkstra. Each source node starts with its own
-  initial distance (the off-network leg of the facility standing on it: the "virtual source" trick),
+  initial distance (leg + partial edge of the facility snapped beside it: the "virtual source" trick),
   so the result is ``min over facilities f of (leg_f + d(f, node))`` and the label of that facility.
   It runs in a caller-owned workspace (reset only where it touched), so a query costs O(nodes
   reached + nodes asked for), not O(n_nodes).
-* :func:`catchments` — one bounded single-source Dijkstra per site, visiting only reached nodes and
-  resetting only the nodes it touched, then mapping reached nodes to demand cells through a CSR
-  node → cells index. Releases the GIL (``nogil=True``) so chunks of sites run in threads.
+* :func:`catchments` — one bounded single-source Dijkstra per site (seeded at both ends of the
+  site's road segment), visiting only reached nodes and resetting only the nodes it touched, then
+  mapping reached nodes to demand cells through a CSR node → cell-entries index (a cell hangs on
+  both ends of its segment; the least time per cell is kept). Releases the GIL (``nogil=True``) so
+  chunks of sites run in threads.
+* :func:`build_segments` — the undirected road segments of a CSR graph with their directed edge ids
+  (one-way streets have one), O(n + m).
+* :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a bucket
+  grid of index points (nodes and midpoints of long-segment pieces) that stops once no unseen
+  segment can be nearer.
 
 Note on the import: numba's ``numba.misc.coverage_support`` does ``import coverage`` to talk to
 coverage.py. Inside this package that name is *us*, which breaks numba's import; so numba is imported
@@ -372,23 +379,37 @@ def build_segments(indptr, indices, n):
     return a[:ns].copy(), b[:ns].copy(), eab[:ns].copy(), eba[:ns].copy(), cnt, node_seg
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _bucket(keys, key):
+    """Position of ``key`` in the sorted ``keys``, -1 if absent (binary search)."""
+    lo = 0
+    hi = keys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < keys.shape[0] and keys[lo] == key:
+        return lo
+    return -1
+
+
 @njit(cache=True, nogil=True)
-def snap_segments(px, py, nbr, nbr_d, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, reach):
-    """Nearest segment of each point from its nearest index points (exact, with a completeness check).
+def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, reach,
+                  x0, y0, cell, nx, ny, keys, ptr, order):
+    """Exact nearest segment of each point, by a ring search over a bucket grid of index points.
 
     The index points are the road nodes (standing for the segments ending there) followed by the
-    midpoints of the pieces of long segments. Every point of a segment lies within ``reach`` of one
-    of its index points, so once the next index point is farther than ``best + reach`` no unseen
-    segment can be nearer: the answer is exact. A point whose ``k`` neighbours all lie within that
-    radius is reported as not ``done`` (the caller asks again with more neighbours).
+    midpoints of the pieces of long segments; every point of a segment lies within ``reach`` of one
+    of its index points. Rings of buckets around the query point are searched outward; after ring
+    ``r`` every unseen index point is farther than ``r·cell + (distance to the own bucket's edge)``,
+    so once that exceeds ``best + reach`` no unseen segment can be nearer and the answer is exact.
 
     Parameters
     ----------
-    px, py : ndarray of float64
+    qx, qy : ndarray of float64
         Query points.
-    nbr, nbr_d : ndarray, shape (n_points, k)
-        Index points nearest to each query point and their distances, nearest first (a
-        ``cKDTree.query`` answer; the index ``n_index`` with distance ``inf`` pads missing ones).
     x, y : ndarray of float64
         Node coordinates.
     n_nodes : int
@@ -399,68 +420,97 @@ def snap_segments(px, py, nbr, nbr_d, x, y, n_nodes, node_ptr, node_seg, piece_s
     seg_a, seg_b : ndarray of int64
         Segment end nodes.
     reach : float
-        Largest distance from a point of a segment to its nearest index point of that segment.
+    x0, y0, cell : float
+        Bucket grid origin and side.
+    nx, ny : int
+        Bucket grid size; key of bucket ``(i, j)`` is ``i * ny + j``.
+    keys, ptr, order : ndarray of int64
+        Non-empty buckets (sorted keys) and their index points ``order[ptr[k]:ptr[k + 1]]``.
 
     Returns
     -------
     seg : ndarray of int64
-        Nearest segment (-1 when none was found).
+        Nearest segment (-1 when the graph has none); ties go to the lowest segment number.
     t : ndarray of float64
         Position of the nearest point along the segment from ``a`` (0) to ``b`` (1).
     dist : ndarray of float64
         Distance to it.
-    done : ndarray of bool
-        False where the neighbours given did not suffice to prove the answer.
     """
-    npt, k = nbr.shape
-    n_index = n_nodes + piece_seg.shape[0]
+    npt = qx.shape[0]
     seg = np.full(npt, -1, dtype=np.int64)
     tt = np.zeros(npt)
     dd = np.full(npt, np.inf)
-    done = np.ones(npt, dtype=np.bool_)
     slack = reach * (1.0 + 1e-9) + 1e-9
+    if keys.shape[0] == 0:
+        return seg, tt, dd
     for i in range(npt):
+        px = qx[i]
+        py = qy[i]
+        fx = (px - x0) / cell
+        fy = (py - y0) / cell
+        cx = np.int64(np.floor(fx))
+        cy = np.int64(np.floor(fy))
+        ex = min(fx - cx, cx + 1 - fx) * cell  # distance to the own bucket's nearest edge
+        ey = min(fy - cy, cy + 1 - fy) * cell
+        edge = min(ex, ey)
+        # rings beyond rmax hold no bucket of the grid
+        rmax = max(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))
         best = np.inf
         bs = -1
         bt = 0.0
-        complete = k >= n_index
-        for j in range(k):
-            q = nbr[i, j]
-            if q >= n_index or nbr_d[i, j] > best + slack:
-                complete = True
+        r = 0
+        while True:
+            ilo = max(cx - r, 0)
+            ihi = min(cx + r, nx - 1)
+            for bi in range(ilo, ihi + 1):
+                side = bi == cx - r or bi == cx + r
+                jlo = max(cy - r, 0)
+                jhi = min(cy + r, ny - 1)
+                step = 1 if side else 2 * r
+                if step == 0:
+                    step = 1
+                bj = jlo if side else cy - r
+                while bj <= jhi:
+                    if bj >= 0:
+                        k = _bucket(keys, bi * ny + bj)
+                        if k >= 0:
+                            for pp in range(ptr[k], ptr[k + 1]):
+                                q = order[pp]
+                                if q < n_nodes:
+                                    lo = node_ptr[q]
+                                    hi = node_ptr[q + 1]
+                                else:
+                                    lo = -1
+                                    hi = 0
+                                for rr in range(lo, hi):
+                                    s = piece_seg[q - n_nodes] if rr < 0 else node_seg[rr]
+                                    xa = x[seg_a[s]]
+                                    ya = y[seg_a[s]]
+                                    dx = x[seg_b[s]] - xa
+                                    dy = y[seg_b[s]] - ya
+                                    l2 = dx * dx + dy * dy
+                                    t = 0.0
+                                    if l2 > 0.0:
+                                        t = ((px - xa) * dx + (py - ya) * dy) / l2
+                                        if t < 0.0:
+                                            t = 0.0
+                                        elif t > 1.0:
+                                            t = 1.0
+                                    ux = px - (xa + t * dx)
+                                    uy = py - (ya + t * dy)
+                                    d = np.sqrt(ux * ux + uy * uy)
+                                    if d < best or (d == best and s < bs):
+                                        best = d
+                                        bs = s
+                                        bt = t
+                    bj += step
+            if best == 0.0 or r * cell + edge > best + slack or r >= rmax:
                 break
-            if q < n_nodes:
-                lo = node_ptr[q]
-                hi = node_ptr[q + 1]
-            else:
-                lo = -1
-                hi = 0
-            for r in range(lo, hi):
-                s = piece_seg[q - n_nodes] if r < 0 else node_seg[r]
-                xa = x[seg_a[s]]
-                ya = y[seg_a[s]]
-                dx = x[seg_b[s]] - xa
-                dy = y[seg_b[s]] - ya
-                l2 = dx * dx + dy * dy
-                t = 0.0
-                if l2 > 0.0:
-                    t = ((px[i] - xa) * dx + (py[i] - ya) * dy) / l2
-                    if t < 0.0:
-                        t = 0.0
-                    elif t > 1.0:
-                        t = 1.0
-                ex = px[i] - (xa + t * dx)
-                ey = py[i] - (ya + t * dy)
-                d = np.sqrt(ex * ex + ey * ey)
-                if d < best or (d == best and s < bs):
-                    best = d
-                    bs = s
-                    bt = t
+            r += 1
         seg[i] = bs
         tt[i] = bt
         dd[i] = best
-        done[i] = complete
-    return seg, tt, dd, done
+    return seg, tt, dd
 
 
 @njit(cache=True, inline="always")

@@ -186,32 +186,14 @@ def _multi_source(
 
 
 def _nearest_segments(graph: RoadGraph, xy: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
-    """Exact nearest segment of each point: ``(segment, t, distance)``.
-
-    Asks the segment index for the ``k`` nearest index points (nodes and piece midpoints), lets the
-    kernel find the nearest segment among theirs and prove it; points it cannot prove yet are asked
-    again with 4 × more neighbours (rare: only where index points crowd within ``reach``).
-    """
+    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the
+    bucket grid of :func:`coverage.network.segment_index`)."""
     idx = segment_index(graph)
-    n_index = idx.tree.n
-    seg = np.full(len(xy), -1, dtype=np.int64)
-    t = np.zeros(len(xy))
-    dist = np.full(len(xy), np.inf)
-    todo = np.arange(len(xy))
-    k = 8
-    while len(todo):
-        kk = min(k, n_index)
-        dd, ii = idx.tree.query(xy[todo], k=kk)
-        dd = np.asarray(dd, dtype=np.float64).reshape(len(todo), kk)
-        ii = np.asarray(ii, dtype=np.int64).reshape(len(todo), kk)
-        s, tt, d, done = _kernels.snap_segments(
-            np.ascontiguousarray(xy[todo, 0]), np.ascontiguousarray(xy[todo, 1]), ii, dd, graph.x, graph.y,
-            graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b, float(idx.reach),
-        )
-        seg[todo], t[todo], dist[todo] = s, tt, d
-        todo = todo[~done]
-        k *= 4
-    return seg, t, dist
+    return _kernels.snap_segments(
+        np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), graph.x, graph.y, graph.n_nodes,
+        idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b, float(idx.reach), float(idx.x0), float(idx.y0),
+        float(idx.cell), int(idx.nx), int(idx.ny), idx.keys, idx.ptr, idx.order,
+    )
 
 
 def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapped:
@@ -219,8 +201,9 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
 
     The nearest segment is exact (the nearest point over all straight node-to-node segments of the
     graph; ties between equally near segments go to the lowest segment number). It is found through
-    :func:`coverage.network.segment_index`: a ``scipy.spatial.cKDTree`` over the nodes and the piece
-    midpoints of long segments, followed by a compiled exact check of the candidate segments.
+    :func:`coverage.network.segment_index`: a bucket grid over the nodes and the piece midpoints of
+    long segments, searched ring by ring outward by a compiled kernel until no unseen segment can
+    be nearer.
 
     Parameters
     ----------
