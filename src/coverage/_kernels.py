@@ -137,7 +137,7 @@ def _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn
 
 
 @njit(cache=True, nogil=True)
-def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist, label, touched, hd, hn):
+def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist, label, touched, hd, hn, group=1):
     """Bounded multi-source Dijkstra with per-source initial distances, in a reusable workspace.
 
     Costs O(visited), not O(n_nodes): the workspace arrays are filled once by the caller (``dist``
@@ -153,6 +153,9 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     it starts from the distances already found; so the work stays within a small factor of the
     number of nodes reached.
 
+    Sources come in consecutive groups of ``group`` (the two ends of one facility's road segment)
+    that start together in phase 1, so a facility's neighbourhood is searched once, not once per end.
+
     Parameters
     ----------
     indptr, indices, weight : ndarray
@@ -160,7 +163,7 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     src_node : ndarray of int64
         Node of each source.
     src_init : ndarray of float64
-        Initial distance of each source (its off-network leg).
+        Initial distance of each source (its leg plus partial edge; ``inf``: unused).
     limit : float
         Nodes farther than this are left at ``inf``.
     query : ndarray of int64
@@ -171,6 +174,8 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
         Workspace (scratch).
     hd, hn : ndarray of float64 / int64
         Heap workspace with at least ``n_edges + n_sources + 1`` slots.
+    group : int
+        Sources per phase-1 search (1 or 2).
 
     Returns
     -------
@@ -185,11 +190,14 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     s = 0
     # phase 1: one small search per source, pruned by what earlier sources reached
     while s < ns:
-        if s >= 8 and pops > 2 * ntouch:
+        if s >= 8 * group and pops > 2 * ntouch:
             break  # heavy overlap: finish the rest in one simultaneous search
-        ntouch, size = _seed(src_node[s], src_init[s], s, limit, dist, label, touched, ntouch, hd, hn, 0)
+        size = 0
+        for r in range(s, min(s + group, ns)):
+            ntouch, size = _seed(src_node[r], src_init[r], r, limit, dist, label, touched, ntouch, hd, hn, size)
         ntouch, pops = _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn, size, pops)
-        s += 1
+        s += group
+    s = min(s, ns)
     # phase 2 (only when phase 1 stopped early): the remaining sources together
     size = 0
     for r in range(s, ns):

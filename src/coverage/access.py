@@ -128,6 +128,8 @@ class Snapped:
             val = getattr(self, name)
             setattr(self, name, np.full(n, -1, dtype=np.int64) if val is None else np.asarray(val, dtype=np.int64))
 
+        self._ends_cache: dict = {}  # (weight array of a graph) -> partial edges, see _ends
+
     def __len__(self) -> int:
         return int(self.node.shape[0])
 
@@ -161,9 +163,12 @@ _WS_LOCK = threading.Lock()
 
 
 def _multi_source(
-    graph: RoadGraph, weight: str, src_node: NDArray, src_init: NDArray, limit: float, query: NDArray
+    graph: RoadGraph, weight: str, src_node: NDArray, src_init: NDArray, limit: float, query: NDArray,
+    group: int = 2,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Bounded multi-source search on ``graph``; distances and labels of the ``query`` nodes."""
+    """Bounded multi-source search on ``graph``; distances and labels of the ``query`` nodes.
+
+    Sources come in pairs (the two ends of a facility's segment, see :func:`_sources`)."""
     n = graph.n_nodes
     need = graph.n_edges + len(src_node) + 1
     with _WS_LOCK:
@@ -175,12 +180,12 @@ def _multi_source(
             np.ascontiguousarray(query, dtype=np.int64))
     if not ws.lock.acquire(blocking=False):  # busy in another thread: private O(n) workspace
         tmp = _Workspace(n, need)
-        return _kernels.multi_source(*args, tmp.dist, tmp.label, tmp.touched, tmp.hd, tmp.hn)
+        return _kernels.multi_source(*args, tmp.dist, tmp.label, tmp.touched, tmp.hd, tmp.hn, group)
     try:
         if ws.hd.shape[0] < need:
             ws.hd = np.empty(need + 1024, dtype=np.float64)
             ws.hn = np.empty(need + 1024, dtype=np.int64)
-        return _kernels.multi_source(*args, ws.dist, ws.label, ws.touched, ws.hd, ws.hn)
+        return _kernels.multi_source(*args, ws.dist, ws.label, ws.touched, ws.hd, ws.hn, group)
     finally:
         ws.lock.release()
 
@@ -290,9 +295,13 @@ def _ends(graph: RoadGraph, s: Snapped, weight: str) -> tuple[NDArray, NDArray, 
 
     Returns ``out_u, out_v`` (from ``P`` to ``u`` / ``v``) and ``in_u, in_v`` (from ``u`` / ``v`` to
     ``P``); ``inf`` where the edge may not be used in that direction. A point at an end (``t`` = 0
-    or 1) is that node: 0 both ways. A point standing on a node (``u == v``) has only the ``u`` end.
+    or 1, or ``u == v``) is that node: 0 both ways there, and the other end is not used. Cached on
+    the :class:`Snapped` per weight array (do not modify a Snapped's arrays in place).
     """
     w = graph.weights(weight)
+    hit = s._ends_cache.get(id(w))
+    if hit is not None and hit[0] is w:  # snapped points are reused by many queries
+        return hit[1]
     n = len(s)
     wuv = np.full(n, np.inf)
     wvu = np.full(n, np.inf)
@@ -306,10 +315,35 @@ def _ends(graph: RoadGraph, s: Snapped, weight: str) -> tuple[NDArray, NDArray, 
         out_v = np.where(t == 1.0, 0.0, (1.0 - t) * wuv)
         in_u = np.where(t == 0.0, 0.0, t * wuv)
         in_v = np.where(t == 1.0, 0.0, (1.0 - t) * wvu)
-    same = s.u == s.v
-    out_v[same] = np.inf
-    in_v[same] = np.inf
+    # a point at an end is that node: the other end only repeats a path the search already has
+    # (dist[u] <= dist[v] + w(v -> u)), so it is dropped (fewer seeds, fewer cell entries)
+    at_u = (s.u == s.v) | (t == 0.0)
+    out_v[at_u] = np.inf
+    in_v[at_u] = np.inf
+    at_v = (t == 1.0) & ~at_u
+    out_u[at_v] = np.inf
+    in_u[at_v] = np.inf
+    for a in (out_u, out_v, in_u, in_v):
+        a.flags.writeable = False
+    s._ends_cache[id(w)] = (w, (out_u, out_v, in_u, in_v))
     return out_u, out_v, in_u, in_v
+
+
+def _targets(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
+    """Nodes to read after a search, for the demand points ``d``: first one usable end per point
+    (``u`` where allowed, else ``v``), then the ``v`` end of the points ``two`` that can use both;
+    ``qoff`` is the partial edge from that node (cached like :func:`_ends`)."""
+    w = graph.weights(weight)
+    hit = d._ends_cache.get(("targets", id(w)))
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    _, _, in_u, in_v = _ends(graph, d, weight)
+    use_u = np.isfinite(in_u)
+    two = np.flatnonzero(use_u & np.isfinite(in_v))
+    qnode = np.concatenate([np.where(use_u, d.u, d.v), d.v[two]])
+    qoff = np.concatenate([np.where(use_u, in_u, in_v), in_v[two]])
+    d._ends_cache[("targets", id(w))] = (w, (qnode, qoff, two))
+    return qnode, qoff, two
 
 
 def _sources(graph: RoadGraph, f: Snapped, sel: NDArray, weight: str) -> tuple[NDArray, NDArray]:
@@ -420,14 +454,17 @@ def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float
     f = _as_snapped(graph, facilities)
     fsel = np.flatnonzero(f.ok)
     src_node, src_init = _sources(graph, f, fsel, weight)
+    qnode, qoff, two = _targets(graph, d, weight)
     n = len(d)
-    dist, label = _multi_source(graph, weight, src_node, src_init, limit, np.concatenate([d.u, d.v]))
-    _, _, in_u, in_v = _ends(graph, d, weight)
-    vu = dist[:n] + in_u
-    vv = dist[n:] + in_v
-    at_v = vv < vu
-    val = np.where(at_v, vv, vu)
-    lab = np.where(at_v, label[n:], label[:n]) // 2  # -1 stays -1
+    dist, label = _multi_source(graph, weight, src_node, src_init, limit, qnode)
+    val = dist[:n] + qoff[:n]
+    lab = label[:n]
+    if len(two):
+        v2 = dist[n:] + qoff[n:]
+        better = v2 < val[two]
+        val[two[better]] = v2[better]
+        lab[two[better]] = label[n:][better]
+    lab = lab // 2  # source pairs -> facility; -1 stays -1
     fi, di, along = _same_segment_pairs(graph, f, fsel, d, np.flatnonzero(d.ok), weight)
     if len(fi):
         direct = _leg(f, weight)[fi] + along
