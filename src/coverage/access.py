@@ -594,24 +594,31 @@ def catchments(
     else:
         with ThreadPoolExecutor(n_threads) as ex:
             parts = list(ex.map(run, chunks))
-    # sites and cells on the same segment also reach each other directly along it
+    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
+    order = np.lexsort((cols, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    # sites and cells on the same segment also reach each other directly along it: keep the quicker
+    # of that and the network time (few pairs: merged into the sorted entries by binary search)
     fi, di, along = _same_segment_pairs(graph, s, sel, d, np.flatnonzero(d.ok), weight)
     direct = sleg[fi] + along + _leg(d, weight)[di]
     near = direct <= limit
     if near.any():
-        parts.append((fi[near], di[near], direct[near]))
-    rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-    vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
-    if near.any():  # keep the quicker of the network and the direct time of each pair
-        order = np.lexsort((vals, cols, rows))
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        first = np.ones(len(rows), dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])
-        rows, cols, vals = rows[first], cols[first], vals[first]
-    else:
-        order = np.lexsort((cols, rows))
-        rows, cols, vals = rows[order], cols[order], vals[order]
+        fi, di, direct = fi[near], di[near], direct[near]
+        key = rows * len(d) + cols  # sorted
+        pkey = fi * len(d) + di
+        pos = np.searchsorted(key, pkey)
+        found = pos < len(key)
+        found[found] = key[pos[found]] == pkey[found]
+        np.minimum.at(vals, pos[found], direct[found])
+        new = ~found
+        if new.any():
+            o = np.argsort(pkey[new], kind="stable")
+            at = pos[new][o]
+            rows = np.insert(rows, at, fi[new][o])
+            cols = np.insert(cols, at, di[new][o])
+            vals = np.insert(vals, at, direct[new][o])
     indptr = np.zeros(len(s) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(s)), out=indptr[1:])
     return csr_array((vals, cols, indptr), shape=(len(s), len(d)))
