@@ -333,18 +333,20 @@ def build_segments(indptr, indices, n):
 
     Returns
     -------
-    a, b, e_ab, e_ba : ndarray of int64, shape (n_segments,)
-    node_ptr, node_seg : ndarray of int64
+    a, b, e_ab, e_ba : ndarray of int32, shape (n_segments,)
+        (int32 halves the index's memory; node and edge numbers stay below 2**31.)
+    node_ptr : ndarray of int64
+    node_seg : ndarray of int32
         CSR index node → segments ending at it (a degenerate segment once).
     """
     m = indices.shape[0]
     indeg = np.zeros(n, dtype=np.int64)
     for k in range(m):
         indeg[indices[k]] += 1
-    a = np.empty(m + n, dtype=np.int64)
-    b = np.empty(m + n, dtype=np.int64)
-    eab = np.empty(m + n, dtype=np.int64)
-    eba = np.empty(m + n, dtype=np.int64)
+    a = np.empty(m + n, dtype=np.int32)
+    b = np.empty(m + n, dtype=np.int32)
+    eab = np.empty(m + n, dtype=np.int32)
+    eba = np.empty(m + n, dtype=np.int32)
     ns = 0
     for u in range(n):
         if indptr[u + 1] == indptr[u] and indeg[u] == 0:
@@ -377,7 +379,7 @@ def build_segments(indptr, indices, n):
     for i in range(n):
         cnt[i + 1] += cnt[i]
     fill = cnt[:n].copy()
-    node_seg = np.empty(cnt[n], dtype=np.int64)
+    node_seg = np.empty(cnt[n], dtype=np.int32)
     for s in range(ns):
         node_seg[fill[a[s]]] = s
         fill[a[s]] += 1

@@ -364,13 +364,13 @@ class SegmentIndex:
 
     Attributes
     ----------
-    a, b : ndarray of int64
+    a, b : ndarray of int32
         End nodes of each segment; positions along it are measured from ``a`` (0) to ``b`` (1).
-    e_ab, e_ba : ndarray of int64
+    e_ab, e_ba : ndarray of int32
         CSR position of the edge ``a → b`` / ``b → a``, -1 where that direction is not allowed.
-    node_ptr, node_seg : ndarray of int64
+    node_ptr, node_seg : ndarray of int64 / int32
         CSR index node → segments ending there.
-    piece_seg : ndarray of int64
+    piece_seg : ndarray of int32
         Segment of each extra index point (index point ``n_nodes + i``).
     px, py : ndarray of float64
         Coordinates of the index points (nodes first).
@@ -380,17 +380,17 @@ class SegmentIndex:
         Origin and side of the bucket grid; bucket ``(i, j)`` holds ``x0 + i·cell <= x < x0 + (i+1)·cell``.
     ny : int
         Number of bucket rows (a bucket's key is ``i * ny + j``).
-    keys, ptr, order : ndarray of int64
+    keys, ptr, order : ndarray of int64, int64, int32
         Sorted keys of the non-empty buckets; bucket ``k`` holds index points ``order[ptr[k]:ptr[k+1]]``.
     """
 
-    a: NDArray[np.int64]
-    b: NDArray[np.int64]
-    e_ab: NDArray[np.int64]
-    e_ba: NDArray[np.int64]
+    a: NDArray[np.int32]
+    b: NDArray[np.int32]
+    e_ab: NDArray[np.int32]
+    e_ba: NDArray[np.int32]
     node_ptr: NDArray[np.int64]
-    node_seg: NDArray[np.int64]
-    piece_seg: NDArray[np.int64]
+    node_seg: NDArray[np.int32]
+    piece_seg: NDArray[np.int32]
     px: NDArray[np.float64]
     py: NDArray[np.float64]
     reach: float
@@ -401,7 +401,7 @@ class SegmentIndex:
     ny: int
     keys: NDArray[np.int64]
     ptr: NDArray[np.int64]
-    order: NDArray[np.int64]
+    order: NDArray[np.int32]
 
     @property
     def n_segments(self) -> int:
@@ -432,6 +432,8 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
         return idx
     from coverage import _kernels
 
+    if graph.n_edges + graph.n_nodes >= 2**31 - 1:
+        raise ValueError("graph too large for the segment index (2**31 nodes + edges)")
     a, b, e_ab, e_ba, node_ptr, node_seg = _kernels.build_segments(graph.indptr, graph.indices, graph.n_nodes)
     length = np.hypot(graph.x[b] - graph.x[a], graph.y[b] - graph.y[a])
     real = length > 0
@@ -442,12 +444,12 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
     long_ = length > L
     reach = float(length[~long_].max(initial=0.0)) / 2.0
     px, py = graph.x, graph.y
-    piece_seg = np.zeros(0, dtype=np.int64)
+    piece_seg = np.zeros(0, dtype=np.int32)
     if long_.any():
         ls = np.flatnonzero(long_)
         m = np.ceil(length[ls] / L).astype(np.int64)
         reach = max(reach, float((length[ls] / m).max()) / 2.0)
-        piece_seg = np.repeat(ls, m).astype(np.int64)
+        piece_seg = np.repeat(ls, m).astype(np.int32)
         start = np.cumsum(m) - m
         frac = (np.arange(int(m.sum())) - np.repeat(start, m) + 0.5) / np.repeat(m, m)
         xa, ya = graph.x[a[piece_seg]], graph.y[a[piece_seg]]
@@ -461,7 +463,7 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
     nx = int(bx.max(initial=0)) + 1
     ny = int(by.max(initial=0)) + 1
     key = bx * ny + by
-    order = np.argsort(key, kind="stable").astype(np.int64)
+    order = np.argsort(key, kind="stable").astype(np.int32)
     keys, first = np.unique(key[order], return_index=True)
     ptr = np.append(first, len(order)).astype(np.int64)
     idx = SegmentIndex(a=a, b=b, e_ab=e_ab, e_ba=e_ba, node_ptr=node_ptr, node_seg=node_seg, piece_seg=piece_seg,
