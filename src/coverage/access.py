@@ -563,7 +563,7 @@ def catchments(
     scipy.sparse.csr_array
         Shape ``(len(sites), len(demand))``, rows in site order, columns in demand order; data = time
         including both legs, stored for every pair within the limit **including exact zeros** (a cell
-        on the site's node with no legs). Use the sparsity structure (``.indices``), not ``data > 0``,
+        at the site's snap point with no legs). Use the sparsity structure (``.indices``), not ``data > 0``,
         to tell coverage. Sites or cells without road access have empty rows/columns.
     """
     weight = "metres" if weight in ("metres", "meters", "length") else weight
@@ -781,7 +781,9 @@ def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minu
     ----------
     graph : RoadGraph
     sources : Snapped, GeoDataFrame or GeoSeries
-        Facilities (their access legs count as initial distances).
+        Facilities (leg + partial edge to each end of their segment count as initial distances).
+        Only nodes are timed: the part of a facility's own segment within reach is not reported
+        when neither end is (a facility mid-way on a road longer than the threshold allows).
     limit : float
         Largest time (minutes) or distance (metres).
     weight : {"minutes", "metres"}
