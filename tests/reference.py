@@ -7,6 +7,7 @@ Deliberately naive and independent of :mod:`coverage.access`: every facility is 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 
@@ -156,7 +157,7 @@ def split_adj(n, edges, points):
         wab = adj[a].pop(b, None)
         wba = adj[b].pop(a, None)
         chain = [(0.0, a)] + sorted(pts) + [(1.0, b)]
-        for (sp, p), (sq, q) in zip(chain[:-1], chain[1:]):
+        for (sp, p), (sq, q) in itertools.pairwise(chain):
             if sq == sp:
                 adj[p][q] = 0.0
                 adj[q][p] = 0.0

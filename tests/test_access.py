@@ -225,9 +225,9 @@ def split_reference(g, d, f, weight="minutes"):
     edges = list(zip(g.tails().tolist(), g.indices.tolist(), w.tolist()))
     pts = [(int(a), int(b), float(t)) for a, b, t in zip(np.r_[d.u, f.u], np.r_[d.v, f.v], np.r_[d.t, f.t])]
     adj, node_of = ref.split_adj(g.n_nodes, edges, pts)
-    leg = lambda s: s.leg_min if weight == "minutes" else s.leg_m  # noqa: E731
-    dem = [(node_of[i], float(leg(d)[i]), bool(d.ok[i])) for i in range(len(d))]
-    fac = [(node_of[len(d) + j], float(leg(f)[j]), bool(f.ok[j])) for j in range(len(f))]
+    dleg, fleg = (d.leg_min, f.leg_min) if weight == "minutes" else (d.leg_m, f.leg_m)
+    dem = [(node_of[i], float(dleg[i]), bool(d.ok[i])) for i in range(len(d))]
+    fac = [(node_of[len(d) + j], float(fleg[j]), bool(f.ok[j])) for j in range(len(f))]
     return adj, dem, fac
 
 

@@ -133,9 +133,8 @@ def _reference_rule_coverage(model: pipeline.Model, rule_id: str, unit_code: str
     """Independent reference: brute-force snapping onto the nearest road segment (shapely), every
     snapped point inserted into the graph as a real node (``reference.split_adj``), then a plain
     Dijkstra from a virtual source joined to the facilities by their legs."""
-    import shapely
-
     import reference
+    import shapely
 
     inputs = model.inputs
     rule = inputs.preset.circle(rule_id)
