@@ -7,6 +7,7 @@ Deliberately naive and independent of :mod:`coverage.access`: every facility is 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 
 
@@ -106,3 +107,63 @@ def e2sfca(adj, demand, facilities, limit, supply, pop, decay="step"):
     for (j, i), t in pt.items():
         A[i] += R[j] * W(t, limit)
     return A
+
+
+# ---------------------------------------------------------------- snapping onto road segments
+
+
+def nearest_segment(px, py, x, y, segments):
+    """Brute force over every segment with shapely: ``(distance, k)`` of the nearest one.
+
+    ``segments``: list of node pairs ``(a, b)``; ``a == b`` is a lone node (a point)."""
+    from shapely.geometry import LineString, Point
+
+    p = Point(px, py)
+    best = (math.inf, -1)
+    for k, (a, b) in enumerate(segments):
+        geom = Point(x[a], y[a]) if a == b else LineString([(x[a], y[a]), (x[b], y[b])])
+        d = geom.distance(p)
+        if d < best[0]:
+            best = (d, k)
+    return best
+
+
+def split_adj(n, edges, points):
+    """The graph with every snapped point inserted as a real node on its edge.
+
+    ``edges``: directed ``(u, v, w)``; ``points``: ``(u, v, t)`` per point (position ``t`` from ``u``
+    to ``v``). A point at ``t == 0`` (or ``u == v``) *is* node ``u``, at ``t == 1`` node ``v``; any
+    other point ``k`` becomes node ``n + k``, and the edges ``a → b`` / ``b → a`` between the ends of
+    its segment are replaced by chains through all points on that segment, in order, each link
+    weighing its share of the edge (points at the same position are joined by 0 both ways).
+
+    Returns ``(adj, node_of)`` with ``node_of[k]`` the node standing for point ``k``.
+    """
+    adj = make_adj(n, edges)
+    node_of = []
+    groups = {}
+    for k, (u, v, t) in enumerate(points):
+        if u == v or t == 0.0:
+            node_of.append(u)
+        elif t == 1.0:
+            node_of.append(v)
+        else:
+            node_of.append(n + k)
+            adj[n + k] = {}
+            # measured from the end the point was snapped from (1 - t would round tiny t away)
+            a, b = (u, v) if (v, u) not in groups else (v, u)
+            groups.setdefault((a, b), []).append((t if u == a else 1.0 - t, n + k))
+    for (a, b), pts in groups.items():
+        wab = adj[a].pop(b, None)
+        wba = adj[b].pop(a, None)
+        chain = [(0.0, a)] + sorted(pts) + [(1.0, b)]
+        for (sp, p), (sq, q) in itertools.pairwise(chain):
+            if sq == sp:
+                adj[p][q] = 0.0
+                adj[q][p] = 0.0
+                continue
+            if wab is not None:
+                adj[p][q] = (sq - sp) * wab
+            if wba is not None:
+                adj[q][p] = (sq - sp) * wba
+    return adj, node_of

@@ -139,6 +139,156 @@ def test_e2sfca_matches_reference(p, decay, data):
     assert np.allclose(got.to_numpy(), expect, rtol=1e-9, atol=1e-12)
 
 
+# ---------------------------------------------------------------- edge snapping vs brute force
+
+
+@st.composite
+def geo_problems(draw):
+    """A random directed graph with node coordinates, and demand and facility points that lie on
+    nodes, on (or beside) edges, or anywhere."""
+    n = draw(st.integers(2, 20))
+    c = st.floats(0.0, 1000.0, allow_nan=False, allow_subnormal=False)
+    xy = draw(st.lists(st.tuples(c, c), min_size=n, max_size=n))
+    m = draw(st.integers(0, 2 * n))
+    w = st.floats(0.0, 10.0, allow_nan=False, allow_subnormal=False)
+    raw = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), w, st.booleans()),
+                        min_size=m, max_size=m))
+    edges = []
+    for u, v, ww, both in raw:
+        edges.append((u, v, ww))
+        if both:
+            edges.append((v, u, ww))
+    pt = st.tuples(st.sampled_from(["free", "node", "between"]), st.integers(0, n - 1), st.integers(0, n - 1),
+                   st.floats(0.0, 1.0, allow_subnormal=False), st.floats(-1300.0, 1300.0, allow_subnormal=False),
+                   st.floats(-1300.0, 1300.0, allow_subnormal=False),
+                   st.floats(-40.0, 40.0, allow_subnormal=False))
+
+    def place(p):
+        kind, a, b, f, fx, fy, off = p
+        if kind == "free":
+            return (fx, fy)
+        if kind == "node":
+            return xy[a]
+        return (xy[a][0] + f * (xy[b][0] - xy[a][0]), xy[a][1] + f * (xy[b][1] - xy[a][1]) + off)
+
+    demand = [place(p) for p in draw(st.lists(pt, min_size=1, max_size=12))]
+    facilities = [place(p) for p in draw(st.lists(pt, min_size=0, max_size=8))]
+    limit = draw(st.floats(0.0, 25.0, allow_nan=False))
+    return n, xy, edges, demand, facilities, limit
+
+
+def geo_build(n, xy, edges):
+    x = np.array([p[0] for p in xy])
+    y = np.array([p[1] for p in xy])
+    w = np.array([e[2] for e in edges], dtype=float)
+    return network.from_edges(x, y, [e[0] for e in edges], [e[1] for e in edges], w, w * 80.0, mode="drive",
+                              crs="EPSG:32650", min_component_nodes=1)
+
+
+def points(pts, prefix):
+    return gpd.GeoSeries([Point(p) for p in pts], crs="EPSG:32650", index=[f"{prefix}{i}" for i in range(len(pts))])
+
+
+def graph_segments(g):
+    """Every node pair joined by an edge, plus lone nodes: the reference's idea of the roads."""
+    tails = g.tails()
+    pairs = {(min(a, b), max(a, b)) for a, b in zip(tails.tolist(), g.indices.tolist())}
+    used = {a for p in pairs for a in p}
+    return sorted(pairs) + [(i, i) for i in range(g.n_nodes) if i not in used]
+
+
+@HS
+@given(geo_problems())
+def test_snap_onto_segments_matches_brute_force(p):
+    n, xy, edges, demand, _, _ = p
+    g = geo_build(n, xy, edges)
+    s = access.snap(g, points(demand, "d"))
+    segs = graph_segments(g)
+    tails = g.tails()
+    for i, (px, py) in enumerate(demand):
+        dist, _ = ref.nearest_segment(px, py, g.x, g.y, segs)
+        assert abs(s.leg_m[i] - dist) <= 1e-9 * max(1.0, dist)
+        u, v, t = int(s.u[i]), int(s.v[i]), float(s.t[i])
+        assert (min(u, v), max(u, v)) in segs and 0.0 <= t <= 1.0
+        qx, qy = g.x[u] + t * (g.x[v] - g.x[u]), g.y[u] + t * (g.y[v] - g.y[u])
+        assert abs(math.hypot(px - qx, py - qy) - s.leg_m[i]) <= 1e-9 * max(1.0, dist)
+        assert s.node[i] == (u if t <= 0.5 else v)
+        for e, a, b in ((s.e_uv[i], u, v), (s.e_vu[i], v, u)):  # the edge ids are those of the graph
+            has = [k for k in range(g.n_edges) if tails[k] == a and g.indices[k] == b and a != b]
+            assert (e == -1 and not has) or (has == [e])
+    assert np.array_equal(s.ok, s.leg_m <= settings.SNAP_MAX_M)
+
+
+def split_reference(g, d, f, weight="minutes"):
+    """The reference graph with every snapped point inserted, and the (node, leg, ok) lists."""
+    w = g.weights(weight)
+    edges = list(zip(g.tails().tolist(), g.indices.tolist(), w.tolist()))
+    pts = [(int(a), int(b), float(t)) for a, b, t in zip(np.r_[d.u, f.u], np.r_[d.v, f.v], np.r_[d.t, f.t])]
+    adj, node_of = ref.split_adj(g.n_nodes, edges, pts)
+    dleg, fleg = (d.leg_min, f.leg_min) if weight == "minutes" else (d.leg_m, f.leg_m)
+    dem = [(node_of[i], float(dleg[i]), bool(d.ok[i])) for i in range(len(d))]
+    fac = [(node_of[len(d) + j], float(fleg[j]), bool(f.ok[j])) for j in range(len(f))]
+    return adj, dem, fac
+
+
+@HS
+@given(geo_problems(), st.sampled_from(["step", "gaussian"]), st.data())
+def test_edge_snapped_queries_match_dijkstra_on_the_split_graph(p, decay, data):
+    n, xy, edges, demand, facilities, limit = p
+    g = geo_build(n, xy, edges)
+    d = access.snap(g, points(demand, "d"))
+    f = access.snap(g, points(facilities, "f"))
+    adj, dem, fac = split_reference(g, d, f)
+    expect = ref.nearest(adj, dem, fac, limit)
+    res = access.nearest(g, d, f, limit=limit)
+    pt = ref.pair_times(adj, dem, fac, limit)
+    tol = 1e-9 * max(1.0, limit)
+    for i, (tm, arg) in enumerate(expect):
+        got = res["minutes"].iloc[i]
+        if math.isinf(tm) or math.isinf(got):  # both out of reach, or one just at the limit (rounding)
+            assert (math.isinf(tm) and math.isinf(got) and pd.isna(res["facility"].iloc[i])) \
+                or abs(min(tm, got) - limit) <= tol
+        else:
+            assert abs(got - tm) <= 1e-9 * max(1.0, tm)
+            j = int(res["facility"].iloc[i][1:])
+            assert j in arg or abs(pt[(j, i)] - tm) <= 1e-9 * max(1.0, tm)
+    C = access.catchments(g, d, f, limit, n_threads=data.draw(st.sampled_from([1, 2])))
+    coo = C.tocoo()
+    got = {(int(r), int(c)): float(v) for r, c, v in zip(coo.row, coo.col, coo.data)}
+    # pairs at the limit within rounding may fall either side
+    sure = {k for k, v in pt.items() if v <= limit - 1e-9 * max(1.0, limit)}
+    assert sure <= set(got) <= set(pt)
+    for k, v in got.items():
+        assert abs(v - pt[k]) <= 1e-9 * max(1.0, v)
+    # metres: the same on the metres weights
+    adj_m, dem_m, fac_m = split_reference(g, d, f, "metres")
+    lim_m = limit * 80.0
+    em = ref.nearest(adj_m, dem_m, fac_m, lim_m)
+    gm = access.nearest_distance(g, d, f, lim_m)
+    for i, (tm, _) in enumerate(em):
+        assert (math.isinf(tm) and math.isinf(gm.iloc[i])) or abs(gm.iloc[i] - tm) <= 1e-9 * max(1.0, tm) \
+            or abs(tm - lim_m) <= 1e-6
+    # node times = the split graph's distances at the real nodes
+    nt = access.node_times(g, f, limit)
+    best = {}
+    for fn, fl, fok in fac:
+        if fok and fl <= limit:
+            for node, dd in ref.dijkstra(adj, fn, fl, limit).items():
+                best[node] = min(best.get(node, math.inf), dd)
+    for node in range(g.n_nodes):
+        e = best.get(node, math.inf)
+        assert (math.isinf(e) and math.isinf(nt[node])) or abs(nt[node] - e) <= 1e-9 * max(1.0, e) \
+            or abs(e - limit) <= 1e-9 * max(1.0, limit)
+    # E2SFCA on the exact pair times of the catchments
+    supply = np.arange(1.0, len(facilities) + 1)
+    pop = np.arange(1.0, len(demand) + 1)
+    edges_of_w = (limit / 3, 2 * limit / 3, limit)  # step weights flip there: rounding may too
+    if not any(abs(v - b) <= 1e-9 * max(1.0, limit) for v in pt.values() for b in edges_of_w):
+        e2 = ref.e2sfca(adj, dem, fac, limit, supply, pop, decay)
+        a2 = access.e2sfca(g, d, f, limit, capacity=supply, population=pop, decay=decay)
+        assert np.allclose(a2.to_numpy(), e2, rtol=1e-9, atol=1e-12)
+
+
 # ---------------------------------------------------------------- properties
 
 
@@ -254,11 +404,12 @@ def test_snap_matches_brute_force_and_reports_no_road_access():
     pts = gpd.GeoSeries([Point(a, b) for a, b in zip(px, py)], crs="EPSG:32650",
                         index=[f"c{i}" for i in range(50)])
     s = access.snap(g, pts)
-    d = np.hypot(px[:, None] - g.x[None], py[:, None] - g.y[None])
-    assert np.array_equal(s.node, d.argmin(axis=1))
-    assert np.allclose(s.leg_m, d.min(axis=1))
+    # nearest point on the road x in [0, 400], y = 0
+    d = np.hypot(px - np.clip(px, 0, 400), py)
+    assert np.allclose(s.leg_m, d)
+    assert np.allclose(g.x[s.u] + s.t * (g.x[s.v] - g.x[s.u]), np.clip(px, 0, 400))
     assert np.allclose(s.leg_min, s.leg_m / (settings.SNAP_KMH * 1000 / 60))
-    assert np.array_equal(s.ok, d.min(axis=1) <= settings.SNAP_MAX_M)
+    assert np.array_equal(s.ok, d <= settings.SNAP_MAX_M)
     assert (~s.ok).any()
     assert list(s.index) == list(pts.index)
     t = access.nearest_time(g, s, gpd.GeoSeries([Point(0, 0)], crs="EPSG:32650"), 60)
@@ -271,8 +422,47 @@ def test_snap_reprojects_points_from_lonlat():
 
     lon, lat = Transformer.from_crs(32650, 4326, always_xy=True).transform(210.0, 5.0)
     s = access.snap(g, gpd.GeoDataFrame(geometry=[Point(lon, lat), None], crs=4326))
-    assert s.node[0] == 2 and abs(s.leg_m[0] - math.hypot(10, 5)) < 0.01
+    # onto the road between nodes 2 and 3, 10 m from node 2, 5 m off the road
+    assert s.node[0] == 2 and abs(s.leg_m[0] - 5.0) < 0.01
+    assert {int(s.u[0]), int(s.v[0])} == {2, 3} and abs(g.x[s.u[0]] + s.t[0] * 100.0 * np.sign(
+        g.x[s.v[0]] - g.x[s.u[0]]) - 210.0) < 0.01
     assert not s.ok[1]
+
+
+def test_mid_edge_points_use_the_road_beside_them():
+    """A house 30 m beside the middle of the 100 m road 1-2, a facility on node 0: it walks 30 m to
+    the road, then 150 m along it (node snapping made it walk ~58 m to node 1 or 2 instead)."""
+    g = line_graph()
+    dem = gpd.GeoSeries([Point(150, 30)], crs="EPSG:32650")
+    fac = gpd.GeoSeries([Point(0, 0)], crs="EPSG:32650")
+    walk = settings.kmh_to_m_per_min(settings.SNAP_KMH)
+    t = access.nearest_time(g, dem, fac, 15.0).iloc[0]
+    assert abs(t - (150 / 80.0 + 30 / walk)) < 1e-9
+    assert abs(access.nearest_distance(g, dem, fac, 1e4).iloc[0] - 180.0) < 1e-9
+    C = access.catchments(g, dem, fac, 15.0)
+    assert abs(C.toarray()[0, 0] - t) < 1e-9
+    assert abs(access.node_times(g, dem, 15.0)[1] - (50 / 80.0 + 30 / walk)) < 1e-9
+
+
+def test_same_edge_points_reach_each_other_directly():
+    g = line_graph()
+    walk = settings.kmh_to_m_per_min(settings.SNAP_KMH)
+    dem = gpd.GeoSeries([Point(180, -10)], crs="EPSG:32650")
+    fac = gpd.GeoDataFrame({"capacity": [1.0]}, geometry=[Point(120, 10)], crs="EPSG:32650")
+    expect = 60 / 80.0 + 20 / walk  # along the road between them, not via node 1 or 2
+    assert abs(access.nearest_time(g, dem, fac, 15.0).iloc[0] - expect) < 1e-9
+    C = access.catchments(g, dem, fac, 15.0)
+    assert C.nnz == 1 and abs(C.data[0] - expect) < 1e-9
+    assert access.count_within(g, dem, fac, expect).iloc[0] == 1
+    # a one-way road 0 -> 1 of 1000 m: only downstream of the facility
+    x, y = np.array([0.0, 1000.0]), np.zeros(2)
+    g1 = network.from_edges(x, y, [0], [1], [2.0], [1000.0], mode="drive", crs="EPSG:32650",
+                            min_component_nodes=1)
+    pts = gpd.GeoSeries([Point(300, 0), Point(700, 0)], crs="EPSG:32650")
+    down = access.nearest_time(g1, pts.iloc[[1]], pts.iloc[[0]], 10.0).iloc[0]
+    assert abs(down - 0.4 * 2.0) < 1e-12
+    assert math.isinf(access.nearest_time(g1, pts.iloc[[0]], pts.iloc[[1]], 10.0).iloc[0])
+    assert access.catchments(g1, pts.iloc[[0]], pts.iloc[[1]], 10.0).nnz == 0
 
 
 def test_hand_computed_times_on_a_line():
@@ -327,25 +517,39 @@ def test_weights_are_as_documented():
 
 
 def test_nearest_time_on_real_graph_matches_networkx(shared_data):
+    import shapely
+
     g = network.read_osm(shared_data / "helsinki/osm/Helsinki.osm.pbf", mode="walk")
     rng = np.random.default_rng(7)
     fac_nodes = rng.choice(g.n_nodes, 12, replace=False)
     dem_nodes = np.arange(g.n_nodes)
-    fac = gpd.GeoSeries(gpd.points_from_xy(g.x[fac_nodes] + 3.0, g.y[fac_nodes] + 4.0), crs=g.crs)
+    fx, fy = g.x[fac_nodes] + 3.0, g.y[fac_nodes] + 4.0
+    fac = gpd.GeoSeries(gpd.points_from_xy(fx, fy), crs=g.crs)
     # demand given as already snapped to every node (OSM has distinct nodes at equal coordinates)
     z = np.zeros(g.n_nodes)
     dem = Snapped(node=dem_nodes, leg_m=z, leg_min=z, ok=z == 0, index=pd.RangeIndex(g.n_nodes))
     t = access.nearest_time(g, dem, fac, max_minutes=10.0)
+    tails = g.tails()
     G = nx.DiGraph()
     G.add_nodes_from(range(g.n_nodes))
-    G.add_weighted_edges_from(zip(g.tails().tolist(), g.indices.tolist(), g.minutes.tolist()), weight="w")
-    # brute-force snapping of the facilities, then a virtual source "S" joined to their nodes by legs
-    fx, fy = g.x[fac_nodes] + 3.0, g.y[fac_nodes] + 4.0
-    dd = np.hypot(fx[:, None] - g.x[None], fy[:, None] - g.y[None])
-    for k, node in enumerate(dd.argmin(axis=1)):
-        leg = dd[k].min() / (settings.SNAP_KMH * 1000 / 60)
-        if not G.has_edge("S", int(node)) or G["S"][int(node)]["w"] > leg:
-            G.add_edge("S", int(node), w=leg)
+    G.add_weighted_edges_from(zip(tails.tolist(), g.indices.tolist(), g.minutes.tolist()), weight="w")
+    # brute-force snapping of the facilities onto the nearest edge (shapely), the edge split there in
+    # both directions it exists, then a virtual source "S" joined to the split points by legs
+    lines = shapely.linestrings(np.stack([np.c_[g.x[tails], g.y[tails]], np.c_[g.x[g.indices], g.y[g.indices]]], 1))
+    for k in range(len(fac_nodes)):
+        p = shapely.Point(fx[k], fy[k])
+        dist = shapely.distance(lines, p)
+        e = int(np.argmin(dist))
+        a, b = int(tails[e]), int(g.indices[e])
+        frac = shapely.line_locate_point(lines[e], p, normalized=True)
+        leg = dist[e] / (settings.SNAP_KMH * 1000 / 60)
+        P = ("P", k)
+        for x1, x2, f1 in ((a, b, frac), (b, a, 1 - frac)):  # x1 -> x2 edge: x1 -> P is f1 of it
+            if G.has_edge(x1, x2):
+                w = g.minutes[e] if (x1, x2) == (a, b) else G[x1][x2]["w"]
+                G.add_edge(x1, P, w=f1 * w)
+                G.add_edge(P, x2, w=(1 - f1) * w)
+        G.add_edge("S", P, w=leg)
     d = nx.multi_source_dijkstra_path_length(G, {"S"}, cutoff=10.0, weight="w")
     expect = np.array([d.get(i, np.inf) for i in range(g.n_nodes)])
     expect[expect > 10.0] = np.inf

@@ -384,3 +384,58 @@ def test_shenzhen_osm_route_numbers(shared_data, tmp_path):
     assert by_ref.get("9", "") == ""
     d = network.read_lines(p, mode="drive", class_field="ref", min_component_nodes=1)
     assert 100.0 in set(np.round(d.metres / d.minutes * 60 / 1000, 6))
+
+
+# ---------------------------------------------------------------- segment index (snapping onto roads)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.integers(1, 25), st.data())
+def test_segment_index_lists_every_road_once_and_reaches_every_point(n, data):
+    c = st.floats(0.0, 2000.0, allow_nan=False, allow_subnormal=False)
+    xy = data.draw(st.lists(st.tuples(c, c), min_size=n, max_size=n))
+    raw = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.booleans()), max_size=3 * n))
+    u = [a for a, b, both in raw] + [b for a, b, both in raw if both]
+    v = [b for a, b, both in raw] + [a for a, b, both in raw if both]
+    w = np.ones(len(u))
+    g = network.from_edges([p[0] for p in xy], [p[1] for p in xy], u, v, w, w, mode="drive",
+                           min_component_nodes=1)
+    idx = network.segment_index(g)
+    assert network.segment_index(g) is idx  # cached on the graph
+    tails = g.tails()
+    edge = {(int(a), int(b)): k for k, (a, b) in enumerate(zip(tails, g.indices))}
+    pairs = {(min(a, b), max(a, b)) for a, b in edge}
+    lone = set(range(g.n_nodes)) - {x for p in pairs for x in p}
+    got = [(int(a), int(b)) for a, b in zip(idx.a, idx.b)]
+    assert len(got) == len(set(got)) == len(pairs) + len(lone)
+    for s, (a, b) in enumerate(got):
+        if a == b:
+            assert a in lone and idx.e_ab[s] == idx.e_ba[s] == -1
+            continue
+        assert (min(a, b), max(a, b)) in pairs
+        assert idx.e_ab[s] == edge.get((a, b), -1) and idx.e_ba[s] == edge.get((b, a), -1)
+        assert s in idx.node_seg[idx.node_ptr[a]:idx.node_ptr[a + 1]]
+        assert s in idx.node_seg[idx.node_ptr[b]:idx.node_ptr[b + 1]]
+    # memory stays linear: at most two extra index points per segment
+    assert len(idx.piece_seg) <= 2 * max(len(got), 1)
+    # every point of every segment is within `reach` of the segment's own nodes or piece midpoints
+    pts = np.c_[idx.px, idx.py]
+    for s, (a, b) in enumerate(got):
+        own = np.r_[a, b, g.n_nodes + np.flatnonzero(idx.piece_seg == s)]
+        for f in np.linspace(0, 1, 11):
+            q = np.array([g.x[a] + f * (g.x[b] - g.x[a]), g.y[a] + f * (g.y[b] - g.y[a])])
+            assert np.hypot(*(pts[own] - q).T).min() <= idx.reach * (1 + 1e-9) + 1e-9
+
+
+def test_segment_index_cuts_long_roads_into_pieces():
+    # a 10 km road beside many 100 m streets: the long one gets pieces, the reach stays short
+    x = np.r_[0.0, 10_000.0, np.arange(200) * 100.0]
+    y = np.r_[0.0, 0.0, np.full(200, 500.0)]
+    u = np.r_[0, np.arange(2, 201)]
+    v = np.r_[1, np.arange(3, 202)]
+    m = np.hypot(x[u] - x[v], y[u] - y[v])
+    g = network.from_edges(x, y, np.r_[u, v], np.r_[v, u], np.r_[m, m] / 80, np.r_[m, m], min_component_nodes=1)
+    idx = network.segment_index(g)
+    assert idx.n_segments == 200
+    # L = max(mean 149.5 m, 2 x median 100 m) = 200 m: 50 pieces of 200 m on the long road
+    assert len(idx.piece_seg) == 50 and (idx.piece_seg == 0).all() and idx.reach == pytest.approx(100.0)

@@ -11,7 +11,6 @@ import json
 import shutil
 from pathlib import Path
 
-import networkx as nx
 import numpy as np
 import openpyxl
 import pandas as pd
@@ -132,37 +131,42 @@ def test_demo_map_in_headless_chromium(demo_out, tmp_path, repo_root):
 
 
 def _reference_rule_coverage(model: pipeline.Model, rule_id: str, unit_code: str) -> float:
-    """Independent reference: networkx Dijkstra from a virtual source, brute-force snapping."""
+    """Independent reference: brute-force snapping onto the nearest road segment (shapely), every
+    snapped point inserted into the graph as a real node (``reference.split_adj``), then a plain
+    Dijkstra from a virtual source joined to the facilities by their legs."""
+    import reference
+    import shapely
+
     inputs = model.inputs
     rule = inputs.preset.circle(rule_id)
     g = model.graphs[rule.mode]
-    G = nx.DiGraph()
     tails = np.repeat(np.arange(g.n_nodes), np.diff(g.indptr))
-    for u, v, w in zip(tails, g.indices, g.minutes):
-        if not G.has_edge(u, v) or G[u][v]["w"] > w:
-            G.add_edge(int(u), int(v), w=float(w))
-    xy = np.column_stack([g.x, g.y])
+    lines = shapely.linestrings(np.stack([np.c_[g.x[tails], g.y[tails]], np.c_[g.x[g.indices], g.y[g.indices]]], 1))
     walk_m_per_min = 4.8 * 1000 / 60
 
-    def nearest_node(px: float, py: float) -> tuple[int, float]:
-        d = np.hypot(xy[:, 0] - px, xy[:, 1] - py)
-        i = int(np.argmin(d))
-        return i, float(d[i])
+    def snap(p) -> tuple[tuple[int, int, float], float]:
+        d = shapely.distance(lines, p)
+        e = int(np.argmin(d))
+        t = float(shapely.line_locate_point(lines[e], p, normalized=True))
+        return (int(tails[e]), int(g.indices[e]), t), float(d[e])
 
     fac = inputs.facilities[inputs.facilities["ftype"].isin(rule.ftypes)]
-    for p in fac.geometry:
-        node, leg = nearest_node(p.x, p.y)
-        if leg <= 1000:
-            w = leg / walk_m_per_min
-            if not G.has_edge("S", node) or G["S"][node]["w"] > w:
-                G.add_edge("S", node, w=w)
-    dist = nx.single_source_dijkstra_path_length(G, "S", cutoff=rule.threshold, weight="w")
     cells = model.cells
     sel = cells[(cells["unit_code"] == unit_code) & (cells["urban"] == (rule.applies_to == "urban"))]
+    snapped = [snap(p) for p in list(fac.geometry) + list(sel.geometry)]
+    adj, node_of = reference.split_adj(
+        g.n_nodes, zip(tails.tolist(), g.indices.tolist(), g.minutes.tolist()), [s[0] for s in snapped])
+    adj["S"] = {}
+    for k in range(len(fac)):
+        leg = snapped[k][1]
+        if leg <= 1000:
+            node, w = node_of[k], leg / walk_m_per_min
+            adj["S"][node] = min(w, adj["S"].get(node, np.inf))
+    dist = reference.dijkstra(adj, "S", 0.0, rule.threshold)
     covered = 0.0
-    for p, people in zip(sel.geometry, sel[rule.group]):
-        node, leg = nearest_node(p.x, p.y)
-        if leg <= 1000 and dist.get(node, np.inf) + leg / walk_m_per_min <= rule.threshold:
+    for k, people in enumerate(sel[rule.group], start=len(fac)):
+        leg = snapped[k][1]
+        if leg <= 1000 and dist.get(node_of[k], np.inf) + leg / walk_m_per_min <= rule.threshold:
             covered += people
     return covered
 

@@ -88,19 +88,6 @@ def test_population_total_is_worldpop_inside_outline(run_dir, shared_data):
     assert summary["population_total"] == pytest.approx(ref, rel=0.005)
 
 
-def _nearest_node(nx_xy: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Brute-force nearest node (chunked numpy), independent of the KD-tree of coverage.access."""
-    node = np.empty(len(pts), dtype=np.int64)
-    dist = np.empty(len(pts))
-    for i in range(0, len(pts), 256):
-        p = pts[i:i + 256]
-        d2 = ((p[:, None, :] - nx_xy[None, :, :]) ** 2).sum(axis=2)
-        j = d2.argmin(axis=1)
-        node[i:i + 256] = j
-        dist[i:i + 256] = np.sqrt(d2[np.arange(len(p)), j])
-    return node, dist
-
-
 def test_clinic_coverage_matches_networkx(run_dir, shared_data):
     from coverage import network
     from coverage.standards import load_preset
@@ -114,25 +101,35 @@ def test_clinic_coverage_matches_networkx(run_dir, shared_data):
         shared_data / "macau" / "osm_geofabrik_shp" / "gis_osm_roads_free_1.shp", mode="walk",
         class_field="fclass", crs=cells.crs,
     )
-    G = g.to_networkx()
-    xy = np.column_stack([[G.nodes[i]["x"] for i in G.nodes], [G.nodes[i]["y"] for i in G.nodes]])
-    ids = np.array(list(G.nodes))
+    import reference
+
+    # independent of the engine: shapely's STRtree finds the nearest road segment of every point,
+    # every snapped point is inserted into the graph as a real node, then networkx's Dijkstra
+    tails = g.tails()
+    lines = shapely.linestrings(np.stack([np.c_[g.x[tails], g.y[tails]], np.c_[g.x[g.indices], g.y[g.indices]]], 1))
+    tree = shapely.STRtree(lines)
     m_per_min = settings.WALK_KMH * 1000 / 60
     clinics = fac[fac["ftype"].isin(rule.ftypes)]
     assert len(clinics) > 50
-    fn, fd = _nearest_node(xy, np.column_stack([clinics.geometry.x, clinics.geometry.y]))
+    pts = np.concatenate([clinics.geometry.to_numpy(), cells.geometry.to_numpy()])
+    (_, e), leg = tree.query_nearest(pts, return_distance=True, all_matches=False)
+    t = shapely.line_locate_point(lines[e], pts, normalized=True)
+    adj, node_of = reference.split_adj(
+        g.n_nodes, zip(tails.tolist(), g.indices.tolist(), g.minutes.tolist()),
+        list(zip(tails[e].tolist(), g.indices[e].tolist(), t.tolist())))
+    G = nx.DiGraph()
+    G.add_weighted_edges_from(((a, b, w) for a, nb in adj.items() for b, w in nb.items()), weight="minutes")
     src = "virtual source"
-    for n_, d_ in zip(ids[fn], fd):
-        if d_ <= settings.SNAP_MAX_M:
-            w = d_ / m_per_min
-            if not G.has_edge(src, n_) or G[src][n_]["minutes"] > w:
-                G.add_edge(src, n_, minutes=w)
+    for k in range(len(clinics)):
+        if leg[k] <= settings.SNAP_MAX_M:
+            w = leg[k] / m_per_min
+            if not G.has_edge(src, node_of[k]) or G[src][node_of[k]]["minutes"] > w:
+                G.add_edge(src, node_of[k], minutes=w)
     dist, _paths = nx.multi_source_dijkstra(G, {src}, cutoff=rule.threshold, weight="minutes")
-    cn, cd = _nearest_node(xy, np.column_stack([cells.geometry.x, cells.geometry.y]))
     covered = 0.0
-    for n_, d_, pop in zip(ids[cn], cd, cells["pop"]):
-        t = dist.get(n_, math.inf) + d_ / m_per_min
-        if d_ <= settings.SNAP_MAX_M and t <= rule.threshold:
+    for k, pop in enumerate(cells["pop"], start=len(clinics)):
+        tt = dist.get(node_of[k], math.inf) + leg[k] / m_per_min
+        if leg[k] <= settings.SNAP_MAX_M and tt <= rule.threshold:
             covered += pop
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     got = summary["categories"]["clinic"]["population_covered"]

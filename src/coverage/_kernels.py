@@ -5,13 +5,20 @@ deletion in arrays of ``n_edges + n_sources + 1`` slots (the most pushes a searc
 is linear in the graph size; catchment output buffers grow by doubling.
 
 * :func:`multi_source` — bounded multi-source Dijkstra. Each source node starts with its own
-  initial distance (the off-network leg of the facility standing on it: the "virtual source" trick),
+  initial distance (leg + partial edge of the facility snapped beside it: the "virtual source" trick),
   so the result is ``min over facilities f of (leg_f + d(f, node))`` and the label of that facility.
   It runs in a caller-owned workspace (reset only where it touched), so a query costs O(nodes
   reached + nodes asked for), not O(n_nodes).
-* :func:`catchments` — one bounded single-source Dijkstra per site, visiting only reached nodes and
-  resetting only the nodes it touched, then mapping reached nodes to demand cells through a CSR
-  node → cells index. Releases the GIL (``nogil=True``) so chunks of sites run in threads.
+* :func:`catchments` — one bounded single-source Dijkstra per site (seeded at both ends of the
+  site's road segment), visiting only reached nodes and resetting only the nodes it touched, then
+  mapping reached nodes to demand cells through a CSR node → cell-entries index (a cell hangs on
+  both ends of its segment; the least time per cell is kept). Releases the GIL (``nogil=True``) so
+  chunks of sites run in threads.
+* :func:`build_segments` — the undirected road segments of a CSR graph with their directed edge ids
+  (one-way streets have one), O(n + m).
+* :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a bucket
+  grid of index points (nodes and midpoints of long-segment pieces) that stops once no unseen
+  segment can be nearer.
 
 numba is imported plainly: numba's probe for coverage.py (``import coverage``) is answered with
 ``ImportError`` by the package itself (see :mod:`coverage`), in every import order.
@@ -113,7 +120,7 @@ def _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn
 
 
 @njit(cache=True, nogil=True)
-def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist, label, touched, hd, hn):
+def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist, label, touched, hd, hn, group=1):
     """Bounded multi-source Dijkstra with per-source initial distances, in a reusable workspace.
 
     Costs O(visited), not O(n_nodes): the workspace arrays are filled once by the caller (``dist``
@@ -129,6 +136,9 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     it starts from the distances already found; so the work stays within a small factor of the
     number of nodes reached.
 
+    Sources come in consecutive groups of ``group`` (the two ends of one facility's road segment)
+    that start together in phase 1, so a facility's neighbourhood is searched once, not once per end.
+
     Parameters
     ----------
     indptr, indices, weight : ndarray
@@ -136,7 +146,7 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     src_node : ndarray of int64
         Node of each source.
     src_init : ndarray of float64
-        Initial distance of each source (its off-network leg).
+        Initial distance of each source (its leg plus partial edge; ``inf``: unused).
     limit : float
         Nodes farther than this are left at ``inf``.
     query : ndarray of int64
@@ -147,6 +157,8 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
         Workspace (scratch).
     hd, hn : ndarray of float64 / int64
         Heap workspace with at least ``n_edges + n_sources + 1`` slots.
+    group : int
+        Sources per phase-1 search (1 or 2).
 
     Returns
     -------
@@ -161,11 +173,14 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     s = 0
     # phase 1: one small search per source, pruned by what earlier sources reached
     while s < ns:
-        if s >= 8 and pops > 2 * ntouch:
+        if s >= 8 * group and pops > 2 * ntouch:
             break  # heavy overlap: finish the rest in one simultaneous search
-        ntouch, size = _seed(src_node[s], src_init[s], s, limit, dist, label, touched, ntouch, hd, hn, 0)
+        size = 0
+        for r in range(s, min(s + group, ns)):
+            ntouch, size = _seed(src_node[r], src_init[r], r, limit, dist, label, touched, ntouch, hd, hn, size)
         ntouch, pops = _settle(indptr, indices, weight, limit, dist, label, touched, ntouch, hd, hn, size, pops)
-        s += 1
+        s += group
+    s = min(s, ns)
     # phase 2 (only when phase 1 stopped early): the remaining sources together
     size = 0
     for r in range(s, ns):
@@ -184,73 +199,80 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
 
 
 @njit(cache=True, nogil=True)
-def catchments(indptr, indices, weight, site_node, site_init, limit, cell_ptr, cell_ids, cell_leg):
+def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, n_cells):
     """Bounded single-source Dijkstra per site, mapped to demand cells.
+
+    A site snapped onto a road edge starts from both ends of that edge (``su`` with ``su_init``,
+    ``sv`` with ``sv_init``: leg plus the partial edge to that end; ``inf`` where the edge may not be
+    driven that way). A demand cell hangs on one or two nodes (the ends of its edge) with an offset
+    each (its leg plus the partial edge from that end); its time is the least over its nodes, kept
+    per cell in a scratch array that is reset after every site.
 
     Parameters
     ----------
     indptr, indices, weight : ndarray
         CSR graph.
-    site_node : ndarray of int64
-        Node of each site (sites without road access are not passed in).
-    site_init : ndarray of float64
-        Leg of each site.
+    su, sv : ndarray of int64
+        The two start nodes of each site (equal for a site standing on a node).
+    su_init, sv_init : ndarray of float64
+        Initial distance at ``su`` / ``sv`` (``inf``: that end is not used).
     limit : float
     cell_ptr, cell_ids : ndarray of int64
-        CSR index node → demand cells standing on it (only cells with road access).
-    cell_leg : ndarray of float64
-        Leg of each demand cell (by cell id).
+        CSR index node → demand-cell entries hanging on it (only cells with road access).
+    cell_off : ndarray of float64
+        Offset of each entry (aligned with ``cell_ids``): cell leg + partial edge from the node.
+    n_cells : int
+        Number of demand cells (size of the scratch array).
 
     Returns
     -------
     rows, cols : ndarray of int64
-        Position of the site in ``site_node``, and the demand cell id.
+        Position of the site in ``su``, and the demand cell id.
     vals : ndarray of float64
-        Total time (site leg + network + cell leg), only entries ``<= limit``.
+        Least time over the cell's nodes (site leg + network + cell offset), only entries ``<= limit``.
     """
     n = indptr.shape[0] - 1
     dist = np.full(n, np.inf)
     touched = np.empty(n, dtype=np.int64)
-    hd = np.empty(indices.shape[0] + 2, dtype=np.float64)
-    hn = np.empty(indices.shape[0] + 2, dtype=np.int64)
+    best = np.full(n_cells, np.inf)
+    ctouched = np.empty(n_cells, dtype=np.int64)
+    hd = np.empty(indices.shape[0] + 3, dtype=np.float64)
+    hn = np.empty(indices.shape[0] + 3, dtype=np.int64)
     cap = 1024
     rows = np.empty(cap, dtype=np.int64)
     cols = np.empty(cap, dtype=np.int64)
     vals = np.empty(cap, dtype=np.float64)
     nout = 0
-    for s in range(site_node.shape[0]):
-        src = site_node[s]
-        d0 = site_init[s]
-        if not (d0 <= limit):
-            continue
+    for s in range(su.shape[0]):
         ntouch = 0
-        dist[src] = d0
-        touched[ntouch] = src
-        ntouch += 1
+        nct = 0
         size = 0
-        size = _push(hd, hn, size, d0, src)
+        d0 = su_init[s]
+        if d0 <= limit:
+            dist[su[s]] = d0
+            touched[ntouch] = su[s]
+            ntouch += 1
+            size = _push(hd, hn, size, d0, su[s])
+        d1 = sv_init[s]
+        if d1 <= limit and d1 < dist[sv[s]]:
+            if dist[sv[s]] == np.inf:
+                touched[ntouch] = sv[s]
+                ntouch += 1
+            dist[sv[s]] = d1
+            size = _push(hd, hn, size, d1, sv[s])
         while size > 0:
             d, u, size = _pop(hd, hn, size)
             if d > dist[u]:
                 continue
-            # settled: emit the cells on this node
+            # settled: offer this node's time to the cells hanging on it
             for c in range(cell_ptr[u], cell_ptr[u + 1]):
                 cid = cell_ids[c]
-                t = d + cell_leg[cid]
-                if t <= limit:
-                    if nout == cap:
-                        cap *= 2
-                        r2 = np.empty(cap, dtype=np.int64)
-                        c2 = np.empty(cap, dtype=np.int64)
-                        v2 = np.empty(cap, dtype=np.float64)
-                        r2[:nout] = rows[:nout]
-                        c2[:nout] = cols[:nout]
-                        v2[:nout] = vals[:nout]
-                        rows, cols, vals = r2, c2, v2
-                    rows[nout] = s
-                    cols[nout] = cid
-                    vals[nout] = t
-                    nout += 1
+                t = d + cell_off[c]
+                if t <= limit and t < best[cid]:
+                    if best[cid] == np.inf:
+                        ctouched[nct] = cid
+                        nct += 1
+                    best[cid] = t
             for k in range(indptr[u], indptr[u + 1]):
                 v = indices[k]
                 nd = d + weight[k]
@@ -262,7 +284,226 @@ def catchments(indptr, indices, weight, site_node, site_init, limit, cell_ptr, c
                     size = _push(hd, hn, size, nd, v)
         for i in range(ntouch):
             dist[touched[i]] = np.inf
+        if nout + nct > cap:
+            while nout + nct > cap:
+                cap *= 2
+            r2 = np.empty(cap, dtype=np.int64)
+            c2 = np.empty(cap, dtype=np.int64)
+            v2 = np.empty(cap, dtype=np.float64)
+            r2[:nout] = rows[:nout]
+            c2[:nout] = cols[:nout]
+            v2[:nout] = vals[:nout]
+            rows, cols, vals = r2, c2, v2
+        for i in range(nct):
+            cid = ctouched[i]
+            rows[nout] = s
+            cols[nout] = cid
+            vals[nout] = best[cid]
+            nout += 1
+            best[cid] = np.inf
     return rows[:nout].copy(), cols[:nout].copy(), vals[:nout].copy()
+
+
+@njit(cache=True)
+def build_segments(indptr, indices, n):
+    """Undirected road segments of a CSR graph, each once, with its directed edge ids.
+
+    A pair of nodes joined by an edge in either direction is one segment ``(a, b)``: ``e_ab`` is the
+    CSR position of the edge ``a → b`` and ``e_ba`` that of ``b → a`` (-1 where that direction does
+    not exist, i.e. a one-way street). Two-way pairs are numbered once, from their lower node. Nodes
+    with no edge at all become a degenerate segment ``(a, a)`` with no edges, so a point can still
+    stand on them. O(n + m · degree) time, O(n + m) memory.
+
+    Returns
+    -------
+    a, b, e_ab, e_ba : ndarray of int32, shape (n_segments,)
+        (int32 halves the index's memory; node and edge numbers stay below 2**31.)
+    node_ptr : ndarray of int64
+    node_seg : ndarray of int32
+        CSR index node → segments ending at it (a degenerate segment once).
+    """
+    m = indices.shape[0]
+    indeg = np.zeros(n, dtype=np.int64)
+    for k in range(m):
+        indeg[indices[k]] += 1
+    a = np.empty(m + n, dtype=np.int32)
+    b = np.empty(m + n, dtype=np.int32)
+    eab = np.empty(m + n, dtype=np.int32)
+    eba = np.empty(m + n, dtype=np.int32)
+    ns = 0
+    for u in range(n):
+        if indptr[u + 1] == indptr[u] and indeg[u] == 0:
+            a[ns] = u
+            b[ns] = u
+            eab[ns] = -1
+            eba[ns] = -1
+            ns += 1
+            continue
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            if v == u:
+                continue
+            rk = -1
+            for j in range(indptr[v], indptr[v + 1]):
+                if indices[j] == u:
+                    rk = j
+                    break
+            if u < v or rk < 0:
+                a[ns] = u
+                b[ns] = v
+                eab[ns] = k
+                eba[ns] = rk
+                ns += 1
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    for s in range(ns):
+        cnt[a[s] + 1] += 1
+        if b[s] != a[s]:
+            cnt[b[s] + 1] += 1
+    for i in range(n):
+        cnt[i + 1] += cnt[i]
+    fill = cnt[:n].copy()
+    node_seg = np.empty(cnt[n], dtype=np.int32)
+    for s in range(ns):
+        node_seg[fill[a[s]]] = s
+        fill[a[s]] += 1
+        if b[s] != a[s]:
+            node_seg[fill[b[s]]] = s
+            fill[b[s]] += 1
+    return a[:ns].copy(), b[:ns].copy(), eab[:ns].copy(), eba[:ns].copy(), cnt, node_seg
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bucket(keys, key):
+    """Position of ``key`` in the sorted ``keys``, -1 if absent (binary search)."""
+    lo = 0
+    hi = keys.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < keys.shape[0] and keys[lo] == key:
+        return lo
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, reach,
+                  x0, y0, cell, nx, ny, keys, ptr, order):
+    """Exact nearest segment of each point, by a ring search over a bucket grid of index points.
+
+    The index points are the road nodes (standing for the segments ending there) followed by the
+    midpoints of the pieces of long segments; every point of a segment lies within ``reach`` of one
+    of its index points. Rings of buckets around the query point are searched outward; after ring
+    ``r`` every unseen index point is farther than ``r·cell + (distance to the own bucket's edge)``,
+    so once that exceeds ``best + reach`` no unseen segment can be nearer and the answer is exact.
+
+    Parameters
+    ----------
+    qx, qy : ndarray of float64
+        Query points.
+    x, y : ndarray of float64
+        Node coordinates.
+    n_nodes : int
+    node_ptr, node_seg : ndarray of int64
+        CSR node → segments.
+    piece_seg : ndarray of int64
+        Segment of each piece midpoint (index point ``n_nodes + i``).
+    seg_a, seg_b : ndarray of int64
+        Segment end nodes.
+    reach : float
+    x0, y0, cell : float
+        Bucket grid origin and side.
+    nx, ny : int
+        Bucket grid size; key of bucket ``(i, j)`` is ``i * ny + j``.
+    keys, ptr, order : ndarray of int64
+        Non-empty buckets (sorted keys) and their index points ``order[ptr[k]:ptr[k + 1]]``.
+
+    Returns
+    -------
+    seg : ndarray of int64
+        Nearest segment (-1 when the graph has none); ties go to the lowest segment number.
+    t : ndarray of float64
+        Position of the nearest point along the segment from ``a`` (0) to ``b`` (1).
+    dist : ndarray of float64
+        Distance to it.
+    """
+    npt = qx.shape[0]
+    seg = np.full(npt, -1, dtype=np.int64)
+    tt = np.zeros(npt)
+    dd = np.full(npt, np.inf)
+    slack = reach * (1.0 + 1e-9) + 1e-9
+    if keys.shape[0] == 0:
+        return seg, tt, dd
+    for i in range(npt):
+        px = qx[i]
+        py = qy[i]
+        fx = (px - x0) / cell
+        fy = (py - y0) / cell
+        cx = np.int64(np.floor(fx))
+        cy = np.int64(np.floor(fy))
+        ex = min(fx - cx, cx + 1 - fx) * cell  # distance to the own bucket's nearest edge
+        ey = min(fy - cy, cy + 1 - fy) * cell
+        edge = min(ex, ey)
+        # rings beyond rmax hold no bucket of the grid
+        rmax = max(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))
+        best = np.inf
+        bs = -1
+        bt = 0.0
+        r = 0
+        while True:
+            ilo = max(cx - r, 0)
+            ihi = min(cx + r, nx - 1)
+            for bi in range(ilo, ihi + 1):
+                side = bi == cx - r or bi == cx + r
+                jlo = max(cy - r, 0)
+                jhi = min(cy + r, ny - 1)
+                step = 1 if side else 2 * r
+                if step == 0:
+                    step = 1
+                bj = jlo if side else cy - r
+                while bj <= jhi:
+                    if bj >= 0:
+                        k = _bucket(keys, bi * ny + bj)
+                        if k >= 0:
+                            for pp in range(ptr[k], ptr[k + 1]):
+                                q = order[pp]
+                                if q < n_nodes:
+                                    lo = node_ptr[q]
+                                    hi = node_ptr[q + 1]
+                                else:
+                                    lo = -1
+                                    hi = 0
+                                for rr in range(lo, hi):
+                                    s = piece_seg[q - n_nodes] if rr < 0 else node_seg[rr]
+                                    xa = x[seg_a[s]]
+                                    ya = y[seg_a[s]]
+                                    dx = x[seg_b[s]] - xa
+                                    dy = y[seg_b[s]] - ya
+                                    l2 = dx * dx + dy * dy
+                                    t = 0.0
+                                    if l2 > 0.0:
+                                        t = ((px - xa) * dx + (py - ya) * dy) / l2
+                                        if t < 0.0:
+                                            t = 0.0
+                                        elif t > 1.0:
+                                            t = 1.0
+                                    ux = px - (xa + t * dx)
+                                    uy = py - (ya + t * dy)
+                                    d = np.sqrt(ux * ux + uy * uy)
+                                    if d < best or (d == best and s < bs):
+                                        best = d
+                                        bs = s
+                                        bt = t
+                    bj += step
+            if best == 0.0 or r * cell + edge > best + slack or r >= rmax:
+                break
+            r += 1
+        seg[i] = bs
+        tt[i] = bt
+        dd[i] = best
+    return seg, tt, dd
 
 
 @njit(cache=True, inline="always")

@@ -1,27 +1,42 @@
 """Accessibility on a :class:`~coverage.network.RoadGraph`: snapping, nearest facility, catchments,
 counts and the enhanced two-step floating catchment area (E2SFCA).
 
-Travel time from a demand cell ``i`` to a facility ``j`` is::
+Snapping onto roads
+-------------------
+Every demand point and facility is attached to the **nearest point on the nearest road segment**
+(:func:`snap`), as routing engines do, not to the nearest intersection: a house beside the middle of
+a long rural road joins the road there. The segment ``(u, v)`` is virtually split at that point
+``P`` (fraction ``t`` from ``u``): going from ``P`` to ``u`` costs ``t`` of the edge ``v → u``, to
+``v`` costs ``1 - t`` of ``u → v`` (only where that direction is allowed: one-way streets in
+``drive`` mode), and arriving at ``P`` from ``u`` / ``v`` costs ``t`` of ``u → v`` / ``1 - t`` of
+``v → u``. The off-road **leg** is the straight distance from the point to ``P`` at
+``settings.SNAP_KMH``. Points whose leg is longer than ``settings.SNAP_MAX_M`` have no road access
+(无道路可达): they keep their row and get ``inf`` times, zero counts and zero accessibility, and are
+listed by ``Snapped.ok == False``. Segments are straight node-to-node lines (the graph keeps no
+curved geometry; on graphs read from line layers, an edge between two junctions is its chord).
 
-    t(i, j) = leg_j + d(node_j, node_i) + leg_i
+Travel time from a facility ``j`` to a demand cell ``i`` is::
 
-where ``leg`` is the straight off-network walk from the point to its snapped road node at
-``settings.SNAP_KMH`` and ``d`` is the network shortest path **from the facility node to the cell
-node** (the direction matters on one-way streets in ``drive`` mode: it is the time for the service,
-or the trip back home; on walk/ebike graphs both directions are equal). Points whose nearest road node
-is farther than ``settings.SNAP_MAX_M`` have no road access (无道路可达): they keep their row and get
-``inf`` times, zero counts and zero accessibility, and are listed by ``Snapped.ok == False``.
+    t(j, i) = leg_j + min over a in {u_j, v_j}, b in {u_i, v_i} of (out_j(a) + d(a, b) + in_i(b)) + leg_i
+
+with ``out``/``in`` the partial edges above and ``d`` the network shortest path **from the facility
+side to the cell** (the direction matters on one-way streets in ``drive`` mode: it is the time for
+the service, or the trip back home; on walk/ebike graphs both directions are equal). When ``i`` and
+``j`` stand on the same segment they also reach each other directly along it (the part of the edge
+between them, in an allowed direction); that candidate is checked for every such pair.
 
 Every query is computed by compiled kernels (:mod:`coverage._kernels`):
 
 * :func:`nearest` / :func:`nearest_time` / :func:`nearest_distance` run **one** bounded multi-source
-  Dijkstra per call, where each facility node starts at its own leg (a "virtual source" joined to all
-  facilities by edges of leg length), then add each cell's leg. The search runs in a workspace cached
-  on the graph (created on first use, like the snapping tree) and resets only the nodes it reached,
-  so a query costs O(nodes reached + demand points), not O(road nodes). The workspace is guarded by
-  a lock; a call that finds it busy (another thread querying the same graph) uses a private one.
-* :func:`catchments` runs one bounded single-source Dijkstra per site that visits only reached nodes
-  and resets only what it touched (never a dense sites × nodes matrix), in threads over chunks of sites.
+  Dijkstra per call, where both ends of each facility's segment start at leg + partial edge (a
+  "virtual source" joined to all facilities), then take each cell's best end plus its own partial
+  edge and leg, then the same-segment pairs. The search runs in a workspace cached on the graph
+  (created on first use, like the segment index) and resets only the nodes it reached, so a query
+  costs O(nodes reached + demand points), not O(road nodes). The workspace is guarded by a lock; a
+  call that finds it busy (another thread querying the same graph) uses a private one.
+* :func:`catchments` runs one bounded single-source Dijkstra per site (seeded at both ends of its
+  segment) that visits only reached nodes and resets only what it touched (never a dense sites ×
+  nodes matrix), in threads over chunks of sites.
 """
 
 from __future__ import annotations
@@ -40,7 +55,7 @@ from scipy.sparse import csr_array
 
 from coverage import _kernels, settings
 from coverage.errors import InputError
-from coverage.network import RoadGraph
+from coverage.network import RoadGraph, segment_index
 
 __all__ = [
     "Snapped",
@@ -64,20 +79,31 @@ GAUSSIAN_W_AT_T: float = 0.01
 
 @dataclass(eq=False)
 class Snapped:
-    """Points snapped to their nearest road node.
+    """Points snapped onto their nearest road segment.
 
     Attributes
     ----------
     node : ndarray of int64
-        Nearest kept road node (also set where ``ok`` is False).
+        The nearer end of the segment (``u`` where ``t <= 0.5``, else ``v``); also set where ``ok``
+        is False. Kept for display and for callers that only need a node.
     leg_m : ndarray of float64
-        Straight-line distance to that node, metres (``inf`` for a missing geometry).
+        Straight-line distance to the snap point on the road, metres (``inf`` for a missing geometry).
     leg_min : ndarray of float64
         The same at ``settings.SNAP_KMH``, minutes.
     ok : ndarray of bool
         ``leg_m <= max_leg_m``; False means "no road access" (无道路可达).
     index : pandas.Index
         Index of the input points, in order.
+    u, v : ndarray of int64, optional
+        End nodes of the segment (default: both ``node``, i.e. a point standing on a node).
+    t : ndarray of float64, optional
+        Position of the snap point from ``u`` (0) to ``v`` (1) (default 0).
+    e_uv, e_vu : ndarray of int64, optional
+        CSR position of the edge ``u → v`` / ``v → u`` of the graph, -1 where that direction is not
+        allowed (default -1).
+    seg : ndarray of int64, optional
+        Segment number in :func:`coverage.network.segment_index` (-1: none; default -1). Points on
+        the same segment are checked for a direct path along it.
     """
 
     node: NDArray[np.int64]
@@ -85,6 +111,24 @@ class Snapped:
     leg_min: NDArray[np.float64]
     ok: NDArray[np.bool_]
     index: pd.Index
+    u: NDArray[np.int64] | None = None
+    v: NDArray[np.int64] | None = None
+    t: NDArray[np.float64] | None = None
+    e_uv: NDArray[np.int64] | None = None
+    e_vu: NDArray[np.int64] | None = None
+    seg: NDArray[np.int64] | None = None
+
+    def __post_init__(self) -> None:
+        self.node = np.asarray(self.node, dtype=np.int64)
+        n = self.node.shape[0]
+        self.u = self.node.copy() if self.u is None else np.asarray(self.u, dtype=np.int64)
+        self.v = self.u.copy() if self.v is None else np.asarray(self.v, dtype=np.int64)
+        self.t = np.zeros(n) if self.t is None else np.asarray(self.t, dtype=np.float64)
+        for name in ("e_uv", "e_vu", "seg"):
+            val = getattr(self, name)
+            setattr(self, name, np.full(n, -1, dtype=np.int64) if val is None else np.asarray(val, dtype=np.int64))
+
+        self._ends_cache: dict = {}  # (weight array of a graph) -> partial edges, see _ends
 
     def __len__(self) -> int:
         return int(self.node.shape[0])
@@ -94,7 +138,8 @@ class Snapped:
         sel = np.asarray(mask)
         if sel.dtype == bool:
             sel = np.flatnonzero(sel)
-        return Snapped(self.node[sel], self.leg_m[sel], self.leg_min[sel], self.ok[sel], self.index[sel])
+        return Snapped(self.node[sel], self.leg_m[sel], self.leg_min[sel], self.ok[sel], self.index[sel],
+                       self.u[sel], self.v[sel], self.t[sel], self.e_uv[sel], self.e_vu[sel], self.seg[sel])
 
 
 class _Workspace:
@@ -118,9 +163,12 @@ _WS_LOCK = threading.Lock()
 
 
 def _multi_source(
-    graph: RoadGraph, weight: str, src_node: NDArray, src_init: NDArray, limit: float, query: NDArray
+    graph: RoadGraph, weight: str, src_node: NDArray, src_init: NDArray, limit: float, query: NDArray,
+    group: int = 2,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Bounded multi-source search on ``graph``; distances and labels of the ``query`` nodes."""
+    """Bounded multi-source search on ``graph``; distances and labels of the ``query`` nodes.
+
+    Sources come in pairs (the two ends of a facility's segment, see :func:`_sources`)."""
     n = graph.n_nodes
     need = graph.n_edges + len(src_node) + 1
     with _WS_LOCK:
@@ -132,26 +180,35 @@ def _multi_source(
             np.ascontiguousarray(query, dtype=np.int64))
     if not ws.lock.acquire(blocking=False):  # busy in another thread: private O(n) workspace
         tmp = _Workspace(n, need)
-        return _kernels.multi_source(*args, tmp.dist, tmp.label, tmp.touched, tmp.hd, tmp.hn)
+        return _kernels.multi_source(*args, tmp.dist, tmp.label, tmp.touched, tmp.hd, tmp.hn, group)
     try:
         if ws.hd.shape[0] < need:
             ws.hd = np.empty(need + 1024, dtype=np.float64)
             ws.hn = np.empty(need + 1024, dtype=np.int64)
-        return _kernels.multi_source(*args, ws.dist, ws.label, ws.touched, ws.hd, ws.hn)
+        return _kernels.multi_source(*args, ws.dist, ws.label, ws.touched, ws.hd, ws.hn, group)
     finally:
         ws.lock.release()
 
 
-def _tree(graph: RoadGraph):
-    if graph._tree is None:
-        from scipy.spatial import cKDTree
-
-        graph._tree = cKDTree(np.column_stack([graph.x, graph.y]))
-    return graph._tree
+def _nearest_segments(graph: RoadGraph, xy: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
+    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the
+    bucket grid of :func:`coverage.network.segment_index`)."""
+    idx = segment_index(graph)
+    return _kernels.snap_segments(
+        np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), graph.x, graph.y, graph.n_nodes,
+        idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b, float(idx.reach), float(idx.x0), float(idx.y0),
+        float(idx.cell), int(idx.nx), int(idx.ny), idx.keys, idx.ptr, idx.order,
+    )
 
 
 def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapped:
-    """Snap points to their nearest road node (``scipy.spatial.cKDTree`` on node coordinates).
+    """Snap points onto the nearest point of the nearest road segment.
+
+    The nearest segment is exact (the nearest point over all straight node-to-node segments of the
+    graph; ties between equally near segments go to the lowest segment number). It is found through
+    :func:`coverage.network.segment_index`: a bucket grid over the nodes and the piece midpoints of
+    long segments, searched ring by ring outward by a compiled kernel until no unseen segment can
+    be nearer.
 
     Parameters
     ----------
@@ -160,7 +217,7 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         Points (other geometries use their representative point). Reprojected to ``graph.crs`` when
         they have another CRS; a layer without a CRS is taken to be in ``graph.crs``.
     max_leg_m : float, optional
-        Longest allowed off-network leg, default ``settings.SNAP_MAX_M``.
+        Longest allowed off-network leg (to the road), default ``settings.SNAP_MAX_M``.
 
     Returns
     -------
@@ -193,32 +250,150 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         xy[~missing, 0] = shapely.get_x(pts[~missing])
         xy[~missing, 1] = shapely.get_y(pts[~missing])
     n = len(arr)
-    node = np.zeros(n, dtype=np.int64)
+    seg = np.full(n, -1, dtype=np.int64)
+    t = np.zeros(n)
     leg = np.full(n, np.inf)
     good = np.isfinite(xy).all(axis=1)
     if graph.n_nodes and good.any():
-        d, i = _tree(graph).query(xy[good], k=1)
-        node[good] = i
-        leg[good] = d
+        seg[good], t[good], leg[good] = _nearest_segments(graph, xy[good])
+    idx = segment_index(graph) if graph.n_nodes else None
+    has = seg >= 0
+    u = np.zeros(n, dtype=np.int64)
+    v = np.zeros(n, dtype=np.int64)
+    e_uv = np.full(n, -1, dtype=np.int64)
+    e_vu = np.full(n, -1, dtype=np.int64)
+    if idx is not None and has.any():
+        sh = seg[has]
+        u[has], v[has], e_uv[has], e_vu[has] = idx.a[sh], idx.b[sh], idx.e_ab[sh], idx.e_ba[sh]
+    leg[~has] = np.inf
     ok = leg <= max_leg_m
     return Snapped(
-        node=node,
+        node=np.where(t <= 0.5, u, v),
         leg_m=leg,
         leg_min=leg / settings.kmh_to_m_per_min(settings.SNAP_KMH),
         ok=ok,
         index=pd.Index(geom.index),
+        u=u, v=v, t=t, e_uv=e_uv, e_vu=e_vu, seg=seg,
     )
 
 
 def _as_snapped(graph: RoadGraph, pts: Any) -> Snapped:
     s = snap(graph, pts)
-    if len(s) and s.node.max(initial=0) >= graph.n_nodes:
+    if len(s) and max(s.node.max(initial=0), s.u.max(initial=0), s.v.max(initial=0)) >= graph.n_nodes:
         raise ValueError("Snapped points belong to another graph (node number out of range)")
+    if len(s) and max(s.e_uv.max(initial=-1), s.e_vu.max(initial=-1)) >= graph.n_edges:
+        raise ValueError("Snapped points belong to another graph (edge number out of range)")
     return s
 
 
 def _leg(s: Snapped, weight: str) -> NDArray[np.float64]:
     return s.leg_min if weight == "minutes" else s.leg_m
+
+
+def _ends(graph: RoadGraph, s: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+    """Partial edges of the virtual split at each snap point ``P``, in ``weight`` units.
+
+    Returns ``out_u, out_v`` (from ``P`` to ``u`` / ``v``) and ``in_u, in_v`` (from ``u`` / ``v`` to
+    ``P``); ``inf`` where the edge may not be used in that direction. A point at an end (``t`` = 0
+    or 1, or ``u == v``) is that node: 0 both ways there, and the other end is not used. Cached on
+    the :class:`Snapped` per weight array (do not modify a Snapped's arrays in place).
+    """
+    w = graph.weights(weight)
+    hit = s._ends_cache.get(id(w))
+    if hit is not None and hit[0] is w:  # snapped points are reused by many queries
+        return hit[1]
+    n = len(s)
+    wuv = np.full(n, np.inf)
+    wvu = np.full(n, np.inf)
+    m = s.e_uv >= 0
+    wuv[m] = w[s.e_uv[m]]
+    m = s.e_vu >= 0
+    wvu[m] = w[s.e_vu[m]]
+    t = s.t
+    with np.errstate(invalid="ignore"):
+        out_u = np.where(t == 0.0, 0.0, t * wvu)
+        out_v = np.where(t == 1.0, 0.0, (1.0 - t) * wuv)
+        in_u = np.where(t == 0.0, 0.0, t * wuv)
+        in_v = np.where(t == 1.0, 0.0, (1.0 - t) * wvu)
+    # a point at an end is that node: the other end only repeats a path the search already has
+    # (dist[u] <= dist[v] + w(v -> u)), so it is dropped (fewer seeds, fewer cell entries)
+    at_u = (s.u == s.v) | (t == 0.0)
+    out_v[at_u] = np.inf
+    in_v[at_u] = np.inf
+    at_v = (t == 1.0) & ~at_u
+    out_u[at_v] = np.inf
+    in_u[at_v] = np.inf
+    for a in (out_u, out_v, in_u, in_v):
+        a.flags.writeable = False
+    s._ends_cache[id(w)] = (w, (out_u, out_v, in_u, in_v))
+    return out_u, out_v, in_u, in_v
+
+
+def _targets(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
+    """Nodes to read after a search, for the demand points ``d``: first one usable end per point
+    (``u`` where allowed, else ``v``), then the ``v`` end of the points ``two`` that can use both;
+    ``qoff`` is the partial edge from that node (cached like :func:`_ends`)."""
+    w = graph.weights(weight)
+    hit = d._ends_cache.get(("targets", id(w)))
+    if hit is not None and hit[0] is w:
+        return hit[1]
+    _, _, in_u, in_v = _ends(graph, d, weight)
+    use_u = np.isfinite(in_u)
+    two = np.flatnonzero(use_u & np.isfinite(in_v))
+    qnode = np.concatenate([np.where(use_u, d.u, d.v), d.v[two]])
+    qoff = np.concatenate([np.where(use_u, in_u, in_v), in_v[two]])
+    d._ends_cache[("targets", id(w))] = (w, (qnode, qoff, two))
+    return qnode, qoff, two
+
+
+def _sources(graph: RoadGraph, f: Snapped, sel: NDArray, weight: str) -> tuple[NDArray, NDArray]:
+    """Search seeds of the facilities ``sel``: both ends of each one's segment, interleaved
+    (source ``2k`` and ``2k + 1`` belong to ``sel[k]``), at leg + partial edge."""
+    out_u, out_v, _, _ = _ends(graph, f, weight)
+    leg = _leg(f, weight)[sel]
+    node = np.empty(2 * len(sel), dtype=np.int64)
+    init = np.empty(2 * len(sel), dtype=np.float64)
+    node[0::2], node[1::2] = f.u[sel], f.v[sel]
+    init[0::2], init[1::2] = leg + out_u[sel], leg + out_v[sel]
+    return node, init
+
+
+def _same_segment_pairs(
+    graph: RoadGraph, f: Snapped, fsel: NDArray, d: Snapped, dsel: NDArray, weight: str
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Pairs of a facility in ``fsel`` and a demand point in ``dsel`` on the same segment, and the
+    time directly along it from the facility to the point (``inf`` where the one-way direction
+    forbids it). Costs O(len(dsel) + pairs); the pairs are few (points sharing a segment)."""
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    fsel = fsel[f.seg[fsel] >= 0]
+    dsel = dsel[d.seg[dsel] >= 0]
+    if not len(fsel) or not len(dsel):
+        return empty
+    fseg = f.seg[fsel]
+    top = int(max(fseg.max(), d.seg[dsel].max())) + 1
+    mark = np.zeros(top, dtype=bool)
+    mark[fseg] = True
+    cand = dsel[mark[d.seg[dsel]]]
+    if not len(cand):
+        return empty
+    order = np.argsort(fseg, kind="stable")
+    fsorted = fseg[order]
+    cs = d.seg[cand]
+    lo = np.searchsorted(fsorted, cs, "left")
+    cnt = np.searchsorted(fsorted, cs, "right") - lo
+    di = np.repeat(cand, cnt)
+    first = np.cumsum(cnt) - cnt
+    pos = np.repeat(lo, cnt) + np.arange(int(cnt.sum())) - np.repeat(first, cnt)
+    fi = fsel[order[pos]]
+    w = graph.weights(weight)
+    dt = d.t[di] - f.t[fi]
+    along = np.full(len(di), np.inf)
+    fwd = (dt > 0) & (f.e_uv[fi] >= 0)
+    along[fwd] = dt[fwd] * w[f.e_uv[fi[fwd]]]
+    bwd = (dt < 0) & (f.e_vu[fi] >= 0)
+    along[bwd] = -dt[bwd] * w[f.e_vu[fi[bwd]]]
+    along[dt == 0] = 0.0
+    return fi, di, along
 
 
 def _check_limit(limit: float) -> float:
@@ -268,17 +443,42 @@ def nearest(
 
 
 def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float, weight: str):
-    """Shared core of :func:`nearest`: one multi-source search, then the demand legs."""
+    """Shared core of :func:`nearest`: one multi-source search from both ends of every facility's
+    segment, each demand point's better end, the same-segment pairs, then the demand legs.
+
+    Returns ``d, f, fsel, val, lab`` with ``lab`` the position in ``fsel`` of the facility found."""
     weight = "metres" if weight in ("metres", "meters", "length") else weight
     graph.weights(weight)  # unknown weight: ValueError
     limit = _check_limit(limit)
     d = _as_snapped(graph, demand)
     f = _as_snapped(graph, facilities)
     fsel = np.flatnonzero(f.ok)
-    dist, label = _multi_source(graph, weight, f.node[fsel], _leg(f, weight)[fsel], limit, d.node)
-    val = dist + _leg(d, weight)
+    src_node, src_init = _sources(graph, f, fsel, weight)
+    qnode, qoff, two = _targets(graph, d, weight)
+    n = len(d)
+    dist, label = _multi_source(graph, weight, src_node, src_init, limit, qnode)
+    val = dist[:n] + qoff[:n]
+    lab = label[:n]
+    if len(two):
+        v2 = dist[n:] + qoff[n:]
+        better = v2 < val[two]
+        val[two[better]] = v2[better]
+        lab[two[better]] = label[n:][better]
+    lab = lab // 2  # source pairs -> facility; -1 stays -1
+    fi, di, along = _same_segment_pairs(graph, f, fsel, d, np.flatnonzero(d.ok), weight)
+    if len(fi):
+        direct = _leg(f, weight)[fi] + along
+        order = np.lexsort((direct, di))
+        di, fi, direct = di[order], fi[order], direct[order]
+        first = np.ones(len(di), dtype=bool)
+        first[1:] = di[1:] != di[:-1]
+        di, fi, direct = di[first], fi[first], direct[first]
+        better = direct < val[di]
+        val[di[better]] = direct[better]
+        lab[di[better]] = np.searchsorted(fsel, fi[better])
+    val = val + _leg(d, weight)
     val[~(d.ok & (val <= limit))] = np.inf
-    return d, f, fsel, val, label
+    return d, f, fsel, val, lab
 
 
 def nearest_time(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: float = 15.0) -> pd.Series:
@@ -321,13 +521,21 @@ def nearest_distance(graph: RoadGraph, demand: Any, sources: Any, max_metres: fl
 
 
 def _cell_index(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
-    """CSR node → demand cells (cells with road access only)."""
+    """CSR node → demand-cell entries (cells with road access hang on both ends of their segment),
+    with each entry's offset = cell leg + partial edge from that node."""
     cells = np.flatnonzero(d.ok).astype(np.int64)
-    nodes = d.node[cells]
+    _, _, in_u, in_v = _ends(graph, d, weight)
+    leg = _leg(d, weight)
+    nodes = np.concatenate([d.u[cells], d.v[cells]])
+    ids = np.concatenate([cells, cells])
+    off = np.concatenate([leg[cells] + in_u[cells], leg[cells] + in_v[cells]])
+    keep = np.isfinite(off)
+    if not keep.all():
+        nodes, ids, off = nodes[keep], ids[keep], off[keep]
     order = np.argsort(nodes, kind="stable")
     ptr = np.zeros(graph.n_nodes + 1, dtype=np.int64)
     np.cumsum(np.bincount(nodes, minlength=graph.n_nodes), out=ptr[1:])
-    return ptr, cells[order], _leg(d, weight).astype(np.float64)
+    return ptr, ids[order], off[order]
 
 
 def catchments(
@@ -355,7 +563,7 @@ def catchments(
     scipy.sparse.csr_array
         Shape ``(len(sites), len(demand))``, rows in site order, columns in demand order; data = time
         including both legs, stored for every pair within the limit **including exact zeros** (a cell
-        on the site's node with no legs). Use the sparsity structure (``.indices``), not ``data > 0``,
+        at the site's snap point with no legs). Use the sparsity structure (``.indices``), not ``data > 0``,
         to tell coverage. Sites or cells without road access have empty rows/columns.
     """
     weight = "metres" if weight in ("metres", "meters", "length") else weight
@@ -363,17 +571,21 @@ def catchments(
     limit = _check_limit(max_minutes)
     d = _as_snapped(graph, demand)
     s = _as_snapped(graph, sites)
-    ptr, cell_ids, cell_leg = _cell_index(graph, d, weight)
+    ptr, cell_ids, cell_off = _cell_index(graph, d, weight)
     sel = np.flatnonzero(s.ok).astype(np.int64)
-    snode = s.node[sel].astype(np.int64)
-    sinit = _leg(s, weight)[sel].astype(np.float64)
+    out_u, out_v, _, _ = _ends(graph, s, weight)
+    sleg = _leg(s, weight)
+    su, sv = s.u[sel], s.v[sel]
+    su_init = (sleg[sel] + out_u[sel]).astype(np.float64)
+    sv_init = (sleg[sel] + out_v[sel]).astype(np.float64)
     n_threads = n_threads or min(os.cpu_count() or 1, 8)
     n_threads = max(1, min(int(n_threads), len(sel) // 16 or 1))
     chunks = np.array_split(np.arange(len(sel)), n_threads)
 
     def run(ch: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         r, c, v = _kernels.catchments(
-            graph.indptr, graph.indices, w, snode[ch], sinit[ch], limit, ptr, cell_ids, cell_leg
+            graph.indptr, graph.indices, w, su[ch], su_init[ch], sv[ch], sv_init[ch], limit, ptr, cell_ids,
+            cell_off, len(d),
         )
         return sel[ch][r] if len(ch) else r, c, v
 
@@ -387,6 +599,26 @@ def catchments(
     vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
     order = np.lexsort((cols, rows))
     rows, cols, vals = rows[order], cols[order], vals[order]
+    # sites and cells on the same segment also reach each other directly along it: keep the quicker
+    # of that and the network time (few pairs: merged into the sorted entries by binary search)
+    fi, di, along = _same_segment_pairs(graph, s, sel, d, np.flatnonzero(d.ok), weight)
+    direct = sleg[fi] + along + _leg(d, weight)[di]
+    near = direct <= limit
+    if near.any():
+        fi, di, direct = fi[near], di[near], direct[near]
+        key = rows * len(d) + cols  # sorted
+        pkey = fi * len(d) + di
+        pos = np.searchsorted(key, pkey)
+        found = pos < len(key)
+        found[found] = key[pos[found]] == pkey[found]
+        np.minimum.at(vals, pos[found], direct[found])
+        new = ~found
+        if new.any():
+            o = np.argsort(pkey[new], kind="stable")
+            at = pos[new][o]
+            rows = np.insert(rows, at, fi[new][o])
+            cols = np.insert(cols, at, di[new][o])
+            vals = np.insert(vals, at, direct[new][o])
     indptr = np.zeros(len(s) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(s)), out=indptr[1:])
     return csr_array((vals, cols, indptr), shape=(len(s), len(d)))
@@ -549,7 +781,9 @@ def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minu
     ----------
     graph : RoadGraph
     sources : Snapped, GeoDataFrame or GeoSeries
-        Facilities (their access legs count as initial distances).
+        Facilities (leg + partial edge to each end of their segment count as initial distances).
+        Only nodes are timed: the part of a facility's own segment within reach is not reported
+        when neither end is (a facility mid-way on a road longer than the threshold allows).
     limit : float
         Largest time (minutes) or distance (metres).
     weight : {"minutes", "metres"}
@@ -560,9 +794,10 @@ def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minu
         One value per node of ``graph``.
     """
     weight = "metres" if weight in ("metres", "meters", "length") else weight
+    graph.weights(weight)  # unknown weight: ValueError
     f = _as_snapped(graph, sources)
     fsel = np.flatnonzero(f.ok)
-    graph.weights(weight)  # unknown weight: ValueError
+    src_node, src_init = _sources(graph, f, fsel, weight)
     all_nodes = np.arange(graph.n_nodes, dtype=np.int64)
-    dist, _ = _multi_source(graph, weight, f.node[fsel], _leg(f, weight)[fsel], _check_limit(limit), all_nodes)
+    dist, _ = _multi_source(graph, weight, src_node, src_init, _check_limit(limit), all_nodes)
     return dist

@@ -40,7 +40,8 @@ Weakly connected components are computed with ``scipy.sparse.csgraph.connected_c
 dropped (islands from clipping, parking aisles), except that the largest component is always kept.
 Nodes used by no edge of the mode are removed first. Kept components are labelled 0, 1, … from the
 largest (ties: lowest node number first) in ``RoadGraph.component``; counts are in
-:meth:`RoadGraph.summary` and in an INFO log line. Demand and facilities are snapped to kept nodes only.
+:meth:`RoadGraph.summary` and in an INFO log line. Demand and facilities are snapped onto the road
+segments of kept components only (:func:`segment_index`, :func:`coverage.access.snap`).
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ class RoadGraph:
     component: NDArray[np.int32]
     osmid: NDArray | None = None
     stats: dict = field(default_factory=dict)
-    _tree: Any = field(default=None, repr=False)
+    _tree: Any = field(default=None, repr=False)  # SegmentIndex for snapping (lazy, segment_index())
     _ws: Any = field(default=None, repr=False)  # search workspace of coverage.access (lazy)
 
     @property
@@ -477,6 +478,134 @@ def _mode_speeds(
     else:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
     return kmh
+
+
+# --------------------------------------------------------------------------------------------------
+# segment index for snapping onto roads
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class SegmentIndex:
+    """The road segments of a :class:`RoadGraph` and a spatial index to find the nearest one.
+
+    A segment is an undirected pair of nodes joined by an edge in at least one direction, drawn as the
+    straight line between them (the graph keeps no curved geometry). Built by :func:`segment_index`.
+
+    The spatial index is a bucket grid over *index points*: the nodes (standing for the segments
+    ending there) followed by the midpoints of the pieces of long segments. Only non-empty buckets
+    are stored (sorted keys), so memory is linear in the number of index points.
+
+    Attributes
+    ----------
+    a, b : ndarray of int32
+        End nodes of each segment; positions along it are measured from ``a`` (0) to ``b`` (1).
+    e_ab, e_ba : ndarray of int32
+        CSR position of the edge ``a → b`` / ``b → a``, -1 where that direction is not allowed.
+    node_ptr, node_seg : ndarray of int64 / int32
+        CSR index node → segments ending there.
+    piece_seg : ndarray of int32
+        Segment of each extra index point (index point ``n_nodes + i``).
+    px, py : ndarray of float64
+        Coordinates of the index points (nodes first).
+    reach : float
+        Every point of a segment lies within ``reach`` metres of an index point of that segment.
+    x0, y0, cell : float
+        Origin and side of the bucket grid; bucket ``(i, j)`` holds ``x0 + i·cell <= x < x0 + (i+1)·cell``.
+    ny : int
+        Number of bucket rows (a bucket's key is ``i * ny + j``).
+    keys, ptr, order : ndarray of int64, int64, int32
+        Sorted keys of the non-empty buckets; bucket ``k`` holds index points ``order[ptr[k]:ptr[k+1]]``.
+    """
+
+    a: NDArray[np.int32]
+    b: NDArray[np.int32]
+    e_ab: NDArray[np.int32]
+    e_ba: NDArray[np.int32]
+    node_ptr: NDArray[np.int64]
+    node_seg: NDArray[np.int32]
+    piece_seg: NDArray[np.int32]
+    px: NDArray[np.float64]
+    py: NDArray[np.float64]
+    reach: float
+    x0: float
+    y0: float
+    cell: float
+    nx: int
+    ny: int
+    keys: NDArray[np.int64]
+    ptr: NDArray[np.int64]
+    order: NDArray[np.int32]
+
+    @property
+    def n_segments(self) -> int:
+        """Number of segments."""
+        return int(self.a.shape[0])
+
+
+def segment_index(graph: RoadGraph) -> SegmentIndex:
+    """The :class:`SegmentIndex` of ``graph`` (built on first use and cached on the graph).
+
+    Segments no longer than ``L = max(mean length, 2 × median length)`` are found through their end
+    nodes (a point of such a segment is within ``L / 2`` of one end); longer ones are also cut into
+    ``ceil(length / L)`` equal pieces whose midpoints are indexed. So the index holds at most
+    ``n_nodes + 2 × n_segments`` points (memory linear in the graph), ``reach <= L / 2``, and the
+    buckets have side ``L``; on an urban graph with no long segments the index points are the nodes.
+    O(n + m log m) time (one sort of the bucket keys).
+
+    Parameters
+    ----------
+    graph : RoadGraph
+
+    Returns
+    -------
+    SegmentIndex
+    """
+    idx = graph._tree
+    if isinstance(idx, SegmentIndex):
+        return idx
+    from coverage import _kernels
+
+    if graph.n_edges + graph.n_nodes >= 2**31 - 1:
+        raise ValueError("graph too large for the segment index (2**31 nodes + edges)")
+    a, b, e_ab, e_ba, node_ptr, node_seg = _kernels.build_segments(graph.indptr, graph.indices, graph.n_nodes)
+    length = np.hypot(graph.x[b] - graph.x[a], graph.y[b] - graph.y[a])
+    real = length > 0
+    if real.any():
+        L = max(float(length[real].mean()), 2.0 * float(np.median(length[real])))
+    else:
+        L = 1.0
+    long_ = length > L
+    reach = float(length[~long_].max(initial=0.0)) / 2.0
+    px, py = graph.x, graph.y
+    piece_seg = np.zeros(0, dtype=np.int32)
+    if long_.any():
+        ls = np.flatnonzero(long_)
+        m = np.ceil(length[ls] / L).astype(np.int64)
+        reach = max(reach, float((length[ls] / m).max()) / 2.0)
+        piece_seg = np.repeat(ls, m).astype(np.int32)
+        start = np.cumsum(m) - m
+        frac = (np.arange(int(m.sum())) - np.repeat(start, m) + 0.5) / np.repeat(m, m)
+        xa, ya = graph.x[a[piece_seg]], graph.y[a[piece_seg]]
+        px = np.concatenate([graph.x, xa + frac * (graph.x[b[piece_seg]] - xa)])
+        py = np.concatenate([graph.y, ya + frac * (graph.y[b[piece_seg]] - ya)])
+    cell = L
+    x0 = float(px.min()) if len(px) else 0.0
+    y0 = float(py.min()) if len(py) else 0.0
+    bx = np.floor((px - x0) / cell).astype(np.int64)
+    by = np.floor((py - y0) / cell).astype(np.int64)
+    nx = int(bx.max(initial=0)) + 1
+    ny = int(by.max(initial=0)) + 1
+    key = bx * ny + by
+    order = np.argsort(key, kind="stable").astype(np.int32)
+    keys, first = np.unique(key[order], return_index=True)
+    ptr = np.append(first, len(order)).astype(np.int64)
+    idx = SegmentIndex(a=a, b=b, e_ab=e_ab, e_ba=e_ba, node_ptr=node_ptr, node_seg=node_seg, piece_seg=piece_seg,
+                       px=np.ascontiguousarray(px, dtype=np.float64), py=np.ascontiguousarray(py, dtype=np.float64),
+                       reach=reach, x0=x0, y0=y0, cell=cell, nx=nx, ny=ny, keys=keys.astype(np.int64), ptr=ptr,
+                       order=order)
+    graph._tree = idx
+    return idx
 
 
 # --------------------------------------------------------------------------------------------------
