@@ -113,8 +113,7 @@ _POLICIES: contextvars.ContextVar[dict[Path, OutputPolicy] | None] = contextvars
 def output_policy(
     out: str | os.PathLike[str], *, overwrite: bool = False, protect: Iterable[str | os.PathLike[str]] = ()
 ) -> Iterator[Path]:
-    """Check ``out`` now (:func:`check_out_dir`) and apply the same rules when a writer inside the
-    block fills it with :func:`atomic_output_dir`.
+    """Check ``out`` now (:func:`check_out_dir`) and apply the same rules when a writer inside the block fills it with :func:`atomic_output_dir`.
 
     The command line wraps each command in this, so a bad ``--out`` stops it before any input is
     read, and ``--overwrite`` reaches the writer without passing through every function in between.
@@ -548,9 +547,10 @@ def _catchable() -> list[int]:
 
 @contextlib.contextmanager
 def _signals_as_exceptions() -> Iterator[None]:
-    """While the block runs (main thread only), SIGTERM and SIGHUP raise :class:`Terminated` and
-    SIGINT :class:`KeyboardInterrupt`. Signals someone else handles or ignores (``nohup``) are left
-    alone."""
+    """While the block runs (main thread only), SIGTERM and SIGHUP raise :class:`Terminated` and SIGINT :class:`KeyboardInterrupt`.
+
+    Signals someone else handles or ignores (``nohup``) are left alone.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -574,8 +574,7 @@ def _signals_as_exceptions() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _deferred_signals() -> Iterator[None]:
-    """Hold the signals :func:`_signals_as_exceptions` catches until the block (a clean-up or a
-    move that must not stop half-way) is done; then raise for the first one."""
+    """Hold the signals :func:`_signals_as_exceptions` catches until the block (a clean-up or a move that must not stop half-way) is done; then raise for the first one."""
     _STATE.defer += 1
     try:
         yield

@@ -1,5 +1,4 @@
-"""Accessibility on a :class:`~coverage.network.RoadGraph`: snapping, nearest facility, catchments,
-counts and the enhanced two-step floating catchment area (E2SFCA).
+"""Accessibility on a :class:`~coverage.network.RoadGraph`: snapping, nearest facility, catchments, counts and the enhanced two-step floating catchment area (E2SFCA).
 
 Snapping onto roads
 -------------------
@@ -143,8 +142,10 @@ class Snapped:
 
 
 class _Workspace:
-    """Reusable search arrays of one graph: ``dist`` (all ``inf``) and ``label`` (all -1) between
-    calls, plus scratch ``touched`` and heap buffers. Only used while ``lock`` is held."""
+    """Reusable search arrays of one graph: ``dist`` (all ``inf``) and ``label`` (all -1) between calls, plus scratch ``touched`` and heap buffers.
+
+    Only used while ``lock`` is held.
+    """
 
     def __init__(self, n_nodes: int, heap_cap: int) -> None:
         self.n = int(n_nodes)
@@ -168,7 +169,8 @@ def _multi_source(
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """Bounded multi-source search on ``graph``; distances and labels of the ``query`` nodes.
 
-    Sources come in pairs (the two ends of a facility's segment, see :func:`_sources`)."""
+    Sources come in pairs (the two ends of a facility's segment, see :func:`_sources`).
+    """
     n = graph.n_nodes
     need = graph.n_edges + len(src_node) + 1
     with _WS_LOCK:
@@ -191,8 +193,7 @@ def _multi_source(
 
 
 def _nearest_segments(graph: RoadGraph, xy: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
-    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the
-    bucket grid of :func:`coverage.network.segment_index`)."""
+    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the bucket grid of :func:`coverage.network.segment_index`)."""
     idx = segment_index(graph)
     return _kernels.snap_segments(
         np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), graph.x, graph.y, graph.n_nodes,
@@ -330,9 +331,7 @@ def _ends(graph: RoadGraph, s: Snapped, weight: str) -> tuple[NDArray, NDArray, 
 
 
 def _targets(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
-    """Nodes to read after a search, for the demand points ``d``: first one usable end per point
-    (``u`` where allowed, else ``v``), then the ``v`` end of the points ``two`` that can use both;
-    ``qoff`` is the partial edge from that node (cached like :func:`_ends`)."""
+    """Nodes to read after a search, for the demand points ``d``: first one usable end per point (``u`` where allowed, else ``v``), then the ``v`` end of the points ``two`` that can use both; ``qoff`` is the partial edge from that node (cached like :func:`_ends`)."""
     w = graph.weights(weight)
     hit = d._ends_cache.get(("targets", id(w)))
     if hit is not None and hit[0] is w:
@@ -347,8 +346,7 @@ def _targets(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArra
 
 
 def _sources(graph: RoadGraph, f: Snapped, sel: NDArray, weight: str) -> tuple[NDArray, NDArray]:
-    """Search seeds of the facilities ``sel``: both ends of each one's segment, interleaved
-    (source ``2k`` and ``2k + 1`` belong to ``sel[k]``), at leg + partial edge."""
+    """Search seeds of the facilities ``sel``: both ends of each one's segment, interleaved (source ``2k`` and ``2k + 1`` belong to ``sel[k]``), at leg + partial edge."""
     out_u, out_v, _, _ = _ends(graph, f, weight)
     leg = _leg(f, weight)[sel]
     node = np.empty(2 * len(sel), dtype=np.int64)
@@ -361,9 +359,7 @@ def _sources(graph: RoadGraph, f: Snapped, sel: NDArray, weight: str) -> tuple[N
 def _same_segment_pairs(
     graph: RoadGraph, f: Snapped, fsel: NDArray, d: Snapped, dsel: NDArray, weight: str
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Pairs of a facility in ``fsel`` and a demand point in ``dsel`` on the same segment, and the
-    time directly along it from the facility to the point (``inf`` where the one-way direction
-    forbids it). Costs O(len(dsel) + pairs); the pairs are few (points sharing a segment)."""
+    """Pairs of a facility in ``fsel`` and a demand point in ``dsel`` on the same segment, and the time directly along it from the facility to the point (``inf`` where the one-way direction forbids it). Costs O(len(dsel) + pairs); the pairs are few (points sharing a segment)."""
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     fsel = fsel[f.seg[fsel] >= 0]
     dsel = dsel[d.seg[dsel] >= 0]
@@ -443,10 +439,10 @@ def nearest(
 
 
 def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float, weight: str):
-    """Shared core of :func:`nearest`: one multi-source search from both ends of every facility's
-    segment, each demand point's better end, the same-segment pairs, then the demand legs.
+    """Shared core of :func:`nearest`: one multi-source search from both ends of every facility's segment, each demand point's better end, the same-segment pairs, then the demand legs.
 
-    Returns ``d, f, fsel, val, lab`` with ``lab`` the position in ``fsel`` of the facility found."""
+    Returns ``d, f, fsel, val, lab`` with ``lab`` the position in ``fsel`` of the facility found.
+    """
     weight = "metres" if weight in ("metres", "meters", "length") else weight
     graph.weights(weight)  # unknown weight: ValueError
     limit = _check_limit(limit)
@@ -521,8 +517,7 @@ def nearest_distance(graph: RoadGraph, demand: Any, sources: Any, max_metres: fl
 
 
 def _cell_index(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
-    """CSR node → demand-cell entries (cells with road access hang on both ends of their segment),
-    with each entry's offset = cell leg + partial edge from that node."""
+    """CSR node → demand-cell entries (cells with road access hang on both ends of their segment), with each entry's offset = cell leg + partial edge from that node."""
     cells = np.flatnonzero(d.ok).astype(np.int64)
     _, _, in_u, in_v = _ends(graph, d, weight)
     leg = _leg(d, weight)

@@ -804,8 +804,7 @@ class BatchResult:
 
 
 def check_batch_out(out: str | Path, *, overwrite: bool = False, protect: list[Path] | None = None) -> Path:
-    """The rules of :func:`coverage._atomic.check_out_dir` for a batch folder, where the county
-    folders of an earlier batch (each with its :data:`BATCH_FILE` and unchanged files) are covplan's.
+    """The rules of :func:`coverage._atomic.check_out_dir` for a batch folder, where the county folders of an earlier batch (each with its :data:`BATCH_FILE` and unchanged files) are covplan's.
 
     Raises
     ------
@@ -936,8 +935,7 @@ def run_batch(region_path: str | Path, out: str | Path, *, workers: int | None =
 
 
 def region_table(records: list[dict]) -> pd.DataFrame:
-    """One row per county (columns of :data:`SUMMARY_ZH`); ``rank`` 1 = the highest mean coverage
-    share over the four services, among the counties with figures."""
+    """One row per county (columns of :data:`SUMMARY_ZH`); ``rank`` 1 = the highest mean coverage share over the four services, among the counties with figures."""
     rows = []
     for r in records:
         rows.append({"county": r["name"], "adcode": r["adcode"], "status": r["status"], **(r.get("figures") or {}),

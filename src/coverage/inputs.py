@@ -802,58 +802,65 @@ def _yaml_line(r: _Reader, loc: tuple) -> int | None:
     return None
 
 
-def _check_changes(sc: Scenario, area: _Area, fids: set[str], r: _Reader) -> None:
+def _check_add(i: int, a: Any, area: _Area, r: _Reader) -> None:
+    """Problems of one ``changes.add`` entry: category/ftype, position (outside, lon/lat swapped)."""
     from coverage.categories import FTYPES, SERVICES
 
-    for i, a in enumerate(sc.changes.add):
-        fld = f"changes.add[{i}]"
-        cat = a.category
-        if cat in FTYPES and a.ftype is None:
-            cat = FTYPES[cat].service
-        if cat not in SERVICES:
+    fld = f"changes.add[{i}]"
+    cat = a.category
+    if cat in FTYPES and a.ftype is None:
+        cat = FTYPES[cat].service
+    if cat not in SERVICES:
+        r.add(Problem(
+            zh=f"新增设施 {a.id}（{a.name}）的服务类别 category: {a.category} 未知。可用：{', '.join(SERVICES)}（或设施类型代码，如 day_care）。",
+            en=f"added facility {a.id} ({a.name}) has unknown category {a.category!r}; use one of {', '.join(SERVICES)} (or an ftype key such as day_care).",
+            file=str(r.yml), row=_yaml_line(r, ("changes", "add", i, "category")), field=f"{fld}.category",
+            code="change_unknown_category",
+        ))
+    if a.ftype is not None:
+        if a.ftype not in FTYPES:
             r.add(Problem(
-                zh=f"新增设施 {a.id}（{a.name}）的服务类别 category: {a.category} 未知。可用：{', '.join(SERVICES)}（或设施类型代码，如 day_care）。",
-                en=f"added facility {a.id} ({a.name}) has unknown category {a.category!r}; use one of {', '.join(SERVICES)} (or an ftype key such as day_care).",
-                file=str(r.yml), row=_yaml_line(r, ("changes", "add", i, "category")), field=f"{fld}.category",
-                code="change_unknown_category",
+                zh=f"新增设施 {a.id} 的设施类型 ftype: {a.ftype} 未知。可用：{', '.join(FTYPES)}。",
+                en=f"added facility {a.id} has unknown ftype {a.ftype!r}; valid keys: {', '.join(FTYPES)}.",
+                file=str(r.yml), row=_yaml_line(r, ("changes", "add", i, "ftype")), field=f"{fld}.ftype",
+                code="change_unknown_ftype",
             ))
-        if a.ftype is not None:
-            if a.ftype not in FTYPES:
-                r.add(Problem(
-                    zh=f"新增设施 {a.id} 的设施类型 ftype: {a.ftype} 未知。可用：{', '.join(FTYPES)}。",
-                    en=f"added facility {a.id} has unknown ftype {a.ftype!r}; valid keys: {', '.join(FTYPES)}.",
-                    file=str(r.yml), row=_yaml_line(r, ("changes", "add", i, "ftype")), field=f"{fld}.ftype",
-                    code="change_unknown_ftype",
-                ))
-            elif cat in SERVICES and FTYPES[a.ftype].service != cat:
-                r.add(Problem(
-                    zh=f"新增设施 {a.id} 的 ftype: {a.ftype} 属于 {FTYPES[a.ftype].service}，与 category: {a.category} 不符。",
-                    en=f"added facility {a.id}: ftype {a.ftype} belongs to {FTYPES[a.ftype].service}, not to category {a.category}.",
-                    file=str(r.yml), field=f"{fld}.ftype", code="change_ftype_mismatch",
-                ))
-        with r.guard(f"{fld}.crs"):
-            kind, _c = parse_crs(a.crs, r.yml)
-            if kind in ("wgs84", "gcj02", "bd09") and area.boundary is not None:
-                lon, lat = (to_wgs84([a.lon], [a.lat], kind) if abs(a.lat) <= 90 else ([a.lon], [a.lat]))
-                d = float(_outside_m(lon, lat, area.boundary)[0])
-                if d > 0:
-                    # are lon and lat swapped? the swapped point lies inside the area
-                    swapped = abs(a.lon) <= 90 and float(_outside_m(*to_wgs84([a.lat], [a.lon], kind), area.boundary)[0]) == 0
-                    line = _yaml_line(r, ("changes", "add", i, "lon"))
-                    if swapped:
-                        r.add(Problem(
-                            zh=f"新增设施 {a.id}（{a.name}）的经纬度写反了：lon: {a.lon}, lat: {a.lat}；对调后（lon: {a.lat}, lat: {a.lon}）正好在评估范围内。请把 lon 写经度（如 106.7）、lat 写纬度（如 35.5）。",
-                            en=f"added facility {a.id} ({a.name}) has lon and lat swapped: lon: {a.lon}, lat: {a.lat}; swapped (lon: {a.lat}, lat: {a.lon}) it lies inside the area. Put the longitude (e.g. 106.7) in lon and the latitude (e.g. 35.5) in lat.",
-                            file=str(r.yml), row=line, field=f"{fld}.lon/lat", code="change_lonlat_swapped",
-                        ))
-                    else:
-                        far = d > FAR_OUTSIDE_M
-                        r.add(Problem(
-                            zh=f"新增设施 {a.id}（{a.name}）的坐标 ({a.lon}, {a.lat}) 在评估范围之外（相距 {'很远' if not np.isfinite(d) else f'{d / 1000:.1f} 公里'}）。请检查坐标与 crs。",
-                            en=f"added facility {a.id} ({a.name}) at ({a.lon}, {a.lat}) lies {'far' if not np.isfinite(d) else f'{d / 1000:.1f} km'} outside the area. Check the coordinates and crs.",
-                            file=str(r.yml), row=line, field=f"{fld}.lon/lat", severity="error" if far else "warning",
-                            code="change_far_outside" if far else "change_outside",
-                        ))
+        elif cat in SERVICES and FTYPES[a.ftype].service != cat:
+            r.add(Problem(
+                zh=f"新增设施 {a.id} 的 ftype: {a.ftype} 属于 {FTYPES[a.ftype].service}，与 category: {a.category} 不符。",
+                en=f"added facility {a.id}: ftype {a.ftype} belongs to {FTYPES[a.ftype].service}, not to category {a.category}.",
+                file=str(r.yml), field=f"{fld}.ftype", code="change_ftype_mismatch",
+            ))
+    with r.guard(f"{fld}.crs"):
+        kind, _c = parse_crs(a.crs, r.yml)
+        if kind in ("wgs84", "gcj02", "bd09") and area.boundary is not None:
+            lon, lat = (to_wgs84([a.lon], [a.lat], kind) if abs(a.lat) <= 90 else ([a.lon], [a.lat]))
+            d = float(_outside_m(lon, lat, area.boundary)[0])
+            if d > 0:
+                # are lon and lat swapped? the swapped point lies inside the area
+                swapped = abs(a.lon) <= 90 and float(_outside_m(*to_wgs84([a.lat], [a.lon], kind), area.boundary)[0]) == 0
+                line = _yaml_line(r, ("changes", "add", i, "lon"))
+                if swapped:
+                    r.add(Problem(
+                        zh=f"新增设施 {a.id}（{a.name}）的经纬度写反了：lon: {a.lon}, lat: {a.lat}；对调后（lon: {a.lat}, lat: {a.lon}）正好在评估范围内。请把 lon 写经度（如 106.7）、lat 写纬度（如 35.5）。",
+                        en=f"added facility {a.id} ({a.name}) has lon and lat swapped: lon: {a.lon}, lat: {a.lat}; swapped (lon: {a.lat}, lat: {a.lon}) it lies inside the area. Put the longitude (e.g. 106.7) in lon and the latitude (e.g. 35.5) in lat.",
+                        file=str(r.yml), row=line, field=f"{fld}.lon/lat", code="change_lonlat_swapped",
+                    ))
+                else:
+                    far = d > FAR_OUTSIDE_M
+                    r.add(Problem(
+                        zh=f"新增设施 {a.id}（{a.name}）的坐标 ({a.lon}, {a.lat}) 在评估范围之外（相距 {'很远' if not np.isfinite(d) else f'{d / 1000:.1f} 公里'}）。请检查坐标与 crs。",
+                        en=f"added facility {a.id} ({a.name}) at ({a.lon}, {a.lat}) lies {'far' if not np.isfinite(d) else f'{d / 1000:.1f} km'} outside the area. Check the coordinates and crs.",
+                        file=str(r.yml), row=line, field=f"{fld}.lon/lat", severity="error" if far else "warning",
+                        code="change_far_outside" if far else "change_outside",
+                    ))
+
+
+def _check_changes(sc: Scenario, area: _Area, fids: set[str], r: _Reader) -> None:
+    from coverage.categories import FTYPES
+
+    for i, a in enumerate(sc.changes.add):
+        _check_add(i, a, area, r)
     if not (fids or sc.facilities):
         return
     for i, rid in enumerate(sc.changes.remove):

@@ -614,15 +614,14 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
 
 
 def _components(indptr, indices, n):
-    """Weak components: ``(n_components, labels)`` (compiled union–find; far less memory than
-    ``scipy.sparse.csgraph.connected_components``, which copies the graph to float64)."""
+    """Weak components: ``(n_components, labels)`` (compiled union–find; far less memory than ``scipy.sparse.csgraph.connected_components``, which copies the graph to float64)."""
     from coverage import _kernels
 
     nc, labels = _kernels.weak_components(indptr, indices, int(n))
     return int(nc), labels
 
 
-def from_edges(
+def from_edges(  # noqa: PLR0913 - issue 11: to narrow/split
     x: ArrayLike,
     y: ArrayLike,
     u: ArrayLike,
@@ -800,7 +799,7 @@ def _project(lon: NDArray, lat: NDArray, src: Any, dst: CRS) -> tuple[NDArray, N
     return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
 
 
-def _from_ways(
+def _from_ways(  # noqa: PLR0913 - issue 11: to narrow/split
     node_x: NDArray,
     node_y: NDArray,
     node_crs: Any,
@@ -1095,7 +1094,7 @@ def from_graphml(
     )
 
 
-def read_lines(
+def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
     path: str | Path,
     mode: str | Sequence[str] = "walk",
     class_field: str | None = None,
@@ -1256,8 +1255,7 @@ def _join_dangling(
     vid: NDArray[np.int64], line: NDArray, is_end: NDArray[np.bool_], vx: NDArray, vy: NDArray,
     vline: NDArray, join_m: float,
 ) -> tuple[NDArray[np.int64], dict]:
-    """Dangling line ends (end vertices no other line uses): count those that almost touch another
-    line, and join those within ``join_m`` to the nearest vertex of another line."""
+    """Dangling line ends (end vertices no other line uses): count those that almost touch another line, and join those within ``join_m`` to the nearest vertex of another line."""
     from scipy.spatial import cKDTree
 
     uses = np.bincount(vid, minlength=len(vx))

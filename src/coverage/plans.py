@@ -93,8 +93,7 @@ def candidate_sites(
 
 
 def siting_rules(preset: Any, what: str) -> tuple[str, dict[str, list[Any]], str | None]:
-    """The headline rules a siting run serves: of a service (``elderly``) or of one facility type
-    (``kindergarten``: only the rules that count that type).
+    """The headline rules a siting run serves: of a service (``elderly``) or of one facility type (``kindergarten``: only the rules that count that type).
 
     Returns
     -------
@@ -126,8 +125,7 @@ def siting_rules(preset: Any, what: str) -> tuple[str, dict[str, list[Any]], str
 
 
 def candidate_ftypes(model: pipeline.Model, what: str, candidates: gpd.GeoDataFrame) -> np.ndarray:
-    """Facility type each candidate would become: the requested type, or the ``propose`` type of
-    the first rule on the candidate's side (urban or rural, taken from the nearest demand cell)."""
+    """Facility type each candidate would become: the requested type, or the ``propose`` type of the first rule on the candidate's side (urban or rural, taken from the nearest demand cell)."""
     _service, sides, fixed = siting_rules(model.inputs.preset, what)
     if fixed is not None:
         return np.full(len(candidates), fixed, dtype=object)
@@ -165,7 +163,7 @@ def service_cover(
     service, sides, _ = siting_rules(inputs.preset, what)
     cand_ftype = candidate_ftypes(model, what, candidates)
     existing_mask = (fac["category"] == service).to_numpy()
-    n_exist, n_cand = int(existing_mask.sum()), len(candidates)
+    n_exist = int(existing_mask.sum())
     blocks, weights, rows = [], [], []
     for side, rules in sides.items():
         applies = evaluate.applies_mask(model.cells, side)
@@ -256,7 +254,7 @@ def proposed_gap_rows(proposed: gpd.GeoDataFrame, preset: Any, county: str, year
     return pd.DataFrame(rows)
 
 
-def site_scenario(
+def site_scenario(  # noqa: PLR0913 - issue 11: to narrow/split
     path: str | Path, out: str | Path, service: str, add: int | None = None,
     target_share: float | None = None, generate: int = 0, time_limit: float = 60.0,
     console: Any = None, exclude: str | Path | None = None,
@@ -294,7 +292,7 @@ def site_scenario(
         return _site(path, out, service, add, target_share, generate, time_limit, exclude, step)
 
 
-def _site(
+def _site(  # noqa: PLR0913 - issue 11: to narrow/split
     path: str | Path, out: str | Path, service: str, add: int | None, target_share: float | None,
     generate: int, time_limit: float, exclude: str | Path | None, step: Callable[[str], None],
 ) -> SiteRun:

@@ -394,7 +394,7 @@ def _prepare_units(units, seats, outline_wgs, place_sources, bounding, notes) ->
 # ----------------------------------------------------------------------------------------------
 
 
-def _prepare_roads(roads, tmp: Path, buffer_wgs, notes) -> tuple[dict | None, Path | None, str | None]:
+def _prepare_roads(roads, tmp: Path, buffer_wgs, notes) -> tuple[dict | None, Path | None, str | None]:  # noqa: C901 - issue 11: to narrow/split
     """The YAML ``network`` section, the roads path to build graphs from, and the class field."""
     if roads is None:
         notes.append({"item": "roads", "zh": "没有路网：情景无法运行（covplan run 需要 network.roads）。请用 --roads 提供 OSM PBF 或道路线图层。",
@@ -931,7 +931,7 @@ def far_from_nodes_share(x: np.ndarray, y: np.ndarray, pop: np.ndarray, nx_: np.
     return float(pop[d > limit_m].sum() / tot)
 
 
-def _quality(tmp: Path, yml: dict, boundary_wgs, metric: CRS, graph, pop_path: Path, pop_kind: str, adcode, census_dir,
+def _quality(tmp: Path, yml: dict, boundary_wgs, metric: CRS, graph, pop_path: Path, pop_kind: str, adcode, census_dir,  # noqa: PLR0913 - issue 11: to narrow/split
              units_info: dict, poi_stats: dict, groups_info: dict, notes: list[dict]) -> dict:
     from scipy.spatial import cKDTree
 
@@ -1097,7 +1097,7 @@ def quality_summary(q: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def prepare(
+def prepare(  # noqa: PLR0913 - issue 11: to narrow/split
     out_dir: str | Path,
     *,
     area: str | Path | None = None,
@@ -1177,7 +1177,7 @@ def prepare(
     return out_dir / yml_path.name
 
 
-def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, facilities, population, population_kind,
+def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, facilities, population, population_kind,  # noqa: PLR0913 - issue 11: to narrow/split
                   census_dir, adcode, buffer_m, name, admin_layer) -> Path:
     from coverage import pipeline
 

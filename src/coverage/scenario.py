@@ -39,7 +39,6 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 import yaml
 from pydantic import (
     AfterValidator,
@@ -52,9 +51,7 @@ from pydantic import (
     model_validator,
 )
 
-from coverage.categories import FTYPES, SERVICES
 from coverage.errors import InputError, Problem
-from coverage.settings import AGE_GROUPS
 
 log = logging.getLogger(__name__)
 

@@ -268,8 +268,7 @@ def polygons(u: Urbanisation, classes: tuple[int, ...] | None = None) -> gpd.Geo
 
 
 def seat_of(u: Urbanisation, grid: PopulationGrid) -> tuple[float, float, int] | None:
-    """The population-weighted centre of the most populous urban centre (else dense urban cluster,
-    else urban cluster), computed on the fine grid.
+    """The population-weighted centre of the most populous urban centre (else dense urban cluster, else urban cluster), computed on the fine grid.
 
     Parameters
     ----------

@@ -154,8 +154,7 @@ def _dbf_texts(dbf: Path, max_records: int = DBF_SAMPLE_RECORDS) -> list[bytes]:
 
 
 def _decodes(values: list[bytes], encoding: str, cut_tail: bool = False) -> bool:
-    """True when every value decodes strictly; ``cut_tail`` forgives a character cut at the field
-    width (a UTF-8 character of 2–4 bytes truncated by a fixed-width DBF field)."""
+    """True when every value decodes strictly; ``cut_tail`` forgives a character cut at the field width (a UTF-8 character of 2–4 bytes truncated by a fixed-width DBF field)."""
     for v in values:
         try:
             v.decode(encoding)

@@ -42,9 +42,11 @@ KINDS = ("街道", "镇", "乡", "其他")
 
 
 def _fix_geometry(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """Repair invalid polygons with ``make_valid`` (keeps every part, e.g. both lobes of a bow-tie)
-    and record each repair in ``gdf.attrs["repaired"]`` (1-based feature, reason, relative area
-    change) so that the reading path reports it instead of repairing silently."""
+    """Repair invalid polygons with ``make_valid`` (keeps every part, e.g.
+
+    both lobes of a bow-tie) and record each repair in ``gdf.attrs["repaired"]`` (1-based feature,
+    reason, relative area change) so that the reading path reports it instead of repairing silently.
+    """
     geom = np.asarray(gdf.geometry.values)
     bad = ~shapely.is_valid(geom)
     if not bad.any():

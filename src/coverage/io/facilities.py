@@ -164,8 +164,7 @@ def decode_text(raw: bytes, p: Path | None = None) -> tuple[str, str]:
 
 
 def _is_header(cells: Sequence[Any], columns: dict) -> bool:
-    """True when a row holds the coordinate headers (lon and lat, one "lon,lat" column, or the
-    configured ``columns:`` names)."""
+    """True when a row holds the coordinate headers (lon and lat, one "lon,lat" column, or the configured ``columns:`` names)."""
     names = [str(c).strip().lstrip("\ufeff") for c in cells if c is not None and c == c and str(c).strip()]
     if not names:
         return False
@@ -500,7 +499,7 @@ def _load(
 
         gdf = read_vector(p, layer=layer, what_zh="设施", what_en="facility")
         if gdf.empty:
-            col.add(f"图层为空（0 个要素）。", "the layer is empty (0 features).", file=p, field=str(layer) if layer is not None else None)
+            col.add("图层为空（0 个要素）。", "the layer is empty (0 features).", file=p, field=str(layer) if layer is not None else None)
             return None
         g = gdf.geometry
         empty = (g.isna() | g.is_empty).to_numpy()

@@ -183,8 +183,7 @@ def open_raster(path: str | Path, what_zh: str, what_en: str) -> Any:
 
 
 def raster_crs(src: Any, p: Path) -> CRS:
-    """The raster's CRS; a raster without one is taken as EPSG:4326 when its bounds look like
-    degrees (with a warning), else refused with a bilingual error."""
+    """The raster's CRS; a raster without one is taken as EPSG:4326 when its bounds look like degrees (with a warning), else refused with a bilingual error."""
     if src.crs is None:
         b = src.bounds
         if -180 <= b.left <= b.right <= 180 and -90 <= b.bottom <= b.top <= 90:
@@ -256,8 +255,8 @@ def _all_nodata(p: Path) -> InputError:
 
 
 def _window_for(src, src_crs: CRS, bounds_crs: CRS, bounds, margin_cells: int = 2) -> Window | None:
-    l, b, r, t = transform_bounds(bounds_crs, src_crs, *bounds, densify_pts=21)
-    w = from_bounds(l, b, r, t, transform=src.transform)
+    left, b, r, t = transform_bounds(bounds_crs, src_crs, *bounds, densify_pts=21)
+    w = from_bounds(left, b, r, t, transform=src.transform)
     col0 = max(int(math.floor(w.col_off)) - margin_cells, 0)
     row0 = max(int(math.floor(w.row_off)) - margin_cells, 0)
     col1 = min(int(math.ceil(w.col_off + w.width)) + margin_cells, src.width)
@@ -395,11 +394,11 @@ def read_population(
         else:
             res = resolution or default_resolution(src_crs, tr, (ab[1] + ab[3]) / 2)
             wb = rasterio.windows.bounds(win, src.transform)
-            l, b, r, t = transform_bounds(src_crs, target_crs, *wb, densify_pts=21)
-            l, b = math.floor(l / res) * res, math.floor(b / res) * res
+            left, b, r, t = transform_bounds(src_crs, target_crs, *wb, densify_pts=21)
+            left, b = math.floor(left / res) * res, math.floor(b / res) * res
             r, t = math.ceil(r / res) * res, math.ceil(t / res) * res
-            dst_shape = (int(round((t - b) / res)), int(round((r - l) / res)))
-            dst_tr = Affine(res, 0.0, l, 0.0, -res, t)
+            dst_shape = (int(round((t - b) / res)), int(round((r - left) / res)))
+            dst_tr = Affine(res, 0.0, left, 0.0, -res, t)
             total = _warp_counts(counts, tr, src_crs, dst_tr, dst_shape, target_crs)
             valid_dst = _warp(valid.astype("float64"), tr, src_crs, dst_tr, dst_shape, target_crs, Resampling.average) > 0
     inside = np.ones(dst_shape, dtype=bool)
@@ -480,9 +479,9 @@ def _group_on_grid(p: Path, kind: str, dst_tr: Affine, dst_shape, dst_crs: CRS) 
     with open_raster(p, "年龄组", "age-group") as src:
         src_crs = raster_crs(src, p)
         k = raster_kind(p, src, kind)
-        l, t = dst_tr * (0, 0)
+        left, t = dst_tr * (0, 0)
         r, b = dst_tr * (dst_shape[1], dst_shape[0])
-        win = _window_for(src, src_crs, dst_crs, (min(l, r), min(b, t), max(l, r), max(b, t)))
+        win = _window_for(src, src_crs, dst_crs, (min(left, r), min(b, t), max(left, r), max(b, t)))
         if win is None:
             raise _no_overlap(p, "-")
         counts, _valid, tr = read_counts(src, p, k, win)

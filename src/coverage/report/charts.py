@@ -27,8 +27,7 @@ _MUTED = "#666666"
 
 
 def text_width(text: str, size: float) -> float:
-    """Estimated width in px of ``text`` at font size ``size``: wide (CJK) characters count one em,
-    others 0.6 em."""
+    """Estimated width in px of ``text`` at font size ``size``: wide (CJK) characters count one em, others 0.6 em."""
     return sum(size if unicodedata.east_asian_width(ch) in "WF" else 0.6 * size for ch in str(text))
 
 

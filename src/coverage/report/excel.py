@@ -334,8 +334,7 @@ def _whole(v: Any) -> int | None:
 def _unit_tables(
     summary: Mapping, by_service: Mapping[str, pd.DataFrame] | None
 ) -> list[tuple[str, str, pd.DataFrame, dict[str, Any]]]:
-    """(service key, sheet name, whole-people rows, total row) for every service with coverage by
-    township; the rows add up to the service's county figures in ``summary.json``."""
+    """(service key, sheet name, whole-people rows, total row) for every service with coverage by township; the rows add up to the service's county figures in ``summary.json``."""
     raw: dict[str, pd.DataFrame] = {}
     categories = summary.get("categories") or {}
     for key, cat in categories.items():
@@ -364,8 +363,7 @@ def _unit_tables(
 
 
 def _no_data_rows(rows: pd.DataFrame, total: dict[str, Any], cat: Mapping) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """:data:`coverage.evaluate.NO_DATA` in 覆盖人口/未覆盖人口/覆盖率 of rows without input data
-    (a ``note`` and no ``covered``); the ``note`` column itself is not written."""
+    """:data:`coverage.evaluate.NO_DATA` in 覆盖人口/未覆盖人口/覆盖率 of rows without input data (a ``note`` and no ``covered``); the ``note`` column itself is not written."""
     if "note" not in rows.columns:
         return rows, total
     miss = rows["covered"].isna().to_numpy() & (rows["note"].fillna("").astype(str) != "").to_numpy()
@@ -493,7 +491,7 @@ def _ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
 
 
 def _sheet_name(name: str, used: set[str]) -> str:
-    """A valid, unique Excel sheet name (≤ 31 characters, none of ``[]:*?/\\``)."""
+    r"""A valid, unique Excel sheet name (≤ 31 characters, none of ``[]:*?/\``)."""
     clean = "".join("_" if ch in '[]:*?/\\' else ch for ch in name)[:31] or "sheet"
     candidate, k = clean, 2
     while candidate.lower() in {u.lower() for u in used} or candidate in {"项目库", "汇总", "方案比较"}:

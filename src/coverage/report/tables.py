@@ -244,17 +244,14 @@ def people_table(
 
 
 def service_text(service: Any) -> str:
-    """Chinese name of a service as planners read it: the four services by
-    :func:`coverage.categories.service_label`, the 15 km circle (``urban_rural…``) as
-    :data:`CIRCLE_LABEL`, any other text (a preset's 服务领域 such as 病有所医) unchanged."""
+    """Chinese name of a service as planners read it: the four services by :func:`coverage.categories.service_label`, the 15 km circle (``urban_rural…``) as :data:`CIRCLE_LABEL`, any other text (a preset's 服务领域 such as 病有所医) unchanged."""
     if not is_missing(service) and str(service).startswith("urban_rural"):
         return CIRCLE_LABEL
     return categories.service_label(service)
 
 
 def group_label(group: Any) -> str:
-    """Chinese name of a target group key (``age60plus`` → ``60岁及以上``); groups joined by ``+``
-    are listed with ``、``; other values are returned unchanged."""
+    """Chinese name of a target group key (``age60plus`` → ``60岁及以上``); groups joined by ``+`` are listed with ``、``; other values are returned unchanged."""
     if is_missing(group) or str(group) == "":
         return ""
     return "、".join(GROUP_LABELS.get(g, g) for g in str(group).split("+"))
@@ -324,8 +321,7 @@ def target_groups(block: Mapping[str, Any] | None) -> str:
 
 
 def excel_text(value: Any) -> str:
-    """A CSV cell that Excel, WPS and LibreOffice open as text: ``="629901001000"``; ``""`` when
-    missing or empty."""
+    """A CSV cell that Excel, WPS and LibreOffice open as text: ``="629901001000"``; ``""`` when missing or empty."""
     if is_missing(value) or str(value) == "":
         return ""
     return '="' + str(value).replace('"', '""') + '"'
@@ -466,8 +462,7 @@ def write_coverage_csv(
 
 
 def planner_frame(df: pd.DataFrame, *, excel_codes: bool = False) -> pd.DataFrame:
-    """A table with internal column names made readable: Chinese headers and service names,
-    whole people, the county row (code ``""``) named 全县.
+    """A table with internal column names made readable: Chinese headers and service names, whole people, the county row (code ``""``) named 全县.
 
     Parameters
     ----------

@@ -82,7 +82,7 @@ def mclp_dual_value(
     return val, x
 
 
-def mclp_lagrangian(
+def mclp_lagrangian(  # noqa: PLR0913 - issue 11: to narrow/split
     A1: sp.csr_matrix,
     AT: sp.csr_matrix,
     w: np.ndarray,
@@ -153,7 +153,7 @@ def mclp_lagrangian(
     return best, best_u
 
 
-def assignment_lagrangian_bound(
+def assignment_lagrangian_bound(  # noqa: PLR0913 - issue 11: to narrow/split
     eng: Engine,
     locked: np.ndarray,
     free: np.ndarray,

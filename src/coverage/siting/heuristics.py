@@ -151,7 +151,7 @@ def lazy_greedy(
     return chosen, marg
 
 
-def swap_search(
+def swap_search(  # noqa: C901 - issue 11: to narrow/split
     eng: Engine,
     sel_free: list[int],
     locked: np.ndarray,

@@ -36,7 +36,9 @@ class MaxCoverage(SitingModel):
     Sets
         I demand rows (aggregated), J candidates, L ⊆ J locked (existing) sites,
         N_i ⊆ J candidates covering demand i (stored entries of row i of ``cover``).
+
     Parameters
+    ----------
         w_i weight (target age-group population), p number of new sites, c_j cost, B budget,
         C_j capacity, r use rate (d_i = r · w_i).
     Variables
@@ -82,7 +84,7 @@ class MaxCoverage(SitingModel):
 
     sense = "max"
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - issue 11: to narrow/split
         self,
         cover: sp.spmatrix,
         weights: np.ndarray,
@@ -401,7 +403,9 @@ class SetCover(SitingModel):
 
     Sets
         I demand rows (aggregated), J candidates, L ⊆ J locked sites, N_i candidates covering i.
+
     Parameters
+    ----------
         w_i weight, c_j cost (1 by default: fewest sites), τ target share.
     Variables
         x_j ∈ {0,1} site selected; y_i ∈ [0,1] demand covered.
@@ -582,7 +586,9 @@ class PMedian(SitingModel):
     Sets
         I demand rows (aggregated), J candidates, L ⊆ J locked sites, N_i candidates reachable from i
         within the cut-off (stored entries of row i of ``times``).
+
     Parameters
+    ----------
         w_i weight, t_ij time (stored value), P penalty time, p new sites, C_j capacity, r use rate.
     Variables
         x_j ∈ {0,1} site selected; z_ij ∈ [0,1] share of i served by j (stored pairs only);
@@ -771,7 +777,7 @@ class PMedian(SitingModel):
 # --------------------------------------------------------------------------------------------------
 # Functional API (DESIGN §4.3)
 # --------------------------------------------------------------------------------------------------
-def solve_max_coverage(
+def solve_max_coverage(  # noqa: PLR0913 - issue 11: to narrow/split
     cover: sp.spmatrix,
     weights: np.ndarray,
     p: int | None,
@@ -845,7 +851,7 @@ def solve_set_cover(
     return model.solve(time_limit=time_limit, method=method)
 
 
-def solve_p_median(
+def solve_p_median(  # noqa: PLR0913 - issue 11: to narrow/split
     times: sp.spmatrix,
     weights: np.ndarray,
     p: int,

@@ -131,8 +131,10 @@ class _Rule(BaseModel):
 
 
 class _TypedRule(_Rule):
-    """A rule about facilities of ``ftypes`` serving people of ``group``; ``propose`` is the type to
-    build where it fails. The checks of these three fields live here, once."""
+    """A rule about facilities of ``ftypes`` serving people of ``group``; ``propose`` is the type to build where it fails.
+
+    The checks of these three fields live here, once.
+    """
 
     ftypes: list[str]
     group: str = "pop"

@@ -115,8 +115,7 @@ class Document:
         return bool(re.fullmatch(r"S\d", self.key))
 
     def heading_path(self, line: int) -> list[str]:
-        """Headings in force at ``line``: chapter, section, 专栏 table, table row, and the line's own
-        item heading (the seeds hold one paragraph per line).
+        """Headings in force at ``line``: chapter, section, 专栏 table, table row, and the line's own item heading (the seeds hold one paragraph per line).
 
         Parameters
         ----------
