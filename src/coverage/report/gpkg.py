@@ -156,11 +156,13 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
     coverage.errors.InputError
         When two column names differ only by case (SQLite would refuse them).
     """
-    out = df.copy()
+    # shallow: converted columns are replaced, never written into, so the caller's arrays are not
+    # duplicated (a million-cell layer would otherwise be copied whole before writing)
+    out = df.copy(deep=False)
     if out.index.name is not None and out.index.name not in out.columns:
         out = out.reset_index()
     else:
-        out = out.reset_index(drop=True)
+        out.index = pd.RangeIndex(len(out))
     geom_name = None
     if isinstance(out, GeoDataFrame):
         active = out._geometry_column_name
