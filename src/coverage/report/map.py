@@ -794,7 +794,10 @@ def write_map(
     """Write the interactive meeting map ``map.html`` (self-contained, no network needed).
 
     Every layer is optional (``None`` or empty is skipped). Inputs may be in any CRS; they are
-    reprojected to EPSG:4326 (and shifted to GCJ-02 for ``tiles="amap"``).
+    reprojected to EPSG:4326 (and shifted to GCJ-02 for ``tiles="amap"``). Polygons (units,
+    circles) are simplified by ``MAP_SIMPLIFY_M`` and, with the uncovered and change points,
+    written as 1e-5° integers (≈ 1 m) decoded in the page; facilities, candidates and proposed
+    sites keep 1e-6° GeoJSON with their popups. layers.gpkg keeps the full detail.
 
     Parameters
     ----------
@@ -808,8 +811,10 @@ def write_map(
         capacity_unit``; one layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
         ``ftype``, popups 名称/类型/级别/规模.
     uncovered : GeoDataFrame, optional
-        Demand-cell centres lacking a service: ``pop`` and ``service``; one layer per service
-        (未覆盖人口-<服务>), coloured by people.
+        Demand-cell (or block) centres lacking a service: ``pop`` and ``service``; one layer per
+        service (未覆盖人口-<服务>), coloured by people. A service with more than
+        ``MAP_MAX_POINTS`` points is summed into blocks (``settings.MAP_BLOCK_M``, doubled until it
+        fits) at the people-weighted centre, so a large county's map stays light.
     circles : GeoDataFrame, optional
         Reached-area polygons with a ``service`` column (服务圈-<服务>).
     urban_rural_circle : GeoDataFrame, optional
