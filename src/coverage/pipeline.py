@@ -624,7 +624,10 @@ def cells_layer(result: RunResult) -> gpd.GeoDataFrame:
     travel times are rounded to 0.1 min (metres rules: to 1 m); everything else is as computed.
     """
     cells = result.model.cells
-    out = cells.drop(columns=[c for c in ("unit_name", "lon", "lat") if c in cells.columns])
+    out = cells.copy(deep=False)  # columns are dropped or replaced, never written into
+    for c in ("unit_name", "lon", "lat"):
+        if c in out.columns:
+            del out[c]
     rules = [*result.model.inputs.preset.active_circles(), result.model.inputs.preset.urban_rural()]
     for rule in rules:
         if rule is not None and rule.column in out.columns:
