@@ -439,3 +439,47 @@ def test_threshold_is_inclusive_and_nan_is_not_reached():
     cells["pop"] = [1.0, 10.0, 100.0]
     row = ev.circle_coverage(cells, PRESET).query("rule_id == 'clinic_urban_15min' and unit_code == ''")
     assert row.iloc[0]["covered"] == 1.0 and row.iloc[0]["population"] == 111.0
+
+
+# --- linking uncovered cells on the grid -------------------------------------------------------
+
+
+def _kdtree_labels(xy: np.ndarray, r: float) -> np.ndarray:
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    p = cKDTree(xy).query_pairs(r, output_type="ndarray")
+    adj = coo_matrix((np.ones(len(p)), (p[:, 0], p[:, 1])), shape=(len(xy),) * 2)
+    return connected_components(adj, directed=False)[1]
+
+
+@pytest.mark.parametrize("dense_max", [50_000_000, 10])  # lookup grid, then sorted keys
+def test_grid_linking_equals_kdtree_pairs(monkeypatch, dense_max):
+    """Cells on a regular grid are linked through grid offsets; the components are those of the
+    KD-tree's "closer than or at cluster_m" pairs, on and off the grid and with duplicates."""
+    monkeypatch.setattr(ev, "_DENSE_MAX", dense_max)
+    rng = np.random.default_rng(0)
+    for trial in range(40):
+        ij = np.unique(rng.integers(0, 60, (int(rng.integers(2, 2500)), 2)), axis=0)
+        s = float(rng.choice([100.0, 30.0, 250.0]))
+        xy = ij * [s, s * float(rng.choice([1.0, 1.5]))] + [465050.0, 3929650.0]
+        if trial % 7 == 0:
+            xy = xy + rng.normal(0, 1, xy.shape)  # off the grid: the KD-tree path
+        if trial % 11 == 0:
+            xy = np.vstack([xy, xy[:3]])  # two cells on one node
+        r = float(rng.choice([150.0, 100.0, 50.0, 300.0, 141.43]))
+        assert (ev._link_labels(xy, r) == _kdtree_labels(xy, r)).all(), (trial, s, r)
+
+
+def test_cell_spacing_equals_full_kdtree():
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng(3)
+    for t in range(30):
+        xy = rng.random((int(rng.integers(2, 20000)), 2)) * float(rng.choice([1e3, 1e5]))
+        if t % 3 == 0:
+            xy = np.round(xy / 100) * 100
+        k = int(rng.choice([5000, 50]))
+        d, _ = cKDTree(xy).query(xy[:k], k=2)
+        assert ev._cell_spacing(xy, 150.0, sample=k) == float(np.median(d[:, 1]))

@@ -36,6 +36,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
+import shapely
 from shapely import STRtree
 from shapely.geometry import Point
 
@@ -871,7 +872,7 @@ def reach_m(rule: AnyCircle, speeds: Mapping[str, float] | None = None) -> float
     return float(rule.threshold) * settings.kmh_to_m_per_min(float(kmh))
 
 
-def uncovered_clusters(
+def uncovered_clusters(  # noqa: C901 - issue 11: to narrow/split
     cells: gpd.GeoDataFrame,
     rule: AnyCircle,
     *,
@@ -929,60 +930,67 @@ def uncovered_clusters(
     empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
     if len(idx) == 0:
         return empty
-    if isinstance(cells, gpd.GeoDataFrame):
-        xy_all = np.column_stack([cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()])
-    else:
+    def coords(rows: np.ndarray | slice) -> np.ndarray:
+        if isinstance(cells, gpd.GeoDataFrame):
+            return shapely.get_coordinates(cells.geometry.array[rows])
         _need(cells, ["x", "y"], "需求格网 demand cells ")
-        xy_all = cells[["x", "y"]].to_numpy(float)
-    xy = xy_all[idx]
+        return cells[["x", "y"]].to_numpy(float)[rows]
+
+    xy = coords(idx)
     w = g[idx]
     pt = _group(cells, "pop")[idx] if "pop" in cells.columns else w
-    codes, names = _unit_keys(cells)
-    codes, names = codes[idx], names[idx]
+    # element-wise, so the uncovered rows only
+    codes, names = _unit_keys(cells[[c for c in ("unit_code", "unit_name") if c in cells.columns]].iloc[idx])
     n = len(idx)
-    pairs = cKDTree(xy).query_pairs(cluster_m, output_type="ndarray")
-    adj = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs) else coo_matrix((n, n))
-    _, labels = connected_components(adj, directed=False)
+    labels = _link_labels(xy, cluster_m)
     if split_m is None:
         split_m = reach_m(rule, speeds)
     if split_m and n > 1:
-        d, _ = cKDTree(xy_all).query(xy_all[: min(len(xy_all), 5000)], k=2)
-        spacing = float(np.median(d[:, 1])) if d.shape[0] else cluster_m
         from sklearn.cluster import KMeans
         from threadpoolctl import threadpool_limits
 
+        spacing: float | None = None
         new = labels.copy()
         nxt = labels.max() + 1
-        for lab in np.unique(labels):
-            m = np.flatnonzero(labels == lab)
-            if len(m) < 2:
-                continue
-            c = np.average(xy[m], axis=0, weights=w[m])
-            if np.sqrt(((xy[m] - c) ** 2).sum(axis=1)).max() <= split_m:
-                continue
-            k = int(min(len(m), max(2, math.ceil(len(m) * spacing**2 / (math.pi * split_m**2)))))
-            # one thread: for these small fits sklearn's thread pool costs ~20x more than it saves
-            with threadpool_limits(1):
+        # one thread: for these small fits sklearn's thread pool costs ~20x more than it saves
+        # (and the limit is set once: setting it costs ~10 ms)
+        with threadpool_limits(1):
+            for m in _members(labels):
+                if len(m) < 2:
+                    continue
+                c = np.average(xy[m], axis=0, weights=w[m])
+                if np.sqrt(((xy[m] - c) ** 2).sum(axis=1)).max() <= split_m:
+                    continue
+                if spacing is None:  # only when some cluster needs splitting
+                    spacing = _cell_spacing(coords(slice(None)), cluster_m)
+                k = int(min(len(m), max(2, math.ceil(len(m) * spacing**2 / (math.pi * split_m**2)))))
                 km = KMeans(n_clusters=k, n_init=1, max_iter=30, tol=1e-3, random_state=0).fit(
                     xy[m], sample_weight=w[m]
                 )
-            for j in range(1, k):
-                new[m[km.labels_ == j]] = nxt
-                nxt += 1
+                for j in range(1, k):
+                    new[m[km.labels_ == j]] = nxt
+                    nxt += 1
         labels = new
-    recs = []
-    for lab in np.unique(labels):
-        m = np.flatnonzero(labels == lab)
-        popc = float(w[m].sum())
-        if popc < min_people:
-            continue
-        cx, cy = np.average(xy[m], axis=0, weights=w[m])
-        by_unit = pd.Series(w[m]).groupby(codes[m]).sum().sort_index()
-        ucode = by_unit.idxmax()
-        uname = names[m][codes[m] == ucode][0]
-        recs.append({"rule_id": rule.id, "service": rule.service, "population": popc,
-                     "pop_total": float(pt[m].sum()), "n_cells": int(len(m)), "unit_code": ucode,
-                     "unit_name": uname, "x": float(cx), "y": float(cy)})
+    # per cluster: people of the group, all people, cells, weighted centre, main unit (most people
+    # of the group; the lowest code on a tie) and that unit's name as first met in the cluster
+    _, lab = np.unique(labels, return_inverse=True)
+    popc = np.bincount(lab, weights=w)
+    keep = np.flatnonzero(popc >= min_people)
+    if not len(keep):
+        return empty
+    by = pd.DataFrame({"lab": lab, "code": codes, "name": names, "w": w})
+    by = by[np.isin(lab, keep)]
+    units_ = by.groupby(["lab", "code"], sort=True).agg(w=("w", "sum"), name=("name", "first"))
+    units_ = units_.reset_index().sort_values(["lab", "w"], ascending=[True, False], kind="stable")
+    units_ = units_.drop_duplicates("lab").set_index("lab")
+    ptc = np.bincount(lab, weights=pt)
+    nc = np.bincount(lab)
+    cx = np.bincount(lab, weights=w * xy[:, 0])[keep] / popc[keep]
+    cy = np.bincount(lab, weights=w * xy[:, 1])[keep] / popc[keep]
+    recs = [{"rule_id": rule.id, "service": rule.service, "population": float(popc[k]),
+             "pop_total": float(ptc[k]), "n_cells": int(nc[k]), "unit_code": units_.at[k, "code"],
+             "unit_name": units_.at[k, "name"], "x": float(x_), "y": float(y_)}
+            for k, x_, y_ in zip(keep, cx, cy)]
     if not recs:
         return empty
     df = pd.DataFrame(recs).sort_values(["population", "x", "y"], ascending=[False, True, True],
@@ -1002,18 +1010,160 @@ def uncovered_clusters(
         vunit = v["unit_code"].astype(str).to_numpy() if "unit_code" in v else None
         vname = v["name"].astype(str).to_numpy()
         vcode = v["code"].astype(str).to_numpy() if "code" in v else np.full(len(v), "")
+        vil = np.array(df["village"], dtype=object)
+        vcd = np.array(df["village_code"], dtype=object)
+        vdist = np.array(df["village_dist_m"], dtype=float)
+        of_unit: dict[str, np.ndarray] = {}
+        if vunit is not None:
+            for code, rows in pd.Series(np.arange(len(v))).groupby(vunit):
+                of_unit[str(code)] = rows.to_numpy()
+        every = np.arange(len(v))
         for i, (cx, cy, uc) in enumerate(zip(df["x"], df["y"], df["unit_code"])):
-            cand = np.arange(len(v))
+            cand = every
             if vunit is not None:  # only villages of the cluster's own unit (街道 often have none)
-                cand = np.flatnonzero(vunit == str(uc))
+                cand = of_unit.get(str(uc), every[:0])
                 if len(cand) == 0:
                     continue
             dd = np.hypot(vxy[cand, 0] - cx, vxy[cand, 1] - cy)
             j = int(np.argmin(dd))
             if dd[j] <= village_max_m:
-                df.loc[i, ["village", "village_code"]] = [vname[cand[j]], vcode[cand[j]]]
-                df.loc[i, "village_dist_m"] = float(dd[j])
+                vil[i], vcd[i], vdist[i] = vname[cand[j]], vcode[cand[j]], float(dd[j])
+        df["village"], df["village_code"], df["village_dist_m"] = vil, vcd, vdist
     return gpd.GeoDataFrame(df[cols], geometry=geom.values, crs=crs)
+
+
+def _members(labels: np.ndarray) -> list[np.ndarray]:
+    """Indices of each label's members (ascending), labels in ascending order; one sort, not a scan per label."""
+    order = np.argsort(labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    return np.split(order, cuts)
+
+
+#: A lattice search looks at most this many neighbour offsets before falling back to a KD-tree.
+_MAX_OFFSETS = 80
+
+
+def _lattice(xy: np.ndarray) -> tuple[np.ndarray, float, float] | None:
+    """Integer ``(i, j)`` of points on a regular axis-aligned grid with steps ``(sx, sy)``.
+
+    Returns ``None`` when the points are not all on one grid (to a millionth of a step) or when two
+    points share a node; demand cells read from a raster always are on one.
+    """
+    if len(xy) < 2:
+        return None
+    steps = []
+    for a in (xy[:, 0], xy[:, 1]):
+        u = np.unique(a)
+        d = np.diff(u)
+        steps.append(float(d.min()) if len(d) else 1.0)
+    sx, sy = steps
+    if not (sx > 0 and sy > 0):
+        return None
+    o = xy.min(axis=0)
+    ij = np.rint((xy - o) / [sx, sy])
+    if np.abs(o + ij * [sx, sy] - xy).max() > 1e-6 * min(sx, sy) or ij.max() > 2**30:
+        return None
+    ij = ij.astype(np.int64)
+    return ij, sx, sy
+
+
+def _offsets(sx: float, sy: float, r: float, half: bool) -> np.ndarray:
+    """Lattice offsets ``(di, dj) != 0`` within ``r`` (with ``half``: one of each ± pair), nearest first."""
+    ki, kj = int(r // sx) + 1, int(r // sy) + 1
+    if (2 * ki + 1) * (2 * kj + 1) > 4 * _MAX_OFFSETS:
+        return np.empty((0, 2), dtype=np.int64)
+    di, dj = np.meshgrid(np.arange(-ki, ki + 1), np.arange(-kj, kj + 1), indexing="ij")
+    di, dj = di.ravel(), dj.ravel()
+    d2 = (di * sx) ** 2 + (dj * sy) ** 2
+    ok = (d2 <= r * r * (1 + 1e-9)) & (d2 > 0)
+    if half:
+        ok &= (di > 0) | ((di == 0) & (dj > 0))
+    order = np.argsort(d2[ok], kind="stable")
+    return np.column_stack([di[ok][order], dj[ok][order]])
+
+
+#: Largest lookup grid (cells) of the lattice linking; larger extents sort keys instead.
+_DENSE_MAX = 50_000_000
+
+
+def _components(n: int, a_parts: list[np.ndarray], b_parts: list[np.ndarray]) -> np.ndarray:
+    """Connected-component labels of ``n`` points linked by the pairs ``(a, b)``."""
+    a = np.concatenate(a_parts) if a_parts else np.empty(0, dtype=np.int64)
+    b = np.concatenate(b_parts) if b_parts else np.empty(0, dtype=np.int64)
+    adj = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
+    return connected_components(adj, directed=False)[1]
+
+
+def _keys(ij: np.ndarray, pad: int) -> tuple[np.ndarray, int]:
+    width = int(ij[:, 1].max()) + 2 * pad + 1
+    return ij[:, 0] * width + (ij[:, 1] + pad), width
+
+
+def _link_labels(xy: np.ndarray, cluster_m: float) -> np.ndarray:
+    """Single-linkage labels: connected components of "closer than or at ``cluster_m``".
+
+    Points on a regular grid (demand cells) are linked through the few grid offsets within
+    ``cluster_m`` (sorted cell keys and ``searchsorted``: n log n, a fixed handful of neighbours per
+    cell); other points through a KD-tree's pairs.
+    """
+    n = len(xy)
+    lat = _lattice(xy)
+    offs = _offsets(lat[1], lat[2], cluster_m, half=True) if lat is not None else np.empty((0, 2))
+    if lat is not None and (len(offs) or cluster_m < min(lat[1], lat[2])):
+        ij = lat[0]
+        pad = int(np.abs(offs).max()) if len(offs) else 0
+        shape = (int(ij[:, 0].max()) + 2 * pad + 1, int(ij[:, 1].max()) + 2 * pad + 1)
+        a_parts, b_parts = [], []
+        if shape[0] * shape[1] <= _DENSE_MAX:
+            # a lookup grid of point numbers (-1 = empty): one gather per offset
+            grid = np.full(shape, -1, dtype=np.int64)
+            gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
+            grid[gi, gj] = np.arange(n)
+            if (grid >= 0).sum() == n:  # no two points on one node
+                for di, dj in offs:
+                    nb = grid[gi + di, gj + dj]
+                    hit = nb >= 0
+                    a_parts.append(np.flatnonzero(hit))
+                    b_parts.append(nb[hit])
+                return _components(n, a_parts, b_parts)
+        else:
+            key, width = _keys(ij, pad)
+            order = np.argsort(key, kind="stable")
+            sk = key[order]
+            if len(sk) < 2 or (np.diff(sk) > 0).all():
+                for di, dj in offs:
+                    want = key + di * width + dj
+                    pos = np.minimum(np.searchsorted(sk, want), n - 1)
+                    hit = sk[pos] == want
+                    a_parts.append(np.flatnonzero(hit))
+                    b_parts.append(order[pos[hit]])
+                return _components(n, a_parts, b_parts)
+    pairs = cKDTree(xy).query_pairs(cluster_m, output_type="ndarray")
+    adj = (coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs)
+           else coo_matrix((n, n)))
+    return connected_components(adj, directed=False)[1]
+
+
+def _cell_spacing(xy_all: np.ndarray, cluster_m: float, sample: int = 5000) -> float:
+    """Median distance from the first ``sample`` cells to their nearest other cell.
+
+    The nearest cell of a sample cell is no farther than its nearest *sample* cell (``D`` at most),
+    so only the cells within ``D`` of the samples' bounding box are searched: the same answer as a
+    KD-tree over every cell, without building one over a million cells.
+    """
+    q = xy_all[: min(len(xy_all), sample)]
+    if len(q) == 0:
+        return cluster_m
+    if len(q) > 1:
+        d_in, _ = cKDTree(q).query(q, k=2)
+        reach = float(d_in[:, 1].max())
+        lo, hi = q.min(axis=0) - reach, q.max(axis=0) + reach
+        near = np.flatnonzero(((xy_all >= lo) & (xy_all <= hi)).all(axis=1))
+        pool = xy_all[near]
+    else:
+        pool = xy_all
+    d, _ = cKDTree(pool).query(q, k=2)
+    return float(np.median(d[:, 1]))
 
 
 # --- gap table ---------------------------------------------------------------------------------
@@ -1033,7 +1183,7 @@ def _ftype_label(preset: Preset, ftype: str | None) -> str:
     return preset.project(ftype).label
 
 
-def gap_table(
+def gap_table(  # noqa: PLR0913, C901 - issue 11: to narrow/split
     cov: pd.DataFrame | None,
     presence_df: pd.DataFrame | None,
     provision_df: pd.DataFrame | None,
@@ -1105,7 +1255,7 @@ def gap_table(
         share_of = {(r, u): s for r, u, s in zip(cov["rule_id"], cov["unit_code"], cov["share"])}
     rows: list[dict[str, Any]] = []
 
-    def add(kind: str, rule: Any, ftype: str | None, service: str, name: str, unit_code: str,
+    def add(kind: str, rule: Any, ftype: str | None, service: str, name: str, unit_code: str,  # noqa: PLR0913 - issue 11: to narrow/split
             unit_name: str, village: str, lon: float, lat: float, scale: float, scale_unit: str,
             population: float, new_covered: float, cost: float, note: str, rank_people: float,
             construction: str) -> None:

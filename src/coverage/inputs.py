@@ -251,7 +251,7 @@ def _read_area(sc: Scenario, r: _Reader) -> _Area:
             out.villages = boundaries.read_villages(
                 **_layer_args(area.villages), fields=area.villages.fields, units=out.units, target_crs=crs
             )
-    out.seat = tuple(area.seat) if area.seat is not None else None
+    out.seat = (float(area.seat[0]), float(area.seat[1])) if area.seat is not None else None
     if isinstance(area.urban, Layer) and r.exists(area.urban.path, "area.urban"):
         with r.guard("area.urban", area.urban.path):
             out.urban = boundaries.read_boundary(**_layer_args(area.urban), target_crs=crs)
@@ -999,6 +999,7 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
         fac = apply_changes(fac, sc.changes, area.crs)
     if r.n_errors:
         return None, r.problems
+    assert area.crs is not None  # a boundary was read (else an error was reported above)
     return Inputs(
         scenario=sc, crs=area.crs, boundary=area.boundary, units=area.units, villages=area.villages,
         urban_area=area.urban, grid=grid, facilities=fac, candidates=candidates, preset=preset,

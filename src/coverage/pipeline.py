@@ -103,8 +103,7 @@ def _rules(preset: Any) -> list[Any]:
 
 
 def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
-    """Build the road graph of each mode from the scenario's ``network`` section (a line layer is
-    read once for all modes).
+    """Build the road graph of each mode from the scenario's ``network`` section (a line layer is read once for all modes).
 
     Raises
     ------
@@ -133,7 +132,7 @@ def _read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadG
         return {m: network.read_osm(path, mode=m, crs=crs, speeds=speeds) for m in modes}
     if name.endswith(".graphml"):
         return {m: network.from_graphml(path, mode=m, crs=crs, speeds=speeds) for m in modes}
-    return network.read_lines(
+    return network.read_lines(  # type: ignore[return-value]  # a list of modes gives a dict
         path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds,
         join_m=net.snap_m,
         class_map=net.class_map,
@@ -186,7 +185,7 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
         graphs = read_roads(scn.network, modes, inputs.crs)
     # the readers' own warnings (a layer without CRS taken as lon/lat …) become problems, printed
     # and recorded like every other, instead of Python warnings with a source line
-    road_notes = []
+    road_notes: list[Problem] = []
     for w in caught:
         text = str(w.message)
         zh, _, en = text.partition(" / ")
@@ -230,8 +229,7 @@ def with_facilities(model: Model, inputs: Inputs) -> Model:
 
 
 def same_data(a: Inputs, b: Inputs) -> bool:
-    """Whether two scenarios' inputs differ only in their facilities (and name, changes, output),
-    so that one model serves both (:func:`with_facilities`)."""
+    """Whether two scenarios' inputs differ only in their facilities (and name, changes, output), so that one model serves both (:func:`with_facilities`)."""
     skip = {"name", "changes", "facilities", "candidates", "output", "source"}
     return a.scenario.model_dump(mode="json", exclude=skip) == b.scenario.model_dump(mode="json", exclude=skip)
 
@@ -265,8 +263,7 @@ def validate(path: str | Path, network_checks: bool = True) -> list[Problem]:
 
 
 def mode_of(rule: Any, scn: Any) -> str:
-    """The rule's travel mode, unless the scenario's ``network.mode`` overrides it for the rule's id
-    or service.
+    """The rule's travel mode, unless the scenario's ``network.mode`` overrides it for the rule's id or service.
 
     Parameters
     ----------
@@ -293,10 +290,8 @@ def _step(progress: Any, text: str) -> None:
 
 
 def circle_times(model: Model, progress: Any = None) -> gpd.GeoDataFrame:
-    """Add ``t_<rule id>`` (minutes or metres, ``inf`` beyond), ``f_<rule id>`` (nearest facility id)
-    and ``no_road`` to the demand cells, one bounded multi-source search per rule."""
+    """Add ``t_<rule id>`` (minutes or metres, ``inf`` beyond), ``f_<rule id>`` (nearest facility id) and ``no_road`` to the demand cells, one bounded multi-source search per rule."""
     inputs, cells = model.inputs, model.cells.copy()
-    fac = inputs.facilities
     scn = inputs.scenario
     for rule in _rules(inputs.preset):
         mode = mode_of(rule, scn)
@@ -365,7 +360,8 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     }
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
     summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
-    speeds = _speeds(inputs.scenario.network.speeds)  # the scenario's, as for the road graphs
+    net = inputs.scenario.network
+    speeds = _speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
     clusters = [
         evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds)
         for rule in _rules(preset)
@@ -435,7 +431,12 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFra
     inputs = model.inputs
     fac = inputs.facilities
     cap = pd.to_numeric(fac["capacity"], errors="coerce").to_numpy(dtype=float)
-    cells = cells.copy()
+    cells = cells.copy(deep=False)  # new columns only; the caller's frame is left as it was
+    # units in code order and the first name each has among the cells
+    unit_idx, unit_codes = pd.factorize(cells["unit_code"].to_numpy(), sort=True)
+    first = pd.Series(unit_idx).drop_duplicates()
+    unit_names = np.empty(len(unit_codes), dtype=object)
+    unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
     out: dict[str, Any] = {}
     for service in categories.SERVICES:
         for rules in inputs.preset.headline(service).values():
@@ -457,20 +458,26 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFra
                 ).to_numpy() * 1000.0
                 col = f"e2sfca_{rule.id}"
                 cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
-                w = pd.Series(weight, index=cells.index)
-                units_ = [
-                    {"code": code, "name": str(grp["unit_name"].iloc[0]),
-                     "value": _weighted_mean(grp[col], w[grp.index])}
-                    for code, grp in cells.groupby("unit_code", sort=True)
-                ]
-                units_ = [u for u in units_ if u["value"] is not None]
+                units_ = _unit_means(cells[col].to_numpy(dtype=float), weight, unit_idx, unit_codes, unit_names)
                 out[rule.id] = {
                     "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
                     "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
                     "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
-                    "county": _weighted_mean(cells[col], w), "by_unit": units_,
+                    "county": _weighted_mean(cells[col], pd.Series(weight)), "by_unit": units_,
                 }
     return cells, out
+
+
+def _unit_means(
+    values: np.ndarray, weights: np.ndarray, unit_idx: np.ndarray, codes: Any, names: np.ndarray
+) -> list[dict[str, Any]]:
+    """:func:`_weighted_mean` of every unit at once: ``[{code, name, value}]`` in code order, units without weight left out (a NaN value among the weighted cells makes the unit's value NaN, as in ``numpy.average``)."""
+    keep = weights > 0
+    n = len(codes)
+    wsum = np.bincount(unit_idx[keep], weights=weights[keep], minlength=n)
+    vsum = np.bincount(unit_idx[keep], weights=values[keep] * weights[keep], minlength=n)
+    return [{"code": str(codes[i]), "name": str(names[i]), "value": float(vsum[i] / wsum[i])}
+            for i in np.flatnonzero(wsum > 0)]
 
 
 def _weighted_mean(values: pd.Series, weights: pd.Series) -> float | None:
@@ -494,55 +501,76 @@ def county_name(inputs: Inputs) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def unit_shares(result: RunResult) -> gpd.GeoDataFrame:
-    """The 乡镇/街道 layer with population and coverage share per service (``share_<service>``)."""
+def unit_shares(result: RunResult, svc: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+    """The 乡镇/街道 layer with population and coverage share per service (``share_<service>``).
+
+    ``svc`` is :func:`coverage.evaluate.service_coverage` of the run when the caller has it already.
+    """
     inputs = result.model.inputs
-    sc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units,
-                                   no_data=no_data_of(result.summary))
-    sc = sc[sc["unit_code"] != ""]
+    if svc is None:
+        svc = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units,
+                                        no_data=no_data_of(result.summary))
+    sc = svc[svc["unit_code"] != ""]
     # pivot, not pivot_table: a service without data (all NaN) keeps its column
     wide = sc.pivot(index="unit_code", columns="service", values="share")
     wide.columns = [f"share_{c}" for c in wide.columns]
-    pop = result.model.cells.groupby("unit_code")["pop"].sum().rename("population")
+    cells = result.model.cells
+    pop = pd.Series(cells["pop"].to_numpy(), index=cells["unit_code"].to_numpy()).groupby(level=0).sum()
     units = inputs.units.merge(wide, left_on="code", right_index=True, how="left")
-    return units.merge(pop, left_on="code", right_index=True, how="left")
+    return units.merge(pop.rename("population"), left_on="code", right_index=True, how="left")
 
 
-def uncovered_cells(result: RunResult, block_m: float | None = None) -> gpd.GeoDataFrame:
+def lacking(result: RunResult) -> dict[str, np.ndarray]:
+    """People of each service's groups outside its circle, per cell (service → array; services without headline rules are left out)."""
+    cells = result.model.cells
+    preset = result.model.inputs.preset
+    out = {}
+    for service in categories.SERVICES:
+        if not preset.headline(service):
+            continue
+        cat = result.summary["categories"].get(service)
+        if cat is not None and cat.get("population_covered") is None:
+            continue  # no facility data: nobody is "uncovered", the figure is unknown
+        pop, cov = evaluate.service_cells(cells, preset, service)
+        out[service] = pop - cov
+    return out
+
+
+def uncovered_cells(
+    result: RunResult, block_m: float | None = None, lack: dict[str, np.ndarray] | None = None,
+) -> gpd.GeoDataFrame:
     """People outside each service's circle: ``service``, ``pop`` (uncovered), ``unit_name``.
 
     With ``block_m`` the cells are summed into square blocks of that size (points at the
     population-weighted centre), which keeps the meeting map light; without it, one row per cell.
+    ``lack`` is :func:`lacking` of the run when the caller has it already.
     """
     cells = result.model.cells
-    preset = result.model.inputs.preset
     x, y = cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()
+    names = cells["unit_name"].to_numpy()
     frames = []
-    for service in categories.SERVICES:
-        cat = result.summary["categories"].get(service)
-        if cat is not None and cat["population_covered"] is None:
-            continue  # no facility data: nobody is "uncovered", the figure is unknown
-        pop, cov = evaluate.service_cells(cells, preset, service)
-        lack = pop - cov
-        keep = lack > 0.5
+    for service, short in (lack if lack is not None else lacking(result)).items():
+        keep = short > 0.5
         if not keep.any():
             continue
-        df = pd.DataFrame({"service": service, "pop": lack[keep], "x": x[keep], "y": y[keep],
-                           "unit_name": cells["unit_name"].to_numpy()[keep]})
+        pop, xs, ys, name = short[keep], x[keep], y[keep], names[keep]
         if block_m:
-            df["bx"] = np.floor(df["x"] / block_m)
-            df["by"] = np.floor(df["y"] / block_m)
-            df["wx"], df["wy"] = df["x"] * df["pop"], df["y"] * df["pop"]
-            g = df.groupby(["bx", "by"], sort=True)
-            # a block is named after the unit of its most populous cell
-            top = df.sort_values("pop", ascending=False, kind="stable").groupby(["bx", "by"], sort=True)
-            df = pd.DataFrame({
-                "service": service, "pop": g["pop"].sum(),
-                "x": g["wx"].sum() / g["pop"].sum(), "y": g["wy"].sum() / g["pop"].sum(),
-                "unit_name": top["unit_name"].first(),
-            }).reset_index(drop=True)
+            bx = np.floor(xs / block_m)
+            by = np.floor(ys / block_m)
+            # blocks in (bx, by) order; a block is named after the unit of its most populous cell
+            # (the first such cell on a tie)
+            order = np.lexsort((-pop, by, bx))
+            bx, by, pop, xs, ys, name = bx[order], by[order], pop[order], xs[order], ys[order], name[order]
+            first = np.ones(len(bx), dtype=bool)
+            first[1:] = (bx[1:] != bx[:-1]) | (by[1:] != by[:-1])
+            block = np.cumsum(first) - 1
+            total = np.bincount(block, weights=pop)
+            xs = np.bincount(block, weights=xs * pop) / total
+            ys = np.bincount(block, weights=ys * pop) / total
+            pop, name = total, name[first]
         frames.append(gpd.GeoDataFrame(
-            df[["service", "pop", "unit_name"]], geometry=gpd.points_from_xy(df["x"], df["y"]), crs=cells.crs
+            {"service": service, "pop": pop, "unit_name": name},
+            geometry=gpd.points_from_xy(xs, ys), crs=cells.crs,
         ))
     if not frames:
         return gpd.GeoDataFrame({"service": [], "pop": []}, geometry=[], crs=cells.crs)
@@ -550,22 +578,28 @@ def uncovered_cells(result: RunResult, block_m: float | None = None) -> gpd.GeoD
 
 
 def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
-    """Service-circle polygons drawn from the reached road network (not buffers), per circle rule,
-    and the 15 km 城乡服务圈 polygon."""
+    """Service-circle polygons drawn from the reached road network (not buffers), per circle rule, and the 15 km 城乡服务圈 polygon."""
     from coverage.report.circles import reached_area
 
     model = result.model
     scn = model.inputs.scenario
     rows, urc = [], None
+    drawn: dict[tuple, Any] = {}  # rules with the same sources, mode and threshold share a polygon
     for rule in _rules(model.inputs.preset):
         mode = mode_of(rule, scn)
         g = model.graphs[mode]
-        sources, _ = _rule_sources(model, rule, mode)
-        if sources is None:
+        key = (mode, rule.service == "urban_rural" or tuple(sorted(rule.ftypes)), rule.threshold, rule.unit)
+        if key not in drawn:
+            sources, _ = _rule_sources(model, rule, mode)
+            if sources is None:
+                drawn[key] = None
+            else:
+                t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
+                # a node is inside the circle when someone standing there is within the threshold
+                drawn[key] = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
+        poly = drawn[key]
+        if poly is None:
             continue
-        t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
-        # a node is inside the circle when someone standing there is within the threshold
-        poly = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
         if poly.is_empty:
             continue
         if rule.service == "urban_rural":
@@ -578,7 +612,7 @@ def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     return circles, urc
 
 
-def write_outputs(
+def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     result: RunResult,
     out: str | Path,
     progress: Any = None,
@@ -590,8 +624,7 @@ def write_outputs(
     extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
     change: gpd.GeoDataFrame | None = None,
 ) -> RunResult:
-    """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html
-    into ``out`` atomically.
+    """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html into ``out`` atomically.
 
     Parameters
     ----------
@@ -627,7 +660,7 @@ def write_outputs(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
         )
         no_data = no_data_of(result.summary)
-        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)
+        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)  # once, for all files
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
         if no_data:  # rows without input data say so instead of showing 0 covered
             csv = _no_data_csv(tables.coverage_csv_frame(result.summary, svc, result.by_unit, rule_labels),
@@ -642,13 +675,13 @@ def write_outputs(
                               comparison=comparison)
         if comparison is not None:
             comparison.to_csv(tmp / "comparison.csv", index=False, encoding="utf-8-sig")
-        units = unit_shares(result)
-        uncovered = uncovered_cells(result)
-        uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M)
+        units = unit_shares(result, svc)
+        lack = lacking(result)
+        uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
         circles, urc = circle_polygons(result)
         layers = {
-            "demand_cells": cells, "facilities": inputs.facilities, "units": units,
-            "uncovered": uncovered, "gaps": _gap_points(result.gaps),
+            "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
+            "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
         }
         if circles is not None:
             layers["service_circles"] = circles
@@ -666,13 +699,15 @@ def write_outputs(
         layers.update(extra_layers or {})
         if change is not None and len(change):
             layers["coverage_change"] = change
-        gpkg.write_layers(tmp / "layers.gpkg", layers)
+        # the per-cell layers are large: no R-tree (QGIS reads them without; "Create spatial index"
+        # in the layer properties adds one when wanted)
+        gpkg.write_layers(tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS)
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
             change=change, derived_urban=derived,
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
-            title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,
+            title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
         )
         times = {
             r.service: cells[r.column].to_numpy()
@@ -727,6 +762,51 @@ def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
         out[lab[c]] = [evaluate.NO_DATA if h else ("" if pd.isna(v) else (int(v) if whole else v))
                        for h, v in zip(hit, out[lab[c]])]
     return out
+
+
+
+#: layers.gpkg layers with one row per demand cell, written without an R-tree.
+CELL_LAYERS = ("demand_cells", "uncovered", "coverage_change")
+
+
+def cells_layer(result: RunResult) -> gpd.GeoDataFrame:
+    """The ``demand_cells`` layer of layers.gpkg: the cells without repeated text.
+
+    ``unit_name`` is left out (``unit_code`` joins the ``units`` layer, which has the names) and
+    travel times are rounded to 0.1 min (metres rules: to 1 m); everything else is as computed.
+    """
+    cells = result.model.cells
+    out = cells.copy(deep=False)  # columns are dropped or replaced, never written into
+    for c in ("unit_name", "lon", "lat"):
+        if c in out.columns:
+            del out[c]
+    rules = [*result.model.inputs.preset.active_circles(), result.model.inputs.preset.urban_rural()]
+    for rule in rules:
+        if rule is not None and rule.column in out.columns:
+            t = out[rule.column].to_numpy(dtype=float)
+            out[rule.column] = np.round(t, 1 if rule.unit == "minutes" else 0)
+    return out
+
+
+def uncovered_layer(result: RunResult, lack: dict[str, np.ndarray] | None = None) -> gpd.GeoDataFrame:
+    """The ``uncovered`` layer of layers.gpkg: one point per cell where someone lacks a service.
+
+    Columns ``cell`` and ``unit_code`` (join ``demand_cells`` and ``units``) and one
+    ``uncovered_<service>`` per service: people of the service's groups outside its circle
+    (0 when fewer than half a person).
+    """
+    cells = result.model.cells
+    lack = lack if lack is not None else lacking(result)
+    data: dict[str, Any] = {}
+    keep = np.zeros(len(cells), dtype=bool)
+    for service, short in lack.items():
+        short = np.where(short > 0.5, short, 0.0)
+        data[f"uncovered_{service}"] = short
+        keep |= short > 0
+    idx = np.flatnonzero(keep)
+    cols: dict[str, Any] = {c: cells[c].to_numpy()[idx] for c in ("cell", "unit_code") if c in cells.columns}
+    cols.update({k: v[idx] for k, v in data.items()})
+    return gpd.GeoDataFrame(cols, geometry=cells.geometry.array[idx], crs=cells.crs)
 
 
 def _gap_points(gaps: pd.DataFrame) -> gpd.GeoDataFrame:
@@ -814,8 +894,7 @@ def run_demo(out: str | Path, console: Console | None = None, tiles: str = "none
 
 
 def demo_scenario_path() -> Path:
-    """The demo baseline scenario, beside the demo data (``scenarios/demo_baseline.yaml`` in a
-    checkout; ``coverage/_demo/scenarios`` inside an installed wheel)."""
+    """The demo baseline scenario, beside the demo data (``scenarios/demo_baseline.yaml`` in a checkout; ``coverage/_demo/scenarios`` inside an installed wheel)."""
     from coverage import demo
 
     path = demo.demo_data_dir().parent / "scenarios" / "demo_baseline.yaml"

@@ -168,8 +168,8 @@ class Population(_Model):
 class Speeds(_Model):
     """Speed overrides in km/h."""
 
-    walk_kmh: float | None = Field(None, gt=0)
-    ebike_kmh: float | None = Field(None, gt=0)
+    walk_kmh: float | None = Field(default=None, gt=0)
+    ebike_kmh: float | None = Field(default=None, gt=0)
     drive_kmh: dict[str, float] | None = None
 
 
@@ -186,7 +186,7 @@ class Network(_Model):
     #: :func:`coverage.network.road_class`.
     class_map: dict[str | int, str] | None = None
     mode: dict[str, Literal["walk", "drive", "ebike"]] = Field(default_factory=dict)
-    speeds: Speeds = Field(default_factory=Speeds)
+    speeds: Speeds = Field(default_factory=lambda: Speeds())
 
 
 class FacilitySource(_Model):
@@ -252,12 +252,16 @@ class Changes(_Model):
         return [str(x) for x in v] if isinstance(v, list) else v
 
 
+_FORMATS: tuple[Literal["summary", "csv", "xlsx", "gpkg", "map", "report"], ...] = (
+    "summary", "csv", "xlsx", "gpkg", "map", "report")
+
+
 class Output(_Model):
     """``output:`` — where and what to write."""
 
     dir: RelPath | None = None
     formats: list[Literal["summary", "csv", "xlsx", "gpkg", "map", "report"]] = Field(
-        default_factory=lambda: ["summary", "csv", "xlsx", "gpkg", "map", "report"]
+        default_factory=lambda: list(_FORMATS)
     )
     year: int | None = None
     county: str | None = None

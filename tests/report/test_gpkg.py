@@ -170,3 +170,15 @@ def test_gpkg_ready_conversions() -> None:
     assert out["cat"].iloc[0] == "甲" and pd.isna(out["cat"].iloc[1])
     assert list(out["mixed"]) == ["1", "x"]
     assert out["g2"].iloc[0] == "POINT (0 0)" and out["g2"].iloc[1] is None
+
+
+def test_spatial_index_skipped_for_named_layers(tmp_path: Path, layers) -> None:
+    import sqlite3
+
+    path = write_layers(tmp_path / "l.gpkg", {"units": layers["units"], "facilities": layers["facilities"]},
+                        spatial_index_skip=("facilities",))
+    with sqlite3.connect(path) as con:
+        tables = {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+    assert any(t.startswith("rtree_units") for t in tables)
+    assert not any(t.startswith("rtree_facilities") for t in tables)
+    assert len(pyogrio.read_dataframe(path, layer="facilities")) == len(layers["facilities"])

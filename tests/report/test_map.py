@@ -274,3 +274,42 @@ def test_map_in_headless_chromium(tmp_path, shared_data, macau_facilities, repo_
     assert rep.banner == "合成示例数据 / synthetic demo data"
     assert rep.n_layers > len(macau_facilities)  # every facility became a Leaflet layer
     assert shot.stat().st_size > 10_000
+
+
+def test_uncovered_points_merged_into_blocks_keep_every_person(monkeypatch) -> None:
+    """Above MAP_MAX_POINTS a service's points are summed into blocks; nobody is lost."""
+    from coverage.report import map as map_
+
+    rng = np.random.default_rng(5)
+    n = 5000
+    xy = rng.uniform(0, 20_000, (n, 2)) + [500_000, 3_900_000]
+    pts = gpd.GeoDataFrame({"service": ["school"] * n + ["clinic"] * 10,
+                            "pop": np.r_[rng.uniform(1, 30, n), np.ones(10)]},
+                           geometry=gpd.points_from_xy(np.r_[xy[:, 0], xy[:10, 0]], np.r_[xy[:, 1], xy[:10, 1]]),
+                           crs=32649)
+    monkeypatch.setattr(map_, "MAP_MAX_POINTS", 800)
+    out = map_._merge_points(pts, max_points=800)
+    school = out[out["service"] == "school"]
+    assert len(school) <= 800 and len(out[out["service"] == "clinic"]) == 10
+    assert school["pop"].sum() == pytest.approx(pts.loc[pts["service"] == "school", "pop"].sum())
+
+
+def test_compact_encoding_round_trips_to_a_metre() -> None:
+    from shapely.geometry import Polygon
+
+    from coverage.report.map import _encode
+
+    poly = Polygon([(113.5, 22.1), (113.6, 22.1), (113.6, 22.2), (113.5, 22.2)],
+                   [[(113.52, 22.12), (113.53, 22.12), (113.53, 22.13)]])
+    enc = _encode(gpd.GeoDataFrame(geometry=[poly, Point(113.512345, 22.187654)], crs=4326))
+    s = enc["s"]
+
+    def ring(a):
+        xy = np.cumsum(np.asarray(a, dtype=float).reshape(-1, 2), axis=0) / s
+        return xy
+
+    shell, hole = enc["g"][0]
+    assert enc["t"] == ["Polygon", "Point"]
+    assert np.allclose(ring(shell), np.asarray(poly.exterior.coords), atol=1e-5)
+    assert np.allclose(ring(hole), np.asarray(poly.interiors[0].coords), atol=1e-5)
+    assert np.allclose(np.asarray(enc["g"][1]) / s, [113.512345, 22.187654], atol=1e-5)

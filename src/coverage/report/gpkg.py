@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,12 @@ log = logging.getLogger(__name__)
 _LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
-def write_layers(path: str | os.PathLike[str], layers: Mapping[str, GeoDataFrame]) -> Path:
+def write_layers(
+    path: str | os.PathLike[str],
+    layers: Mapping[str, GeoDataFrame],
+    *,
+    spatial_index_skip: Collection[str] = (),
+) -> Path:
     """Write several layers into one GeoPackage, atomically.
 
     Parameters
@@ -62,6 +67,10 @@ def write_layers(path: str | os.PathLike[str], layers: Mapping[str, GeoDataFrame
         then letters, digits or ``_``; at most 63 characters; unique ignoring case). A plain
         :class:`pandas.DataFrame` without geometry is written as an attribute-only table. Columns
         are converted with :func:`gpkg_ready` (``inf`` → ``NULL``, bool → 0/1, lists/dicts → JSON).
+    spatial_index_skip : collection of str
+        Layers written without the GeoPackage R-tree. An R-tree costs about 60 bytes per feature;
+        for a layer with one point per 100 m cell that is a third of the file, and QGIS reads the
+        layer without it (it can add one: layer properties → Create spatial index).
 
     Returns
     -------
@@ -113,7 +122,9 @@ def write_layers(path: str | os.PathLike[str], layers: Mapping[str, GeoDataFrame
             if any(c.lower() == "fid" for c in ready.columns):
                 # GeoPackage names its integer primary key "fid"; our facilities carry a text
                 # ``fid`` column, so the primary key gets another name.
-                kwargs["layer_options"] = {"FID": _pk_name(ready.columns)}
+                kwargs.setdefault("layer_options", {})["FID"] = _pk_name(ready.columns)
+            if name in spatial_index_skip:
+                kwargs.setdefault("layer_options", {})["SPATIAL_INDEX"] = "NO"
             if isinstance(ready, GeoDataFrame):
                 kwargs["promote_to_multi"] = _mixed_single_multi(ready)
                 if len(ready) == 0:
@@ -145,11 +156,13 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
     coverage.errors.InputError
         When two column names differ only by case (SQLite would refuse them).
     """
-    out = df.copy()
+    # shallow: converted columns are replaced, never written into, so the caller's arrays are not
+    # duplicated (a million-cell layer would otherwise be copied whole before writing)
+    out = df.copy(deep=False)
     if out.index.name is not None and out.index.name not in out.columns:
         out = out.reset_index()
     else:
-        out = out.reset_index(drop=True)
+        out.index = pd.RangeIndex(len(out))
     geom_name = None
     if isinstance(out, GeoDataFrame):
         active = out._geometry_column_name
@@ -207,6 +220,8 @@ def _convert(s: pd.Series) -> pd.Series:
         return s
     # object column: inspect the values
     values = s.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return s  # text with gaps (the common case), checked in C rather than value by value
     present = [v for v in values if not is_missing(v)]
     if present and all(isinstance(v, bool | np.bool_) for v in present):
         return pd.Series(

@@ -1,4 +1,4 @@
-"""Interactive meeting map (``map.html``) that works with no network at all.
+r"""Interactive meeting map (``map.html``) that works with no network at all.
 
 County meeting rooms are often on an intranet, and public CDNs are unreliable from China, so the
 page loads **no** network resource: Leaflet's JavaScript and CSS are inlined from the PyPI package
@@ -34,8 +34,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element
+from branca.element import Element, MacroElement
+from jinja2 import Template
 
+from coverage import settings
 from coverage.crs import wgs84_to_gcj02
 from coverage.categories import FTYPES, SERVICES, TIERS, service_label
 from coverage.report._util import atomic_target
@@ -108,7 +110,13 @@ TILES: dict[str, list[tuple[str, str, str]]] = {
     ],
 }
 
-_COORD_DECIMALS = 6  # 1e-6° ≈ 0.1 m
+_COORD_DECIMALS = 6  # 1e-6° ≈ 0.1 m: facilities, candidates and proposed sites
+#: Polygons and aggregated points are drawn at 1e-5° (≈ 1 m), as integers (see ``_encode``).
+_COMPACT_DECIMALS = 5
+#: Douglas–Peucker tolerance of polygons on the map, metres (the GeoPackage keeps the full outline).
+MAP_SIMPLIFY_M: float = 25.0
+#: Most uncovered-people points per service layer: blocks are merged 2 × 2 until there are fewer.
+MAP_MAX_POINTS: int = 12_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -175,8 +183,14 @@ def normalise_ids(text: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def _display_frame(gdf: gpd.GeoDataFrame | None, gcj02: bool) -> gpd.GeoDataFrame | None:
-    """Reproject to EPSG:4326, optionally shift to GCJ-02, round coordinates; drop empty rows."""
+def _display_frame(
+    gdf: gpd.GeoDataFrame | None, gcj02: bool, simplify_m: float = 0.0
+) -> gpd.GeoDataFrame | None:
+    """Reproject to EPSG:4326, optionally shift to GCJ-02, round coordinates; drop empty rows.
+
+    With ``simplify_m`` polygons and lines are first simplified by that many metres (in a metric
+    CRS, topology preserved); points are never moved.
+    """
     if gdf is None or len(gdf) == 0:
         return None
     if gdf.crs is None:
@@ -185,6 +199,8 @@ def _display_frame(gdf: gpd.GeoDataFrame | None, gcj02: bool) -> gpd.GeoDataFram
             "a layer has no CRS, so it cannot be drawn; set the CRS when reading it.",
             field="geometry",
         )
+    if simplify_m > 0:
+        gdf = _simplified(gdf, simplify_m)
     out = gdf.to_crs(4326) if not gdf.crs.equals("EPSG:4326") else gdf.copy()
     geoms = np.asarray(out.geometry.array, dtype=object)
     keep = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
@@ -201,6 +217,19 @@ def _display_frame(gdf: gpd.GeoDataFrame | None, gcj02: bool) -> gpd.GeoDataFram
 
     out = out.set_geometry(gpd.GeoSeries(shapely.transform(geoms, shift), index=out.index, crs=4326))
     return out
+
+
+def _simplified(gdf: gpd.GeoDataFrame, tol_m: float) -> gpd.GeoDataFrame:
+    """Polygons and lines simplified by ``tol_m`` metres (geographic layers via a local metric CRS)."""
+    geoms = np.asarray(gdf.geometry.array, dtype=object)
+    kind = shapely.get_type_id(geoms)
+    if not np.isin(kind, [1, 2, 3, 5, 6]).any():  # no lines or polygons
+        return gdf
+    metric = gdf if gdf.crs.is_projected else gdf.to_crs(gdf.estimate_utm_crs())
+    simple = shapely.simplify(np.asarray(metric.geometry.array, dtype=object), tol_m, preserve_topology=True)
+    simple = np.where(np.isin(kind, [1, 2, 3, 5, 6]), simple, np.asarray(metric.geometry.array, dtype=object))
+    out = metric.set_geometry(gpd.GeoSeries(simple, index=metric.index, crs=metric.crs))
+    return out if gdf.crs.is_projected else out.to_crs(gdf.crs)
 
 
 def _feature_collection(gdf: gpd.GeoDataFrame, props: pd.DataFrame) -> dict[str, Any]:
@@ -260,6 +289,162 @@ def _service_sort_key(service: str) -> tuple[int, str]:
 
 
 # --------------------------------------------------------------------------------------------
+# compact layers: quantised, delta-encoded geometry decoded in the page
+# --------------------------------------------------------------------------------------------
+
+#: Decoder of :func:`_encode`'s payload into a GeoJSON FeatureCollection (feature property ``i`` =
+#: row number, which indexes the layer's property arrays ``P``).
+_DECODE_JS = """<script>
+function covDecode(d) {
+  var s = d.s, f = [];
+  function R(a) { var o = [], x = 0, y = 0;
+    for (var k = 0; k < a.length; k += 2) { x += a[k]; y += a[k + 1]; o.push([x / s, y / s]); }
+    return o; }
+  for (var i = 0; i < d.g.length; i++) {
+    var t = typeof d.t === "string" ? d.t : d.t[i], g = d.g[i], c;
+    if (t === "Point") c = [g[0] / s, g[1] / s];
+    else if (t === "LineString") c = R(g);
+    else if (t === "Polygon" || t === "MultiLineString") c = g.map(R);
+    else c = g.map(function (p) { return p.map(R); });
+    f.push({type: "Feature", properties: {i: i}, geometry: {type: t, coordinates: c}});
+  }
+  return {type: "FeatureCollection", features: f};
+}
+</script>"""
+
+
+def _encode(gdf: gpd.GeoDataFrame, decimals: int = _COMPACT_DECIMALS) -> dict[str, Any]:
+    """Geometry as integers of ``10**-decimals`` degrees, each ring or line as the first position then differences (``[x0, y0, dx1, dy1, …]``); repeated positions after rounding are dropped.
+
+    Returns ``{"s": 10**decimals, "t": geometry type (or one per row), "g": [coordinates …]}``, for
+    ``covDecode`` in the page. Five decimals are about 1 m.
+    """
+    q = 10**decimals
+
+    def ring(coords: np.ndarray) -> list[int]:
+        a = np.rint(np.asarray(coords)[:, :2] * q).astype(np.int64)
+        if len(a) > 1:
+            a = a[np.r_[True, (np.diff(a, axis=0) != 0).any(axis=1)]]
+        d = a.copy()
+        d[1:] -= a[:-1]
+        return d.ravel().tolist()
+
+    def poly(p: Any) -> list[list[int]]:
+        return [ring(p.exterior.coords), *[ring(r.coords) for r in p.interiors]]
+
+    geoms = np.asarray(gdf.geometry.array, dtype=object)
+    types = [g.geom_type for g in geoms]
+    if set(types) == {"Point"}:
+        xy = np.rint(shapely.get_coordinates(geoms) * q).astype(np.int64)
+        return {"s": q, "t": "Point", "g": xy.tolist()}
+    out = []
+    for g, t in zip(geoms, types):
+        if t == "Point":
+            out.append(np.rint(np.array([g.x, g.y]) * q).astype(np.int64).tolist())
+        elif t == "LineString":
+            out.append(ring(g.coords))
+        elif t == "MultiLineString":
+            out.append([ring(x.coords) for x in g.geoms])
+        elif t == "Polygon":
+            out.append(poly(g))
+        elif t == "MultiPolygon":
+            out.append([poly(x) for x in g.geoms])
+        else:
+            raise ValueError(f"cannot draw a {t} on the map")
+    return {"s": q, "t": types[0] if len(set(types)) == 1 else types, "g": out}
+
+
+def _js(obj: Any) -> str:
+    """Compact JSON that is safe inside an inline ``<script>``."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+
+
+class _CompactLayer(MacroElement):
+    """A layer drawn from :func:`_encode`'s payload, styled and labelled by small JS expressions.
+
+    The expressions see ``i`` (the feature's row) and ``P`` (the layer's property arrays). A
+    layer can reuse the decoded features of an earlier one (``shared``), so the 乡镇 outlines are
+    written once for the boundary layer and every coverage choropleth.
+    """
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+{%- if this.payload %}
+var {{ this.data_name }} = covDecode({{ this.payload }});
+{%- endif %}
+(function () {
+  var P = {{ this.props }};
+  var S = function (f) { var i = f.properties.i; return {{ this.style }}; };
+  L.geoJson({{ this.data_name }}, {
+    style: S,
+    {%- if this.marker %}
+    pointToLayer: function (f, ll) { return L.circleMarker(ll, Object.assign({{ this.marker }}, S(f))); },
+    {%- endif %}
+    {%- if this.tooltip %}
+    onEachFeature: function (f, l) { var i = f.properties.i; l.bindTooltip({{ this.tooltip }}); },
+    {%- endif %}
+  }).addTo({{ this._parent.get_name() }});
+})();
+{% endmacro %}
+""")
+
+    def __init__(
+        self,
+        gdf: gpd.GeoDataFrame | None,
+        props: dict[str, Sequence[Any]],
+        style: str,
+        *,
+        tooltip: str = "",
+        marker: dict[str, Any] | None = None,
+        shared: _CompactLayer | None = None,
+    ) -> None:
+        super().__init__()
+        self._name = "CompactLayer"
+        if shared is None:
+            if gdf is None:
+                raise ValueError("a compact layer needs features or a shared layer")
+            self.payload = _js(_encode(gdf))
+            self.data_name = f"{self.get_name()}_data"
+        else:
+            self.payload = ""
+            self.data_name = shared.data_name
+        self.props = _js({k: [_json_value(v) for v in vals] for k, vals in props.items()})
+        self.style = style
+        self.tooltip = tooltip
+        self.marker = _js(marker) if marker else ""
+
+
+def _merge_points(cells: gpd.GeoDataFrame, max_points: int = MAP_MAX_POINTS) -> gpd.GeoDataFrame:
+    """Uncovered people per service summed into square blocks (``settings.MAP_BLOCK_M``, doubled until a service has at most ``max_points``), at the people-weighted centre.
+
+    Only ``service`` and ``pop`` are kept: the map shows how many people lack what, where; the
+    per-cell rows stay in layers.gpkg.
+    """
+    frames = []
+    metric = cells if cells.crs is None or cells.crs.is_projected else cells.to_crs(cells.estimate_utm_crs())
+    x, y = metric.geometry.x.to_numpy(), metric.geometry.y.to_numpy()
+    service = metric["service"].map(_text).to_numpy()
+    pop = pd.to_numeric(metric["pop"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+    for sv in pd.unique(service):
+        m = service == sv
+        px, py, pp = x[m], y[m], pop[m]
+        block = float(settings.MAP_BLOCK_M)
+        while len(pp) > max_points:
+            key = np.floor(px / block) * 1e9 + np.floor(py / block)
+            _, inv = np.unique(key, return_inverse=True)
+            w = np.bincount(inv, weights=pp)
+            safe = np.where(w > 0, w, 1.0)
+            px = np.where(w > 0, np.bincount(inv, weights=px * pp) / safe, np.bincount(inv, weights=px) / np.bincount(inv))
+            py = np.where(w > 0, np.bincount(inv, weights=py * pp) / safe, np.bincount(inv, weights=py) / np.bincount(inv))
+            pp = w
+            block *= 2
+        frames.append(gpd.GeoDataFrame({"service": sv, "pop": pp}, geometry=gpd.points_from_xy(px, py),
+                                       crs=metric.crs))
+    out = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=metric.crs)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
 # layers
 # --------------------------------------------------------------------------------------------
 
@@ -293,13 +478,13 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str],
                no_data: Collection[str] = ()) -> list[str]:
     names = units["name"].map(_text) if "name" in units else pd.Series("", index=units.index)
     kinds = units["kind"].map(_text) if "kind" in units else pd.Series("", index=units.index)
-    props = pd.DataFrame({"乡镇（街道）": names.to_numpy(), "类型": kinds.to_numpy()})
     group = folium.FeatureGroup(name="乡镇（街道）边界", show=True)
-    _geojson(
-        _feature_collection(units, props),
-        lambda f: {"color": "#444444", "weight": 1.2, "fillOpacity": 0.0, "fill": False},
-        tooltip_fields=["乡镇（街道）", "类型"],
-    ).add_to(group)
+    outline = _CompactLayer(
+        units, {"n": names.tolist(), "k": kinds.tolist()},
+        '{color: "#444444", weight: 1.2, fillOpacity: 0.0, fill: false}',
+        tooltip='"乡镇（街道）：" + P.n[i] + "<br>类型：" + P.k[i]',
+    )
+    outline.add_to(group)
     group.add_to(m)
     added = ["乡镇（街道）边界"]
     services = sorted(
@@ -310,20 +495,13 @@ def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str],
         colours = [_classify(s, _SHARE_CLASSES) if np.isfinite(s) else NO_DATA_FILL for s in share]
         missing = "无设施数据" if service in no_data else "无人口"
         pct = [f"{s * 100:.1f}%" if np.isfinite(s) else missing for s in share]
-        props = pd.DataFrame(
-            {"乡镇（街道）": names.to_numpy(), "覆盖率": pct, "_fill": colours}, index=units.index
-        )
         label = f"覆盖率-{service_label(service, short=True)}" + ("（无设施数据）" if service in no_data else "")
         group = folium.FeatureGroup(name=label, show=(k == 0))
-        _geojson(
-            _feature_collection(units, props),
-            lambda f: {
-                "color": "#555555",
-                "weight": 0.8,
-                "fillColor": f["properties"]["_fill"],
-                "fillOpacity": 0.55,
-            },
-            tooltip_fields=["乡镇（街道）", "覆盖率"],
+        # the outlines are decoded once (the boundary layer's); each choropleth adds its colours
+        _CompactLayer(
+            None, {"n": names.tolist(), "v": pct, "c": colours},
+            '{color: "#555555", weight: 0.8, fillColor: P.c[i], fillOpacity: 0.55}',
+            tooltip='"乡镇（街道）：" + P.n[i] + "<br>覆盖率：" + P.v[i]', shared=outline,
         ).add_to(group)
         group.add_to(m)
         added.append(label)
@@ -403,27 +581,22 @@ def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> 
 
 
 def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
-    _need(cells, "service", "uncovered")
-    _need(cells, "pop", "uncovered")
     cells = cells.copy()
     cells["service"] = cells["service"].map(_text)
+    palette = _js([c for _, c, _ in _POP_CLASSES])
     added = []
     for i, service in enumerate(sorted(cells["service"].unique(), key=_service_sort_key)):
         sub = cells[cells["service"] == service]
         pop = pd.to_numeric(sub["pop"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
-        props = pd.DataFrame(
-            {
-                "未覆盖人口": [f"{p:.0f}人" for p in pop],
-                "_fill": [_classify(p, _POP_CLASSES) for p in pop],
-            }
-        )
+        cls = [next(k for k, (lo, _, _) in enumerate(_POP_CLASSES) if p >= lo or k == len(_POP_CLASSES) - 1)
+               for p in pop]
         label = f"未覆盖人口-{service_label(service, short=True)}"
         group = folium.FeatureGroup(name=label, show=i == 0)
-        _geojson(
-            _feature_collection(sub, props),
-            lambda f: {"fillColor": f["properties"]["_fill"]},
-            marker=folium.CircleMarker(radius=4, stroke=False, fill=True, fill_opacity=0.85),
-            tooltip_fields=["未覆盖人口"],
+        _CompactLayer(
+            sub, {"n": [f"{p:.0f}" for p in pop], "c": cls},
+            f"{{fillColor: {palette}[P.c[i]]}}",
+            tooltip='"未覆盖人口：" + P.n[i] + "人"',
+            marker={"radius": 4, "stroke": False, "fill": True, "fillOpacity": 0.85},
         ).add_to(group)
         group.add_to(m)
         added.append(label)
@@ -449,18 +622,15 @@ def _add_change(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> li
         return []
     sub = cells[keep]
     g, lo, sv = gained[keep], lost[keep], service.to_numpy()[keep]
-    props = pd.DataFrame({
-        "服务": [service_label(x, short=True) for x in sv],
-        "变化": [f"+{a:.0f}人" if a > 0 else f"-{b:.0f}人" for a, b in zip(g, lo)],
-        "_fill": ["#1a9850" if a > 0 else "#d73027" for a in g],
-    })
     label = "覆盖变化（方案比较）"
     group = folium.FeatureGroup(name=label, show=True)
-    _geojson(
-        _feature_collection(sub, props),
-        lambda f: {"fillColor": f["properties"]["_fill"]},
-        marker=folium.CircleMarker(radius=4, stroke=False, fill=True, fill_opacity=0.85),
-        tooltip_fields=["服务", "变化"],
+    _CompactLayer(
+        sub, {"s": [service_label(x, short=True) for x in sv],
+              "d": [f"+{a:.0f}人" if a > 0 else f"-{b:.0f}人" for a, b in zip(g, lo)],
+              "g": [int(a > 0) for a in g]},
+        '{fillColor: P.g[i] ? "#1a9850" : "#d73027"}',
+        tooltip='"服务：" + P.s[i] + "<br>变化：" + P.d[i]',
+        marker={"radius": 4, "stroke": False, "fill": True, "fillOpacity": 0.85},
     ).add_to(group)
     group.add_to(m)
     legend.append(
@@ -480,12 +650,10 @@ def _add_circles(m: folium.Map, circles: gpd.GeoDataFrame, legend: list[str]) ->
         sub = circles[circles["service"] == service]
         colour = SERVICES[service].colour if service in SERVICES else "#636363"
         label = f"服务圈-{service_label(service, short=True)}"
-        props = pd.DataFrame({"服务圈": [label] * len(sub)})
         # one service at a time on opening (like the choropleths); the others are a click away
         group = folium.FeatureGroup(name=label, show=i == 0)
-        _geojson(
-            _feature_collection(sub, props),
-            lambda f, c=colour: {"color": c, "weight": 1.5, "fillColor": c, "fillOpacity": 0.15},
+        _CompactLayer(
+            sub, {}, f'{{color: "{colour}", weight: 1.5, fillColor: "{colour}", fillOpacity: 0.15}}',
         ).add_to(group)
         group.add_to(m)
         added.append(label)
@@ -517,12 +685,17 @@ def _add_simple(
         data["服务"] = gdf["service"].map(_text).map(service_label).to_numpy()
     props = pd.DataFrame(data, index=range(len(gdf)))
     group = folium.FeatureGroup(name=label, show=True)
-    _geojson(
-        _feature_collection(gdf, props),
-        lambda f: dict(style),
-        marker=marker,
-        tooltip_fields=list(data)[:2],
-    ).add_to(group)
+    if marker is None and not (gdf.geom_type == "Point").all():  # outlines: the compact encoding
+        fields = list(data)[:2]
+        tip = ' + "<br>" + '.join(f'"{f}：" + P[{_js(f)}][i]' for f in fields)
+        _CompactLayer(gdf, {f: list(data[f]) for f in fields}, _js(style), tooltip=tip).add_to(group)
+    else:
+        _geojson(
+            _feature_collection(gdf, props),
+            lambda f: dict(style),
+            marker=marker,
+            tooltip_fields=list(data)[:2],
+        ).add_to(group)
     group.add_to(m)
     legend.append(legend_html)
     return [label]
@@ -608,7 +781,7 @@ def check_tiles(tiles: str, tianditu_key: str | None = None) -> None:
         )
 
 
-def write_map(
+def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     path: str | os.PathLike[str],
     *,
     units: gpd.GeoDataFrame | None = None,
@@ -629,7 +802,10 @@ def write_map(
     """Write the interactive meeting map ``map.html`` (self-contained, no network needed).
 
     Every layer is optional (``None`` or empty is skipped). Inputs may be in any CRS; they are
-    reprojected to EPSG:4326 (and shifted to GCJ-02 for ``tiles="amap"``).
+    reprojected to EPSG:4326 (and shifted to GCJ-02 for ``tiles="amap"``). Polygons (units,
+    circles) are simplified by ``MAP_SIMPLIFY_M`` and, with the uncovered and change points,
+    written as 1e-5° integers (≈ 1 m) decoded in the page; facilities, candidates and proposed
+    sites keep 1e-6° GeoJSON with their popups. layers.gpkg keeps the full detail.
 
     Parameters
     ----------
@@ -643,8 +819,10 @@ def write_map(
         capacity_unit``; one layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
         ``ftype``, popups 名称/类型/级别/规模.
     uncovered : GeoDataFrame, optional
-        Demand-cell centres lacking a service: ``pop`` and ``service``; one layer per service
-        (未覆盖人口-<服务>), coloured by people.
+        Demand-cell (or block) centres lacking a service: ``pop`` and ``service``; one layer per
+        service (未覆盖人口-<服务>), coloured by people. A service with more than
+        ``MAP_MAX_POINTS`` points is summed into blocks (``settings.MAP_BLOCK_M``, doubled until it
+        fits) at the people-weighted centre, so a large county's map stays light.
     circles : GeoDataFrame, optional
         Reached-area polygons with a ``service`` column (服务圈-<服务>).
     urban_rural_circle : GeoDataFrame, optional
@@ -680,8 +858,14 @@ def write_map(
     """
     check_tiles(tiles, tianditu_key)
     gcj = tiles == "amap"
+    if uncovered is not None and len(uncovered):
+        _need(uncovered, "service", "uncovered")
+        _need(uncovered, "pop", "uncovered")
+        uncovered = _merge_points(uncovered)
+    # outlines are simplified for the map's scale; points keep their place
+    simplify = {"units": MAP_SIMPLIFY_M, "circles": MAP_SIMPLIFY_M, "urban_rural_circle": MAP_SIMPLIFY_M}
     layers = {
-        name: _display_frame(gdf, gcj)
+        name: _display_frame(gdf, gcj, simplify.get(name, 0.0))
         for name, gdf in [
             ("units", units),
             ("facilities", facilities),
@@ -719,6 +903,7 @@ def write_map(
     root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css")
     root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet")
     root.header.add_child(Element(_PAGE_CSS), name="coverage_css")
+    root.header.add_child(Element(_DECODE_JS), name="coverage_decode")
     _tile_layers(m, tiles, tianditu_key)
 
     legend: list[str] = []
