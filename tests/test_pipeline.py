@@ -130,54 +130,15 @@ def test_demo_map_in_headless_chromium(demo_out, tmp_path, repo_root):
     assert "合成示例数据" in rep.banner
 
 
-def _reference_rule_coverage(model: pipeline.Model, rule_id: str, unit_code: str) -> float:
-    """Independent reference: brute-force snapping onto the nearest road segment (shapely), every
-    snapped point inserted into the graph as a real node (``reference.split_adj``), then a plain
-    Dijkstra from a virtual source joined to the facilities by their legs."""
-    import reference
-    import shapely
-
-    inputs = model.inputs
-    rule = inputs.preset.circle(rule_id)
-    g = model.graphs[rule.mode]
-    tails = np.repeat(np.arange(g.n_nodes), np.diff(g.indptr))
-    lines = shapely.linestrings(np.stack([np.c_[g.x[tails], g.y[tails]], np.c_[g.x[g.indices], g.y[g.indices]]], 1))
-    walk_m_per_min = 4.8 * 1000 / 60
-
-    def snap(p) -> tuple[tuple[int, int, float], float]:
-        d = shapely.distance(lines, p)
-        e = int(np.argmin(d))
-        t = float(shapely.line_locate_point(lines[e], p, normalized=True))
-        return (int(tails[e]), int(g.indices[e]), t), float(d[e])
-
-    fac = inputs.facilities[inputs.facilities["ftype"].isin(rule.ftypes)]
-    cells = model.cells
-    sel = cells[(cells["unit_code"] == unit_code) & (cells["urban"] == (rule.applies_to == "urban"))]
-    snapped = [snap(p) for p in list(fac.geometry) + list(sel.geometry)]
-    adj, node_of = reference.split_adj(
-        g.n_nodes, zip(tails.tolist(), g.indices.tolist(), g.minutes.tolist()), [s[0] for s in snapped])
-    adj["S"] = {}
-    for k in range(len(fac)):
-        leg = snapped[k][1]
-        if leg <= 1000:
-            node, w = node_of[k], leg / walk_m_per_min
-            adj["S"][node] = min(w, adj["S"].get(node, np.inf))
-    dist = reference.dijkstra(adj, "S", 0.0, rule.threshold)
-    covered = 0.0
-    for k, people in enumerate(sel[rule.group], start=len(fac)):
-        leg = snapped[k][1]
-        if leg <= 1000 and dist.get(node_of[k], np.inf) + leg / walk_m_per_min <= rule.threshold:
-            covered += people
-    return covered
-
-
 def test_coverage_matches_independent_reference(repo_root):
     """One 街道 and one rule, recomputed without the engine (networkx + brute force)."""
     inputs = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
     model = pipeline.build_model(inputs)
     result = pipeline.evaluate_model(model)
     code = "629901002000"  # 东关街道
-    ref = _reference_rule_coverage(model, "elderly_urban_15min", code)
+    import reference
+
+    ref = reference.rule_coverage(model, "elderly_urban_15min", unit_code=code)
     row = result.by_unit[(result.by_unit["rule_id"] == "elderly_urban_15min") & (result.by_unit["unit_code"] == code)]
     assert ref > 0
     assert float(row["covered"].iloc[0]) == pytest.approx(ref, rel=1e-9)
