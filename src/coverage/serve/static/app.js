@@ -47,6 +47,7 @@
     uncovered: L.layerGroup().addTo(map), candidates: L.layerGroup().addTo(map), facilities: L.layerGroup().addTo(map),
     proposals: L.layerGroup().addTo(map) };
   let ST = null, SUM = null, FAC = null, service = "elderly", pending = null;
+  window.covplanMap = map;
   window.covplanState = () => ({ summary: SUM, facilities: FAC, service: service, lang: lang });
 
   function shareColor(s) { return s === null || s === undefined ? "#ccc" : s >= 0.95 ? "#1a9850" : s >= 0.85 ? "#91cf60" : s >= 0.7 ? "#fee08b" : s >= 0.5 ? "#fc8d59" : "#d73027"; }
