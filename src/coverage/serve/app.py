@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from coverage import access, categories, pipeline, settings
+from coverage.incremental import concat_snapped
 from coverage.errors import InputError
 from coverage.serve.state import Session
 
@@ -110,13 +111,20 @@ class Layers:
         from coverage.report.circles import reached_area
 
         model = res.model
+        inp = model.inputs
+        live = self.s.variant.live
         polys = []
         for rule in rules:
-            mode = pipeline.mode_of(rule, model.inputs.scenario)
+            mode = pipeline.mode_of(rule, inp.scenario)
             g = model.graphs[mode]
-            sources, _ = pipeline._rule_sources(model, rule, mode)
-            if sources is None:
-                continue
+            if getattr(rule, "ftypes", None) is None:  # the 15 km circle: from the seat, a place (no leg cap)
+                seat = gpd.GeoSeries(gpd.points_from_xy([inp.seat[0]], [inp.seat[1]]), crs="EPSG:4326")
+                sources = access.snap(g, seat, max_leg_m=float("inf"))
+            else:
+                keys = [k for k, f in live.ftype.items() if f in rule.ftypes]
+                if not keys:
+                    continue
+                sources = concat_snapped([live.snaps[mode][k] for k in keys], keys)
             t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
             poly = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
             if not poly.is_empty:

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import geopandas as gpd
@@ -41,12 +40,13 @@ def _problem_error(p: Problem) -> InputError:
 
 
 def _schema_error(err: ValidationError) -> InputError:
-    """A malformed ``changes`` body as the bilingual schema message of ``covplan validate``."""
-    from coverage.scenario import _problems_from_validation
-
-    probs = _problems_from_validation(err, None, Path("changes"))
-    p = probs[0]
-    return InputError("changes." + p.zh, "changes." + p.en, field="changes." + (p.field or ""), code="schema")
+    """A malformed ``changes`` body: the key path, what is wrong (in Chinese and English) and the value."""
+    e = err.errors(include_url=False)[0]
+    key = "changes." + ".".join(str(x) for x in e["loc"])
+    zh = {"missing": "缺少必填项", "extra_forbidden": "未知的键（拼写错误？）", "float_parsing": "应为数字",
+          "string_type": "应为文字", "list_type": "应为列表", "model_type": "应为键值对（映射）"}.get(e["type"], "取值无效")
+    val = "" if e["type"] in ("missing", "model_type") else f"：{e.get('input')!r}"
+    return InputError(f"{key}: {zh}{val}", f"{key}: {e['msg']}", field=key, code="schema")
 
 
 @dataclass
@@ -99,7 +99,6 @@ class Session:
         self.variants: dict[str, Variant] = {}
         self.current = "方案1"
         self.variants[self.current] = self._clone(base, self.current)
-        self._base_result: pipeline.RunResult | None = None
 
     # -- variants --------------------------------------------------------------------------------
 
@@ -268,21 +267,67 @@ class Session:
             if fid in fids and fid not in gone:
                 row = v.facilities.loc[v.facilities["fid"] == fid].iloc[0]
                 move_adds.append(self._as_add(row).model_copy(update={"lon": float(m["lon"]), "lat": float(m["lat"])}))
-        for fid in [*ch.remove, *[str(m["id"]) for m in moves]]:
+        for fid in [*ch.remove, *[u.id for u in ch.upgrade], *[str(m["id"]) for m in moves]]:
             if fid not in fids:
                 raise InputError(
                     f"设施编号 {fid} 不存在（或已删除）。请核对编号。",
                     f"facility id {fid} does not exist (or was removed). Check the id.",
                     field="changes", code="change_unknown_id")
-        # the reading path's own checks: unknown ids, categories and types, points outside the area
-        r = inputs_mod._Reader(self.path.with_name(".covplan-serve-changes.yaml"), [])
-        sc = SimpleNamespace(changes=Changes(add=[*adds, *move_adds], remove=ch.remove, upgrade=ch.upgrade),
-                             facilities=[1])
-        inputs_mod._check_changes(sc, SimpleNamespace(boundary=self.inputs.boundary), fids, r)
-        for p in r.problems:
-            if p.severity == "error" or p.code == "change_outside":
-                raise _problem_error(p)
+        for p in self._check_points([*adds, *move_adds], ch.upgrade):
+            raise _problem_error(p)
         return {"remove": list(ch.remove), "upgrade": list(ch.upgrade), "move": move_adds, "add": adds}
+
+    def _check_points(self, adds: list[AddFacility], upgrades: list[Upgrade]) -> list[Problem]:
+        """The checks of ``covplan validate`` on added facilities and upgrades: category, type, a
+        point outside the area (or with lon and lat swapped); same codes and messages."""
+        from coverage.crs import to_wgs84
+
+        out: list[Problem] = []
+        bnd = self.inputs.boundary
+
+        def outside(lon: float, lat: float) -> float:
+            pt = gpd.GeoSeries(gpd.points_from_xy([lon], [lat]), crs="EPSG:4326").to_crs(bnd.crs)
+            return float(bnd.distance(pt.iloc[0]).min()) if abs(lat) <= 90 else float("inf")
+
+        for i, a in enumerate(adds):
+            fld = f"changes.add[{i}]"
+            cat = categories.FTYPES[a.category].service if a.category in categories.FTYPES and a.ftype is None else a.category
+            if cat not in categories.SERVICES:
+                out.append(Problem(
+                    zh=f"新增设施 {a.id}（{a.name}）的服务类别 category: {a.category} 未知。可用：{', '.join(categories.SERVICES)}（或设施类型代码，如 day_care）。",
+                    en=f"added facility {a.id} ({a.name}) has unknown category {a.category!r}; use one of {', '.join(categories.SERVICES)} (or an ftype key such as day_care).",
+                    field=f"{fld}.category", code="change_unknown_category"))
+            elif a.ftype is not None and a.ftype not in categories.FTYPES:
+                out.append(Problem(
+                    zh=f"新增设施 {a.id} 的设施类型 ftype: {a.ftype} 未知。可用：{', '.join(categories.FTYPES)}。",
+                    en=f"added facility {a.id} has unknown ftype {a.ftype!r}; valid keys: {', '.join(categories.FTYPES)}.",
+                    field=f"{fld}.ftype", code="change_unknown_ftype"))
+            elif a.ftype is not None and categories.FTYPES[a.ftype].service != cat:
+                out.append(Problem(
+                    zh=f"新增设施 {a.id} 的 ftype: {a.ftype} 属于 {categories.FTYPES[a.ftype].service}，与 category: {a.category} 不符。",
+                    en=f"added facility {a.id}: ftype {a.ftype} belongs to {categories.FTYPES[a.ftype].service}, not to category {a.category}.",
+                    field=f"{fld}.ftype", code="change_ftype_mismatch"))
+            lon, lat = to_wgs84([a.lon], [a.lat], "wgs84") if abs(a.lat) <= 90 else ([a.lon], [a.lat])
+            d = outside(float(lon[0]), float(lat[0]))
+            if d > 0:
+                if abs(a.lon) <= 90 and outside(a.lat, a.lon) == 0:
+                    out.append(Problem(
+                        zh=f"新增设施 {a.id}（{a.name}）的经纬度写反了：lon: {a.lon}, lat: {a.lat}；对调后（lon: {a.lat}, lat: {a.lon}）正好在评估范围内。请把 lon 写经度（如 106.7）、lat 写纬度（如 35.5）。",
+                        en=f"added facility {a.id} ({a.name}) has lon and lat swapped: lon: {a.lon}, lat: {a.lat}; swapped (lon: {a.lat}, lat: {a.lon}) it lies inside the area. Put the longitude (e.g. 106.7) in lon and the latitude (e.g. 35.5) in lat.",
+                        field=f"{fld}.lon/lat", code="change_lonlat_swapped"))
+                else:
+                    far = not np.isfinite(d) or d > inputs_mod.FAR_OUTSIDE_M
+                    out.append(Problem(
+                        zh=f"新增设施 {a.id}（{a.name}）的坐标 ({a.lon}, {a.lat}) 在评估范围之外（相距 {'很远' if not np.isfinite(d) else f'{d / 1000:.1f} 公里'}）。请检查坐标与 crs。",
+                        en=f"added facility {a.id} ({a.name}) at ({a.lon}, {a.lat}) lies {'far' if not np.isfinite(d) else f'{d / 1000:.1f} km'} outside the area. Check the coordinates and crs.",
+                        field=f"{fld}.lon/lat", code="change_far_outside" if far else "change_outside"))
+        for i, u in enumerate(upgrades):
+            if u.ftype is not None and u.ftype not in categories.FTYPES:
+                out.append(Problem(
+                    zh=f"changes.upgrade 中 {u.id} 的 ftype: {u.ftype} 未知。可用：{', '.join(categories.FTYPES)}。",
+                    en=f"unknown ftype {u.ftype!r} for {u.id} in changes.upgrade; valid keys: {', '.join(categories.FTYPES)}.",
+                    field=f"changes.upgrade[{i}].ftype", code="change_unknown_ftype"))
+        return out
 
     def _fresh_id(self, taken: set[str]) -> str:
         while f"N{self._next_id}" in taken:
@@ -550,10 +595,8 @@ class Session:
     def export(self, name: str | None = None) -> tuple[Path, list[str]]:
         """Save the plan YAML and write its ``covplan compare`` outputs (gaps.xlsx, report.html, map.html …).
 
-        The plan is read back from the saved file through the one reading path
-        (:func:`coverage.pipeline.load_inputs`), evaluated on the baseline's model
-        (:func:`coverage.pipeline.with_facilities`) and written by the comparison of
-        :mod:`coverage.plans`, exactly as ``covplan compare BASELINE PLAN`` would.
+        This is :func:`coverage.plans.compare_scenarios` on the baseline and the saved plan file,
+        i.e. exactly ``covplan compare BASELINE PLAN`` (it reads both again: tens of seconds).
         The folder is ``<export root>/<variant>`` under the ``--out`` rules of :mod:`coverage._atomic`.
         """
         with self.lock:
@@ -561,11 +604,7 @@ class Session:
             plan = self.save_plan(v.name)
         out = self.export_root / v.name
         with output_policy(out, protect=[self.path, plan]):
-            if self._base_result is None:
-                self._base_result = pipeline.evaluate_model(self.model)
-            plan_inputs = pipeline.load_inputs(plan)
-            result = pipeline.evaluate_model(pipeline.with_facilities(self.model, plan_inputs))
-            result, _ = plans._compare(self._base_result, result, out, lambda _t: None)
+            result, _ = plans.compare_scenarios(self.path, plan, out)
         return out, result.files
 
 
