@@ -92,8 +92,11 @@ def test_meeting_page_add_remove_undo_sync_and_compare(server, client, tmp_path)
             new = [f for f in client.get("/api/facilities").json()["features"] if f["properties"]["new"]]
             lon, lat = new[0]["geometry"]["coordinates"]
             a.keyboard.press("Escape")
+            a.evaluate("([lat, lon]) => { covplanMap.setView([lat, lon], 16, {animate: false}); }", [lat, lon])
+            a.wait_for_timeout(300)
             a.mouse.click(*_pixel(a, lat, lon))
             a.wait_for_selector(".p-remove")
+            assert "浏览器测试日间照料中心" in a.locator(".leaflet-popup-content").inner_text()
             a.click(".p-remove")
             v2 = _wait_version(a, v1)
             assert _covered(a) == base
