@@ -11,11 +11,11 @@ STAGE = {
     # model
     "network": 1, "demand": 1, "_kernels": 1,
     # analysis
-    "access": 2, "evaluate": 2, "siting": 2, "compare": 2, "checks": 2,
+    "access": 2, "incremental": 2, "evaluate": 2, "siting": 2, "compare": 2, "checks": 2,
     # outputs
     "report": 3,
     # commands
-    "prepare": 4, "pipeline": 4, "plans": 4, "batch": 4, "cli": 5,
+    "prepare": 4, "pipeline": 4, "plans": 4, "batch": 4, "serve": 4, "cli": 5,
 }
 
 

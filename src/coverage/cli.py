@@ -356,5 +356,59 @@ def batch(
         raise typer.Exit(code=res.exit_code)
 
 
+@app.command()
+def serve(
+    scenario: Path = typer.Argument(..., help="现状情景文件 / baseline scenario YAML"),
+    port: int = typer.Option(8765, "--port", help="端口 / port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="监听地址（非本机地址须令牌）/ address to listen on (other than 127.0.0.1 needs a token)"),
+    no_browser: bool = typer.Option(False, "--no-browser", help="不自动打开浏览器 / do not open a browser"),
+    tiles: str = typer.Option("none", "--tiles", help="底图 / basemap: none（离线）| osm | amap | tianditu（导出的 map.html 用）"),
+    token: str = typer.Option(None, "--token", help="访问令牌（--host 非本机时未给出则自动生成）/ access token"),
+    out: Path = typer.Option(None, "--out", help="导出目录（每个方案一个子目录）/ export folder (one sub-folder per variant)"),
+    lang: str = typer.Option("zh", "--lang", help="界面语言 zh|en / page language"),
+) -> None:
+    """会议模式：在地图上即时回答“在这里建会怎样” / meeting mode: a local web app that answers "what if we build it here?" live."""
+    import secrets
+    import webbrowser
+
+    from coverage.report.map import check_tiles
+
+    out = out or Path("out") / f"{scenario.stem}-meeting"
+    try:
+        check_tiles(tiles)
+        if host not in ("127.0.0.1", "localhost", "::1") and not token:
+            token = secrets.token_urlsafe(16)
+        from coverage.serve.app import create_app, start_server
+        from coverage.serve.state import Session
+
+        from coverage import pipeline
+
+        with pipeline.progress(console) as step:
+            session = Session(scenario, out, progress=step)
+    except InputError as err:
+        _fail(err)
+    app_ = create_app(session, token=token, lang=lang, tiles=tiles)
+    try:
+        server, thread, port = start_server(app_, host, port)
+    except OSError as err:
+        _fail(InputError(f"无法在 {host}:{port} 监听：{err}。请换一个端口（--port）。",
+                         f"cannot listen on {host}:{port}: {err}. Use another --port.", field="--port"))
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    typer.echo(f"会议模式已就绪 / meeting mode ready: {url}")
+    typer.echo("  点击地图新增设施，点击候选点位建设，拖动设施移动，点击设施删除或修改；撤销/重做/重置在右侧面板。")
+    typer.echo("  Click the map to add a facility, a candidate to build it, drag to move, click one to remove or change it.")
+    typer.echo(f"  保存的方案 / saved plans: {session.path.parent}; 导出 / exports: {out.resolve()}")
+    typer.echo("  按 Ctrl+C 结束 / press Ctrl+C to stop.")
+    if not no_browser:
+        webbrowser.open(url)
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join(5)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -857,7 +857,6 @@ def _check_add(i: int, a: Any, area: _Area, r: _Reader) -> None:
 
 
 def _check_changes(sc: Scenario, area: _Area, fids: set[str], r: _Reader) -> None:
-    from coverage.categories import FTYPES
 
     for i, a in enumerate(sc.changes.add):
         _check_add(i, a, area, r)
@@ -879,12 +878,48 @@ def _check_changes(sc: Scenario, area: _Area, fids: set[str], r: _Reader) -> Non
                 file=str(r.yml), row=_yaml_line(r, ("changes", "upgrade", i, "id")), field=f"changes.upgrade[{i}].id",
                 code="change_unknown_id",
             ))
-        if u.ftype is not None and u.ftype not in FTYPES:
-            r.add(Problem(
-                zh=f"changes.upgrade 中 {u.id} 的 ftype: {u.ftype} 未知。可用：{', '.join(FTYPES)}。",
-                en=f"unknown ftype {u.ftype!r} for {u.id} in changes.upgrade; valid keys: {', '.join(FTYPES)}.",
-                file=str(r.yml), field=f"changes.upgrade[{i}].ftype", code="change_unknown_ftype",
-            ))
+        _check_upgrade(i, u, r)
+
+
+def _check_upgrade(i: int, u: Any, r: _Reader) -> None:
+    from coverage.categories import FTYPES
+
+    if u.ftype is not None and u.ftype not in FTYPES:
+        r.add(Problem(
+            zh=f"changes.upgrade 中 {u.id} 的 ftype: {u.ftype} 未知。可用：{', '.join(FTYPES)}。",
+            en=f"unknown ftype {u.ftype!r} for {u.id} in changes.upgrade; valid keys: {', '.join(FTYPES)}.",
+            file=str(r.yml), field=f"changes.upgrade[{i}].ftype", code="change_unknown_ftype",
+        ))
+
+
+def check_changes(adds: list[Any], upgrades: list[Any], boundary: gpd.GeoDataFrame) -> list[Problem]:
+    """The checks of ``covplan validate`` on facilities a plan adds or upgrades, without a file.
+
+    For edits that do not come from a scenario file (the meeting server): unknown category or
+    ftype, an ftype of another service, a point outside the area (error beyond
+    :data:`FAR_OUTSIDE_M`) or with lon and lat swapped. Same codes and messages as in a scenario.
+
+    Parameters
+    ----------
+    adds : list of coverage.scenario.AddFacility
+    upgrades : list of coverage.scenario.Upgrade
+    boundary : GeoDataFrame
+        The area, in a metric CRS.
+
+    Returns
+    -------
+    list of Problem
+        With no file (the edit is not in a file).
+    """
+    import dataclasses
+
+    r = _Reader(Path("-"), [])
+    area = _Area(boundary=boundary, crs=CRS.from_user_input(boundary.crs))
+    for i, a in enumerate(adds):
+        _check_add(i, a, area, r)
+    for i, u in enumerate(upgrades):
+        _check_upgrade(i, u, r)
+    return [dataclasses.replace(p, file=None, row=None) for p in r.problems]
 
 
 def apply_changes(facilities: gpd.GeoDataFrame, changes: Any, crs: Any) -> gpd.GeoDataFrame:
@@ -1077,6 +1112,7 @@ def with_scenario(inputs: Inputs, scenario: Scenario, facilities: gpd.GeoDataFra
 
 __all__ = [
     "FAR_OUTSIDE_M",
+    "check_changes",
     "Inputs",
     "WHOLE_AREA_CODE",
     "apply_changes",
