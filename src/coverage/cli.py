@@ -315,9 +315,9 @@ def _same_file(a: Path, b: Path) -> bool:
 def _print_result(result) -> None:  # noqa: ANN001 - pipeline.RunResult
     warnings = result.summary.get("warnings") or []
     if warnings:
-        typer.echo(f"注意 / warnings ({len(warnings)}) — 这些问题影响下列数字 / these affect the figures below:")
+        typer.echo(f"注意 / warnings ({len(warnings)}) — 可能影响下列数字 / these may affect the figures below:")
         for w in warnings:
-            where = ", ".join(str(x) for x in (w.get("file"), w.get("field")) if x)
+            where = ", ".join(str(x) for x in (Path(str(w["file"])).name if w.get("file") else None, w.get("field")) if x)
             typer.echo(f"  ! {w['zh']} / {w['en']}" + (f" [{where}]" if where else ""))
     typer.echo(result.describe())
     typer.echo(f"输出目录 / written to: {result.out_dir.resolve()}")
