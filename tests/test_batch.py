@@ -231,3 +231,97 @@ def test_real_counties_macau_and_xixiang(shared_data, tmp_path):
     assert t.loc["820000", "clinic_share"] > 0.5  # a dense city with 1,383 Amap medical POIs
     scn = yaml.safe_load((tmp_path / "out" / "西乡县" / "scenario.yaml").read_text(encoding="utf-8"))
     assert scn["population"]["groups"]["age60plus"]["share"] > 0.15  # the county's own census shares
+
+
+# ----------------------------------------------------------------------------------------------
+# roads from several files (issue 13): clipped per file to the county window, then combined
+# ----------------------------------------------------------------------------------------------
+
+
+def _macau_region(tmp: Path, shared_data: Path, roads: list[str], name: str) -> Path:
+    shp = shared_data / "macau" / "osm_geofabrik_shp"
+    region = {"name": name, "admin": str(shared_data / "china_admin" / "seed_admin_boundaries_amap.gpkg"),
+              "census": str(shared_data / "china_county_census_2020"), "counties": ["820000"], "roads": roads,
+              "population": str(shared_data / "macau" / "worldpop" / "mac_pd_2020_1km.tif"),
+              "pois": [str(shp / "gis_osm_pois_free_1.shp")]}
+    p = tmp / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(region, allow_unicode=True), encoding="utf-8")
+    return p
+
+
+def test_real_roads_split_into_two_files_give_the_same_figures(shared_data, tmp_path):
+    """澳门's Geofabrik roads, cut west/east along a meridian through the county into two GPKGs.
+
+    * Lines cut geometrically (``clip_by_rect``): every line crossing the cut ends at the same
+      vertex in both files and the graph joins them there (all 166 crossings meet exactly), so
+      routes are unchanged; the cut adds one node per crossing, which can become the nearest
+      node of a population cell or facility, so the shares may move by a few ten-thousandths
+      (measured: at most 0.0005).
+    * Whole lines split by their position, with an overlap band present in both files (as
+      neighbouring provinces' extracts hold the ways across their border): the duplicates are
+      dropped and the figures are identical.
+    """
+    shp = shared_data / "macau" / "osm_geofabrik_shp" / "gis_osm_roads_free_1.shp"
+    roads = gpd.read_file(shp)
+    xc = float(np.median(shapely.get_coordinates(roads.geometry.values)[:, 0]))  # 113.553, across 澳门半岛 and 氹仔
+    west, east = roads.copy(), roads.copy()
+    west["geometry"] = shapely.clip_by_rect(roads.geometry.values, -180, -90, xc, 90)
+    east["geometry"] = shapely.clip_by_rect(roads.geometry.values, xc, -90, 180, 90)
+    west[~west.geometry.is_empty].to_file(tmp_path / "west.gpkg", engine="pyogrio")
+    east[~east.geometry.is_empty].to_file(tmp_path / "east.gpkg", engine="pyogrio")
+    x = roads.geometry.representative_point().x
+    roads[x < xc + 0.005].to_file(tmp_path / "west_whole.gpkg", engine="pyogrio")
+    roads[x >= xc - 0.005].to_file(tmp_path / "east_whole.gpkg", engine="pyogrio")
+
+    runs = {}
+    for name, files in (("one", [str(shp)]), ("cut", [str(tmp_path / "west.gpkg"), str(tmp_path / "east.gpkg")]),
+                        ("whole", [str(tmp_path / "west_whole.gpkg"), str(tmp_path / "east_whole.gpkg")])):
+        res = batch.run_batch(_macau_region(tmp_path, shared_data, files, name), tmp_path / name, workers=0)
+        assert res.exit_code == 0, res.describe()
+        runs[name] = res.table.iloc[0]
+    one, cut, whole = runs["one"], runs["cut"], runs["whole"]
+    assert _figures(tmp_path / "whole" / one["county"]) == _figures(tmp_path / "one" / one["county"])
+    assert cut["population"] == pytest.approx(one["population"], rel=1e-9)
+    for s in ("school", "clinic", "fitness"):
+        assert 0.3 < one[f"{s}_share"] < 1
+        assert cut[f"{s}_share"] == pytest.approx(one[f"{s}_share"], abs=0.002), s
+        assert whole[f"{s}_share"] == one[f"{s}_share"]
+    assert cut["circle15_share"] == pytest.approx(one["circle15_share"], abs=0.002)
+    assert cut["standards_passed"] == one["standards_passed"]
+    # the county folder holds one combined layer, clipped to the window, with the OSM fields
+    scn = yaml.safe_load((tmp_path / "cut" / one["county"] / "scenario.yaml").read_text(encoding="utf-8"))
+    lines = gpd.read_file(tmp_path / "cut" / one["county"] / scn["network"]["roads"]["path"])
+    assert scn["network"]["class_field"] == "highway"
+    assert {"highway", "oneway", "maxspeed"} <= set(lines.columns)
+    assert set(lines["oneway"].dropna()) <= {"yes", "-1", "no"} and "yes" in set(lines["oneway"])
+
+
+def test_several_pbfs_and_mixed_road_files(shared_data, tmp_path):
+    """Several PBFs (one not reaching the county), and a PBF with a line file, combined per window."""
+    from types import SimpleNamespace
+
+    pbf = shared_data / "helsinki" / "osm" / "Helsinki.osm.pbf"
+    other = shared_data / "sao_paulo" / "osm" / "spo_osm.pbf"
+    w = shapely.box(24.93, 60.16, 24.96, 60.175)  # central Helsinki
+    single, _cls, _osm = batch._road_lines(str(pbf), w, tmp_path, 0)
+    assert len(single) > 100
+    (tmp_path / "a").mkdir()
+    spec = batch._stage_roads(SimpleNamespace(roads=[str(pbf), str(other), str(pbf)]), w, tmp_path / "a")
+    both = gpd.read_file(spec.rsplit(":EPSG", 1)[0])
+    assert len(both) == len(single)  # the same ways from two (overlapping) PBFs once; São Paulo holds none here
+    # a PBF with a Geofabrik-style line file (fclass, oneway F/T/B): one class field, OSM oneway values
+    geo = single.rename(columns={"highway": "fclass"}).assign(oneway=np.where(single["oneway"] == "yes", "F", "B"))
+    geo["geometry"] = geo.geometry.translate(0.001, 0.0)
+    geo.to_file(tmp_path / "geo.gpkg", engine="pyogrio")
+    (tmp_path / "b").mkdir()
+    spec = batch._stage_roads(SimpleNamespace(roads=[str(pbf), str(tmp_path / "geo.gpkg")]), w, tmp_path / "b")
+    mixed = gpd.read_file(spec.rsplit(":EPSG", 1)[0])
+    assert "fclass" not in mixed.columns and mixed["highway"].notna().all()
+    assert (mixed["oneway"] == "yes").sum() == 2 * (single["oneway"] == "yes").sum() > 0
+    # OSM classes and a Chinese class field cannot share one column; osmnx only alone
+    single.rename(columns={"highway": "道路等级"}).to_file(tmp_path / "cn.gpkg", engine="pyogrio")
+    (tmp_path / "c").mkdir()
+    with pytest.raises(batch.InputError, match="class fields"):
+        batch._stage_roads(SimpleNamespace(roads=[str(pbf), str(tmp_path / "cn.gpkg")]), w, tmp_path / "c")
+    with pytest.raises(batch.InputError, match="osmnx"):
+        batch._stage_roads(SimpleNamespace(roads=["osmnx", str(pbf)]), w, tmp_path / "c")

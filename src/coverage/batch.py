@@ -531,32 +531,90 @@ def _read_window(path: str, bounds: tuple[float, float, float, float], layer: st
     return gdf
 
 
-def _stage_roads(job: CountyJob, bounds, stage: Path) -> str | None:
-    """One road spec for prepare: a PBF as it is (prepare clips it), line files clipped and merged."""
+#: Road inputs that are read whole by ``prepare`` and cannot be combined with other road files.
+_ROADS_ALONE = (".osm", ".xml", ".graphml")
+
+
+def _road_lines(spec: str, window, stage: Path, i: int) -> tuple[gpd.GeoDataFrame, str | None, bool]:
+    """One road file's lines inside the county window (WGS-84), with normalised OSM fields.
+
+    A PBF is clipped by :func:`coverage.prepare._prepare_roads` (pyrosm with the window as bounding
+    box); a line file is read with the window's bounding box. ``oneway`` is normalised per file
+    (Geofabrik ``F/T/B`` and OSM ``yes/-1`` cannot share one column) and ``maxspeed`` parsed to km/h.
+
+    Returns
+    -------
+    (GeoDataFrame, class field or None, whether the class field holds OSM classes)
+    """
+    from coverage.network import find_class_field, parse_maxspeed, parse_oneway
+    from coverage.prepare import _prepare_roads, parse_file_spec
+
+    p = parse_file_spec(spec)[0]
+    if not p.exists():
+        raise InputError(f"找不到路网文件：{p}。", f"road file not found: {p}.", file=p, field="roads")
+    if p.name.lower().endswith(".pbf"):
+        sub = stage / f"roads{i}"
+        sub.mkdir()
+        try:
+            _section, out, _cls = _prepare_roads(str(p), sub, window, [])
+        except InputError:  # the file exists: this PBF holds no way inside the county window
+            return gpd.GeoDataFrame(geometry=[], crs=4326), None, False
+        gdf = gpd.read_file(out, layer="roads", engine="pyogrio")
+    else:
+        gdf = _read_window(spec, tuple(window.bounds)).to_crs(4326)
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty & gdf.intersects(window)]
+    gdf = gdf.explode(index_parts=False, ignore_index=True)
+    gdf = gdf[gdf.geom_type == "LineString"]
+    cls, osm = find_class_field(list(gdf.columns))
+    out_cols: dict[str, Any] = {}
+    if cls is not None:
+        out_cols["highway" if osm else cls] = gdf[cls].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    if "name" in gdf.columns:
+        out_cols["name"] = gdf["name"].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    if "oneway" in gdf.columns:
+        out_cols["oneway"] = pd.Series(parse_oneway(gdf["oneway"].to_numpy()), index=gdf.index).map({1: "yes", -1: "-1", 0: "no"})
+    if "maxspeed" in gdf.columns:
+        out_cols["maxspeed"] = parse_maxspeed(gdf["maxspeed"].to_numpy())
+    lines = gpd.GeoDataFrame(out_cols, geometry=gdf.geometry.values, crs=4326, index=gdf.index)
+    return lines, ("highway" if osm else cls) if cls is not None else None, osm
+
+
+def _stage_roads(job: CountyJob, window, stage: Path) -> str | None:
+    """One road spec for prepare: a single PBF as it is (prepare clips it); line files and several PBFs clipped per file to the county window, combined into one line layer."""
     if not job.roads:
         return None
-    pbfs = [r for r in job.roads if r.lower().endswith(".pbf") or r == "osmnx"]
-    if pbfs:
-        if len(job.roads) > 1:
-            raise InputError(
-                f"暂不支持多个 PBF 或 PBF 与线图层混用：{', '.join(Path(r).name for r in job.roads)}。请先用 osmium merge 合并为一个 PBF。",
-                f"several PBFs, or a PBF with line files, are not supported: {', '.join(Path(r).name for r in job.roads)}. "
-                "Merge them into one PBF first (osmium merge).", field="roads")
-        return pbfs[0]
-    from coverage.network import find_class_field
-
-    parts, cls_name = [], None
-    for r in job.roads:
-        gdf = _read_window(r, bounds)
-        cls, _osm = find_class_field(list(gdf.columns))
+    alone = [r for r in job.roads if r == "osmnx" or r.lower().endswith(_ROADS_ALONE)]
+    if alone and len(job.roads) > 1:
+        raise InputError(
+            f"osmnx、.osm 和 GraphML 路网只能单独使用，不能与其他路网文件组合：{', '.join(Path(r).name for r in alone)}。",
+            f"osmnx, .osm and GraphML roads must be the only road input: {', '.join(Path(r).name for r in alone)}.", field="roads")
+    if len(job.roads) == 1 and (alone or job.roads[0].lower().endswith(".pbf")):
+        return job.roads[0]
+    parts, classes = [], {}
+    for i, r in enumerate(job.roads):
+        lines, cls, osm = _road_lines(r, window, stage, i)
         if cls is not None:
-            cls_name = cls_name or cls
-            gdf = gdf.rename(columns={cls: cls_name})
-        parts.append(gdf.to_crs(4326))
+            classes[cls] = osm
+        if len(lines):
+            parts.append(lines)
+    cn = [c for c, osm in classes.items() if not osm]
+    if cn and (len(cn) > 1 or len(classes) > 1):
+        raise InputError(
+            f"各路网文件的道路等级字段不一致（{', '.join(classes)}）：OSM 等级与国标/自定义等级不能合并，请统一为同一字段。",
+            f"the road files have different class fields ({', '.join(classes)}): OSM classes and Chinese/custom classes "
+            "cannot be combined; give every file the same class field.", field="roads")
+    if not parts:
+        raise InputError(f"路网文件在本县（含缓冲区）内没有道路：{', '.join(Path(r).name for r in job.roads)}。",
+                         f"the road files have no roads inside the county (plus buffer): {', '.join(Path(r).name for r in job.roads)}.",
+                         field="roads")
     lines = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=4326)
-    keep = [c for c in lines.columns if c in (cls_name, "name", "oneway", "maxspeed", "geometry")]
+    # overlapping extracts (neighbouring provinces' PBFs hold the ways across their border) give the same line twice
+    key = pd.Series(shapely.to_wkb(shapely.normalize(lines.geometry.values)), index=lines.index)
+    cols = [c for c in lines.columns if c != "geometry"]
+    dup = pd.concat([lines[cols].astype(str), key.rename("_wkb")], axis=1).duplicated()
+    lines = lines[~dup.to_numpy()]
     out = stage / "roads.gpkg"
-    lines[keep].to_file(out, layer="roads", engine="pyogrio")
+    lines.to_file(out, layer="roads", engine="pyogrio")
     return f"{out}:EPSG:4326"  # a declared CRS makes prepare copy the layer into the county folder
 
 
@@ -670,7 +728,7 @@ def _county_into(job: CountyJob, tmp: Path) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prepare(tmp / "_prepare", area=job.adcode, admin_path=job.admin, admin_layer=job.admin_layer,
-                    units=_stage_layer(job.units, bounds, stage, "units"), roads=_stage_roads(job, bounds, stage),
+                    units=_stage_layer(job.units, bounds, stage, "units"), roads=_stage_roads(job, window, stage),
                     pois=job.pois or None, facilities=fac_specs or None,
                     population=_stage_layer(job.population, bounds, stage, "population"),
                     population_kind=job.population_kind, census_dir=job.census, buffer_m=job.buffer_m)
