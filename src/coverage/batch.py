@@ -7,8 +7,9 @@ code). Each county is then
 
 1. prepared exactly as ``covplan prepare`` does (:func:`coverage.prepare.prepare`: clipped to the
    county plus the cross-border buffer, so people may use roads and facilities over the border,
-   with the county's census age shares), from its own window of the regional inputs: road line
-   files and township/population polygon layers are read with a bounding box, facility and
+   with the county's census age shares), from its own window of the regional inputs: road files
+   (one PBF, or several PBFs and/or line files, each clipped to the window and combined into one
+   line layer) and township/population polygon layers are read with a bounding box, facility and
    candidate rows are assigned by location (inside the county plus buffer) or by a county field,
    and a population raster is only ever read in the county's window;
 2. evaluated as ``covplan run`` does (:mod:`coverage.pipeline`), into ``DIR/<county>/`` with its
