@@ -369,7 +369,8 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     clusters = [c for c in clusters if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
-    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data)
+    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data,
+                              cells=cells)
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
     )
