@@ -1436,8 +1436,8 @@ def _site_key(r: Mapping[str, Any], i: int) -> tuple:
 def _merge_sites(preset: Preset, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per site: indicators hitting the same village (or unit) with the same facility merge.
 
-    Cluster people add up, a presence row's village or unit people count as a whole; the larger is
-    the row's people; the scale and cost follow from the merged people.
+    One facility serves the site: its people are the largest member's (a cluster, or the village or
+    unit of a presence row), not a sum; the scale and cost follow from them.
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for i, r in enumerate(rows):
@@ -1451,9 +1451,7 @@ def _merge_sites(preset: Preset, rows: list[dict[str, Any]]) -> list[dict[str, A
         m = dict(grp[0])
 
         def people(col: str, g: list[dict[str, Any]] = grp) -> float:
-            cl = [float(r[col]) for r in g if r["_src"] == "cluster" and pd.notna(r[col])]
-            pr = [float(r[col]) for r in g if r["_src"] != "cluster" and pd.notna(r[col])]
-            vals = ([sum(cl)] if cl else []) + pr
+            vals = [float(r[col]) for r in g if pd.notna(r[col])]
             return max(vals) if vals else np.nan
 
         m["population"], m["new_covered"] = people("population"), people("new_covered")
@@ -1588,8 +1586,9 @@ def gap_table(  # noqa: PLR0913 - issue 11: to narrow/split
     every site row sits on a populated cell (nearest the cluster centre or village point, or the
     township's most populous free cell), never two rows on one cell.
 
-    Ranking: ``missing_data`` first, then 约束性 before 预期性, then ``per_wan`` (new covered
-    people per 万元, cost floored at 1 万元) descending, then people. ``priority`` is 高 (约束性), 中
+    Ranking: ``missing_data`` first, then 约束性 before 预期性 (within each, building rows before
+    ``service_suggestion`` rows), then ``per_wan`` (new covered people per 万元, cost floored at
+    1 万元) descending, then people. ``priority`` is 高 (约束性), 中
     (预期性 with ≥ ``high_min_people`` people) or 低. :func:`select_bank` picks the 项目库 rows.
 
     Parameters
@@ -1644,7 +1643,8 @@ def gap_table(  # noqa: PLR0913 - issue 11: to narrow/split
     cost = pd.to_numeric(res["cost"], errors="coerce")
     newc = pd.to_numeric(res["new_covered"], errors="coerce")
     res["per_wan"] = newc / cost.clip(lower=1.0)
-    res["_n"] = np.where(res["kind"] == "missing_data", -1, res["nature"].map(_NATURE_ORDER).fillna(9))
+    res["_n"] = np.where(res["kind"] == "missing_data", -1, res["nature"].map(_NATURE_ORDER).fillna(9) * 2
+                         + (res["kind"] == "service_suggestion"))  # suggestions after the buildings
     res["_e"] = res["per_wan"].fillna(-1.0)
     res["_k"] = res["kind"].map(_KIND_ORDER).fillna(9)
     res = res.sort_values(

@@ -168,7 +168,7 @@ def test_number_formats_and_print_setup(written) -> None:
 def test_sheets_and_summary_totals(written, units: pd.DataFrame) -> None:
     path, summary, gaps = written
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["项目库", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
+    assert wb.sheetnames == ["项目库", "分乡镇小计", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
     ws = wb["汇总"]
     assert ws.cell(find_row(ws, "方案"), 2).value == summary["scenario"]
     assert ws.cell(find_row(ws, "总人口"), 2).value == round(summary["population_total"])
