@@ -360,7 +360,7 @@ def test_gap_table_ranking_and_names(tiny):
     # 约束性 rows first, then people gained per 万元 descending inside each nature
     nat = list(gt["nature"])
     assert nat == sorted(nat, key={"约束性": 0, "预期性": 1}.get)
-    for _, grp in gt.groupby("nature"):
+    for _, grp in gt.groupby(["nature", gt["kind"] == "service_suggestion"]):  # suggestions after buildings
         eff = list(grp["per_wan"].fillna(-1.0))
         assert eff == sorted(eff, reverse=True)
     assert set(gt.loc[gt["nature"] == "约束性", "priority"]) == {"高"}
