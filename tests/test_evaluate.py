@@ -357,20 +357,22 @@ def test_gap_table_ranking_and_names(tiny):
                                                          geometry=[Point(500100, 3900150)], crs=CRS))
     gt = ev.gap_table(None, pr, pv, cl, PRESET, "测试县", 2026)
     assert list(gt.columns) == ev.GAP_COLUMNS
-    # 约束性 rows first, then people descending inside each nature
+    # 约束性 rows first, then people gained per 万元 descending inside each nature
     nat = list(gt["nature"])
     assert nat == sorted(nat, key={"约束性": 0, "预期性": 1}.get)
-    for _, grp in gt.groupby("nature"):
-        assert list(grp["rank_people"]) == sorted(grp["rank_people"], reverse=True)
+    for _, grp in gt.groupby(["nature", gt["kind"] == "service_suggestion"]):  # suggestions after buildings
+        eff = list(grp["per_wan"].fillna(-1.0))
+        assert eff == sorted(eff, reverse=True)
     assert set(gt.loc[gt["nature"] == "约束性", "priority"]) == {"高"}
     names = set(gt["project_name"])
-    assert "龙泉镇石门村片区医疗卫生服务设施补短板项目" in names
     assert "城关街道社区卫生服务中心建设项目" in names
     assert "测试县县级失能半失能特困人员照护服务机构建设项目" in names
     assert gt["project_name"].is_unique
-    row = gt[gt["project_name"] == "龙泉镇石门村片区医疗卫生服务设施补短板项目"].iloc[0]
-    assert row["kind"] == "uncovered_cluster" and row["new_covered"] == 90 and row["lead"] == "卫健局"
-    assert row["ftype"] == "township_health_center" and row["year"] == 2026
+    # 90 people far from a 卫生院, in a 乡镇 and village that have one each → 巡诊, no building
+    row = gt[gt["project_name"] == "龙泉镇石门村巡诊点项目"].iloc[0]
+    assert row["kind"] == "service_suggestion" and row["new_covered"] == 90 and row["lead"] == "卫健局"
+    assert row["ftype"] == "" and row["year"] == 2026 and row["construction"] == "流动服务"
+    assert row["cost"] == 2.0 and "已有乡镇卫生院,不重复新建" in row["note"]
     # the 托位 shortfall is a below_target row sized by the deficit (45 − 30 = 15 托位)
     tw = gt[(gt["kind"] == "below_target") & (gt["rule_id"] == "childcare_places_per_1000")].iloc[0]
     assert tw["scale_value"] == 15 and tw["scale"] == "15托位" and tw["service"] == "幼有所育"

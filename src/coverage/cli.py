@@ -45,6 +45,9 @@ TILES_HELP = (
     "底图 / basemap: none（无底图，完全离线）| osm | amap（高德，叠加层转为 GCJ-02）| tianditu（天地图，需 --tianditu-key）"
 )
 
+TOP_HELP = "项目库最多项目数（默认50，其余列入储备项目）/ most rows in 项目库 (default 50; the rest go to 储备项目)"
+BUDGET_HELP = "项目库总投资上限（万元）/ total investment cap of 项目库, 万元"
+
 
 def _version(value: bool) -> None:
     if value:
@@ -86,6 +89,8 @@ def run(
     tiles: str = typer.Option("none", "--tiles", help=TILES_HELP),
     tianditu_key: str = typer.Option(None, "--tianditu-key", help="天地图密钥 / Tianditu key"),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    top: int = typer.Option(None, "--top", min=0, help=TOP_HELP),
+    budget: float = typer.Option(None, "--budget", min=0, help=BUDGET_HELP),
 ) -> None:
     """评估一个情景 / evaluate one scenario and write map, gap list and report."""
     out = out or Path("out") / scenario.stem
@@ -93,8 +98,9 @@ def run(
         with output_policy(out, overwrite=overwrite, protect=[scenario]):
             from coverage import pipeline  # after the checks: a refusal takes no time
 
-            result = pipeline.run_scenario(scenario, out, console=console, tiles=tiles,
-                                           tianditu_key=tianditu_key)
+            with pipeline.bank_limits(top, budget):
+                result = pipeline.run_scenario(scenario, out, console=console, tiles=tiles,
+                                               tianditu_key=tianditu_key)
     except InputError as err:
         _fail(err)
     _print_result(result)
@@ -141,17 +147,20 @@ def site(
     ),
     out: Path = typer.Option(None, "--out", help="输出目录 / output directory"),
     overwrite: bool = typer.Option(False, "--overwrite", help=OVERWRITE_HELP),
+    top: int = typer.Option(None, "--top", min=0, help=TOP_HELP),
+    budget: float = typer.Option(None, "--budget", min=0, help=BUDGET_HELP),
 ) -> None:
     """选址：为一类服务挑选新点位并评估方案 / choose new sites for one service and write the plan."""
     out = out or Path("out") / f"{scenario.stem}-site-{category}"
     try:
         _check_site_args(add, target_share, generate, time_limit)
         with output_policy(out, overwrite=overwrite, protect=[scenario]):
-            from coverage import plans  # after the checks: a refusal takes no time
+            from coverage import pipeline, plans  # after the checks: a refusal takes no time
 
-            run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
-                                      generate=generate, time_limit=time_limit, exclude=exclude,
-                                      console=console)
+            with pipeline.bank_limits(top, budget):
+                run = plans.site_scenario(scenario, out, category, add=add, target_share=target_share,
+                                          generate=generate, time_limit=time_limit, exclude=exclude,
+                                          console=console)
     except InputError as err:
         _fail(err)
     s = run.plan.summary["siting"]

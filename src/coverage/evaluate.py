@@ -62,11 +62,12 @@ GAP_COLUMNS: list[str] = [
     "year", "service", "ftype_label", "project_name", "construction", "county", "unit_name",
     "village", "lon", "lat", "scale", "population", "new_covered", "indicator", "nature", "cost",
     "lead", "priority", "note", "kind", "unit_code", "rule_id",
-    "service_key", "ftype", "scale_value", "scale_unit", "rank_people",
+    "service_key", "ftype", "scale_value", "scale_unit", "rank_people", "per_wan",
 ]
 
 _NATURE_ORDER = {"约束性": 0, "预期性": 1}
-_KIND_ORDER = {"missing_data": 0, "missing_facility": 1, "uncovered_cluster": 2, "below_target": 3, "proposed_site": 4}
+_KIND_ORDER = {"missing_data": 0, "missing_facility": 1, "uncovered_cluster": 2, "below_target": 3,
+               "proposed_site": 4, "service_suggestion": 5}
 
 #: What a figure without input data shows in the terminal, the CSV, the report and the map.
 NO_DATA: str = "无设施数据 / no data"
@@ -1183,7 +1184,371 @@ def _ftype_label(preset: Preset, ftype: str | None) -> str:
     return preset.project(ftype).label
 
 
-def gap_table(  # noqa: PLR0913, C901 - issue 11: to narrow/split
+def _scale_text(scale: float, unit: str) -> str:
+    """``1,009,800m²``: whole numbers with thousands separators, never scientific notation."""
+    if scale is None or not np.isfinite(scale):
+        return ""
+    v = f"{scale:,.0f}" if float(scale).is_integer() or abs(scale) >= 100 else f"{scale:,.1f}"
+    return f"{v}{unit}"
+
+
+def _present(preset: Preset, presence_df: pd.DataFrame | None) -> set[tuple[str, str]]:
+    """(ftype, unit or village code) pairs where a presence rule already finds the type."""
+    out: set[tuple[str, str]] = set()
+    if presence_df is None or not len(presence_df):
+        return out
+    prules = {r.id: r for r in preset.presence}
+    ok = presence_df[(presence_df["level"] != "county") & presence_df["ok"].astype(bool)]
+    for rid, code in zip(ok["rule_id"], ok["unit_code"].astype(str)):
+        rule = prules.get(rid)
+        for f in rule.ftypes if rule is not None else []:
+            out.add((f, code))
+    return out
+
+
+def _tier(preset: Preset, ftype: str, people: float, has: Any) -> tuple[str | None, str, float, list[str]]:
+    """Lowest-justified facility type for a gap: (type or None, suggestion, its yearly cost, reasons).
+
+    Walks ``ftype`` → ``lower`` … skipping a type the place already has (``has(type)``) or whose
+    ``min_people`` the gap does not reach; with none left, the last template's ``suggestion``.
+    """
+    reasons: list[str] = []
+    cur: str | None = ftype
+    last = preset.project(ftype)
+    seen: set[str] = set()
+    while cur is not None and cur not in seen:
+        seen.add(cur)
+        t = last = preset.project(cur)
+        if t.one_per_place and has(cur):
+            reasons.append(f"已有{t.label},不重复新建")
+            cur = t.lower
+            continue
+        if t.min_people and people < t.min_people:
+            reasons.append(f"{people:,.0f}人低于{t.label}最低服务人口{t.min_people:,.0f}人")
+            cur = t.lower
+            continue
+        return cur, "", 0.0, reasons
+    return None, last.suggestion or "流动服务", float(last.suggestion_cost_wan), reasons
+
+
+class _Rows:
+    """Collects raw gap rows (before merging per site and ranking)."""
+
+    def __init__(self, preset: Preset, county: str, year: int) -> None:
+        self.preset, self.county, self.year = preset, county, int(year)
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, rule: Any, ftype: str | None, **kw: Any) -> None:
+        p = self.preset
+        service = kw.pop("service", rule.service)
+        label_type = kw.pop("lead_type", ftype)
+        domain = p.project(ftype).domain if ftype else None
+        in_services = service in categories.SERVICES
+        row = {
+            "year": self.year,
+            "service": domain or (p.service_label(service) if in_services else "15公里城乡服务圈"),
+            "ftype_label": _ftype_label(p, ftype), "project_name": "", "construction": "新建",
+            "county": self.county, "unit_name": "", "village": "", "lon": np.nan, "lat": np.nan,
+            "scale": "", "population": np.nan, "new_covered": np.nan,
+            "indicator": getattr(rule, "indicator", "") or getattr(rule, "label", ""),
+            "nature": rule.nature, "cost": np.nan,
+            "lead": p.lead(service, label_type) if (label_type and in_services) else (
+                p.lead(service, None) if in_services else "发展改革局"),
+            "priority": "", "note": "", "kind": "", "unit_code": "", "rule_id": rule.id,
+            "service_key": service, "ftype": ftype or "", "scale_value": np.nan, "scale_unit": "",
+            "rank_people": 0.0, "per_wan": np.nan,
+            "_vcode": "", "_x": np.nan, "_y": np.nan, "_src": "other",
+        }
+        row.update(kw)
+        row["scale"] = _scale_text(row["scale_value"], row["scale_unit"])
+        self.rows.append(row)
+
+    def suggestion(self, rule: Any, ftype: str | None, text: str, cost: float, place: str,
+                   reasons: list[str], **kw: Any) -> None:
+        """A gap too small for a building: a service, not a construction project."""
+        self.add(rule, None, lead_type=ftype, kind="service_suggestion", construction="流动服务",
+                 project_name=f"{place}{text.split('(')[0]}项目", cost=float(cost),
+                 scale_value=1.0, scale_unit="处", **kw)
+        r = self.rows[-1]
+        r["ftype_label"] = text
+        r["note"] = ";".join([*reasons, "不新建设施,建议" + text + (f",年运行费用约{cost:g}万元" if cost else "")]
+                             + ([r["note"]] if r["note"] else []))
+
+
+def _cluster_rows(out: _Rows, clusters: pd.DataFrame, rules: Mapping[str, Any], no_data: Mapping[str, str],
+                  present: set[tuple[str, str]], share_of: Mapping[tuple[str, str], float]) -> None:
+    preset = out.preset
+    for c in clusters.itertuples(index=False):
+        rule = rules.get(c.rule_id)
+        if rule is None or c.rule_id in no_data:
+            continue
+        unit_code, vcode = str(c.unit_code), str(getattr(c, "village_code", "") or "")
+        village = str(getattr(c, "village", "") or "")
+        place = _place(str(c.unit_name), village)
+        people = float(c.population)
+        base = {"unit_code": unit_code, "unit_name": str(c.unit_name), "village": village, "_vcode": vcode,
+                "lon": float(c.lon), "lat": float(c.lat), "_x": float(getattr(c, "x", np.nan)),
+                "_y": float(getattr(c, "y", np.nan)), "population": people, "new_covered": people,
+                "rank_people": people, "_src": "cluster"}
+        share = share_of.get((rule.id, unit_code))
+        note = (f"{rule.label}未覆盖 {people:,.0f} 人"
+                + (f";本乡镇覆盖率 {share:.0%}" if share is not None and not np.isnan(share) else "")
+                + ";新增覆盖人口=该片区未覆盖人口(上限)")
+        ftype = rule.proposed_ftype
+        if ftype is None:  # the 15 km circle: outreach or roads, not a building
+            out.suggestion(rule, None, "流动公共服务点", 0.0, place,
+                           ["位于15公里城乡服务圈外,或改善道路 (S0 L722, L500)"], note=note, **base)
+            continue
+
+        def has(f: str, u: str = unit_code, v: str = vcode) -> bool:
+            return (f, u) in present or bool(v and (f, v) in present)
+
+        chosen, text, cost, reasons = _tier(preset, ftype, people, has)
+        if chosen is None:
+            out.suggestion(rule, ftype, text, cost, place, reasons, note=note, **base)
+            continue
+        tmpl = preset.project(chosen)
+        svc = categories.SERVICES.get(rule.service)
+        noun = ((svc.noun if svc else "") or tmpl.label) if chosen == ftype else tmpl.label
+        scale = tmpl.size_for(people)
+        out.add(rule, chosen, kind="uncovered_cluster", project_name=f"{place}片区{noun}补短板项目",
+                scale_value=scale, scale_unit=tmpl.scale_unit, cost=tmpl.cost_for(scale),
+                construction=tmpl.construction, note=";".join([note, *reasons]), **base)
+
+
+def _presence_rows(out: _Rows, presence_df: pd.DataFrame, no_data: Mapping[str, str]) -> None:
+    preset, county_name = out.preset, out.county
+    prules = {r.id: r for r in preset.presence}
+    how = "新增覆盖人口=该{}尚无此类设施的人口(全部受益)"
+    for rid, grp in presence_df.groupby("rule_id", sort=False):
+        rule = prules.get(rid)
+        if rule is None or rid in no_data:
+            continue
+        county = grp[grp["level"] == "county"]
+        parts = grp[grp["level"] != "county"]
+        ftype = rule.proposed_ftype
+        tmpl = preset.project(ftype)
+        if rule.level == "county":
+            r = county.iloc[0]
+            if r["ok"]:
+                continue
+            miss = int(r["required"] - r["found"])
+            pop = float(r["population"]) if pd.notna(r["population"]) else np.nan
+            out.add(rule, ftype, kind="missing_facility", project_name=f"{county_name}{tmpl.label}建设项目",
+                    scale_value=tmpl.size_for(0) * miss, scale_unit=tmpl.scale_unit, population=pop,
+                    new_covered=pop, cost=tmpl.cost_for(tmpl.size_for(0)) * miss,
+                    construction=tmpl.construction, rank_people=pop if np.isfinite(pop) else 0.0,
+                    note=f"{rule.label}:现有 {int(r['found'])},需 {int(r['required'])};" + how.format("县"),
+                    _src="presence")
+            continue
+        failing = parts[~parts["ok"].astype(bool)].copy()
+        if rule.target_share is not None:
+            if len(county) and bool(county.iloc[0]["ok"]):
+                continue
+            need = int(county.iloc[0]["required"] - county.iloc[0]["found"]) if len(county) else len(failing)
+            failing = failing.assign(_p=failing["population"].fillna(0.0)).sort_values(
+                ["_p", "unit_code"], ascending=[False, True], kind="stable").head(max(need, 0))
+        for r in failing.itertuples(index=False):
+            miss = int(r.required - r.found)
+            pop = float(r.population) if pd.notna(r.population) else np.nan
+            if r.level == "village":
+                unit_name, village, unit_code, vcode = str(r.parent_name), str(r.unit_name), str(r.parent_code), str(r.unit_code)
+            else:
+                unit_name, village, unit_code, vcode = str(r.unit_name), "", str(r.unit_code), ""
+            place = _place(unit_name, village)
+            base = {"unit_code": unit_code, "unit_name": unit_name, "village": village, "_vcode": vcode,
+                    "lon": float(r.lon), "lat": float(r.lat), "population": pop, "new_covered": pop,
+                    "rank_people": pop if np.isfinite(pop) else 0.0, "_src": "presence",
+                    "note": f"{rule.label}:现有 {int(r.found)},需 {int(r.required)};"
+                            + how.format("村" if village else "乡镇(街道)")}
+            if village and tmpl.min_people and np.isfinite(pop) and pop < tmpl.min_people:
+                out.suggestion(rule, ftype, tmpl.suggestion or "流动服务", tmpl.suggestion_cost_wan, place,
+                               [f"{pop:,.0f}人低于{tmpl.label}最低服务人口{tmpl.min_people:,.0f}人"], **base)
+                continue
+            size = tmpl.size_for(pop if np.isfinite(pop) else 0)
+            out.add(rule, ftype, kind="missing_facility", project_name=f"{place}{tmpl.label}建设项目",
+                    scale_value=size * miss, scale_unit=tmpl.scale_unit, cost=tmpl.cost_for(size) * miss,
+                    construction=tmpl.construction, **base)
+
+
+def _provision_rows(out: _Rows, provision_df: pd.DataFrame, no_data: Mapping[str, str]) -> None:
+    """Capacity deficits, split over townships and capped, never one huge line.
+
+    A county deficit is split over the townships short of it (largest first), each line capped at
+    the template's ``max_scale``; what is left is flagged in the note.
+    """
+    preset, county_name = out.preset, out.county
+    vrules = {r.id: r for r in preset.provision}
+    bad = provision_df[provision_df["decisive"].astype(bool) & ~provision_df["ok"].astype(bool)]
+    for r in bad.itertuples(index=False):
+        rule = vrules.get(r.rule_id)
+        if rule is None or r.rule_id in no_data:
+            continue
+        ftype = rule.proposed_ftype
+        tmpl = preset.project(ftype)
+        deficit = float(math.ceil(r.deficit)) if r.deficit > 0 else 1.0  # ">" met with equality: one more
+        cap = float(tmpl.max_scale) if tmpl.max_scale else float("inf")
+        value = "—" if pd.isna(r.value) else f"{r.value:.2f}"
+        head = f"{rule.indicator or rule.label}:现状 {value},目标 {rule.comparison}{rule.target:g}"
+        if r.unit_code == COUNTY_CODE:
+            units = provision_df[(provision_df["rule_id"] == r.rule_id) & (provision_df["level"] == "unit")
+                                 & (provision_df["deficit"] > 0)].sort_values(
+                ["deficit", "unit_code"], ascending=[False, True], kind="stable")
+            parts = [(str(u.unit_code), str(u.unit_name), float(math.ceil(u.deficit)), float(u.population))
+                     for u in units.itertuples(index=False)] or [("", "", deficit, float(r.population))]
+        else:
+            parts = [(str(r.unit_code), str(r.unit_name), deficit, float(r.population))]
+        left = deficit
+        for code, name, d, pop in parts:
+            size = min(d, cap, left)
+            if size <= 0:
+                break
+            left -= size
+            cost = (round(tmpl.cost_per_unit_wan * size, 1) if tmpl.cost_per_unit_wan is not None
+                    and tmpl.scale_unit == rule.capacity_unit else
+                    (float(tmpl.cost_wan) if tmpl.cost_wan is not None else float("nan")))
+            eq = (size / rule.target * rule.per) if rule.per and rule.target > 0 else pop
+            note = (f"{head};本项目 {_scale_text(size, rule.capacity_unit)}"
+                    + (f"(单个项目上限 {_scale_text(cap, rule.capacity_unit)})" if d > cap else "")
+                    + ";新增覆盖人口=按指标折算的受益人口(规模÷目标×每千人);选址待定")
+            out.add(rule, ftype, kind="below_target", project_name=f"{name or county_name}{tmpl.label}扩容补短板项目",
+                    unit_code=code, unit_name=name, scale_value=size, scale_unit=rule.capacity_unit,
+                    population=pop, new_covered=float(eq), cost=cost, note=note, rank_people=float(eq),
+                    construction="新建/改扩建")
+        if left > 0 and out.rows:
+            out.rows[-1]["note"] += (f";全县缺口 {_scale_text(deficit, rule.capacity_unit)},其余 "
+                                     f"{_scale_text(left, rule.capacity_unit)} 建议通过改扩建现有设施、社会力量分年度补足")
+
+
+_SRC_ORDER = {"presence": 0, "cluster": 1, "other": 2}
+
+
+def _site_key(r: Mapping[str, Any], i: int) -> tuple:
+    if r["kind"] in ("below_target", "missing_data") or r["unit_code"] == COUNTY_CODE and not r["village"]:
+        return ("row", i)
+    if r["village"]:
+        return ("v", r["unit_code"], r["village"], r["ftype_label"])
+    if r["_src"] == "presence":
+        return ("u", r["unit_code"], r["ftype_label"])
+    return ("c", r["unit_code"], round(r["_x"], 1), round(r["_y"], 1), r["ftype_label"], i)
+
+
+def _merge_sites(preset: Preset, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per site: indicators hitting the same village (or unit) with the same facility merge.
+
+    One facility serves the site: its people are the largest member's (a cluster, or the village or
+    unit of a presence row), not a sum; the scale and cost follow from them.
+    """
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(_site_key(r, i), []).append(r)
+    out = []
+    for grp in groups.values():
+        if len(grp) == 1:
+            out.append(grp[0])
+            continue
+        grp = sorted(grp, key=lambda r: (_SRC_ORDER[r["_src"]], _NATURE_ORDER.get(r["nature"], 9)))
+        m = dict(grp[0])
+
+        def people(col: str, g: list[dict[str, Any]] = grp) -> float:
+            vals = [float(r[col]) for r in g if pd.notna(r[col])]
+            return max(vals) if vals else np.nan
+
+        m["population"], m["new_covered"] = people("population"), people("new_covered")
+        m["rank_people"] = m["new_covered"] if pd.notna(m["new_covered"]) else 0.0
+        m["indicator"] = "；".join(dict.fromkeys(r["indicator"] for r in grp if r["indicator"]))
+        m["rule_id"] = ",".join(dict.fromkeys(r["rule_id"] for r in grp))
+        m["nature"] = "约束性" if any(r["nature"] == "约束性" for r in grp) else m["nature"]
+        if m["ftype"] and m["kind"] != "service_suggestion":
+            tmpl = preset.project(m["ftype"])
+            size = max(tmpl.size_for(m["population"] if pd.notna(m["population"]) else 0),
+                       max(float(r["scale_value"]) for r in grp))
+            if tmpl.max_scale:
+                size = min(size, float(tmpl.max_scale))
+            m["scale_value"], m["cost"] = size, tmpl.cost_for(size)
+            m["scale"] = _scale_text(size, m["scale_unit"])
+        else:
+            m["cost"] = max(float(r["cost"]) for r in grp)
+        n_cl = sum(r["_src"] == "cluster" for r in grp)
+        m["note"] = "；".join(dict.fromkeys(r["note"] for r in grp if r["note"])) + (
+            f"；合并{len(grp)}条缺口(含{n_cl}处未覆盖片区),同一选址一个项目")
+        out.append(m)
+    return out
+
+
+def _from_lonlat(lon: float, lat: float, crs: Any) -> tuple[float, float]:
+    p = gpd.GeoSeries([Point(lon, lat)], crs=4326).to_crs(crs).iloc[0]
+    return float(p.x), float(p.y)
+
+
+def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None:
+    """Put cluster and township rows on a populated cell, each cell used once.
+
+    A cluster row takes the free populated cell nearest its centre, a village row the one nearest
+    the village point, a township row the township's most populous free cell.
+    """
+    if cells is None or not isinstance(cells, gpd.GeoDataFrame) or not len(cells) or cells.crs is None:
+        return
+    pop = _group(cells, "pop") if "pop" in cells.columns else np.ones(len(cells))
+    live = np.flatnonzero(pop > 0)
+    if not len(live):
+        return
+    xy = shapely.get_coordinates(cells.geometry.array[live])
+    tree = cKDTree(xy)
+    codes, _ = _unit_keys(cells.iloc[live])
+    used: set[int] = set()
+    picked: dict[int, int] = {}
+    by_unit: dict[str, np.ndarray] = {}
+    for i, r in enumerate(rows):
+        if r["kind"] in ("below_target", "missing_data"):
+            continue
+        if not (np.isfinite(r["_x"]) and np.isfinite(r["_y"])) and r["village"] and np.isfinite(r["lon"]):
+            r["_x"], r["_y"] = _from_lonlat(r["lon"], r["lat"], cells.crs)
+        if np.isfinite(r["_x"]) and np.isfinite(r["_y"]):
+            k = min(32, len(live))
+            _, idx = tree.query([r["_x"], r["_y"]], k=k)
+            cand = np.atleast_1d(idx)
+        elif r["_src"] == "presence" and r["unit_code"]:
+            if r["unit_code"] not in by_unit:
+                m = np.flatnonzero(codes == r["unit_code"])
+                by_unit[r["unit_code"]] = m[np.argsort(-pop[live][m], kind="stable")]
+            cand = by_unit[r["unit_code"]][:64]
+        else:
+            continue
+        free = [int(j) for j in cand if int(j) not in used]
+        if free:
+            used.add(free[0])
+            picked[i] = free[0]
+    if not picked:
+        return
+    pts = gpd.GeoSeries(gpd.points_from_xy(xy[list(picked.values()), 0], xy[list(picked.values()), 1]),
+                        crs=cells.crs).to_crs(4326)
+    for (i, _j), lon, lat in zip(picked.items(), pts.x, pts.y):
+        rows[i]["lon"], rows[i]["lat"] = float(lon), float(lat)
+
+
+def _missing_data_rows(out: _Rows, rules: Mapping[str, Any], no_data: Mapping[str, str]) -> None:
+    preset, county_name = out.preset, out.county
+    every = {**rules, **{r.id: r for r in preset.presence}, **{r.id: r for r in preset.provision}}
+    by_service: dict[str, list[Any]] = {}
+    for rid in no_data:
+        if rid in every:
+            by_service.setdefault(every[rid].service, []).append(every[rid])
+    for service, rs in by_service.items():
+        label = preset.service_label(service) if service in categories.SERVICES else "15公里城乡服务圈"
+        out.add(rs[0], None, service=service, kind="missing_data", construction="", ftype_label="",
+                project_name=f"{county_name}{label}设施数据缺失（先补充数据）", service_label=label,
+                indicator="；".join(dict.fromkeys(r.label or r.id for r in rs)),
+                nature="约束性" if any(r.nature == "约束性" for r in rs) else "预期性",
+                note="；".join(dict.fromkeys(no_data[r.id] for r in rs))
+                + "。补充设施数据后重新运行 / add the facility layer and run again",
+                rule_id=",".join(r.id for r in rs), rank_people=float("inf"))
+        row = out.rows[-1]
+        row["service"] = row.pop("service_label")
+        row["ftype_label"] = ""
+
+
+def gap_table(  # noqa: PLR0913 - issue 11: to narrow/split
     cov: pd.DataFrame | None,
     presence_df: pd.DataFrame | None,
     provision_df: pd.DataFrame | None,
@@ -1194,31 +1559,37 @@ def gap_table(  # noqa: PLR0913, C901 - issue 11: to narrow/split
     *,
     high_min_people: float = 1000.0,
     no_data: Mapping[str, str] | None = None,
+    cells: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Turn coverage, presence and provision gaps into ranked project-bank (项目库) rows.
 
     Row kinds:
 
-    * ``uncovered_cluster`` — one per cluster of :func:`uncovered_clusters` (``clusters`` may
-      concatenate several rules); a new facility of the rule's ``propose`` type at the cluster
-      centroid, named e.g. ``龙泉镇石门村片区养老服务设施补短板项目``; ``new_covered`` is the
-      cluster's population (an upper bound). Clusters of the 15 km circle become 流动公共服务点
-      (mobile service, S0 L722).
-    * ``missing_facility`` — a unit or village failing a presence rule (for share rules such as
-      "≥ 50 % of 乡镇(街道)", only as many units as the target needs, most populous first).
-    * ``below_target`` — a decisive provision row below target; ``scale`` is the capacity deficit.
-    * ``missing_data`` — one row per service with rules whose input is absent (``no_data``): it
-      says the layer is missing and replaces the cluster, presence and provision rows of those
-      rules (without facilities every cell and unit would be a "gap"). Ranked first.
+    * ``uncovered_cluster`` — a cluster of :func:`uncovered_clusters` gets the *lowest* facility
+      type that closes it: the rule's ``propose`` type, moved down the template's ``lower`` chain
+      (乡镇卫生院 → 村卫生室, 小学 → 教学点, 区域养老服务中心 → 农村互助幸福院 …) when the unit or
+      village already has a ``one_per_place`` type (a presence rule finds it: never a duplicate
+      卫生院 or 村卫生室) or the cluster is below the type's ``min_people``; ``new_covered`` is the cluster's people (an upper bound).
+    * ``service_suggestion`` — a gap below every tier's minimum (or a 15 km circle cluster, or a
+      tiny village failing a presence rule): a 流动服务/巡诊/校车 suggestion, no building, cost 0
+      or the template's ``suggestion_cost_wan`` (a year).
+    * ``missing_facility`` — a unit or village failing a presence rule (for share rules only as
+      many units as the target needs, most populous first); ``new_covered`` is the village or
+      unit's people of the rule's group (the note says so).
+    * ``below_target`` — a decisive provision row below target; a county deficit is split over the
+      townships short of it, each line at most the template's ``max_scale`` (the rest flagged);
+      ``new_covered`` is the people-equivalent of the line (``scale / target × per``).
+    * ``missing_data`` — one row per service whose rules lack input (``no_data``), ranked first.
 
-    Scale and cost come from the preset's ``projects`` templates (assumptions marked
-    ``verified: false``); the lead department from ``services.<key>.lead`` (defaults 教育局 / 卫健局 /
-    民政局 / 文体广电旅游局, overridable per county and per facility type).
+    Rows for the same site (same village, or same unit for township rules, and the same facility
+    type) merge into one, all indicators listed. With ``cells`` (the demand cells, metric CRS),
+    every site row sits on a populated cell (nearest the cluster centre or village point, or the
+    township's most populous free cell), never two rows on one cell.
 
-    Ranking: 约束性 before 预期性, then ``rank_people`` descending (cluster or unit population; for
-    ``below_target`` the people-equivalent of the deficit, ``deficit / target × per``), then kind,
-    rule and unit for a stable order. ``priority`` is 高 (约束性), 中 (预期性 with ≥
-    ``high_min_people`` people) or 低.
+    Ranking: ``missing_data`` first, then 约束性 before 预期性 (within each, building rows before
+    ``service_suggestion`` rows), then ``per_wan`` (new covered people per 万元, cost floored at
+    1 万元) descending, then people. ``priority`` is 高 (约束性), 中
+    (预期性 with ≥ ``high_min_people`` people) or 低. :func:`select_bank` picks the 项目库 rows.
 
     Parameters
     ----------
@@ -1238,6 +1609,8 @@ def gap_table(  # noqa: PLR0913, C901 - issue 11: to narrow/split
         People needed for a 预期性 row to be 中 rather than 低.
     no_data : mapping, optional
         :func:`no_data_rules`.
+    cells : pandas.DataFrame, optional
+        Demand cells (GeoDataFrame) to place the sites on populated cells.
 
     Returns
     -------
@@ -1253,176 +1626,91 @@ def gap_table(  # noqa: PLR0913, C901 - issue 11: to narrow/split
     share_of: dict[tuple[str, str], float] = {}
     if cov is not None and len(cov):
         share_of = {(r, u): s for r, u, s in zip(cov["rule_id"], cov["unit_code"], cov["share"])}
-    rows: list[dict[str, Any]] = []
-
-    def add(kind: str, rule: Any, ftype: str | None, service: str, name: str, unit_code: str,  # noqa: PLR0913 - issue 11: to narrow/split
-            unit_name: str, village: str, lon: float, lat: float, scale: float, scale_unit: str,
-            population: float, new_covered: float, cost: float, note: str, rank_people: float,
-            construction: str) -> None:
-        tmpl_domain = preset.project(ftype).domain if ftype else None
-        rows.append({
-            "year": int(year), "service": tmpl_domain or preset.service_label(service),
-            "ftype_label": _ftype_label(preset, ftype), "project_name": name,
-            "construction": construction, "county": county_name, "unit_name": unit_name,
-            "village": village, "lon": lon, "lat": lat,
-            "scale": f"{scale:g}{scale_unit}" if scale_unit else f"{scale:g}",
-            "population": population, "new_covered": new_covered,
-            "indicator": getattr(rule, "indicator", "") or getattr(rule, "label", ""),
-            "nature": rule.nature, "cost": cost,
-            "lead": preset.lead(service, ftype) if ftype else "发展改革局",
-            "priority": "", "note": note, "kind": kind, "unit_code": unit_code, "rule_id": rule.id,
-            "service_key": service, "ftype": ftype or "", "scale_value": scale,
-            "scale_unit": scale_unit, "rank_people": rank_people,
-        })
-
-    # uncovered clusters
-    if clusters is not None and len(clusters):
-        for c in clusters.itertuples(index=False):
-            rule = rules.get(c.rule_id)
-            if rule is None or c.rule_id in no_data:
-                continue
-            ftype = rule.proposed_ftype
-            place = _place(str(c.unit_name), str(getattr(c, "village", "") or ""))
-            if ftype is None:
-                noun, scale, unit, cost = "流动公共服务点", 1.0, "处", float("nan")
-                note = "位于15公里城乡服务圈外,建议设流动服务点或改善道路 (S0 L722, L500)"
-            else:
-                tmpl = preset.project(ftype)
-                svc = categories.SERVICES.get(rule.service)
-                noun = (svc.noun if svc else "") or tmpl.label
-                people = float(c.population)
-                scale = tmpl.size_for(people)
-                unit, cost = tmpl.scale_unit, tmpl.cost_for(scale)
-                share = share_of.get((rule.id, str(c.unit_code)))
-                note = (f"{rule.label}未覆盖 {people:,.0f} 人" +
-                        (f";本乡镇覆盖率 {share:.0%}" if share is not None and not np.isnan(share) else "") +
-                        ";新增覆盖为上限(聚类全部人口)")
-            add("uncovered_cluster", rule, ftype, rule.service, f"{place}片区{noun}补短板项目",
-                str(c.unit_code), str(c.unit_name), str(getattr(c, "village", "") or ""),
-                float(c.lon), float(c.lat), scale, unit, float(c.population), float(c.population),
-                cost, note, float(c.population), "新建")
-
-    # missing facilities
+    out = _Rows(preset, county_name, year)
+    present = _present(preset, presence_df)
     if presence_df is not None and len(presence_df):
-        prules = {r.id: r for r in preset.presence}
-        for rid, grp in presence_df.groupby("rule_id", sort=False):
-            rule = prules.get(rid)
-            if rule is None or rid in no_data:
-                continue
-            county = grp[grp["level"] == "county"]
-            parts = grp[grp["level"] != "county"]
-            ftype = rule.proposed_ftype
-            tmpl = preset.project(ftype)
-            if rule.level == "county":
-                r = county.iloc[0]
-                if r["ok"]:
-                    continue
-                miss = int(r["required"] - r["found"])
-                scale = tmpl.size_for(0) * miss
-                add("missing_facility", rule, ftype, rule.service, f"{county_name}{tmpl.label}建设项目",
-                    COUNTY_CODE, "", "", np.nan, np.nan, scale, tmpl.scale_unit,
-                    float(r["population"]), np.nan, tmpl.cost_for(tmpl.size_for(0)) * miss,
-                    f"{rule.label}:现有 {int(r['found'])},需 {int(r['required'])}",
-                    float(r["population"]) if pd.notna(r["population"]) else 0.0, "新建")
-                continue
-            failing = parts[~parts["ok"].astype(bool)].copy()
-            if rule.target_share is not None:
-                if len(county) and bool(county.iloc[0]["ok"]):
-                    continue
-                need = int(county.iloc[0]["required"] - county.iloc[0]["found"]) if len(county) else len(failing)
-                failing = failing.assign(_p=failing["population"].fillna(0.0)).sort_values(
-                    ["_p", "unit_code"], ascending=[False, True], kind="stable").head(max(need, 0))
-            for r in failing.itertuples(index=False):
-                miss = int(r.required - r.found)
-                pop = float(r.population) if pd.notna(r.population) else np.nan
-                size = tmpl.size_for(pop if np.isfinite(pop) else 0)
-                if r.level == "village":
-                    unit_name, village = str(r.parent_name), str(r.unit_name)
-                    unit_code = str(r.parent_code)
-                else:
-                    unit_name, village, unit_code = str(r.unit_name), "", str(r.unit_code)
-                place = _place(unit_name, village)
-                add("missing_facility", rule, ftype, rule.service, f"{place}{tmpl.label}建设项目",
-                    unit_code, unit_name, village, float(r.lon), float(r.lat), size * miss,
-                    tmpl.scale_unit, pop, np.nan, tmpl.cost_for(size) * miss,
-                    f"{rule.label}:现有 {int(r.found)},需 {int(r.required)}",
-                    pop if np.isfinite(pop) else 0.0, "新建")
-
-    # below target
+        _presence_rows(out, presence_df, no_data)
+    if clusters is not None and len(clusters):
+        _cluster_rows(out, clusters, rules, no_data, present, share_of)
     if provision_df is not None and len(provision_df):
-        vrules = {r.id: r for r in preset.provision}
-        bad = provision_df[provision_df["decisive"].astype(bool) & ~provision_df["ok"].astype(bool)]
-        for r in bad.itertuples(index=False):
-            rule = vrules.get(r.rule_id)
-            if rule is None or r.rule_id in no_data:
-                continue
-            ftype = rule.proposed_ftype
-            tmpl = preset.project(ftype)
-            deficit = float(math.ceil(r.deficit)) if r.deficit > 0 else 0.0
-            if deficit <= 0:  # ">" target met with equality: one more unit needed
-                deficit = 1.0
-            cost = (round(tmpl.cost_per_unit_wan * deficit, 1)
-                    if tmpl.cost_per_unit_wan is not None and tmpl.scale_unit == rule.capacity_unit
-                    else float("nan"))
-            is_county = r.unit_code == COUNTY_CODE
-            place = county_name if is_county else str(r.unit_name)
-            eq_people = (deficit / rule.target * rule.per) if rule.per and rule.target > 0 else float(r.population)
-            value = "—" if pd.isna(r.value) else f"{r.value:.2f}"
-            add("below_target", rule, ftype, rule.service, f"{place}{tmpl.label}扩容补短板项目",
-                "" if is_county else str(r.unit_code), "" if is_county else str(r.unit_name), "",
-                np.nan, np.nan, deficit, rule.capacity_unit, float(r.population), np.nan, cost,
-                f"{rule.indicator or rule.label}:现状 {value},目标 {rule.comparison}{rule.target:g}",
-                float(eq_people), "新建/改扩建")
-
-    # missing data: one row per service instead of a gap everywhere
-    every = {**rules, **{r.id: r for r in preset.presence}, **{r.id: r for r in preset.provision}}
-    by_service: dict[str, list[Any]] = {}
-    for rid in no_data:
-        if rid in every:
-            by_service.setdefault(every[rid].service, []).append(every[rid])
-    for service, rs in by_service.items():
-        label = preset.service_label(service) if service in categories.SERVICES else "15公里城乡服务圈"
-        rows.append({
-            "year": int(year), "service": label, "ftype_label": "", "construction": "",
-            "project_name": f"{county_name}{label}设施数据缺失（先补充数据）", "county": county_name,
-            "unit_name": "", "village": "", "lon": np.nan, "lat": np.nan, "scale": "", "population": np.nan,
-            "new_covered": np.nan, "indicator": "；".join(dict.fromkeys(r.label or r.id for r in rs)),
-            "nature": "约束性" if any(r.nature == "约束性" for r in rs) else "预期性", "cost": np.nan,
-            "lead": preset.lead(service, None) if service in categories.SERVICES else "发展改革局",
-            "priority": "", "note": "；".join(dict.fromkeys(no_data[r.id] for r in rs)) +
-            "。补充设施数据后重新运行 / add the facility layer and run again",
-            "kind": "missing_data", "unit_code": COUNTY_CODE, "rule_id": ",".join(r.id for r in rs),
-            "service_key": service, "ftype": "", "scale_value": np.nan, "scale_unit": "",
-            "rank_people": float("inf"),
-        })
-
-    out = pd.DataFrame(rows, columns=GAP_COLUMNS)
-    if not len(out):
-        return out
-    # a missing layer first: no project row of its service can be trusted before it is added
-    out["_n"] = np.where(out["kind"] == "missing_data", -1, out["nature"].map(_NATURE_ORDER).fillna(9))
-    out["_k"] = out["kind"].map(_KIND_ORDER).fillna(9)
-    out = out.sort_values(
-        ["_n", "rank_people", "_k", "rule_id", "unit_code", "project_name"],
-        ascending=[True, False, True, True, True, True], kind="stable",
-    ).drop(columns=["_n", "_k"]).reset_index(drop=True)
-    out["priority"] = np.where(
-        out["nature"] == "约束性", "高", np.where(out["rank_people"] >= high_min_people, "中", "低")
+        _provision_rows(out, provision_df, no_data)
+    _missing_data_rows(out, rules, no_data)
+    rows = _merge_sites(preset, out.rows)
+    _place_sites(rows, cells)
+    res = pd.DataFrame(rows, columns=GAP_COLUMNS)
+    if not len(res):
+        return res
+    cost = pd.to_numeric(res["cost"], errors="coerce")
+    newc = pd.to_numeric(res["new_covered"], errors="coerce")
+    res["per_wan"] = newc / cost.clip(lower=1.0)
+    res["_n"] = np.where(res["kind"] == "missing_data", -1, res["nature"].map(_NATURE_ORDER).fillna(9) * 2
+                         + (res["kind"] == "service_suggestion"))  # suggestions after the buildings
+    res["_e"] = res["per_wan"].fillna(-1.0)
+    res["_k"] = res["kind"].map(_KIND_ORDER).fillna(9)
+    res = res.sort_values(
+        ["_n", "_e", "rank_people", "_k", "rule_id", "unit_code", "project_name"],
+        ascending=[True, False, False, True, True, True, True], kind="stable",
+    ).drop(columns=["_n", "_e", "_k"]).reset_index(drop=True)
+    res["priority"] = np.where(
+        res["nature"] == "约束性", "高", np.where(res["rank_people"] >= high_min_people, "中", "低")
     )
     # unique project names (two clusters near the same village)
-    dup = out.groupby("project_name").cumcount()
-    out.loc[dup > 0, "project_name"] = [
+    dup = res.groupby("project_name").cumcount()
+    res.loc[dup > 0, "project_name"] = [
         (n[:-2] + f"({k + 1})项目") if n.endswith("项目") else f"{n}({k + 1})"
-        for n, k in zip(out.loc[dup > 0, "project_name"], dup[dup > 0])
+        for n, k in zip(res.loc[dup > 0, "project_name"], dup[dup > 0])
     ]
-    return out
+    return res
 
+
+#: Default number of rows of the 项目库 sheet; the rest go to 储备项目.
+BANK_TOP: int = 50
+
+
+def select_bank(gaps: pd.DataFrame, top: int | None = BANK_TOP, budget: float | None = None) -> np.ndarray:
+    """Which ranked gap rows form the 项目库 (the rest are 储备项目).
+
+    Rows are taken in rank order while fewer than ``top`` are chosen; with ``budget`` (万元) a row
+    whose cost would exceed what is left is passed over (a later, cheaper row may still fit; a row
+    without a cost estimate costs nothing here).
+
+    Parameters
+    ----------
+    gaps : pandas.DataFrame
+        :func:`gap_table` output (ranked).
+    top : int or None
+        Most rows in the 项目库; ``None`` for no limit.
+    budget : float or None
+        Total 估算投资 (万元) of the 项目库; ``None`` for no limit.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, ``True`` for 项目库 rows.
+    """
+    n = len(gaps)
+    keep = np.zeros(n, dtype=bool)
+    cost = (pd.to_numeric(gaps["cost"], errors="coerce").fillna(0.0).to_numpy(float)
+            if "cost" in gaps.columns else np.zeros(n))
+    left = float("inf") if budget is None else float(budget)
+    limit = n if top is None else max(int(top), 0)
+    chosen = 0
+    for i in range(n):
+        if chosen >= limit:
+            break
+        if cost[i] > left + 1e-9:
+            continue
+        keep[i] = True
+        chosen += 1
+        left -= cost[i]
+    return keep
 
 __all__ = [
     "COUNTY_CODE",
     "GAP_COLUMNS",
     "NO_DATA",
     "VILLAGE_WITHIN_M",
+    "BANK_TOP",
     "assign_units",
     "circle_coverage",
     "covered_mask",
@@ -1431,6 +1719,7 @@ __all__ = [
     "presence",
     "provision",
     "reach_m",
+    "select_bank",
     "service_coverage",
     "summary",
     "uncovered_clusters",

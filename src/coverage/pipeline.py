@@ -16,6 +16,7 @@ replaces ``out`` only when every file is written, so a failed run leaves no half
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import warnings
 from collections.abc import Callable, Iterator
@@ -369,7 +370,8 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     clusters = [c for c in clusters if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
-    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data)
+    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data,
+                              cells=cells)
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
     )
@@ -612,6 +614,25 @@ def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     return circles, urc
 
 
+#: (top, budget 万元) of the 项目库 sheet for :func:`write_outputs` (``covplan run/site --top --budget``).
+_BANK_LIMITS: contextvars.ContextVar[tuple[int | None, float | None]] = contextvars.ContextVar(
+    "bank_limits", default=(evaluate.BANK_TOP, None))
+
+
+@contextlib.contextmanager
+def bank_limits(top: int | None = None, budget: float | None = None) -> Iterator[None]:
+    """Limit the 项目库 sheet of the ``gaps.xlsx`` written inside the block.
+
+    At most ``top`` rows (default 50) costing at most ``budget`` 万元; the rest go to 储备项目
+    (see :func:`coverage.evaluate.select_bank`).
+    """
+    token = _BANK_LIMITS.set((evaluate.BANK_TOP if top is None else top, budget))
+    try:
+        yield
+    finally:
+        _BANK_LIMITS.reset(token)
+
+
 def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     result: RunResult,
     out: str | Path,
@@ -671,8 +692,9 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         else:
             tables.write_coverage_csv(tmp / "coverage_by_unit.csv", result.summary, svc, result.by_unit, rule_labels)
         by_service = {s: svc[svc["service"] == s] for s in svc["service"].unique()}
+        top, budget = _BANK_LIMITS.get()
         excel.write_gaps_xlsx(tmp / "gaps.xlsx", result.gaps, result.summary, by_service=by_service,
-                              comparison=comparison)
+                              comparison=comparison, top=top, budget=budget)
         if comparison is not None:
             comparison.to_csv(tmp / "comparison.csv", index=False, encoding="utf-8-sig")
         units = unit_shares(result, svc)

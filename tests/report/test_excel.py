@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from coverage.errors import InputError
-from coverage.report.excel import write_gaps_xlsx
+from coverage.report.excel import project_bank_frame, write_gaps_xlsx
 from coverage.report.tables import circle_label
 
 #: The 20 project-bank columns of DESIGN §4.4, typed out here (not imported from the module).
@@ -168,7 +168,7 @@ def test_number_formats_and_print_setup(written) -> None:
 def test_sheets_and_summary_totals(written, units: pd.DataFrame) -> None:
     path, summary, gaps = written
     wb = openpyxl.load_workbook(path)
-    assert wb.sheetnames == ["项目库", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
+    assert wb.sheetnames == ["项目库", "分乡镇小计", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
     ws = wb["汇总"]
     assert ws.cell(find_row(ws, "方案"), 2).value == summary["scenario"]
     assert ws.cell(find_row(ws, "总人口"), 2).value == round(summary["population_total"])
@@ -350,3 +350,27 @@ def test_roundtrip_property(tmp_path: Path, names: list[str], pops: list) -> Non
             assert got is None
         else:  # whole people, the nearest one (halves up)
             assert isinstance(got, int) and math.floor(want + 0.5) == got
+
+
+def test_top_budget_reserve_and_subtotals(tmp_path: Path, units: pd.DataFrame) -> None:
+    from coverage.report.excel import subtotal_rows
+
+    gaps = make_gaps(units)
+    path = write_gaps_xlsx(tmp_path / "gaps.xlsx", gaps, make_summary(units), top=2)
+    wb = openpyxl.load_workbook(path)
+    assert wb.sheetnames[:3] == ["项目库", "储备项目", "分乡镇小计"]
+    bank = pd.read_excel(path, sheet_name="项目库")
+    reserve = pd.read_excel(path, sheet_name="储备项目")
+    assert len(bank) == 2 and len(reserve) == len(gaps) - 2
+    assert list(bank["项目名称"]) == list(gaps["project_name"][:2])
+    assert list(reserve["序号"]) == list(range(1, len(reserve) + 1))
+    sub = pd.read_excel(path, sheet_name="分乡镇小计")
+    total = sub[(sub["清单"] == "项目库") & (sub["乡镇(街道)"] == "合计")].iloc[0]
+    assert total["项目数"] == 2
+    assert total["估算投资(万元)"] == pytest.approx(bank["估算投资(万元)"].fillna(0).sum())
+    ws = wb["分乡镇小计"]
+    r = find_row(ws, "合计", column=2)
+    assert ws.cell(r, 1).font.b
+    rows = subtotal_rows(project_bank_frame(gaps))
+    assert rows[-1][1] == "合计" and rows[-1][2] == len(gaps)
+    assert sum(x[4] for x in rows[:-1]) == pytest.approx(rows[-1][4])

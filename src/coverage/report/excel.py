@@ -2,10 +2,14 @@
 
 Sheets, in this order:
 
-* ``项目库`` — one row per gap worth a project, in the ranked order of the gap table, with the 20
-  project-bank columns of DESIGN §4.4 (:data:`PROJECT_BANK_COLUMNS`). Row 1 is the header and
-  nothing sits above it, because other tools read row 1 as the header; the title and the scenario
-  name go into the printed page header instead.
+* ``项目库`` — the first ``top`` (default 50) ranked rows of the gap table that fit the ``budget``
+  (万元) (:func:`coverage.evaluate.select_bank`), with the 20 project-bank columns of DESIGN §4.4
+  (:data:`PROJECT_BANK_COLUMNS`). Row 1 is the header and nothing sits above it, because other
+  tools read row 1 as the header; the title and the scenario name go into the printed page header
+  instead. The sheet holds project rows only, so it can be read back as a table;
+* ``储备项目`` — the other ranked rows (reserve projects), same columns (only when there are any);
+* ``分乡镇小计`` — per 乡镇(街道): number of projects, 新增覆盖人口 and 估算投资(万元) of the 项目库,
+  a 合计 row (equal to the sum of the 项目库 rows), then the same block for the 储备项目;
 * ``汇总`` — per service and for the 15 km urban–rural circle, from ``summary.json`` (DESIGN §4.2):
   the circle, the service's own target group and population (60岁及以上 for elderly care, 3–5岁 and
   6–11岁 for schools …), covered and uncovered people and the share; then the number of gaps by
@@ -49,7 +53,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from coverage.categories import SERVICES
 from coverage.errors import InputError
-from coverage.evaluate import NO_DATA
+from coverage.evaluate import BANK_TOP, NO_DATA, select_bank
 from coverage.report._util import atomic_target, is_missing
 from coverage.report.tables import (
     COLUMN_LABELS,
@@ -65,7 +69,9 @@ __all__ = [
     "CIRCLE_SHEET",
     "NATURES",
     "PROJECT_BANK_COLUMNS",
+    "SUBTOTAL_HEADERS",
     "project_bank_frame",
+    "subtotal_rows",
     "write_gaps_xlsx",
 ]
 
@@ -173,6 +179,9 @@ def write_gaps_xlsx(
     summary: dict,
     by_service: dict[str, pd.DataFrame] | None = None,
     comparison: pd.DataFrame | None = None,
+    *,
+    top: int | None = BANK_TOP,
+    budget: float | None = None,
 ) -> Path:
     """Write the printable project-bank workbook ``gaps.xlsx``.
 
@@ -195,6 +204,11 @@ def write_gaps_xlsx(
         columns are appended). Overrides ``summary["categories"][service]["by_unit"]``.
     comparison : pandas.DataFrame, optional
         A scenario comparison written as sheet ``方案比较`` with its own column names.
+    top : int or None
+        Most rows in ``项目库`` (default :data:`coverage.evaluate.BANK_TOP`, ``None`` for all); the
+        other rows go to ``储备项目``.
+    budget : float or None
+        Largest total 估算投资 (万元) of ``项目库`` (``None``: no limit).
 
     Returns
     -------
@@ -212,7 +226,13 @@ def write_gaps_xlsx(
             f"The summary must be a dict (summary.json contents), got {type(summary).__name__}.",
             field="summary",
         )
-    bank = project_bank_frame(gaps)
+    if isinstance(gaps, pd.DataFrame) and len(gaps):
+        chosen = select_bank(gaps, top=top, budget=budget)
+        parts = (gaps[chosen], gaps[~chosen])
+    else:
+        parts = (gaps, pd.DataFrame())
+    bank = project_bank_frame(parts[0])
+    reserve = project_bank_frame(parts[1])
     scenario = str(summary.get("scenario") or "")
 
     wb = Workbook()
@@ -223,6 +243,16 @@ def write_gaps_xlsx(
     ws.title = "项目库"
     _write_project_bank(ws, bank)
     _page_setup(ws, f"{scenario} 公共服务设施补短板年度项目库".strip())
+
+    if len(reserve):
+        ws = wb.create_sheet("储备项目")
+        _write_project_bank(ws, reserve)
+        _page_setup(ws, f"{scenario} 公共服务设施补短板储备项目".strip())
+
+    if len(bank) or len(reserve):
+        ws = wb.create_sheet("分乡镇小计")
+        _write_subtotals(ws, bank, reserve)
+        _page_setup(ws, f"{scenario} 项目库分乡镇小计".strip(), autofilter=False)
 
     ws = wb.create_sheet("汇总")
     _write_summary(ws, summary, gaps)
@@ -248,6 +278,49 @@ def _write_project_bank(ws: Worksheet, bank: pd.DataFrame) -> None:
     formats = [fmt for _, _, fmt in PROJECT_BANK_COLUMNS]
     rows = bank.itertuples(index=False, name=None)
     _write_table(ws, headers, rows, formats, wrap={h for h in headers if h in _WRAP})
+
+
+#: Columns of the ``分乡镇小计`` sheet.
+SUBTOTAL_HEADERS: tuple[str, ...] = ("清单", "乡镇(街道)", "项目数", "新增覆盖人口", "估算投资(万元)")
+
+
+def subtotal_rows(bank: pd.DataFrame, label: str = "项目库") -> list[tuple]:
+    """Per-乡镇 subtotal rows of a project-bank frame and its 合计 row (last).
+
+    Parameters
+    ----------
+    bank : pandas.DataFrame
+        :func:`project_bank_frame` output.
+    label : str
+        清单 name (``项目库`` / ``储备项目``).
+
+    Returns
+    -------
+    list of tuple
+        ``(清单, 乡镇(街道), 项目数, 新增覆盖人口, 估算投资(万元))``, townships in order of first
+        appearance (county-level rows as 县级), then ``(清单, "合计", …)`` with the column sums.
+    """
+    if not len(bank):
+        return [(label, "合计", 0, 0, 0.0)]
+    unit = bank["乡镇(街道)"].map(lambda v: v if isinstance(v, str) and v else "县级")
+    people = pd.to_numeric(bank["新增覆盖人口"], errors="coerce").fillna(0)
+    cost = pd.to_numeric(bank["估算投资(万元)"], errors="coerce").fillna(0.0)
+    df = pd.DataFrame({"u": unit.to_numpy(), "p": people.to_numpy(), "c": cost.to_numpy()})
+    g = df.groupby("u", sort=False).agg(n=("p", "size"), p=("p", "sum"), c=("c", "sum"))
+    rows: list[tuple] = [(label, str(u), int(r.n), int(r.p), round(float(r.c), 1)) for u, r in g.iterrows()]
+    rows.append((label, "合计", int(len(df)), int(df["p"].sum()), round(float(df["c"].sum()), 1)))
+    return rows
+
+
+def _write_subtotals(ws: Worksheet, bank: pd.DataFrame, reserve: pd.DataFrame) -> None:
+    rows = subtotal_rows(bank, "项目库")
+    if len(reserve):
+        rows += subtotal_rows(reserve, "储备项目")
+    _write_table(ws, list(SUBTOTAL_HEADERS), rows, [None, None, FMT_INT, FMT_PEOPLE, FMT_WAN])
+    for i, r in enumerate(rows, start=2):
+        if r[1] == "合计":
+            for j in range(1, len(SUBTOTAL_HEADERS) + 1):
+                ws.cell(row=i, column=j).font = _TOTAL_FONT
 
 
 def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:

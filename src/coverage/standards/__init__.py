@@ -355,6 +355,14 @@ class ProjectTemplate(BaseModel):
     grows with the group population of the gap, ``ceil(people × per_1000 / 1000)``, capped by
     ``max_scale``. Cost = ``cost_per_unit_wan × scale`` when given, else ``cost_wan`` (万元).
     ``lead`` and ``domain`` override the service's department and label (e.g. 托育 → 卫健局).
+
+    Tiers (the project bank never proposes more than a gap needs): ``min_people`` is the smallest
+    number of people (of the gap's rule group) one new facility of this type must serve; a gap below
+    it, or (``one_per_place``: the standard gives one per 乡镇/村, e.g. 卫生院, 村卫生室) in a unit or
+    village where a presence rule already finds this type, moves to the ``lower`` type (e.g. 乡镇卫生院
+    → 村卫生室); with no lower type left it becomes a ``suggestion`` (流动服务, 巡诊, 校车 …: no
+    building, ``suggestion_cost_wan`` a year). ``max_scale`` also caps one line of a capacity
+    deficit: a larger deficit is split over townships and the rest flagged, never one huge line.
     """
 
     model_config = _STRICT
@@ -370,6 +378,11 @@ class ProjectTemplate(BaseModel):
     cost_per_unit_wan: float | None = Field(default=None, ge=0)
     lead: str | None = None
     domain: str | None = None
+    min_people: float | None = Field(default=None, ge=0)
+    one_per_place: bool = False
+    lower: str | None = None
+    suggestion: str | None = None
+    suggestion_cost_wan: float = Field(default=0.0, ge=0)
     source: str = Field(min_length=1)
     verified: bool
     note: str = ""
@@ -378,6 +391,11 @@ class ProjectTemplate(BaseModel):
     @classmethod
     def _group_ok(cls, v: str | None) -> str | None:
         return None if v is None else _check_group(v)
+
+    @field_validator("lower")
+    @classmethod
+    def _lower_ok(cls, v: str | None) -> str | None:
+        return None if v is None else _check_ftypes([v])[0]
 
     def size_for(self, people: float) -> float:
         """Scale of one project serving ``people`` of the template's group."""
