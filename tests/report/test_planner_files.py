@@ -68,7 +68,7 @@ def test_csv_chinese_headers_text_codes_whole_people(demo) -> None:
 def test_xlsx_whole_people_chinese_headers_no_internal_keys(demo) -> None:
     out, summary, _ = demo
     wb = openpyxl.load_workbook(out / "gaps.xlsx")
-    assert wb.sheetnames == ["项目库", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
+    assert wb.sheetnames == ["项目库", "储备项目", "分乡镇小计", "汇总", "学校教育", "医疗卫生", "养老服务", "体育健身", "城乡服务圈"]
     ws = wb["项目库"]
     head = [c.value for c in ws[1]]
     for col in ("服务人口", "新增覆盖人口"):
