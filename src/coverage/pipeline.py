@@ -718,7 +718,8 @@ def whatif_data(
                  for c, d in zip(unit_rows["unit_code"], drop_w)]
         ftypes = plans.candidate_ftypes(model, service, cands) if len(cands) else np.array([], dtype=object)
         ft = {k: categories.FTYPES[f].label for k, f in enumerate(ftypes)}
-        ft.update({prop_cols[j]: str(existing["type_raw"].iloc[j] or existing["ftype"].iloc[j]) for j in prop_cols})
+        ft.update({prop_cols[j]: categories.FTYPES[existing["ftype"].iloc[j]].label for j in prop_cols
+                   if existing["ftype"].iloc[j] in categories.FTYPES})
         services.append({
             "key": service, "pop": round(float(county["population"]), 2),
             "base": round(float(county["covered"]) - float(weights[drop].sum()), 2),

@@ -68,8 +68,8 @@ def _compare_plan(result: pipeline.RunResult, repo_root: Path, tmp: Path, picks:
     return diff
 
 
-def _page_figures(html: Path, profile: Path, service: str, picks: dict[str, list[int]]) -> dict[str, Any]:
-    """Open the map, tick the picked sites per service, read the figures and the 乡镇 table of ``service``."""
+def _page_figures(html: Path, profile: Path, service: str, picks: dict[str, list[int]], tick: bool = True) -> dict[str, Any]:
+    """Open the map, tick (or untick) the picked sites per service, read the figures and the 乡镇 table of ``service``."""
     sync_api = require_chromium()
     url = html.resolve().as_uri()
     errors: list[str] = []
@@ -89,7 +89,7 @@ def _page_figures(html: Path, profile: Path, service: str, picks: dict[str, list
             for sv, idx in picks.items():
                 page.select_option("#cov-wi-service", label=_label(page, sv))
                 for i in idx:
-                    page.locator(f'#cov-wi-sites input[data-site="{i}"]').check()
+                    page.locator(f'#cov-wi-sites input[data-site="{i}"]').set_checked(tick)
             page.select_option("#cov-wi-service", label=_label(page, service))
             after = {e.get_attribute("data-service"): e.inner_text() for e in page.locator(".cov-wi-cov").all()}
             shares = {e.get_attribute("data-service"): e.inner_text() for e in page.locator(".cov-wi-share").all()}
@@ -132,3 +132,23 @@ def test_toggling_candidates_shows_the_compare_figures(demo: tuple, repo_root: P
     assert len(shown) == len(units)
     for r in units.itertuples():
         assert abs(shown[r.unit_name] - r.covered_plan) <= 1, r.unit_name
+
+
+def test_unticking_the_sites_covplan_site_proposed_gives_the_baseline(demo: tuple, repo_root: Path, tmp_path: Path) -> None:
+    result, _, _ = demo
+    run = plans.site_scenario(repo_root / "scenarios" / "demo_baseline.yaml", tmp_path / "site", "elderly", add=2)
+    html = tmp_path / "site" / "map.html"
+    data = json.loads(re.search(r"covWhatIf\((\{.*?\}), \{", html.read_text(encoding="utf-8")).group(1))
+    elderly = next(x for x in data["services"] if x["key"] == "elderly")
+    assert len(elderly["on"]) == len(run.proposed) == 2
+    assert [data["sites"][i][1] for i in elderly["on"]] == ["p", "p"]
+    # the chosen candidates are listed once, as proposed sites
+    assert not set(run.proposed["name"].str.split("（").str[0]) & {n for n, k in data["sites"] if k == "c"}
+    page = _page_figures(html, tmp_path / "profile", "elderly", {"elderly": elderly["on"]}, tick=False)
+    assert page["errors"] == []
+    plan, base = run.plan.summary["categories"], result.summary["categories"]
+    for sv, text in page["before"].items():  # opened: the plan's figures
+        assert abs(_people(text) - plan[sv]["population_covered"]) <= 1, sv
+    for sv, text in page["after"].items():  # proposed sites off: the baseline's
+        assert abs(_people(text) - base[sv]["population_covered"]) <= 1, sv
+    assert plan["elderly"]["population_covered"] - base["elderly"]["population_covered"] > 100
