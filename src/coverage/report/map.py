@@ -756,11 +756,11 @@ def _tile_layers(m: folium.Map, tiles: str, tianditu_key: str | None) -> None:
 
 _WHATIF_CSS = """
 <style>
-  .cov-whatif { position: fixed; bottom: 30px; right: 10px; z-index: 1000; width: 330px;
-    max-height: calc(100vh - 330px); overflow-y: auto; background: rgba(255,255,255,0.95);
+  .cov-whatif { position: fixed; bottom: 30px; left: 50%; transform: translateX(-50%); z-index: 1000;
+    width: 340px; max-height: 48vh; overflow-y: auto; background: rgba(255,255,255,0.95);
     padding: 8px 10px; border-radius: 4px; font-size: 12px; line-height: 17px;
     box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
-  .cov-whatif h4 { margin: 0 0 4px 0; font-size: 14px; }
+  .cov-whatif summary { font-size: 14px; font-weight: bold; cursor: pointer; }
   .cov-whatif table { border-collapse: collapse; width: 100%; margin: 4px 0; }
   .cov-whatif td, .cov-whatif th { border-bottom: 1px solid #ddd; padding: 1px 3px; text-align: right; }
   .cov-whatif td:first-child, .cov-whatif th:first-child { text-align: left; }
@@ -827,7 +827,7 @@ def _add_whatif(root: Any, data: dict[str, Any] | None) -> None:
 
 
 def _whatif_panel(data: dict[str, Any]) -> str:
-    """The 情景推演 panel: service choice, the listed sites' check boxes, figures and 乡镇 table.
+    """The 情景推演 panel (foldable, bottom centre): service choice, the listed sites' check boxes, figures and 乡镇 table.
 
     Parameters
     ----------
@@ -842,13 +842,13 @@ def _whatif_panel(data: dict[str, Any]) -> str:
     """
     labels = {s["key"]: service_label(s["key"], short=True) for s in data["services"]}
     return (
-        '<div class="cov-whatif" id="cov-whatif"><h4>情景推演 / What if</h4>'
+        '<details open class="cov-whatif" id="cov-whatif"><summary>情景推演 / What if</summary>'
         '<div class="cov-wi-note">仅可切换下列点位（情景候选点位、方案新增设施），覆盖人口按其服务圈即时重算；'
         "其他位置请用 covplan compare。<br>Only the listed sites can be toggled; for any other site "
         "use covplan compare.</div>"
         '<div>服务 / Service：<select id="cov-wi-service"></select></div>'
         '<div class="cov-wi-sites" id="cov-wi-sites"></div>'
-        '<div id="cov-wi-figures"></div><div id="cov-wi-units"></div></div>'
+        '<div id="cov-wi-figures"></div><div id="cov-wi-units"></div></details>'
         + _WHATIF_JS
         + f"<script>covWhatIf({_js(data)}, {_js(labels)});</script>"
     )
