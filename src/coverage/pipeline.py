@@ -633,6 +633,126 @@ def bank_limits(top: int | None = None, budget: float | None = None) -> Iterator
         _BANK_LIMITS.reset(token)
 
 
+def whatif_data(
+    result: RunResult, svc: pd.DataFrame, proposed: gpd.GeoDataFrame | None = None
+) -> dict[str, Any] | None:
+    """Sparse catchments of the sites a meeting can toggle in map.html (its 情景推演 panel).
+
+    The toggleable sites are the scenario's candidates (each built as the facility type
+    :func:`coverage.plans.candidate_ftypes` proposes for the service) and ``proposed`` (facilities the
+    run added: ``covplan site`` or ``compare``; they are on when the page opens). Per service, a
+    row is a (headline rule, cell) pair as :func:`coverage.plans.service_cover` builds it, with the
+    people of the rule's group: the service figure is the sum over rows, exactly as
+    :func:`coverage.evaluate.service_cells` counts it. Rows covered by the fixed facilities form
+    the base; rows a toggleable site would newly cover are merged into groups of the same
+    乡镇 and the same set of sites (so a row is counted once whatever sites are on).
+
+    Parameters
+    ----------
+    result : RunResult
+        The evaluated run (proposed sites, if any, are among its facilities).
+    svc : pandas.DataFrame
+        :func:`coverage.evaluate.service_coverage` of the run.
+    proposed : geopandas.GeoDataFrame, optional
+        Facilities the run added (``fid``; ``cid`` when they come from candidates).
+
+    Returns
+    -------
+    dict or None
+        ``None`` when there is nothing to toggle. Otherwise ``units`` (乡镇 names), ``sites``
+        (``[name, kind]``, kind ``c`` candidate or ``p`` proposed) and ``services``: per service
+        ``key``, ``pop``, ``base`` (county people covered by the fixed facilities), ``units``
+        (``[people, base covered]`` per 乡镇), ``w`` (people per group, integer hundredths),
+        ``gu`` (乡镇 of each group), ``sites`` (site index → sorted group indices), ``ft`` (site index →
+        facility type label) and ``on`` (sites on when the page opens).
+    """
+    from coverage import plans  # same stage; plans imports this module at load time
+
+    model = result.model
+    inputs, cells = model.inputs, model.cells
+    fac = inputs.facilities
+    prop_fids = set(proposed["fid"]) if proposed is not None and len(proposed) else set()
+    cands = inputs.candidates
+    if cands is not None and proposed is not None and len(proposed) and "cid" in proposed and "cid" in cands:
+        cands = cands[~cands["cid"].isin(proposed["cid"])].reset_index(drop=True)  # proposed from these
+    if cands is None:
+        cands = gpd.GeoDataFrame({"cid": [], "name": []}, geometry=[], crs=inputs.crs)
+    if not len(cands) and not prop_fids:
+        return None
+    unit_rows = svc[(svc["unit_code"] != evaluate.COUNTY_CODE)].drop_duplicates("unit_code")
+    unit_pos = {c: i for i, c in enumerate(unit_rows["unit_code"])}
+    cell_codes = cells["unit_code"].astype("string").fillna(evaluate.UNASSIGNED_CODE).replace("", evaluate.UNASSIGNED_CODE)
+    cell_unit = np.array([unit_pos.get(c, -1) for c in cell_codes], dtype=np.int64)
+    prop_rows = fac[fac["fid"].isin(prop_fids)]
+    sites = [[str(n), "c"] for n in cands["name"]] + [[str(n), "p"] for n in prop_rows["name"]]
+    prop_site = {fid: len(cands) + k for k, fid in enumerate(prop_rows["fid"])}
+    no_data = no_data_of(result.summary)
+    rules = {r.id: r for sides in (inputs.preset.headline(s) for s in categories.SERVICES) for rs in sides.values() for r in rs}
+    services = []
+    for service in categories.SERVICES:
+        hl = inputs.preset.headline(service)
+        if not hl or any(r.id in no_data for rs in hl.values() for r in rs):
+            continue
+        existing = fac[(fac["category"] == service).to_numpy()]
+        prop_cols = {j: prop_site[f] for j, f in enumerate(existing["fid"]) if f in prop_site}
+        if not len(cands) and not prop_cols:
+            continue
+        cover, weights, locked, rows = plans.service_cover(model, service, cands)
+        n_exist = len(locked)
+        # toggle column → site index: proposed facilities (among the existing columns), then candidates
+        toggles = {**prop_cols, **{n_exist + k: k for k in range(len(cands))}}
+        is_toggle = np.zeros(cover.shape[1], dtype=bool)
+        is_toggle[list(toggles)] = True
+        fixed_cov = np.asarray(cover[:, np.flatnonzero(~is_toggle)].sum(axis=1)).ravel() > 0
+        prop_cov = np.asarray(cover[:, list(prop_cols)].sum(axis=1)).ravel() > 0 if prop_cols else np.zeros(len(rows), bool)
+        cell = rows["cell"].to_numpy()
+        # covered in the run, as evaluate counts it (the rule's time within its threshold)
+        run_cov = np.zeros(len(rows), dtype=bool)
+        for rid, idx in rows.groupby("rule_id").indices.items():
+            rule = rules[rid]
+            t = pd.to_numeric(cells[rule.column], errors="coerce").to_numpy(dtype=float)[cell[idx]]
+            run_cov[idx] = t <= rule.threshold
+        drop = run_cov & ~fixed_cov & prop_cov  # covered only thanks to a proposed site
+        base_rows = run_cov & ~drop
+        new = cover[:, list(toggles)].tocsr()
+        new = new.multiply(~base_rows[:, None]).tocsr()
+        new.eliminate_zeros()
+        col_site = np.array(list(toggles.values()), dtype=np.int64)
+        groups: dict[tuple[int, tuple[int, ...]], int] = {}
+        w: list[float] = []
+        gu: list[int] = []
+        site_groups: dict[int, list[int]] = {}
+        for r in np.flatnonzero(np.diff(new.indptr) > 0):
+            key = (int(cell_unit[cell[r]]), tuple(sorted(col_site[new.indices[new.indptr[r]:new.indptr[r + 1]]].tolist())))
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = len(w)
+                w.append(0.0)
+                gu.append(key[0])
+                for s in key[1]:
+                    site_groups.setdefault(s, []).append(g)
+            w[g] += float(weights[r])
+        table = svc[svc["service"] == service].set_index("unit_code")
+        county = table.loc[evaluate.COUNTY_CODE]
+        drop_w = np.bincount(cell_unit[cell[drop]] + 1, weights=weights[drop], minlength=len(unit_pos) + 1)[1:]
+        units = [[round(float(table.at[c, "population"]), 2), round(float(table.at[c, "covered"]) - float(d), 2)]
+                 for c, d in zip(unit_rows["unit_code"], drop_w)]
+        ftypes = plans.candidate_ftypes(model, service, cands) if len(cands) else np.array([], dtype=object)
+        ft = {k: categories.FTYPES[f].label for k, f in enumerate(ftypes)}
+        ft.update({prop_cols[j]: categories.FTYPES[existing["ftype"].iloc[j]].label for j in prop_cols
+                   if existing["ftype"].iloc[j] in categories.FTYPES})
+        services.append({
+            "key": service, "pop": round(float(county["population"]), 2),
+            "base": round(float(county["covered"]) - float(weights[drop].sum()), 2),
+            "units": units, "w": [int(round(x * 100)) for x in w], "gu": gu,
+            "sites": {str(s): g for s, g in sorted(site_groups.items())},
+            "ft": {str(k): v for k, v in sorted(ft.items())}, "on": sorted(prop_cols.values()),
+        })
+    if not services:
+        return None
+    return {"units": unit_rows["unit_name"].astype(str).tolist(), "sites": sites, "services": services}
+
+
 def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     result: RunResult,
     out: str | Path,
@@ -727,7 +847,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
-            change=change, derived_urban=derived,
+            change=change, derived_urban=derived, whatif=whatif_data(result, svc, proposed),
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
         )

@@ -751,6 +751,110 @@ def _tile_layers(m: folium.Map, tiles: str, tianditu_key: str | None) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# what-if panel: toggle listed sites, figures recomputed in the page
+# --------------------------------------------------------------------------------------------
+
+_WHATIF_CSS = """
+<style>
+  .cov-whatif { position: fixed; bottom: 30px; left: 50%; transform: translateX(-50%); z-index: 1000;
+    width: 340px; max-height: 48vh; overflow-y: auto; background: rgba(255,255,255,0.95);
+    padding: 8px 10px; border-radius: 4px; font-size: 12px; line-height: 17px;
+    box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
+  .cov-whatif summary { font-size: 14px; font-weight: bold; cursor: pointer; }
+  .cov-whatif table { border-collapse: collapse; width: 100%; margin: 4px 0; }
+  .cov-whatif td, .cov-whatif th { border-bottom: 1px solid #ddd; padding: 1px 3px; text-align: right; }
+  .cov-whatif td:first-child, .cov-whatif th:first-child { text-align: left; }
+  .cov-whatif .cov-wi-note { color: #8a4b00; margin: 2px 0 4px 0; }
+  .cov-whatif .cov-wi-sites { max-height: 150px; overflow-y: auto; border: 1px solid #ddd; padding: 2px; }
+  .cov-whatif label { display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+</style>
+"""
+
+#: The panel's script: ``covWhatIf(data, labels)`` builds the panel from :func:`coverage.pipeline.whatif_data`.
+#: A group of (rule, cell) rows counts once when any of its sites is on; figures are rounded to
+#: whole people only when shown.
+_WHATIF_JS = """<script>
+function covWhatIf(D, LBL) {
+  var box = document.getElementById("cov-whatif"), svs = D.services, on = {}, cur = 0;
+  svs.forEach(function (s) { on[s.key] = {}; s.on.forEach(function (i) { on[s.key][i] = true; }); });
+  function esc(t) { var d = document.createElement("span"); d.textContent = t; return d.innerHTML; }
+  function fmt(x) { return Math.round(x).toLocaleString("en-US"); }
+  function pct(c, p) { return p > 0 ? (100 * c / p).toFixed(1) + "%" : "—"; }
+  function calc(s) {
+    var seen = new Uint8Array(s.w.length), add = 0, ua = new Float64Array(s.units.length);
+    Object.keys(on[s.key]).forEach(function (i) {
+      (s.sites[i] || []).forEach(function (g) {
+        if (seen[g]) return; seen[g] = 1; add += s.w[g]; if (s.gu[g] >= 0) ua[s.gu[g]] += s.w[g]; });
+    });
+    return {c: s.base + add / 100, u: s.units.map(function (u, k) { return [u[0], u[1] + ua[k] / 100]; })};
+  }
+  function render() {
+    var h = "<table><tr><th>服务 Service</th><th>覆盖人口 Covered</th><th>覆盖率 Share</th></tr>";
+    svs.forEach(function (s) { var r = calc(s);
+      h += '<tr><td>' + LBL[s.key] + '</td><td class="cov-wi-cov" data-service="' + s.key + '">' + fmt(r.c) +
+        '</td><td class="cov-wi-share" data-service="' + s.key + '">' + pct(r.c, s.pop) + "</td></tr>"; });
+    document.getElementById("cov-wi-figures").innerHTML = h + "</table>";
+    var s = svs[cur], r = calc(s), t = "<table><tr><th>乡镇（街道）</th><th>覆盖人口</th><th>覆盖率</th></tr>";
+    D.units.forEach(function (n, k) {
+      t += '<tr class="cov-wi-unit"><td>' + esc(n) + "</td><td>" + fmt(r.u[k][1]) + "</td><td>" + pct(r.u[k][1], r.u[k][0]) + "</td></tr>"; });
+    document.getElementById("cov-wi-units").innerHTML = t + "</table>";
+  }
+  function sites() {
+    var s = svs[cur], h = "";
+    D.sites.forEach(function (x, i) { if (!(i in s.ft)) return;
+      h += '<label><input type="checkbox" data-site="' + i + '"' + (on[s.key][i] ? " checked" : "") + "> " +
+        esc(x[0]) + "（" + (x[1] === "p" ? "新增 " : "拟建 ") + esc(s.ft[i]) + "）</label>"; });
+    var el = document.getElementById("cov-wi-sites"); el.innerHTML = h;
+    el.querySelectorAll("input").forEach(function (c) { c.addEventListener("change", function () {
+      var k = svs[cur].key, i = c.getAttribute("data-site");
+      if (c.checked) on[k][i] = true; else delete on[k][i]; render(); }); });
+  }
+  var sel = document.getElementById("cov-wi-service");
+  sel.innerHTML = svs.map(function (s, k) { return '<option value="' + k + '">' + LBL[s.key] + "</option>"; }).join("");
+  sel.addEventListener("change", function () { cur = +sel.value; sites(); render(); });
+  L.DomEvent.disableClickPropagation(box); L.DomEvent.disableScrollPropagation(box);
+  sites(); render();
+}
+</script>"""
+
+
+def _add_whatif(root: Any, data: dict[str, Any] | None) -> None:
+    """Add the 情景推演 panel (its CSS in the head, the panel and script in the body) when there is data."""
+    if not data:
+        return
+    root.header.add_child(Element(_WHATIF_CSS), name="coverage_whatif_css")
+    root.html.add_child(Element(_whatif_panel(data)), name="coverage_whatif")
+
+
+def _whatif_panel(data: dict[str, Any]) -> str:
+    """The 情景推演 panel (foldable, bottom centre): service choice, the listed sites' check boxes, figures and 乡镇 table.
+
+    Parameters
+    ----------
+    data : dict
+        :func:`coverage.pipeline.whatif_data` (site names, per service the base figures and the
+        sites' sparse catchments as groups of people).
+
+    Returns
+    -------
+    str
+        HTML (the panel and its inline script).
+    """
+    labels = {s["key"]: service_label(s["key"], short=True) for s in data["services"]}
+    return (
+        '<details open class="cov-whatif" id="cov-whatif"><summary>情景推演 / What if</summary>'
+        '<div class="cov-wi-note">仅可切换下列点位（情景候选点位、方案新增设施），覆盖人口按其服务圈即时重算；'
+        "其他位置请用 covplan compare。<br>Only the listed sites can be toggled; for any other site "
+        "use covplan compare.</div>"
+        '<div>服务 / Service：<select id="cov-wi-service"></select></div>'
+        '<div class="cov-wi-sites" id="cov-wi-sites"></div>'
+        '<div id="cov-wi-figures"></div><div id="cov-wi-units"></div></details>'
+        + _WHATIF_JS
+        + f"<script>covWhatIf({_js(data)}, {_js(labels)});</script>"
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # public entry point
 # --------------------------------------------------------------------------------------------
 
@@ -793,6 +897,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     proposed: gpd.GeoDataFrame | None = None,
     change: gpd.GeoDataFrame | None = None,
     derived_urban: gpd.GeoDataFrame | None = None,
+    whatif: dict[str, Any] | None = None,
     no_data: Collection[str] = (),
     title: str,
     synthetic: bool = False,
@@ -835,6 +940,9 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         ``lost`` and ``service``; one layer 覆盖变化 (green gained, red lost).
     derived_urban : GeoDataFrame, optional
         The 城区 derived from the population grid (:mod:`coverage.urban`): layer 城区（推算）.
+    whatif : dict, optional
+        :func:`coverage.pipeline.whatif_data`: the 情景推演 panel, where the listed sites are toggled
+        and the per-service figures and the 乡镇 table are recomputed in the page.
     no_data : collection of str
         Services without facility data: their coverage layers say 无设施数据 (grey), not 0 %.
     title : str
@@ -972,6 +1080,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
             + f"<div style='margin-top:4px;color:#666'>底图：{basemap}</div></div>"
         )
     root.html.add_child(Element("\n".join(furniture)), name="coverage_furniture")
+    _add_whatif(root, whatif)
 
     text = normalise_ids(root.render())
     out = Path(path)
