@@ -539,7 +539,7 @@ _ROADS_ALONE = (".osm", ".xml", ".graphml")
 def _road_lines(spec: str, window, stage: Path, i: int) -> tuple[gpd.GeoDataFrame, str | None, bool]:
     """One road file's lines inside the county window (WGS-84), with normalised OSM fields.
 
-    A PBF is clipped by :func:`coverage.prepare._prepare_roads` (pyrosm with the window as bounding
+    A PBF is clipped by :func:`coverage.prepare.prepare_roads` (pyrosm with the window as bounding
     box); a line file is read with the window's bounding box. ``oneway`` is normalised per file
     (Geofabrik ``F/T/B`` and OSM ``yes/-1`` cannot share one column) and ``maxspeed`` parsed to km/h.
 
@@ -548,7 +548,7 @@ def _road_lines(spec: str, window, stage: Path, i: int) -> tuple[gpd.GeoDataFram
     (GeoDataFrame, class field or None, whether the class field holds OSM classes)
     """
     from coverage.network import find_class_field, parse_maxspeed, parse_oneway
-    from coverage.prepare import _prepare_roads, parse_file_spec
+    from coverage.prepare import prepare_roads, parse_file_spec
 
     p = parse_file_spec(spec)[0]
     if not p.exists():
@@ -557,7 +557,7 @@ def _road_lines(spec: str, window, stage: Path, i: int) -> tuple[gpd.GeoDataFram
         sub = stage / f"roads{i}"
         sub.mkdir()
         try:
-            _section, out, _cls = _prepare_roads(str(p), sub, window, [])
+            _section, out, _cls = prepare_roads(str(p), sub, window, [])
         except InputError:  # the file exists: this PBF holds no way inside the county window
             return gpd.GeoDataFrame(geometry=[], crs=4326), None, False
         gdf = gpd.read_file(out, layer="roads", engine="pyogrio")
@@ -1035,10 +1035,14 @@ def _write_gaps(path: Path, name: str, table: pd.DataFrame, records: list[dict])
 
     from coverage.report import excel
 
+    from coverage.evaluate import select_bank
+
     frames = [pd.DataFrame(r.get("gaps") or []) for r in records if r["status"] != "failed"]
     frames = [f for f in frames if len(f)]
     merged = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    excel.write_gaps_xlsx(path, merged, _region_summary_dict(name, table, records))
+    # the region's 项目库 is the union of each county's own 项目库 (each county submits its list)
+    chosen = np.concatenate([select_bank(f) for f in frames]) if frames else None
+    excel.write_gaps_xlsx(path, merged, _region_summary_dict(name, table, records), chosen=chosen)
     wb = load_workbook(path)
     used = set(wb.sheetnames)
     for r in records:

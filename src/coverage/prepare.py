@@ -394,8 +394,12 @@ def _prepare_units(units, seats, outline_wgs, place_sources, bounding, notes) ->
 # ----------------------------------------------------------------------------------------------
 
 
-def _prepare_roads(roads, tmp: Path, buffer_wgs, notes) -> tuple[dict | None, Path | None, str | None]:  # noqa: C901 - issue 11: to narrow/split
-    """The YAML ``network`` section, the roads path to build graphs from, and the class field."""
+def prepare_roads(roads: Any, tmp: Path, buffer_wgs: Any, notes: list[dict]) -> tuple[dict | None, Path | None, str | None]:  # noqa: C901 - issue 11: to narrow/split
+    """The YAML ``network`` section, the roads path to build graphs from, and the class field.
+
+    The roads (a PBF, a line layer or ``osmnx``) are clipped to ``buffer_wgs`` (the area plus its
+    cross-border buffer, WGS-84) into ``tmp``; what was done is appended to ``notes`` (quality.md).
+    """
     if roads is None:
         notes.append({"item": "roads", "zh": "没有路网：情景无法运行（covplan run 需要 network.roads）。请用 --roads 提供 OSM PBF 或道路线图层。",
                       "en": "no roads: the scenario cannot run (covplan run needs network.roads). Give --roads (OSM PBF or a line layer)."})
@@ -1206,7 +1210,7 @@ def _prepare_into(tmp: Path, *, area, admin_path, units, seats, roads, pois, fac
     pop_section, pop_path, pop_kind = _prepare_population(population, population_kind, tmp, buffer_wgs, metric, notes)
     groups, groups_info = _age_groups(adcode, census_dir, notes)
     yml["population"] = {**pop_section, "groups": groups, "basis": "常住"}
-    net, roads_path, _cls = _prepare_roads(roads, tmp, buffer_wgs, notes)
+    net, roads_path, _cls = prepare_roads(roads, tmp, buffer_wgs, notes)
     if net is not None:
         yml["network"] = net
     osm_entry, poi_stats = _prepare_pois(pois, tmp, buffer_wgs, notes)

@@ -182,6 +182,7 @@ def write_gaps_xlsx(
     *,
     top: int | None = BANK_TOP,
     budget: float | None = None,
+    chosen: np.ndarray | None = None,
 ) -> Path:
     """Write the printable project-bank workbook ``gaps.xlsx``.
 
@@ -209,6 +210,9 @@ def write_gaps_xlsx(
         other rows go to ``储备项目``.
     budget : float or None
         Largest total 估算投资 (万元) of ``项目库`` (``None``: no limit).
+    chosen : numpy.ndarray of bool, optional
+        The 项目库 rows, chosen by the caller (a region's bank is the union of its counties' own
+        selections); overrides ``top`` and ``budget``.
 
     Returns
     -------
@@ -227,7 +231,7 @@ def write_gaps_xlsx(
             field="summary",
         )
     if isinstance(gaps, pd.DataFrame) and len(gaps):
-        chosen = select_bank(gaps, top=top, budget=budget)
+        chosen = select_bank(gaps, top=top, budget=budget) if chosen is None else np.asarray(chosen, dtype=bool)
         parts = (gaps[chosen], gaps[~chosen])
     else:
         parts = (gaps, pd.DataFrame())
