@@ -352,6 +352,7 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     )
     summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
+    summ["synthetic"] = bool(inputs.synthetic)  # every reader labels the outputs 合成示例数据
     grid = inputs.grid
     summ["population_grid"] = {
         "resolution_m": float(abs(grid.transform.a)),

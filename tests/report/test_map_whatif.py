@@ -83,6 +83,7 @@ def _page_figures(html: Path, profile: Path, service: str, picks: dict[str, list
             page.on("request", lambda r: requests.append(r.url))
             page.route("**/*", lambda route: route.continue_() if route.request.url == url else route.abort())
             page.goto(url, wait_until="load")
+            page.click("#cov-whatif > summary")  # the panel opens folded, leaving the map free
             page.wait_for_selector("#cov-whatif .cov-wi-cov")
             before = {e.get_attribute("data-service"): e.inner_text() for e in page.locator(".cov-wi-cov").all()}
             note = page.locator(".cov-wi-note").inner_text()

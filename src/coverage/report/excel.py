@@ -237,7 +237,7 @@ def write_gaps_xlsx(
         parts = (gaps, pd.DataFrame())
     bank = project_bank_frame(parts[0])
     reserve = project_bank_frame(parts[1])
-    scenario = str(summary.get("scenario") or "")
+    scenario = scenario_label(summary)
 
     wb = Workbook()
     wb.properties.creator = "covplan"
@@ -327,6 +327,24 @@ def _write_subtotals(ws: Worksheet, bank: pd.DataFrame, reserve: pd.DataFrame) -
                 ws.cell(row=i, column=j).font = _TOTAL_FONT
 
 
+def scenario_label(summary: Mapping) -> str:
+    """The scenario's name as the workbook prints it, marked 合成示例数据 when the data are synthetic.
+
+    Parameters
+    ----------
+    summary : mapping
+        ``summary.json`` contents (``scenario``, ``synthetic``).
+
+    Returns
+    -------
+    str
+    """
+    name = str(summary.get("scenario") or "")
+    if summary.get("synthetic") and "合成" not in name:
+        name += "（合成示例数据，不代表任何真实地区）"
+    return name
+
+
 def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     """Three blocks: key figures, coverage per service, number of gaps by service and nature.
 
@@ -337,7 +355,7 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     _write_table(
         ws,
         ["项目", "值"],
-        [("方案", str(summary.get("scenario") or "")), ("总人口", _whole(total))],
+        [("方案", scenario_label(summary)), ("总人口", _whole(total))],
         [None, FMT_PEOPLE],
     )
 

@@ -710,6 +710,8 @@ _PAGE_CSS = """
   html, body { margin: 0; padding: 0; font-family: "Microsoft YaHei", "PingFang SC",
     "Noto Sans CJK SC", "WenQuanYi Micro Hei", sans-serif; }
   .leaflet-container { background: #f2efe9; }
+  /* metric scale bar only (Leaflet's second line is in miles) */
+  .leaflet-control-scale-line + .leaflet-control-scale-line { display: none; }
   .cov-title { position: fixed; top: 10px; left: 50%; transform: translateX(-50%); z-index: 1000;
     background: rgba(255,255,255,0.92); padding: 6px 16px; border-radius: 4px; font-size: 18px;
     font-weight: bold; box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
@@ -842,7 +844,7 @@ def _whatif_panel(data: dict[str, Any]) -> str:
     """
     labels = {s["key"]: service_label(s["key"], short=True) for s in data["services"]}
     return (
-        '<details open class="cov-whatif" id="cov-whatif"><summary>情景推演 / What if</summary>'
+        '<details class="cov-whatif" id="cov-whatif"><summary>情景推演 / What if</summary>'
         '<div class="cov-wi-note">仅可切换下列点位（情景候选点位、方案新增设施），覆盖人口按其服务圈即时重算；'
         "其他位置请用 covplan compare。<br>Only the listed sites can be toggled; for any other site "
         "use covplan compare.</div>"
