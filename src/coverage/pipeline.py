@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import datetime
 import json
+import os
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 from rich.console import Console
 
 from coverage import access, categories, checks, demand, evaluate, network, settings
@@ -353,6 +356,7 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
     summ["synthetic"] = bool(inputs.synthetic)  # every reader labels the outputs 合成示例数据
+    summ["run"] = run_info(inputs)
     grid = inputs.grid
     summ["population_grid"] = {
         "resolution_m": float(abs(grid.transform.a)),
@@ -376,6 +380,53 @@ def evaluate_model(model: Model, progress: Any = None) -> RunResult:
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
     )
+
+
+def run_date() -> str:
+    """The run's date (ISO, local time); ``SOURCE_DATE_EPOCH`` fixes it for reproducible outputs."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.UTC).date().isoformat()
+    return datetime.date.today().isoformat()
+
+
+def _source_files(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every input path of a scenario (walked generically), as ``(key path, file name)``."""
+    if isinstance(value, Path):
+        yield key, value.name
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _source_files(getattr(value, name), f"{key}.{name}" if key else name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _source_files(v, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _source_files(v, f"{key}[{i}]")
+
+
+def run_info(inputs: Inputs) -> dict[str, Any]:
+    """Date, preset and input files of a run: the provenance block of the report and the map.
+
+    Returns
+    -------
+    dict
+        ``date`` (:func:`run_date`), ``preset`` (name), ``preset_title``, ``sources``: a list of
+        ``{"key": "facilities[0].path", "file": "facilities.csv"}`` for every input file the
+        scenario names (the scenario YAML itself first), and ``synthetic``.
+    """
+    scn = inputs.scenario
+    sources = [{"key": "scenario", "file": scn.source.name}] if scn.source is not None else []
+    seen = set()
+    for key, name in _source_files(scn):
+        if key.startswith("output") or key == "source" or (key, name) in seen:
+            continue
+        seen.add((key, name))
+        sources.append({"key": key.removesuffix(".path"), "file": name})
+    return {
+        "date": run_date(), "preset": inputs.preset.name, "preset_title": inputs.preset.title,
+        "sources": sources, "synthetic": bool(inputs.synthetic),
+    }
 
 
 def _area_summary(inputs: Inputs, cells: gpd.GeoDataFrame) -> dict[str, Any]:
