@@ -240,7 +240,8 @@ def test_supply_ratios_match_the_cells_written(demo_out, summary):
         w = cells[r["group"]].where(side, 0.0)
         v = cells[f"e2sfca_{rid}"]
         keep = w > 0
-        assert r["county"] == pytest.approx(float(np.average(v[keep], weights=w[keep])), rel=1e-9)
+        # layers.gpkg keeps the ratios to 0.01 (compact storage): the mean is within half of that
+        assert r["county"] == pytest.approx(float(np.average(v[keep], weights=w[keep])), abs=0.005 + 1e-9)
         assert r["capacity_unit"] == "床位" and r["per"] == 1000
 
 

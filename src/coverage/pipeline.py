@@ -21,7 +21,7 @@ import datetime
 import json
 import os
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,11 +293,32 @@ def _step(progress: Any, text: str) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def circle_times(model: Model, progress: Any = None) -> gpd.GeoDataFrame:
-    """Add ``t_<rule id>`` (minutes or metres, ``inf`` beyond), ``f_<rule id>`` (nearest facility id) and ``no_road`` to the demand cells, one bounded multi-source search per rule."""
+def circle_times(model: Model, progress: Any = None, reuse: Model | None = None) -> gpd.GeoDataFrame:
+    """Add ``t_<rule id>`` (minutes or metres, ``inf`` beyond), ``f_<rule id>`` (nearest facility id) and ``no_road`` to the demand cells, one bounded multi-source search per rule.
+
+    Parameters
+    ----------
+    model : Model
+    progress : callable, optional
+        Called with a short text per rule.
+    reuse : Model, optional
+        An evaluated model on the same cells and graphs (:func:`with_facilities`): a rule whose
+        sources are the same facilities at the same places there takes its columns from it instead
+        of searching again (``covplan site``: only the sited service's rules change).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy of the model's cells with the columns added.
+    """
     inputs, cells = model.inputs, model.cells.copy()
     scn = inputs.scenario
     for rule in _rules(inputs.preset):
+        if reuse is not None and rule.column in reuse.cells.columns and (
+                rule_sources_key(model.inputs, rule) == rule_sources_key(reuse.inputs, rule)):
+            cells[rule.column] = reuse.cells[rule.column].to_numpy()
+            cells[f"f_{rule.id}"] = reuse.cells[f"f_{rule.id}"].to_numpy()
+            continue
         mode = mode_of(rule, scn)
         g, sc = model.graphs[mode], model.snapped_cells[mode]
         _step(progress, f"可达性 / access: {rule.id}")
@@ -308,12 +329,34 @@ def circle_times(model: Model, progress: Any = None) -> gpd.GeoDataFrame:
             continue
         res = access.nearest(g, sc, sources, limit=rule.threshold, weight=rule.unit)
         cells[rule.column] = res[rule.unit].to_numpy()
-        cells[f"f_{rule.id}"] = res["facility"].map(lambda i: ids.get(i) if i is not None else None).to_numpy()
+        cells[f"f_{rule.id}"] = _facility_ids(res["facility"].to_numpy(), ids)
     ok = np.zeros(len(cells), dtype=bool)
     for s in model.snapped_cells.values():
         ok |= s.ok
     cells["no_road"] = ~ok
     return cells
+
+
+def _facility_ids(labels: np.ndarray, ids: dict) -> np.ndarray:
+    """Facility ids (``fid``) of nearest-facility index labels; None where there is none."""
+    out = np.full(len(labels), None, dtype=object)
+    has = pd.notna(labels)
+    if has.any():
+        out[has] = pd.Series(ids, dtype=object).loc[labels[has]].to_numpy()
+    return out
+
+
+def rule_sources_key(inputs: Inputs, rule: Any) -> tuple:
+    """What a rule's times depend on besides the cells and graphs: its sources' ids and places.
+
+    Two inputs with equal keys give the rule the same ``t_``/``f_`` columns on the same model data.
+    """
+    if rule.service == "urban_rural":
+        return ("seat", tuple(inputs.seat) if inputs.seat is not None else None)
+    fac = inputs.facilities
+    m = fac["ftype"].isin(rule.ftypes).to_numpy()
+    sub = fac[m]
+    return tuple(sorted(zip(sub["fid"].astype(str), np.round(sub.geometry.x, 3), np.round(sub.geometry.y, 3))))
 
 
 def _rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
@@ -336,11 +379,25 @@ def _rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
     return snapped, ids
 
 
-def evaluate_model(model: Model, progress: Any = None) -> RunResult:
-    """Circle times, coverage tables, presence and provision checks, clusters and the gap table."""
+def evaluate_model(model: Model, progress: Any = None, reuse: Model | None = None) -> RunResult:
+    """Circle times, coverage tables, presence and provision checks, clusters and the gap table.
+
+    Parameters
+    ----------
+    model : Model
+    progress : callable, optional
+        Called with a short text per step.
+    reuse : Model, optional
+        A model on the same data whose cells already have circle times (see :func:`circle_times`):
+        rules with unchanged sources take their times from it.
+
+    Returns
+    -------
+    RunResult
+    """
     inputs = model.inputs
     preset = inputs.preset
-    cells = circle_times(model, progress)
+    cells = circle_times(model, progress, reuse=reuse)
     _step(progress, "供需比 / supply ratios (E2SFCA)")
     cells, ratios = supply_ratios(model, cells)
     model.cells = cells
@@ -893,9 +950,14 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         layers.update(extra_layers or {})
         if change is not None and len(change):
             layers["coverage_change"] = change
+        metres = {r.column for r in [*inputs.preset.active_circles(), inputs.preset.urban_rural()]
+                  if r is not None and r.unit != "minutes"}
         # the per-cell layers are large: no R-tree (QGIS reads them without; "Create spatial index"
         # in the layer properties adds one when wanted)
-        gpkg.write_layers(tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS)
+        gpkg.write_layers(tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS,
+                          compact={k: compact_spec(layers[k], metres) for k in CELL_LAYERS if k in layers},
+                          sides={"demand_cells": rule_sides(inputs.preset)}, rows_of={"uncovered": "demand_cells"},
+                          keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"))
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
@@ -963,18 +1025,72 @@ def _no_data_csv(df: pd.DataFrame, svc: pd.DataFrame, by_rule: pd.DataFrame,
 CELL_LAYERS = ("demand_cells", "uncovered", "coverage_change")
 
 
+def rule_sides(preset: Any) -> dict[str, str]:
+    """``{column: "urban" | "rural"}``: the per-cell columns of rules that apply to one side only.
+
+    Such a rule's time (``t_<id>``), nearest facility (``f_<id>``) and E2SFCA ratio
+    (``e2sfca_<id>``) count only on its side; layers.gpkg stores an urban rule's column together
+    with a rural rule's (:func:`coverage.report.gpkg.write_compact`).
+    """
+    out = {}
+    for r in preset.active_circles():
+        if r.applies_to in ("urban", "rural"):
+            out.update({f"t_{r.id}": r.applies_to, f"f_{r.id}": r.applies_to, f"e2sfca_{r.id}": r.applies_to})
+    return out
+
+
+def compact_spec(layer: pd.DataFrame, metres: Collection[str] = ()) -> dict[str, int | None]:
+    """How a per-cell layer is stored compactly in layers.gpkg (:func:`coverage.report.gpkg.write_compact`).
+
+    Travel times to 0.1 min (``t_<rule>``; metres rules to 1 m), E2SFCA ratios to 0.01, every
+    other float column (people) to 0.01 person; facility ids (``f_<rule>``) and ``unit_code`` are
+    dictionary-coded. Integer columns are stored as they are.
+
+    Parameters
+    ----------
+    layer : pandas.DataFrame
+        ``demand_cells``, ``uncovered`` or ``coverage_change``.
+    metres : collection of str
+        Time columns of rules measured in metres (stored to 1 m).
+
+    Returns
+    -------
+    dict
+        ``{column: decimals}``, ``None`` for coded text.
+    """
+    spec: dict[str, int | None] = {}
+    for c in layer.columns:
+        s = layer[c]
+        if c == "unit_code" or c.startswith("f_"):
+            spec[c] = None
+        elif not pd.api.types.is_float_dtype(s.dtype):
+            continue
+        elif c.startswith("t_"):
+            spec[c] = 0 if c in metres else 1
+        elif c.startswith("e2sfca_"):
+            spec[c] = 2
+        else:
+            spec[c] = 2
+    return spec
+
+
 def cells_layer(result: RunResult) -> gpd.GeoDataFrame:
     """The ``demand_cells`` layer of layers.gpkg: the cells without repeated text.
 
-    ``unit_name`` is left out (``unit_code`` joins the ``units`` layer, which has the names) and
+    ``unit_name`` is left out (``unit_code`` joins the ``units`` layer, which has the names), so are
+    the grid ``row`` and ``col`` (the point is the cell's centre; ``cell`` identifies it) and the
+    15 km circle's ``f_`` column (its source is always the 城区), and
     travel times are rounded to 0.1 min (metres rules: to 1 m); everything else is as computed.
     """
     cells = result.model.cells
     out = cells.copy(deep=False)  # columns are dropped or replaced, never written into
-    for c in ("unit_name", "lon", "lat"):
+    for c in ("unit_name", "lon", "lat", "row", "col"):  # row and col: the point is the cell's centre
         if c in out.columns:
             del out[c]
     rules = [*result.model.inputs.preset.active_circles(), result.model.inputs.preset.urban_rural()]
+    urc = result.model.inputs.preset.urban_rural()
+    if urc is not None and f"f_{urc.id}" in out.columns:  # always the 城区: t_<id> says who is reached
+        del out[f"f_{urc.id}"]
     for rule in rules:
         if rule is not None and rule.column in out.columns:
             t = out[rule.column].to_numpy(dtype=float)

@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SiteRun:
-    """Outcome of a siting run."""
+    """Outcome of a siting run: the baseline model (cells with circle times), the evaluated plan,
+    the proposed sites, the solver's result and the plan-vs-baseline table."""
 
-    base: pipeline.RunResult
+    base: pipeline.Model
     plan: pipeline.RunResult
     proposed: gpd.GeoDataFrame
     solution: siting.SitingResult
@@ -300,7 +301,9 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
     step("读取输入 / reading inputs")
     inputs = pipeline.load_inputs(path)
     model = pipeline.build_model(inputs, step)
-    base = pipeline.evaluate_model(model, step)
+    # the baseline needs only its circle times (for the unserved people, the cover matrix and the
+    # comparison); the plan is evaluated in full and reuses the times of every unchanged rule
+    model.cells = pipeline.circle_times(model, step)
     svc, _, fixed = siting_rules(inputs.preset, service)
     ex = read_vector(exclude, what_zh="禁建区", what_en="exclusion") if exclude is not None else None
     cands = candidate_sites(model, svc, generate, exclude=ex)
@@ -333,12 +336,12 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
                   ignore_index=True), crs=inputs.crs))
     step("评估方案 / evaluating the plan")
     plan_model = pipeline.with_facilities(model, plan_inputs)
-    plan = pipeline.evaluate_model(plan_model, step)
+    plan = pipeline.evaluate_model(plan_model, step, reuse=model)
     county = pipeline.county_name(inputs)
     year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
     plan.gaps = pd.concat([proposed_gap_rows(proposed, inputs.preset, county, year), plan.gaps], ignore_index=True)
-    diff = compare.unit_diff(base.model.cells, plan.model.cells, inputs.preset)
-    change = compare.cell_diff(base.model.cells, plan.model.cells, inputs.preset)
+    diff = compare.unit_diff(model.cells, plan.model.cells, inputs.preset)
+    change = compare.cell_diff(model.cells, plan.model.cells, inputs.preset)
     plan.summary["siting"] = {
         "service": svc, "ftype": fixed, "model": "MCLP" if add is not None else "LSCP",
         "candidates": len(cands), "selected": proposed["cid"].tolist(),
@@ -348,7 +351,7 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
         "seconds": float(sol.timings.get("total", np.nan)),
     }
     pipeline.write_outputs(plan, out, step, comparison=diff, proposed=proposed, change=change)
-    return SiteRun(base=base, plan=plan, proposed=proposed, solution=sol, diff=diff)
+    return SiteRun(base=model, plan=plan, proposed=proposed, solution=sol, diff=diff)
 
 
 def compare_scenarios(

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pyogrio
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Point
 
 from coverage.errors import InputError
@@ -182,3 +184,61 @@ def test_spatial_index_skipped_for_named_layers(tmp_path: Path, layers) -> None:
     assert any(t.startswith("rtree_units") for t in tables)
     assert not any(t.startswith("rtree_facilities") for t in tables)
     assert len(pyogrio.read_dataframe(path, layer="facilities")) == len(layers["facilities"])
+
+
+# --- compact per-cell layers (write_compact): checked against a plain rounding of the inputs ----
+
+def _expected(v: np.ndarray, decimals: int) -> np.ndarray:
+    """What a compact numeric column should read back as: rounded, NULL (NaN) where not finite."""
+    out = np.full(len(v), np.nan)
+    ok = np.isfinite(v)
+    out[ok] = np.round(v[ok] * 10.0**decimals) / 10.0**decimals
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_compact_layers_read_back_as_written(tmp_path_factory, data) -> None:
+    """Random cells with people, times (±inf, NaN), ids and urban/rural rules: the views show the
+    same columns in the same order, values rounded to the stated precision, NULL where a side's
+    rule does not apply, and the subset layer joined on ``cell`` has the cells' points and codes."""
+    n = data.draw(st.integers(1, 40))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    cell = rng.choice(10_000, n, replace=False)
+    urban = rng.random(n) < 0.4
+    people = np.round(rng.gamma(0.5, 30.0, n), 4)
+    t_u = np.where(rng.random(n) < 0.3, np.inf, rng.random(n) * 30)
+    t_r = np.where(rng.random(n) < 0.3, np.nan, rng.random(n) * 30)
+    ids = np.array(["F1", "卫生院'A", None, "F-2"], dtype=object)
+    f_u, f_r = ids[rng.integers(0, 4, n)], ids[rng.integers(0, 4, n)]
+    units = np.array(["610724001", "610724002"], dtype=object)[rng.integers(0, 2, n)]
+    pts = gpd.points_from_xy(rng.random(n) * 1e4, rng.random(n) * 1e4)
+    cells = gpd.GeoDataFrame({"cell": cell, "pop": people, "unit_code": units, "urban": urban.astype(int),
+                              "t_a_urban": t_u, "f_a_urban": f_u, "t_a_rural": t_r, "f_a_rural": f_r},
+                             geometry=pts, crs=4545)
+    sub = rng.random(n) < 0.5
+    unc = gpd.GeoDataFrame({"cell": cell[sub], "unit_code": units[sub], "short": people[sub] / 3},
+                           geometry=pts[sub], crs=4545)
+    spec = {"pop": 2, "unit_code": None, "t_a_urban": 1, "f_a_urban": None, "t_a_rural": 1, "f_a_rural": None}
+    sides = {"t_a_urban": "urban", "f_a_urban": "urban", "t_a_rural": "rural", "f_a_rural": "rural"}
+    path = tmp_path_factory.mktemp("compact") / "c.gpkg"
+    write_layers(path, {"demand_cells": cells, "uncovered": unc},
+                 compact={"demand_cells": spec, "uncovered": {"unit_code": None, "short": 2}},
+                 sides={"demand_cells": sides}, rows_of={"uncovered": "demand_cells"},
+                 keys={"demand_cells": "cell", "uncovered": "cell"})
+    assert sorted(n for n, _ in pyogrio.list_layers(path)) == ["demand_cells", "uncovered", "value_codes"]
+    back = pyogrio.read_dataframe(path, layer="demand_cells").set_index("cell").loc[cell]
+    assert list(back.columns) == [c for c in cells.columns if c != "cell"]
+    np.testing.assert_allclose(back["pop"], _expected(people, 2), atol=1e-9)
+    np.testing.assert_allclose(back["t_a_urban"], np.where(urban, _expected(t_u, 1), np.nan), atol=1e-9)
+    np.testing.assert_allclose(back["t_a_rural"], np.where(~urban, _expected(t_r, 1), np.nan), atol=1e-9)
+    for col, side in (("f_a_urban", urban), ("f_a_rural", ~urban)):
+        want = [v if s and not pd.isna(v) else None for v, s in zip(cells[col], side)]
+        assert [None if pd.isna(v) else v for v in back[col]] == want
+    assert back["unit_code"].tolist() == units.tolist()
+    assert np.allclose(back.geometry.x, cells.geometry.x) and np.allclose(back.geometry.y, cells.geometry.y)
+    u = pyogrio.read_dataframe(path, layer="uncovered").set_index("cell").loc[cell[sub]]
+    assert u["unit_code"].tolist() == units[sub].tolist()
+    np.testing.assert_allclose(u["short"], _expected(people[sub] / 3, 2), atol=1e-9)
+    assert np.allclose(u.geometry.x, cells.geometry.x[sub])
+    assert u.crs == cells.crs

@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import sqlite3
 from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ from geopandas.array import GeometryDtype
 from coverage.errors import InputError
 from coverage.report._util import atomic_target, is_missing
 
-__all__ = ["gpkg_ready", "write_layers"]
+__all__ = ["gpkg_ready", "write_compact", "write_layers"]
 
 log = logging.getLogger(__name__)
+
+#: The attribute table of dictionary codes of compact layers (layer, field, code, value).
+CODES_TABLE = "value_codes"
 
 _LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 
@@ -55,6 +59,10 @@ def write_layers(
     layers: Mapping[str, GeoDataFrame],
     *,
     spatial_index_skip: Collection[str] = (),
+    compact: Mapping[str, Mapping[str, int | None]] | None = None,
+    sides: Mapping[str, Mapping[str, str]] | None = None,
+    rows_of: Mapping[str, str] | None = None,
+    keys: Mapping[str, str] | None = None,
 ) -> Path:
     """Write several layers into one GeoPackage, atomically.
 
@@ -71,6 +79,18 @@ def write_layers(
         Layers written without the GeoPackage R-tree. An R-tree costs about 60 bytes per feature;
         for a layer with one point per 100 m cell that is a third of the file, and QGIS reads the
         layer without it (it can add one: layer properties → Create spatial index).
+    compact : mapping, optional
+        Layer name → ``{column: decimals}``: those layers are stored compactly (see
+        :func:`write_compact`) and read through a view of the same name with the same columns.
+        ``decimals`` is the precision kept for a numeric column, ``None`` dictionary-codes a text
+        column.
+    sides : mapping, optional
+        Layer name → ``{column: "urban" | "rural"}`` for :func:`write_compact`.
+    rows_of : mapping, optional
+        Compact layer → the compact layer written before it whose rows it joins on its key
+        (:func:`write_compact`).
+    keys : mapping, optional
+        Compact layer → its unique integer key column (stored as the primary key).
 
     Returns
     -------
@@ -115,9 +135,19 @@ def write_layers(
                 field=name,
             )
 
+    compact = compact or {}
+    written: dict[str, GeoDataFrame] = {}
     with atomic_target(path, suffix=".gpkg") as tmp:
         for name, df in layers.items():
             ready = gpkg_ready(df, layer=name)
+            if (name in compact and isinstance(ready, GeoDataFrame) and len(ready)
+                    and not any(c.lower() == "fid" for c in ready.columns)):
+                other = (rows_of or {}).get(name)
+                write_compact(tmp, name, ready, compact[name], (sides or {}).get(name),
+                              rows_of=(other, written[other], compact[other]) if other in written else None,
+                              key=(keys or {}).get(name))
+                written[name] = ready
+                continue
             kwargs: dict[str, Any] = {"driver": "GPKG", "layer": name}
             if any(c.lower() == "fid" for c in ready.columns):
                 # GeoPackage names its integer primary key "fid"; our facilities carry a text
@@ -131,6 +161,153 @@ def write_layers(
                     kwargs["geometry_type"] = "Unknown"
             pyogrio.write_dataframe(ready, tmp, **kwargs)
     return Path(path)
+
+
+def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  # noqa: C901 - one pass per column kind
+                  spec: Mapping[str, int | None], sides: Mapping[str, str] | None = None,
+                  rows_of: tuple[str, GeoDataFrame, Mapping[str, int | None]] | None = None,
+                  key: str | None = None) -> None:
+    """Write a large layer compactly: scaled integers and coded text, read through a view.
+
+    SQLite stores every non-integral REAL in 8 bytes, a text value in full on every row and one
+    header byte per column and row. For a layer of a million cells that is most of the file. Here
+    the numeric columns named in ``spec`` are stored as integers of ``value × 10**decimals`` (1–3
+    bytes for people to 0.01 and minutes to 0.1; ``NULL`` for NaN and ``±inf``), the text columns
+    with ``decimals=None`` as integer codes into the attribute table ``value_codes`` (``layer``,
+    ``field``, ``code``, ``value``), and a column of a rule that applies only to urban cells shares
+    its stored column with one of a rural-only rule (``sides``), each read where its rule applies.
+    The layer ``name`` a GIS opens is a view over the stored table ``<name>__store`` (a plain SQLite
+    table, not registered as a layer) that divides, looks up and splits again, so it shows the same
+    columns in the same order and units, rounded to the stated precision, and ``NULL`` where a
+    side's rule does not apply.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An existing or new GeoPackage.
+    name : str
+        Layer name (an ASCII identifier; see :func:`write_layers`).
+    gdf : geopandas.GeoDataFrame
+        The layer, already converted with :func:`gpkg_ready`.
+    spec : mapping of str to int or None
+        ``{column: decimals}``; columns not named are stored as they are.
+    sides : mapping of str to str, optional
+        ``{column: "urban" | "rural"}`` for columns of rules that apply to one side only (the
+        layer's ``urban`` column says which cell is which).
+    rows_of : tuple, optional
+        ``(layer, table, spec)`` of a compact layer written before (with the same ``key``) whose
+        rows this layer's rows are a subset of: the geometry and the columns both layers have are
+        read from that layer's stored table, joined on ``key``, instead of being stored twice.
+    key : str, optional
+        A unique integer column (``cell``) stored as the table's primary key, so it costs no
+        space; it is also the view's ``fid``.
+    """
+    store = f"{name}__store"
+    geom = gdf.geometry.name
+    shared: set[str] = set()
+    if rows_of is not None:
+        shared = {c for c in gdf.columns if c in rows_of[1].columns and c not in ("urban", key)} | {geom}
+    urban = gdf["urban"].to_numpy(dtype=float) == 1 if sides and "urban" in gdf.columns else None
+    pairs: dict[str, tuple[str, str]] = {}  # stored column → (urban column, rural column)
+    if urban is not None and sides:
+        u_cols = [c for c in gdf.columns if sides.get(c) == "urban" and c in spec]
+        r_cols = [c for c in gdf.columns if sides.get(c) == "rural" and c in spec]
+        for u in u_cols:
+            r = next((x for x in r_cols if spec[x] == spec[u]), None)
+            if r is not None:
+                r_cols.remove(r)
+                pairs[f"{u}__{r}"] = (u, r)
+    paired = {c: k for k, (u, r) in pairs.items() for c in (u, r)}
+    data: dict[str, Any] = {}
+    codes_rows: list[pd.DataFrame] = []
+    for c in gdf.columns:
+        if c in shared or (c in paired and c != pairs[paired[c]][0]):
+            continue
+        col, values = c, gdf[c]
+        if c in paired:
+            col = paired[c]
+            u, r = pairs[col]
+            values = gdf[u].where(urban, gdf[r])
+        if spec.get(c, 0) is None:
+            codes, uniques = pd.factorize(values, sort=True)
+            data[col] = pd.array(codes, dtype="Int32")
+            data[col][codes < 0] = pd.NA
+            codes_rows.append(pd.DataFrame({"layer": name, "field": col, "code": np.arange(len(uniques), dtype=np.int32),
+                                            "value": [str(x) for x in uniques]}))
+        elif c in spec:
+            v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+            ok = np.isfinite(v)
+            scaled = np.zeros(len(v), dtype=np.int64)
+            scaled[ok] = np.round(v[ok] * 10.0 ** int(spec[c]))  # type: ignore[arg-type]
+            data[col] = pd.array(scaled, dtype="Int64")
+            data[col][~ok] = pd.NA
+        else:
+            data[col] = values.to_numpy()
+    if rows_of is None:
+        stored = GeoDataFrame(data, geometry=gdf.geometry.array, crs=gdf.crs)
+        pyogrio.write_dataframe(stored, path, driver="GPKG", layer=store,
+                                layer_options={"SPATIAL_INDEX": "NO", **({"FID": key} if key else {})})
+    else:
+        pyogrio.write_dataframe(pd.DataFrame(data), path, driver="GPKG", layer=store,
+                                layer_options={"FID": key} if key else {})
+    if not codes_rows:  # the table exists even without codes: see the note on GDAL below
+        codes_rows.append(pd.DataFrame({"layer": pd.Series([], dtype=object), "field": pd.Series([], dtype=object),
+                                        "code": pd.Series([], dtype=np.int32), "value": pd.Series([], dtype=object)}))
+    pyogrio.write_dataframe(pd.concat(codes_rows, ignore_index=True), path, driver="GPKG", layer=CODES_TABLE,
+                            append=CODES_TABLE in {n for n, _ in pyogrio.list_layers(path)})
+    cols, source = [], f"{_quote(store)} AS s"
+    for c in gdf.columns:
+        if c == geom:
+            cols.append(f'{"d" if rows_of is not None else "s"}."geom" AS "geom"')
+        elif c in shared and rows_of is not None:
+            cols.append(f"{_view_column(rows_of[0], c, c, rows_of[2], None, alias='d')} AS {_quote(c)}")
+        else:
+            cols.append(f"{_view_column(name, c, paired.get(c, c), spec, sides)} AS {_quote(c)}")
+    fid = f"s.{_quote(key)}" if key else "s.fid"
+    if rows_of is not None:
+        if key is None:
+            raise ValueError("rows_of needs the key both layers share")
+        source += f" JOIN {_quote(rows_of[0] + '__store')} AS d ON d.{_quote(key)} = s.{_quote(key)}"
+    con = sqlite3.connect(path)
+    try:
+        with con:
+            con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {CODES_TABLE}_key ON {CODES_TABLE} (layer, field, code)")
+            con.execute(f"CREATE VIEW {_quote(name)} AS SELECT {fid} AS fid, {', '.join(cols)} FROM {source}")
+            con.execute(
+                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) "
+                "SELECT ?, 'features', ?, ?, min_x, min_y, max_x, max_y, srs_id FROM gpkg_contents WHERE table_name = ?",
+                (name, name, f"compact: stored in {store} (scaled integers, codes in {CODES_TABLE})", rows_of[0] if rows_of else store),
+            )
+            con.execute(
+                "INSERT INTO gpkg_geometry_columns SELECT ?, column_name, geometry_type_name, srs_id, z, m "
+                "FROM gpkg_geometry_columns WHERE table_name = ?", (name, rows_of[0] if rows_of else store),
+            )
+            # the stored table is not a layer of its own: GDAL (and so QGIS) lists only registered
+            # tables once an attribute table (value_codes) is registered
+            for meta in ("gpkg_geometry_columns", "gpkg_contents", "gpkg_ogr_contents"):
+                con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (store,))
+    finally:
+        con.close()
+
+
+def _view_column(layer: str, column: str, stored: str, spec: Mapping[str, int | None],
+                 sides: Mapping[str, str] | None, alias: str = "s") -> str:
+    """The SQL expression of one column of a compact layer's view (see :func:`write_compact`)."""
+    q = f"{alias}.{_quote(stored)}"
+    if column not in spec:
+        return q
+    side = (sides or {}).get(column) if stored != column else None
+    if side is not None:
+        q = f"CASE WHEN {alias}.\"urban\" = {1 if side == 'urban' else 0} THEN {q} END"
+    if spec[column] is None:
+        return (f"(SELECT k.value FROM {CODES_TABLE} AS k WHERE k.layer = '{layer}' AND k.field = "
+                f"'{stored.replace(chr(39), chr(39) * 2)}' AND k.code = {q})")
+    return f"CAST({q} / {10.0 ** int(spec[column])!r} AS REAL)"  # type: ignore[arg-type]
+
+
+def _quote(identifier: str) -> str:
+    """An SQLite identifier in double quotes."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
