@@ -903,20 +903,73 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
         )
-        times = {
-            r.service: cells[r.column].to_numpy()
-            for r in inputs.preset.active_circles() if r.unit == "minutes" and r.id not in no_data
-            and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
-        }
+        times = report_times(result, no_data)
         by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
         html.write_report(
             tmp / "report.html", result.summary, by_unit_long, result.gaps, standards_checks(result),
             times, title=title, synthetic=inputs.synthetic,
+            site_map=plan_map(result, proposed, uncovered_map),
         )
         files = sorted(p.name for p in tmp.iterdir())
     result.out_dir = Path(out)
     result.files = files
     return result
+
+
+def report_times(result: RunResult, no_data: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Minutes to the nearest facility and the people they concern, per service, for the report's time chart.
+
+    One entry per (headline rule in minutes, cell of the rule's side with people of its group):
+    the rule's time and the group's people, so the chart counts people and its total is the
+    service's population in ``summary.json``.
+
+    Returns
+    -------
+    dict
+        Service key → ``(minutes, people)``, arrays of the same length.
+    """
+    cells = result.model.cells
+    preset = result.model.inputs.preset
+    out = {}
+    for service in categories.SERVICES:
+        ts, ws = [], []
+        for side, rules in preset.headline(service).items():
+            mask = evaluate.applies_mask(cells, side)
+            for r in rules:
+                if r.unit != "minutes" or r.id in no_data or r.group not in cells.columns:
+                    continue
+                g = cells[r.group].to_numpy(dtype=float) * mask
+                keep = g > 0
+                ts.append(cells[r.column].to_numpy(dtype=float)[keep])
+                ws.append(g[keep])
+        if ts:
+            out[service] = (np.concatenate(ts), np.concatenate(ws))
+    return out
+
+
+def plan_map(result: RunResult, proposed: gpd.GeoDataFrame | None, uncovered: gpd.GeoDataFrame) -> str | None:
+    """The report's static map of a plan (``covplan site``/``compare``): the sited service, or the added facilities' services.
+
+    Returns
+    -------
+    str or None
+        The SVG (:func:`coverage.report.sitemap.site_map_svg`); ``None`` without proposed sites.
+    """
+    from coverage.report import sitemap
+
+    if proposed is None or not len(proposed):
+        return None
+    inputs = result.model.inputs
+    siting = result.summary.get("siting") or {}
+    services = [siting["service"]] if siting.get("service") else sorted(set(proposed["category"].dropna()))
+    fac = inputs.facilities
+    existing = fac[fac["category"].isin(services).to_numpy() & ~fac["fid"].isin(proposed["fid"]).to_numpy()]
+    unc = uncovered[uncovered["service"].isin(services).to_numpy()] if len(uncovered) else None
+    label = "、".join(categories.service_label(s) for s in services)
+    return sitemap.site_map_svg(
+        inputs.units, existing, proposed, unc, existing_label=f"现有{label}设施 / existing",
+        title=f"{label}:{'选址方案' if siting else '方案新增设施'}示意图",
+    )
 
 
 def _derived_urban(inputs: Inputs) -> gpd.GeoDataFrame | None:
