@@ -49,6 +49,8 @@ class RunResult:
     provision: pd.DataFrame
     out_dir: Path = Path(".")
     files: list[str] = field(default_factory=list)
+    #: rule id → its clusters of uncovered people (None when it has none), for a later run to reuse
+    clusters: dict[str, pd.DataFrame | None] = field(default_factory=dict)
 
     def describe(self) -> str:
         """A few lines for the terminal: population and coverage per service."""
@@ -346,17 +348,19 @@ def _facility_ids(labels: np.ndarray, ids: dict) -> np.ndarray:
     return out
 
 
-def rule_sources_key(inputs: Inputs, rule: Any) -> tuple:
+def rule_sources_key(inputs: Inputs, rule: Any, capacity: bool = False) -> tuple:
     """What a rule's times depend on besides the cells and graphs: its sources' ids and places.
 
-    Two inputs with equal keys give the rule the same ``t_``/``f_`` columns on the same model data.
+    Two inputs with equal keys give the rule the same ``t_``/``f_`` columns on the same model data
+    (with ``capacity``, the same E2SFCA ratios too).
     """
     if rule.service == "urban_rural":
         return ("seat", tuple(inputs.seat) if inputs.seat is not None else None)
     fac = inputs.facilities
     m = fac["ftype"].isin(rule.ftypes).to_numpy()
     sub = fac[m]
-    return tuple(sorted(zip(sub["fid"].astype(str), np.round(sub.geometry.x, 3), np.round(sub.geometry.y, 3))))
+    cap = pd.to_numeric(sub["capacity"], errors="coerce").fillna(-1.0) if capacity else pd.Series(0.0, index=sub.index)
+    return tuple(sorted(zip(sub["fid"].astype(str), np.round(sub.geometry.x, 3), np.round(sub.geometry.y, 3), cap)))
 
 
 def _rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
@@ -379,7 +383,7 @@ def _rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
     return snapped, ids
 
 
-def evaluate_model(model: Model, progress: Any = None, reuse: Model | None = None) -> RunResult:
+def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None = None) -> RunResult:
     """Circle times, coverage tables, presence and provision checks, clusters and the gap table.
 
     Parameters
@@ -387,9 +391,10 @@ def evaluate_model(model: Model, progress: Any = None, reuse: Model | None = Non
     model : Model
     progress : callable, optional
         Called with a short text per step.
-    reuse : Model, optional
-        A model on the same data whose cells already have circle times (see :func:`circle_times`):
-        rules with unchanged sources take their times from it.
+    reuse : RunResult, optional
+        An evaluated run on the same data (:func:`with_facilities`): every rule whose sources are
+        unchanged takes its times (:func:`circle_times`), E2SFCA ratios (:func:`supply_ratios`)
+        and clusters of uncovered people from it instead of computing them again.
 
     Returns
     -------
@@ -397,9 +402,9 @@ def evaluate_model(model: Model, progress: Any = None, reuse: Model | None = Non
     """
     inputs = model.inputs
     preset = inputs.preset
-    cells = circle_times(model, progress, reuse=reuse)
+    cells = circle_times(model, progress, reuse=reuse.model if reuse is not None else None)
     _step(progress, "供需比 / supply ratios (E2SFCA)")
-    cells, ratios = supply_ratios(model, cells)
+    cells, ratios = supply_ratios(model, cells, reuse=reuse)
     model.cells = cells
     _step(progress, "评估 / evaluation")
     no_data = evaluate.no_data_rules(preset, inputs.facilities, inputs.seat)
@@ -425,18 +430,25 @@ def evaluate_model(model: Model, progress: Any = None, reuse: Model | None = Non
     summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
     net = inputs.scenario.network
     speeds = _speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
-    clusters = [
-        evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds)
+    by_rule = {
+        rule.id: (reuse.clusters[rule.id] if _unchanged(model, reuse, rule) and rule.id in reuse.clusters  # type: ignore[union-attr]
+                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds))
         for rule in _rules(preset)
-    ]
-    clusters = [c for c in clusters if c is not None and len(c)]
+    }
+    clusters = [c for c in by_rule.values() if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
     gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data,
                               cells=cells)
     return RunResult(
-        model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov,
+        model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov, clusters=by_rule,
     )
+
+
+def _unchanged(model: Model, reuse: RunResult | None, rule: Any, capacity: bool = False) -> bool:
+    """Whether ``reuse`` holds this rule's results for ``model`` (same sources; with capacities)."""
+    return reuse is not None and rule_sources_key(model.inputs, rule, capacity) == rule_sources_key(
+        reuse.model.inputs, rule, capacity)
 
 
 def run_date() -> str:
@@ -518,7 +530,7 @@ def no_data_of(summary: dict) -> dict[str, str]:
     return {x["rule"]: x["note"] for x in summary.get("no_data") or []}
 
 
-def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFrame, dict]:
+def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None = None) -> tuple[gpd.GeoDataFrame, dict]:
     """E2SFCA supply-to-demand ratios per headline circle rule, per cell and by unit.
 
     For every headline rule in minutes whose facility types carry capacities (学位, 托位, 床位, m²),
@@ -530,6 +542,15 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFra
     the cells. Note that E2SFCA conserves supply: the county mean equals the capacity of the
     facilities that reach anyone divided by the people on that side, so the spread between units,
     not the county mean, is what it adds to the per-1000 checks.
+
+    Parameters
+    ----------
+    model : Model
+    cells : geopandas.GeoDataFrame
+        The model's cells with their circle times.
+    reuse : RunResult, optional
+        An evaluated run on the same data: rules whose facilities and capacities are unchanged
+        take their ratios from it.
 
     Returns
     -------
@@ -557,6 +578,12 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame) -> tuple[gpd.GeoDataFra
                 of_type = fac["ftype"].isin(rule.ftypes).to_numpy()
                 use = of_type & np.isfinite(cap) & (cap > 0)
                 if not use.any():
+                    continue
+                col = f"e2sfca_{rule.id}"
+                if (reuse is not None and rule.id in reuse.summary.get("supply_ratio", {})
+                        and col in reuse.model.cells.columns and _unchanged(model, reuse, rule, capacity=True)):
+                    cells[col] = reuse.model.cells[col].to_numpy()
+                    out[rule.id] = reuse.summary["supply_ratio"][rule.id]
                     continue
                 mode = mode_of(rule, inputs.scenario)
                 g = model.graphs[mode]
@@ -965,20 +992,73 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
         )
-        times = {
-            r.service: cells[r.column].to_numpy()
-            for r in inputs.preset.active_circles() if r.unit == "minutes" and r.id not in no_data
-            and r.id in {x.id for rules in inputs.preset.headline(r.service).values() for x in rules}
-        }
+        times = report_times(result, no_data)
         by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
         html.write_report(
             tmp / "report.html", result.summary, by_unit_long, result.gaps, standards_checks(result),
             times, title=title, synthetic=inputs.synthetic,
+            site_map=plan_map(result, proposed, uncovered_map),
         )
         files = sorted(p.name for p in tmp.iterdir())
     result.out_dir = Path(out)
     result.files = files
     return result
+
+
+def report_times(result: RunResult, no_data: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Minutes to the nearest facility and the people they concern, per service, for the report's time chart.
+
+    One entry per (headline rule in minutes, cell of the rule's side with people of its group):
+    the rule's time and the group's people, so the chart counts people and its total is the
+    service's population in ``summary.json``.
+
+    Returns
+    -------
+    dict
+        Service key → ``(minutes, people)``, arrays of the same length.
+    """
+    cells = result.model.cells
+    preset = result.model.inputs.preset
+    out = {}
+    for service in categories.SERVICES:
+        ts, ws = [], []
+        for side, rules in preset.headline(service).items():
+            mask = evaluate.applies_mask(cells, side)
+            for r in rules:
+                if r.unit != "minutes" or r.id in no_data or r.group not in cells.columns:
+                    continue
+                g = cells[r.group].to_numpy(dtype=float) * mask
+                keep = g > 0
+                ts.append(cells[r.column].to_numpy(dtype=float)[keep])
+                ws.append(g[keep])
+        if ts:
+            out[service] = (np.concatenate(ts), np.concatenate(ws))
+    return out
+
+
+def plan_map(result: RunResult, proposed: gpd.GeoDataFrame | None, uncovered: gpd.GeoDataFrame) -> str | None:
+    """The report's static map of a plan (``covplan site``/``compare``): the sited service, or the added facilities' services.
+
+    Returns
+    -------
+    str or None
+        The SVG (:func:`coverage.report.sitemap.site_map_svg`); ``None`` without proposed sites.
+    """
+    from coverage.report import sitemap
+
+    if proposed is None or not len(proposed):
+        return None
+    inputs = result.model.inputs
+    siting = result.summary.get("siting") or {}
+    services = [siting["service"]] if siting.get("service") else sorted(set(proposed["category"].dropna()))
+    fac = inputs.facilities
+    existing = fac[fac["category"].isin(services).to_numpy() & ~fac["fid"].isin(proposed["fid"]).to_numpy()]
+    unc = uncovered[uncovered["service"].isin(services).to_numpy()] if len(uncovered) else None
+    label = "、".join(categories.service_label(s) for s in services)
+    return sitemap.site_map_svg(
+        inputs.units, existing, proposed, unc, existing_label=f"现有{label}设施 / existing",
+        title=f"{label}:{'选址方案' if siting else '方案新增设施'}示意图",
+    )
 
 
 def _derived_urban(inputs: Inputs) -> gpd.GeoDataFrame | None:

@@ -30,7 +30,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.spatial import cKDTree
 
-from coverage import access, categories, compare, evaluate, pipeline, siting
+from coverage import access, categories, compare, evaluate, pipeline, settings, siting
 from coverage.errors import InputError
 from coverage.inputs import with_scenario
 from coverage.io import read_vector
@@ -40,10 +40,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SiteRun:
-    """Outcome of a siting run: the baseline model (cells with circle times), the evaluated plan,
-    the proposed sites, the solver's result and the plan-vs-baseline table."""
+    """Outcome of a siting run."""
 
-    base: pipeline.Model
+    base: pipeline.RunResult
     plan: pipeline.RunResult
     proposed: gpd.GeoDataFrame
     solution: siting.SitingResult
@@ -220,15 +219,257 @@ def proposed_facilities(
     }, geometry=c.geometry.to_numpy(), crs=c.crs)
     codes = dict(zip(model.inputs.units["code"], model.inputs.units["name"]))
     out["unit_name"] = out["unit_code"].map(codes).fillna("")
-    # nearest existing facility of the service (straight line), for the project note
-    fac = model.inputs.facilities[model.inputs.facilities["category"] == service]
-    if len(fac):
-        d, i = cKDTree(np.column_stack([fac.geometry.x, fac.geometry.y])).query(
-            np.column_stack([out.geometry.x, out.geometry.y])
-        )
-        out["nearest_existing"] = fac["name"].to_numpy()[i]
-        out["nearest_existing_m"] = np.round(d)
+    # road time from the nearest existing facility that counts for the site's rule, for the note
+    near = nearest_existing_times(model, what, out)
+    for c in near.columns:
+        out[c] = near[c].to_numpy()
     return out
+
+
+#: ``nearest_existing`` of a site whose rule has no existing facility in the inputs (no data, not "far").
+NO_EXISTING = "无同类现有设施数据"
+#: Modes in the planner's words (the 备注 and the report).
+MODE_WORDS = {"walk": "步行", "ebike": "电动自行车", "drive": "驾车"}
+
+
+def site_rules(model: pipeline.Model, what: str, sites: gpd.GeoDataFrame, ftypes: Any) -> list[Any]:
+    """The circle rule each site serves: the first headline rule of its side (urban or rural, from the nearest demand cell) that counts its facility type.
+
+    Parameters
+    ----------
+    model : pipeline.Model
+        The baseline model (demand cells with ``urban``).
+    what : str
+        Service or facility-type key of the siting run.
+    sites : geopandas.GeoDataFrame
+        Points in the model CRS.
+    ftypes : array-like of str
+        Facility type of each site.
+
+    Returns
+    -------
+    list
+        One rule per site.
+    """
+    _service, sides, _fixed = siting_rules(model.inputs.preset, what)
+    cells = model.cells
+    _, i = cKDTree(np.column_stack([cells.geometry.x, cells.geometry.y])).query(
+        np.column_stack([sites.geometry.x, sites.geometry.y])
+    )
+    urban = cells["urban"].to_numpy(dtype=bool)[i]
+    out = []
+    for u, ft in zip(urban, ftypes, strict=True):
+        rules = sides.get("urban" if u else "rural") or sides.get("all") or next(iter(sides.values()))
+        out.append(next((r for r in rules if ft in r.ftypes), rules[0]))
+    return out
+
+
+def nearest_existing_times(model: pipeline.Model, what: str, sites: gpd.GeoDataFrame) -> pd.DataFrame:
+    """Road time from the nearest existing facility to each proposed site, on the site's rule's mode.
+
+    The existing facilities are those of the types the site's rule counts (:func:`site_rules`); the
+    time is one multi-source search on the rule's mode graph (:func:`coverage.access.nearest`, no
+    limit), legs on foot included, as for the circles.
+
+    Parameters
+    ----------
+    model : pipeline.Model
+        The baseline model.
+    what : str
+        Service or facility-type key of the siting run.
+    sites : geopandas.GeoDataFrame
+        The proposed sites with ``ftype``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``nearest_existing`` (name; ``""`` when none can be reached by road, :data:`NO_EXISTING` when
+        the inputs hold no facility of the rule's types), ``nearest_existing_min``
+        (minutes, NaN when no existing facility is reachable by road), ``nearest_mode`` and
+        ``nearest_rule``, one row per site in ``sites`` order.
+    """
+    inputs = model.inputs
+    n = len(sites)
+    out = pd.DataFrame({"nearest_existing": [""] * n, "nearest_existing_min": np.full(n, np.nan),
+                        "nearest_mode": [""] * n, "nearest_rule": [""] * n})
+    if not n:
+        return out
+    rules = site_rules(model, what, sites, sites["ftype"].to_numpy())
+    fac = inputs.facilities
+    for rid in dict.fromkeys(r.id for r in rules):
+        rule = next(r for r in rules if r.id == rid)
+        pos = np.array([k for k, r in enumerate(rules) if r.id == rid])
+        mode = pipeline.mode_of(rule, inputs.scenario)
+        out.loc[pos, "nearest_mode"] = mode
+        out.loc[pos, "nearest_rule"] = rid
+        mask = fac["ftype"].isin(rule.ftypes).to_numpy()
+        if not mask.any():
+            out.loc[pos, "nearest_existing"] = NO_EXISTING
+            continue
+        g = model.graphs[mode]
+        res = access.nearest(g, access.snap(g, sites.iloc[pos]), model.snapped_facilities[mode].take(mask),
+                             limit=float("inf"))
+        t = res["minutes"].to_numpy(dtype=float)
+        names = [str(fac.loc[i, "name"]) if i is not None else "" for i in res["facility"]]
+        out.loc[pos, "nearest_existing_min"] = np.where(np.isfinite(t), t, np.nan)
+        out.loc[pos, "nearest_existing"] = names
+    return out
+
+
+def road_time_text(site: Any) -> str:
+    """备注 text: the nearest existing facility and the road time from it (or why there is none)."""
+    name = getattr(site, "nearest_existing", "") or ""
+    minutes = getattr(site, "nearest_existing_min", float("nan"))
+    mode = MODE_WORDS.get(getattr(site, "nearest_mode", ""), getattr(site, "nearest_mode", ""))
+    if name == NO_EXISTING:
+        return "输入中没有同类现有设施（无数据，不是距离为0）/ no existing facility of these types in the inputs"
+    if not name or not np.isfinite(minutes):
+        return "道路上无可达的同类现有设施 / no existing facility of the rule's types reachable by road"
+    return f"最近现有设施：{name}（{mode}道路{minutes:.0f}分钟）"
+
+
+def marginal_curve(
+    cover: sp.csr_matrix, weights: np.ndarray, result: siting.SitingResult, n_exist: int, extra: int = 3,
+) -> list[float]:
+    """People added by the k-th new site: the solution's sites in greedy order, then ``extra`` more.
+
+    The first values are the solution's marginal gains (:attr:`SitingResult.marginal` of its new
+    sites); the greedy then goes on over the candidates not chosen, each step adding the one that
+    reaches the most people nobody reaches yet (ties: the lower column), so the report can say what
+    a further site would add.
+
+    Parameters
+    ----------
+    cover : scipy.sparse.csr_matrix
+        Rows × (existing facilities, candidates), as :func:`service_cover`.
+    weights : numpy.ndarray
+        People per row.
+    result : SitingResult
+        The solution.
+    n_exist : int
+        Number of existing-facility columns (locked).
+    extra : int
+        Sites beyond the solution.
+
+    Returns
+    -------
+    list of float
+        People added by site 1, 2, … (solution first); shorter when the candidates run out.
+    """
+    curve = [float(m) for j, m in zip(result.selected, result.marginal, strict=True) if j >= n_exist]
+    csc = sp.csc_matrix(cover, dtype=float)
+    chosen = np.asarray(result.selected, dtype=int)
+    covered = np.asarray(csc[:, chosen].sum(axis=1)).ravel() > 0 if len(chosen) else np.zeros(csc.shape[0], bool)
+    free = np.ones(csc.shape[1], dtype=bool)
+    free[:n_exist] = False
+    free[chosen] = False
+    w = np.asarray(weights, dtype=float)
+    for _ in range(extra):
+        if not free.any():
+            break
+        gain = csc.T @ np.where(covered, 0.0, w)
+        gain[~free] = -1.0
+        j = int(np.argmax(gain))
+        curve.append(float(gain[j]))
+        free[j] = False
+        covered |= np.asarray(csc[:, j].toarray()).ravel() > 0
+    return curve
+
+
+def siting_sites(proposed: gpd.GeoDataFrame, gap_rows: pd.DataFrame, group: str) -> list[dict[str, Any]]:
+    """The ranked sites for ``summary.json`` → ``siting.sites`` (the report's table reads these).
+
+    Parameters
+    ----------
+    proposed : geopandas.GeoDataFrame
+        :func:`proposed_facilities`.
+    gap_rows : pandas.DataFrame
+        :func:`proposed_gap_rows` of the same sites (the cost is the project bank's).
+    group : str
+        The people counted (e.g. ``60岁及以上``).
+
+    Returns
+    -------
+    list of dict
+        ``rank, cid, name, unit_code, unit_name, ftype, ftype_label, group, new_covered, cost_wan``
+        (万元, ``None`` without a cost), ``cost_per_person_yuan`` (元/人, ``None`` without cost or
+        people), ``nearest_existing``, ``nearest_existing_min`` (road minutes, ``None`` when none is
+        reachable), ``nearest_mode``, ``nearest_rule`` (the circle rule the site serves), ``lon``, ``lat``.
+    """
+    out = []
+    for r, g in zip(proposed.itertuples(), gap_rows.itertuples(), strict=True):
+        cost = float(g.cost) if np.isfinite(g.cost) else None
+        people = float(r.new_covered)
+        minutes = float(getattr(r, "nearest_existing_min", np.nan))
+        out.append({
+            "rank": int(r.rank), "cid": str(r.cid), "name": str(r.name), "unit_code": str(r.unit_code),
+            "unit_name": str(r.unit_name), "ftype": str(r.ftype), "ftype_label": str(g.ftype_label),
+            "group": group, "new_covered": people, "cost_wan": cost,
+            "cost_per_person_yuan": cost * 10000.0 / people if cost is not None and people > 0 else None,
+            "nearest_existing": str(getattr(r, "nearest_existing", "") or ""),
+            "nearest_existing_min": minutes if np.isfinite(minutes) else None,
+            "nearest_mode": str(getattr(r, "nearest_mode", "")), "nearest_rule": str(getattr(r, "nearest_rule", "")),
+            "lon": float(r.lon), "lat": float(r.lat),
+        })
+    return out
+
+
+def gap_rows_change(base_gaps: pd.DataFrame, plan_gaps: pd.DataFrame, proposed: int) -> dict[str, int]:
+    """Why the gap list's length changes after siting, in numbers.
+
+    A gap row is matched across the two runs by ``kind``, ``rule_id`` (or service), ``unit_code``
+    and ``project_name``.
+
+    Parameters
+    ----------
+    base_gaps : pandas.DataFrame
+        The baseline's gap table.
+    plan_gaps : pandas.DataFrame
+        The plan's own gap table (without the proposed-site rows).
+    proposed : int
+        Number of proposed-site rows put on top.
+
+    Returns
+    -------
+    dict
+        ``base`` (rows before), ``plan`` (rows after, proposed sites included), ``proposed``,
+        ``remaining`` (plan's own rows), ``closed`` (baseline rows no longer found), ``kept``,
+        ``new`` (plan rows not in the baseline: gaps split or re-sized by the new sites).
+    """
+    def keys(df: pd.DataFrame) -> set[tuple[str, ...]]:
+        if not len(df):
+            return set()
+        cols = [c for c in ("kind", "rule_id", "service", "unit_code", "project_name") if c in df.columns]
+        return set(df[cols].astype(str).itertuples(index=False, name=None))
+
+    b, p = keys(base_gaps), keys(plan_gaps)
+    return {"base": len(base_gaps), "plan": len(plan_gaps) + proposed, "proposed": proposed,
+            "remaining": len(plan_gaps), "closed": len(b - p), "kept": len(b & p), "new": len(p - b)}
+
+
+def comparison_summary(base: dict, plan: dict, diff: pd.DataFrame) -> dict[str, Any]:
+    """``summary.json`` → ``comparison``: the two scenarios, the county row and the 乡镇 rows per service.
+
+    Parameters
+    ----------
+    base, plan : dict
+        The two runs' summaries.
+    diff : pandas.DataFrame
+        :func:`coverage.compare.unit_diff`.
+
+    Returns
+    -------
+    dict
+        ``base``, ``plan`` (scenario names), ``by_service`` (county rows, as ``comparison.csv``) and
+        ``by_unit`` (the 乡镇/街道 rows, as ``comparison.csv``).
+    """
+    county = diff[diff["unit_code"] == ""]
+    units = diff[diff["unit_code"] != ""]
+    return {
+        "base": base["scenario"], "plan": plan["scenario"],
+        "by_service": json.loads(county.to_json(orient="records", force_ascii=False)),
+        "by_unit": json.loads(units.to_json(orient="records", force_ascii=False)),
+    }
 
 
 def proposed_gap_rows(proposed: gpd.GeoDataFrame, preset: Any, county: str, year: int) -> pd.DataFrame:
@@ -238,7 +479,7 @@ def proposed_gap_rows(proposed: gpd.GeoDataFrame, preset: Any, county: str, year
         tmpl = preset.project(r.ftype)
         scale = tmpl.size_for(r.new_covered)
         cost = r.cost if np.isfinite(r.cost) else tmpl.cost_for(scale)
-        near = getattr(r, "nearest_existing", "")
+        note = f"选址第{r.rank}位；{road_time_text(r)}"
         rows.append({
             "kind": "proposed_site", "year": year, "service": r.category, "service_key": r.category,
             "ftype": r.ftype, "ftype_label": tmpl.label,
@@ -249,7 +490,7 @@ def proposed_gap_rows(proposed: gpd.GeoDataFrame, preset: Any, county: str, year
             "population": r.new_covered, "new_covered": r.new_covered,
             "indicator": "15分钟服务圈覆盖", "nature": "预期性", "cost": cost,
             "lead": preset.lead(r.category, r.ftype), "priority": "高" if r.rank <= 3 else "中",
-            "note": f"选址第{r.rank}位；最近现有设施：{near}（直线{getattr(r, 'nearest_existing_m', float('nan')):.0f} m）",
+            "note": note,
             "rank_people": r.new_covered, "rule_id": "siting",
         })
     return pd.DataFrame(rows)
@@ -301,9 +542,7 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
     step("读取输入 / reading inputs")
     inputs = pipeline.load_inputs(path)
     model = pipeline.build_model(inputs, step)
-    # the baseline needs only its circle times (for the unserved people, the cover matrix and the
-    # comparison); the plan is evaluated in full and reuses the times of every unchanged rule
-    model.cells = pipeline.circle_times(model, step)
+    base = pipeline.evaluate_model(model, step)
     svc, _, fixed = siting_rules(inputs.preset, service)
     ex = read_vector(exclude, what_zh="禁建区", what_en="exclusion") if exclude is not None else None
     cands = candidate_sites(model, svc, generate, exclude=ex)
@@ -336,12 +575,16 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
                   ignore_index=True), crs=inputs.crs))
     step("评估方案 / evaluating the plan")
     plan_model = pipeline.with_facilities(model, plan_inputs)
-    plan = pipeline.evaluate_model(plan_model, step, reuse=model)
+    plan = pipeline.evaluate_model(plan_model, step, reuse=base)
     county = pipeline.county_name(inputs)
     year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
-    plan.gaps = pd.concat([proposed_gap_rows(proposed, inputs.preset, county, year), plan.gaps], ignore_index=True)
-    diff = compare.unit_diff(model.cells, plan.model.cells, inputs.preset)
-    change = compare.cell_diff(model.cells, plan.model.cells, inputs.preset)
+    site_rows = proposed_gap_rows(proposed, inputs.preset, county, year)
+    gap_change = gap_rows_change(base.gaps, plan.gaps, len(site_rows))
+    plan.gaps = pd.concat([site_rows, plan.gaps], ignore_index=True)
+    diff = compare.unit_diff(base.model.cells, plan.model.cells, inputs.preset)
+    change = compare.cell_diff(base.model.cells, plan.model.cells, inputs.preset)
+    groups = sorted({r.group for rules in siting_rules(inputs.preset, service)[1].values() for r in rules})
+    group = "、".join("总人口" if g == "pop" else settings.AGE_GROUPS.get(g, g) for g in groups)
     plan.summary["siting"] = {
         "service": svc, "ftype": fixed, "model": "MCLP" if add is not None else "LSCP",
         "candidates": len(cands), "selected": proposed["cid"].tolist(),
@@ -349,9 +592,14 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
         "objective": float(sol.objective), "bound": float(sol.upper_bound), "gap": float(sol.gap),
         "method": sol.method, "proven_optimal": bool(sol.proven_optimal),
         "seconds": float(sol.timings.get("total", np.nan)),
+        "group": group,
+        "sites": siting_sites(proposed, site_rows, group),
+        "marginal_curve": marginal_curve(cover, weights, sol, len(locked)),
+        "gap_rows": gap_change,
     }
+    plan.summary["comparison"] = comparison_summary(base.summary, plan.summary, diff)
     pipeline.write_outputs(plan, out, step, comparison=diff, proposed=proposed, change=change)
-    return SiteRun(base=model, plan=plan, proposed=proposed, solution=sol, diff=diff)
+    return SiteRun(base=base, plan=plan, proposed=proposed, solution=sol, diff=diff)
 
 
 def compare_scenarios(
@@ -372,9 +620,9 @@ def compare_scenarios(
         plan_inputs = pipeline.load_inputs(plan_path)
         # a plan on the same data (the usual case: extends the baseline, changes facilities) reuses
         # the baseline's graphs, demand cells and snaps
-        plan_model = (pipeline.with_facilities(base_model, plan_inputs) if pipeline.same_data(base_model.inputs, plan_inputs)
-                      else pipeline.build_model(plan_inputs, step))
-        plan = pipeline.evaluate_model(plan_model, step)
+        same = pipeline.same_data(base_model.inputs, plan_inputs)
+        plan_model = pipeline.with_facilities(base_model, plan_inputs) if same else pipeline.build_model(plan_inputs, step)
+        plan = pipeline.evaluate_model(plan_model, step, reuse=base if same else None)
         return _compare(base, plan, out, step)
 
 
@@ -388,11 +636,7 @@ def _compare(
     base_ids = set(base.model.inputs.facilities["fid"])
     pf = plan.model.inputs.facilities
     added = pf[~pf["fid"].isin(base_ids)]
-    county = diff[diff["unit_code"] == ""]
-    plan.summary["comparison"] = {
-        "base": base.summary["scenario"], "plan": plan.summary["scenario"],
-        "by_service": json.loads(county.to_json(orient="records", force_ascii=False)),
-    }
+    plan.summary["comparison"] = comparison_summary(base.summary, plan.summary, diff)
     pipeline.write_outputs(plan, out, step, comparison=diff, proposed=added if len(added) else None,
                            change=cells)
     return plan, diff

@@ -17,7 +17,7 @@ from html import escape
 
 import numpy as np
 
-__all__ = ["histogram_svg", "share_bars_svg", "text_width"]
+__all__ = ["coord", "histogram_svg", "marginal_svg", "share_bars_svg", "svg_element", "text_element", "text_width"]
 
 _FONT = "font-family=\"'Microsoft YaHei','PingFang SC','Noto Sans CJK SC','Source Han Sans SC'," \
         "'WenQuanYi Micro Hei',sans-serif\""
@@ -109,46 +109,59 @@ def share_bars_svg(
 
 
 def histogram_svg(
-    series: Sequence[tuple[str, str, np.ndarray, int]],
+    series: Sequence[tuple[str, str, np.ndarray, float]],
     *,
     bins: int = 30,
     title: str = "到最近设施的出行时间",
     width: float = 960.0,
+    weights: Sequence[np.ndarray | None] | None = None,
 ) -> str | None:
     """Distribution of minutes to the nearest facility: histogram (left) and cumulative share (right).
 
     Parameters
     ----------
-    series : sequence of (label, colour, finite minutes, total cells)
+    series : sequence of (label, colour, finite minutes, total)
         One line per service. Cells beyond the threshold or without road access are not among the
-        finite minutes; ``total cells`` counts them, so the cumulative curve ends below 100 %.
+        finite minutes; ``total`` counts them (cells, or people with ``weights``), so the
+        cumulative curve ends below 100 %.
     bins : int
         Number of histogram bins between 0 and the largest time.
     title : str
         Chart title.
     width : float
         Width in px.
+    weights : sequence of numpy.ndarray, optional
+        People per finite minute of each series: the chart then counts people, not cells (the
+        report's Figure 2), and ``total`` is people.
 
     Returns
     -------
     str or None
-        An ``<svg>`` element; ``None`` when no series has a finite time.
+        An ``<svg>`` element; ``None`` when no series has a finite time. Each histogram line is a
+        ``<polyline class="hist">`` with ``data-counts`` (per bin), ``data-total`` and
+        ``data-beyond`` (outside the axis), in people with ``weights``.
     """
     finite = [np.asarray(m, dtype=float) for _, _, m, _ in series]
     if not any(m.size for m in finite):
         return None
+    people = weights is not None
+    given: Sequence[np.ndarray | None] = weights if weights is not None else [None] * len(finite)
+    ws = [np.ones(m.size) if w is None else np.asarray(w, dtype=float) for m, w in zip(finite, given, strict=True)]
     top = max(float(m.max()) for m in finite if m.size) or 1.0
     edges = np.linspace(0.0, top, bins + 1)
-    counts = [np.histogram(m, bins=edges)[0] if m.size else np.zeros(bins, dtype=int) for m in finite]
-    ymax = max(int(c.max()) for c in counts) or 1
+    counts = [np.histogram(m, bins=edges, weights=w)[0] if m.size else np.zeros(bins)
+              for m, w in zip(finite, ws, strict=True)]
+    ymax = max(float(c.max()) for c in counts) or 1.0
     size = 11.0
     legend_h = 16.0 * len(series) + 8
-    pt, pb, pl, gap = 44.0, 40.0 + legend_h, 56.0, 60.0
+    pt, pb, pl, gap = 44.0, 40.0 + legend_h, 64.0, 68.0
     ph = 220.0
     pw = (width - pl - 20 - gap) / 2
     height = pt + ph + pb
     body = [_text(width / 2, 20, title, 15, "middle", 'font-weight="bold"')]
-    panels = [(pl, "时间分布", "格网单元数", ymax), (pl + pw + gap, "累计分布", "累计占全部格网单元 (%)", 100)]
+    what = "人数" if people else "格网单元数"
+    panels = [(pl, "时间分布", f"{what}" + (" (人)" if people else ""), ymax),
+              (pl + pw + gap, "累计分布", "累计占全部" + ("人口" if people else "格网单元") + " (%)", 100)]
     for x0, sub, ylab, ytop in panels:
         body.append(f'<rect x="{_f(x0)}" y="{_f(pt)}" width="{_f(pw)}" height="{_f(ph)}" fill="none" '
                     f'stroke="#444444" stroke-width="1"/>')
@@ -161,20 +174,23 @@ def histogram_svg(
             x = x0 + pw * t
             body.append(_text(x, pt + ph + 13, f"{top * t:.0f}", 9, "middle", f'fill="{_MUTED}"'))
         body.append(_text(x0 + pw / 2, pt + ph + 28, "到最近设施时间(分钟)", size, "middle"))
-        body.append(_text(x0 - 40, pt + ph / 2, ylab, size, "middle",
-                          f'transform="rotate(-90 {_f(x0 - 40)} {_f(pt + ph / 2)})"'))
-    for (label, colour, _, total), m, c in zip(series, finite, counts, strict=True):
+        body.append(_text(x0 - 48, pt + ph / 2, ylab, size, "middle",
+                          f'transform="rotate(-90 {_f(x0 - 48)} {_f(pt + ph / 2)})"'))
+    for (label, colour, _, total), m, w, c in zip(series, finite, ws, counts, strict=True):
         x0 = panels[0][0]
         pts = [(x0, pt + ph)]
         for b in range(bins):
             y = pt + ph * (1 - c[b] / ymax)
             pts += [(x0 + pw * edges[b] / top, y), (x0 + pw * edges[b + 1] / top, y)]
         pts.append((x0 + pw, pt + ph))
-        body.append(_polyline(pts, colour))
+        data = (f'class="hist" data-label="{escape(label)}" data-counts="{" ".join(f"{v:.2f}" for v in c)}" '
+                f'data-total="{float(total):.2f}" data-beyond="{float(total) - float(w.sum()):.2f}"')
+        body.append(_polyline(pts, colour, data))
         if m.size and total:
             x1 = panels[1][0]
-            xs = np.sort(m)
-            ys = np.arange(1, xs.size + 1) / total
+            order = np.argsort(m, kind="stable")
+            xs = m[order]
+            ys = np.cumsum(w[order]) / float(total)
             step = max(1, xs.size // 400)  # at most ~400 steps: same picture, small file
             keep = np.unique(np.r_[np.arange(0, xs.size, step), xs.size - 1])
             cpts = [(x1, pt + ph)]
@@ -184,14 +200,95 @@ def histogram_svg(
             cpts.append((x1 + pw, cpts[-1][1]))
             body.append(_polyline(cpts, colour))
     y = pt + ph + 44
-    for label, colour, m, total in series:
+    for (label, colour, _, total), w in zip(series, ws, strict=True):
         body.append(f'<line x1="{_f(pl)}" y1="{_f(y - 4)}" x2="{_f(pl + 22)}" y2="{_f(y - 4)}" '
                     f'stroke="{colour}" stroke-width="2"/>')
-        body.append(_text(pl + 28, y, f"{label}(n={total:,},超出阈值/不可达 {total - np.asarray(m).size:,})", size))
+        if people:
+            text = f"{label}(合计 {round(float(total)):,} 人,超出阈值/不可达 {round(float(total) - float(w.sum())):,} 人)"
+        else:
+            text = f"{label}(n={int(total):,},超出阈值/不可达 {int(total) - w.size:,})"
+        body.append(_text(pl + 28, y, text, size))
         y += 16
     return _svg(width, height, body, title)
 
 
-def _polyline(pts: list[tuple[float, float]], colour: str) -> str:
+def marginal_svg(
+    gains: Sequence[float], chosen: int, *, title: str = "每增加一个点位新增覆盖的人数", unit: str = "人",
+    width: float = 960.0,
+) -> str | None:
+    """Bars of the people the k-th site adds (the marginal-gain curve of a siting run).
+
+    Parameters
+    ----------
+    gains : sequence of float
+        People added by site 1, 2, … in greedy order.
+    chosen : int
+        How many of them the plan builds; bars beyond are drawn grey (方案外, what one more site
+        would add).
+    title : str
+        Chart title.
+    unit : str
+        Unit of the y axis (people).
+    width : float
+        Width in px.
+
+    Returns
+    -------
+    str or None
+        An ``<svg>`` element; each bar a ``<rect class="gain">`` with ``data-k`` and ``data-people``.
+        ``None`` without gains.
+    """
+    vals = [max(float(g), 0.0) for g in gains]
+    if not vals:
+        return None
+    pt, pb, pl, pr = 44.0, 62.0, 72.0, 20.0
+    ph = 220.0
+    pw = width - pl - pr
+    height = pt + ph + pb
+    ymax = max(vals) or 1.0
+    slot = pw / len(vals)
+    bw = min(60.0, slot * 0.7)
+    body = [_text(width / 2, 20, title, 15, "middle", 'font-weight="bold"')]
+    for t in np.linspace(0, 1, 5):
+        y = pt + ph * (1 - t)
+        body.append(f'<line x1="{_f(pl)}" y1="{_f(y)}" x2="{_f(pl + pw)}" y2="{_f(y)}" stroke="{_GRID}" stroke-width="1"/>')
+        body.append(_text(pl - 4, y + 3.5, f"{ymax * t:,.0f}", 9, "end", f'fill="{_MUTED}"'))
+    for k, v in enumerate(vals, start=1):
+        x = pl + slot * (k - 0.5) - bw / 2
+        h = ph * v / ymax
+        fill = _BAR if k <= chosen else "#b8c2cc"
+        body.append(f'<rect class="gain" data-k="{k}" data-people="{v:.2f}" x="{_f(x)}" y="{_f(pt + ph - h)}" '
+                    f'width="{_f(bw)}" height="{_f(h)}" fill="{fill}"/>')
+        body.append(_text(x + bw / 2, pt + ph - h - 4, f"{round(v):,}", 10, "middle"))
+        body.append(_text(x + bw / 2, pt + ph + 14, f"第{k}个", 10, "middle",
+                          "" if k <= chosen else f'fill="{_MUTED}"'))
+    if chosen < len(vals):
+        xs = pl + slot * chosen
+        body.append(f'<line x1="{_f(xs)}" y1="{_f(pt)}" x2="{_f(xs)}" y2="{_f(pt + ph)}" stroke="#b42318" '
+                    f'stroke-width="1" stroke-dasharray="4 3"/>')
+        body.append(_text(xs + 4, pt + 12, "方案外 / beyond the plan", 10, "start", 'fill="#b42318"'))
+    body.append(f'<line x1="{_f(pl)}" y1="{_f(pt + ph)}" x2="{_f(pl + pw)}" y2="{_f(pt + ph)}" stroke="#444444" stroke-width="1"/>')
+    body.append(_text(pl + pw / 2, pt + ph + 34, "按贪心顺序的第 k 个新点位 / k-th new site", 11, "middle"))
+    body.append(_text(pl - 52, pt + ph / 2, f"新增覆盖人口 ({unit})", 11, "middle",
+                      f'transform="rotate(-90 {_f(pl - 52)} {_f(pt + ph / 2)})"'))
+    return _svg(width, height, body, title)
+
+
+def coord(x: float) -> str:
+    """A coordinate as text with at most 1 decimal (stable bytes), for other SVG writers."""
+    return _f(x)
+
+
+def text_element(x: float, y: float, s: str, size: float, anchor: str = "start", extra: str = "") -> str:
+    """An escaped SVG ``<text>`` element (the charts' own), for other SVG writers."""
+    return _text(x, y, s, size, anchor, extra)
+
+
+def svg_element(width: float, height: float, body: list[str], title: str) -> str:
+    """The ``<svg>`` element around ``body`` with the charts' font list and a ``<title>``."""
+    return _svg(width, height, body, title)
+
+
+def _polyline(pts: list[tuple[float, float]], colour: str, extra: str = "") -> str:
     d = " ".join(f"{_f(x)},{_f(y)}" for x, y in pts)
-    return f'<polyline points="{d}" fill="none" stroke="{colour}" stroke-width="1.6"/>'
+    return f'<polyline {extra + " " if extra else ""}points="{d}" fill="none" stroke="{colour}" stroke-width="1.6"/>'

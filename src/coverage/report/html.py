@@ -146,15 +146,17 @@ def _label(key: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def write_report(
+def write_report(  # noqa: PLR0913 - issue 11: the plan's map could join a figures object
     path: str | os.PathLike[str],
     summary: dict,
     by_unit: pd.DataFrame | None,
     gaps: pd.DataFrame,
     standards_checks: pd.DataFrame | None,
-    times: dict[str, np.ndarray] | None,
+    times: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]] | None,
     title: str,
     synthetic: bool = False,
+    *,
+    site_map: str | None = None,
 ) -> Path:
     """Write the printable, self-contained HTML report.
 
@@ -173,13 +175,24 @@ def write_report(
         One row per checked rule: ``rule`` and/or ``indicator``, ``nature`` (约束性/预期性),
         ``target``, ``value``, ``pass`` (bool; missing = not evaluated); optional ``service``,
         ``unit`` (place checked) and ``note``.
-    times : dict of str to numpy.ndarray or None
-        Service key → minutes to the nearest facility per demand cell; ``inf``/NaN (beyond the
-        threshold or no road access) are left out of the histogram and counted in the legend.
+    times : dict of str to numpy.ndarray or (numpy.ndarray, numpy.ndarray), or None
+        Service key → minutes to the nearest facility per demand cell, or a pair ``(minutes,
+        people)`` per (rule, cell) with the people of the rule's group: the time chart then counts
+        people, not cells. ``inf``/NaN (beyond the threshold or no road access) are left out of the
+        histogram and counted in the legend.
     title : str
         Report title (page heading and ``<title>``).
     synthetic : bool
         Show the "合成示例数据 / synthetic demo data" banner.
+    site_map : str, optional
+        The plan's static map (:func:`coverage.report.sitemap.site_map_svg`), shown in the plan
+        section.
+
+    Notes
+    -----
+    The plan section (``covplan site`` and ``compare``) reads ``summary["siting"]`` (ranked
+    sites, marginal-gain curve, optimality gap, gap-list change) and ``summary["comparison"]``
+    (before/after by 乡镇); the provenance block reads ``summary["run"]``.
 
     Returns
     -------
@@ -190,6 +203,7 @@ def write_report(
     services = [c for c in table.columns if c not in ("code", "name", "population")]
     gaps = gaps if gaps is not None else pd.DataFrame()
 
+    plan = _plan_context(summary, site_map)
     charts = []
     if services and len(table):
         charts.append(_share_chart(table, services))
@@ -197,6 +211,9 @@ def write_report(
         chart = _time_chart(times)
         if chart is not None:
             charts.append(chart)
+    # figures numbered in the order of the page (the plan's come first)
+    for k, fig in enumerate([*plan["figures"], *charts], start=1):
+        fig["caption"] = fig["caption"].format(n=k)
 
     context = {
         "title": title,
@@ -210,6 +227,8 @@ def write_report(
         "gaps": _gaps_context(gaps),
         "charts": charts,
         "chart_notes": [],
+        "plan": plan,
+        "run": _run_context(summary),
     }
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(_TEMPLATES)),
@@ -362,25 +381,189 @@ def _share_chart(table: pd.DataFrame, services: list[str]) -> dict:
     return {
         "svg": markupsafe.Markup(svg.share_bars_svg(names, panels)),
         "alt": "各乡镇(街道)分服务覆盖率条形图 / coverage share by township and service",
-        "caption": "图1 各乡镇(街道)服务圈覆盖率 / Figure 1. Coverage share by township and service",
+        "caption": "图{n} 各乡镇(街道)服务圈覆盖率 / Figure {n}. Coverage share by township and service",
     }
 
 
-def _time_chart(times: Mapping[str, np.ndarray]) -> dict | None:
-    series = []
+def _time_chart(times: Mapping[str, np.ndarray | tuple[np.ndarray, np.ndarray]]) -> dict | None:
+    series: list[tuple[str, str, np.ndarray, float]] = []
+    ws: list[np.ndarray | None] = []
     for key in _order(list(times)):
-        t = np.asarray(times[key], dtype=float).ravel()
+        value = times[key]
+        pair = isinstance(value, tuple)
+        t = np.asarray(value[0] if pair else value, dtype=float).ravel()
         colour = SERVICES[key].colour if key in SERVICES else _CIRCLE_COLOUR
-        series.append((_label(key), colour, t[np.isfinite(t)], int(t.size)))
-    out = svg.histogram_svg(series)
+        ok = np.isfinite(t)
+        if pair:
+            w = np.asarray(value[1], dtype=float).ravel()
+            series.append((_label(key), colour, t[ok], float(w.sum())))
+            ws.append(w[ok])
+        else:
+            series.append((_label(key), colour, t[ok], int(t.size)))
+            ws.append(None)
+    people = any(w is not None for w in ws)
+    out = svg.histogram_svg(series, weights=ws if people else None)
     if out is None:
         return None
+    what = "人" if people else "格网单元"
     return {
         "svg": markupsafe.Markup(out),
         "alt": "到最近设施时间的分布 / distribution of time to the nearest facility",
-        "caption": ("图2 到最近设施的出行时间(超出阈值或无道路可达的单元不计入横轴,只在图例中计数)"
-                    " / Figure 2. Time to the nearest facility per demand cell"),
+        "caption": (f"图{{n}} 到最近设施的出行时间(按{what}计;超出阈值或无道路可达的{what}不计入横轴,只在图例中计数)"
+                    f" / Figure {{n}}. Time to the nearest facility, counting {'people' if people else 'demand cells'}"),
     }
+
+
+# --------------------------------------------------------------------------------------------
+# the plan (covplan site / compare) and provenance
+# --------------------------------------------------------------------------------------------
+
+#: ``nearest_existing`` of a site when the inputs hold no facility of its rule's types (plans.NO_EXISTING).
+_NO_EXISTING = "无同类现有设施数据"
+#: Modes in the planner's words.
+_MODES = {"walk": "步行", "ebike": "电动自行车", "drive": "驾车"}
+
+
+def _run_context(summary: Mapping) -> dict | None:
+    run = summary.get("run")
+    if not isinstance(run, Mapping):
+        return None
+    return {
+        "date": _text(run.get("date")), "preset": _text(run.get("preset")),
+        "preset_title": _text(run.get("preset_title")),
+        "sources": [{"key": _text(x.get("key")), "file": _text(x.get("file"))}
+                    for x in run.get("sources") or [] if isinstance(x, Mapping)],
+    }
+
+
+def _money(v: Any, digits: int = 1) -> str:
+    if is_missing(v):
+        return "—"
+    return f"{float(v):,.{digits}f}"
+
+
+def _sites_context(siting: Mapping) -> dict:
+    rows = []
+    for r in siting.get("sites") or []:
+        minutes = r.get("nearest_existing_min")
+        mode = _MODES.get(str(r.get("nearest_mode")), _text(r.get("nearest_mode")))
+        rows.append({
+            "rank": int(r["rank"]), "cid": _text(r.get("cid")), "name": _text(r.get("name")),
+            "unit": _text(r.get("unit_name")), "ftype": _text(r.get("ftype_label")),
+            "gain": _people(r.get("new_covered")), "cost": _money(r.get("cost_wan")),
+            "per_person": _money(r.get("cost_per_person_yuan"), 0),
+            "minutes": (f"{float(minutes):.1f}" if not is_missing(minutes)
+                        else "无数据" if r.get("nearest_existing") == _NO_EXISTING else "无道路可达"),
+            "mode": mode, "nearest": _text(r.get("nearest_existing")) or "—",
+        })
+    sites = siting.get("sites") or []
+    gain = sum(float(r.get("new_covered") or 0.0) for r in sites)
+    costs = [r.get("cost_wan") for r in sites]
+    cost = None if any(is_missing(c) for c in costs) else sum(float(c) for c in costs)
+    return {"rows": rows, "gain": _people(gain), "cost": _money(cost),
+            "per_person": _money(cost * 10000.0 / gain if cost is not None and gain > 0 else None, 0)}
+
+
+def _curve_context(siting: Mapping, chosen: int) -> tuple[dict | None, str]:
+    curve = [float(x) for x in siting.get("marginal_curve") or []]
+    if not curve:
+        return None, ""
+    out = svg.marginal_svg(curve, chosen)
+    chart = None if out is None else {
+        "svg": markupsafe.Markup(out),
+        "alt": "边际增益曲线 / marginal gain of each further site",
+        "caption": ("图{n} 每增加一个点位新增覆盖的人数(蓝色为方案内,灰色为方案外的下一个点位)"
+                    " / Figure {n}. People added by the k-th site (grey: beyond the plan)"),
+    }
+    if len(curve) > chosen:
+        nxt = curve[chosen]
+        last = curve[chosen - 1] if chosen else None
+        text = (f"第{chosen + 1}个点位只能再新增覆盖 {_people(nxt)} 人"
+                + (f"(第{chosen}个点位为 {_people(last)} 人)" if last is not None else "")
+                + f" / a site no. {chosen + 1} would add only {_people(nxt)} people.")
+    else:
+        text = "候选点位已全部选用,没有更多点位可加 / no candidate left."
+    return chart, text
+
+
+def _gap_text(siting: Mapping) -> str:
+    g = siting.get("gap_rows")
+    if not isinstance(g, Mapping):
+        return ""
+    return (f"缺口清单(gaps.xlsx)由现状 {g['base']} 项变为方案后 {g['plan']} 项:其中 {g['proposed']} 项是本次选址的"
+            f"拟建项目(列在最前),{g['remaining']} 项是方案后仍存在的缺口。与现状相比,{g['closed']} 项缺口已被新点位"
+            f"覆盖或随之缩小而改写,{g['new']} 项是方案后新列出的(多为原缺口被部分覆盖后按剩余未覆盖人群重新划分;"
+            f"现状无设施数据的服务在方案后才可评估,其缺口也在此列),"
+            f"{g['kept']} 项不变。 / The gap list goes from {g['base']} to {g['plan']} rows: {g['proposed']} proposed "
+            f"sites on top, {g['remaining']} remaining gaps ({g['closed']} closed or redrawn, {g['new']} listed anew, "
+            f"mostly redrawn from what remains uncovered; {g['kept']} unchanged).")
+
+
+def _comparison_context(summary: Mapping, only: str | None) -> list[dict]:
+    comp = summary.get("comparison")
+    if not isinstance(comp, Mapping):
+        return []
+    units = pd.DataFrame(comp.get("by_unit") or [])
+    county = pd.DataFrame(comp.get("by_service") or [])
+    tables = []
+    for svc in _order(list(dict.fromkeys(county["service"]))) if len(county) else []:
+        if only is not None and svc != only:
+            continue
+        c = county[county["service"] == svc]
+        changed = float(c["gained"].sum()) > 0 or float(c["lost"].sum()) > 0
+        if only is None and not changed:
+            continue
+        u = units[units["service"] == svc] if len(units) else units
+        rows = [_diff_row(r, False) for r in u.to_dict("records")] + [_diff_row(r, True) for r in c.to_dict("records")]
+        tables.append({"service": service_text(svc), "key": svc, "rows": rows})
+    return tables
+
+
+def _diff_row(r: Mapping, total: bool) -> dict:
+    change = r.get("share_change")
+    return {
+        "total": total, "code": _text(r.get("unit_code")), "name": "全域合计" if total else _text(r.get("unit_name")),
+        "population": _people(r.get("population_plan")),
+        "before": _people(r.get("covered_base")), "after": _people(r.get("covered_plan")),
+        "gained": _people(r.get("gained")), "lost": _people(r.get("lost")),
+        "share_before": _pct(r.get("share_base")), "share_after": _pct(r.get("share_plan")),
+        "change": "—" if is_missing(change) else f"{float(change) * 100:+.1f}",
+    }
+
+
+def _plan_context(summary: Mapping, site_map: str | None) -> dict:
+    siting = summary.get("siting") if isinstance(summary.get("siting"), Mapping) else None
+    comp = summary.get("comparison") if isinstance(summary.get("comparison"), Mapping) else None
+    ctx: dict[str, Any] = {"show": bool(siting or comp), "siting": None, "comparison": [], "figures": [],
+                           "curve": None, "curve_text": "", "map": None, "gap_text": ""}
+    if not ctx["show"]:
+        return ctx
+    if siting is not None:
+        sites = _sites_context(siting)
+        chosen = len(siting.get("sites") or [])
+        gap = siting.get("gap")
+        # MCLP: people covered (whole people); LSCP: number (or cost) of new sites
+        fmt = _people if siting.get("model") == "MCLP" else (lambda v: _number(None if is_missing(v) else round(float(v), 1)))
+        ctx["siting"] = {
+            "model": _text(siting.get("model")), "service": service_text(siting.get("service")),
+            "group": _text(siting.get("group")) or "人口", "candidates": _text(siting.get("candidates")),
+            "n": chosen, "objective": fmt(siting.get("objective")), "bound": fmt(siting.get("bound")),
+            "gap": "—" if is_missing(gap) else f"{float(gap) * 100:.2f}%",
+            "proven": bool(siting.get("proven_optimal")), "method": _text(siting.get("method")), **sites,
+        }
+        ctx["curve"], ctx["curve_text"] = _curve_context(siting, chosen)
+        ctx["gap_text"] = _gap_text(siting)
+    ctx["comparison"] = _comparison_context(summary, siting.get("service") if siting else None)
+    ctx["base"] = _text(comp.get("base")) if comp else ""
+    if site_map:
+        ctx["map"] = {
+            "svg": markupsafe.Markup(site_map),
+            "alt": "方案示意图 / map of the plan",
+            "caption": ("图{n} 方案示意图:乡镇(街道)界线、现有设施、拟建点位(按排名编号)与方案后仍未覆盖的人口"
+                        " / Figure {n}. The plan: townships, existing facilities, proposed sites by rank, people still uncovered"),
+        }
+    ctx["figures"] = [f for f in (ctx["curve"], ctx["map"]) if f is not None]
+    return ctx
 
 
 # --------------------------------------------------------------------------------------------
