@@ -146,6 +146,18 @@ def _overlap(a: list[float], b: list[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
+def _check_layout(view: dict, need: set[str]) -> None:
+    """1366×768: the furniture is on screen, nothing overlaps, the legend needs no scrolling."""
+    boxes = view["boxes"]
+    assert need <= set(boxes)
+    for name, (x0, y0, x1, y1) in boxes.items():
+        assert 0 <= x0 < x1 <= 1366 and 0 <= y0 < y1 <= 768, (name, boxes[name])
+    names = sorted(boxes)
+    clash = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if _overlap(boxes[a], boxes[b])]
+    assert clash == []
+    assert view["scroll"] <= view["client"]
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, repo_root: Path) -> Path:
     out = tmp_path_factory.mktemp("view") / "demo"
@@ -184,26 +196,20 @@ def test_demo_opens_on_the_worst_covered_service_and_switches(demo: Path, tmp_pa
         assert s["file"] in src, s
     assert "示意图，不作为权属依据" in src and "审图号" in src and "合成示例数据" in src
 
-    # 1366×768: the furniture is on screen, nothing overlaps, the legend needs no scrolling
     for view in (first, switched):
-        boxes = view["boxes"]
-        assert {"title", "banner", "legend", "switcher", "layers", "source", "north", "scale", "whatif"} <= set(boxes)
-        for name, (x0, y0, x1, y1) in boxes.items():
-            assert 0 <= x0 < x1 <= 1366 and 0 <= y0 < y1 <= 768, (name, boxes[name])
-        names = sorted(boxes)
-        clash = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if _overlap(boxes[a], boxes[b])]
-        assert clash == []
-        assert view["scroll"] <= view["client"]
+        _check_layout(view, {"title", "banner", "legend", "switcher", "layers", "source", "north", "scale", "whatif"})
 
 
 @pytest.mark.slow
 def test_site_run_opens_on_its_category(tmp_path: Path, repo_root: Path) -> None:
     run = plans.site_scenario(repo_root / "scenarios" / "demo_baseline.yaml", tmp_path / "site", "clinic", add=2)
     assert run.plan.summary["siting"]["service"] == "clinic"
-    (view,) = _view(tmp_path / "site" / "map.html", tmp_path / "profile")
+    (view,) = _view(tmp_path / "site" / "map.html", tmp_path / "profile",
+                    shot=repo_root / "tests" / "_artifacts" / "site_map_1366.png")
     assert view["errors"] == [] and view["requests"] == []
     _check_one_service(view, "clinic", run.plan.summary, tmp_path / "site" / "layers.gpkg")
     assert "选址方案" in view["title"]
+    _check_layout(view, {"title", "banner", "legend", "switcher", "layers", "source", "north", "scale", "whatif"})
 
 
 @pytest.mark.slow
@@ -222,3 +228,4 @@ def test_macau_real_data_opens_on_one_service_with_its_unit_labelled(tmp_path: P
     assert [(n, vis) for n, vis, _ in view["labels"]] == [("澳门特别行政区", True)]
     assert "示意图" in view["source"] and "合成示例数据" not in view["source"]
     assert "mac_pd_2020_1km.tif" in view["source"]
+    _check_layout(view, {"title", "legend", "switcher", "layers", "source", "north", "scale"})

@@ -5,7 +5,8 @@ page loads **no** network resource: Leaflet's JavaScript and CSS are inlined fro
 ``xstatic-leaflet`` (the same Leaflet 1.9.3 that folium 0.20 pins; its CSS images are inlined as
 ``data:`` URIs), folium's other default assets (jQuery, Bootstrap, awesome-markers, Font Awesome)
 are dropped, and markers are plain Leaflet ``CircleMarker``\\ s coloured by facility type. Legend,
-title and the synthetic-data banner are plain HTML elements.
+title, the synthetic-data banner and the source block are plain HTML elements; the service switcher
+(one service per view), the north arrow and the 乡镇 name labels are small inline scripts.
 
 A basemap is optional: ``tiles="none"`` (default, fully offline, plain background), ``"osm"``,
 ``"amap"`` (高德, GCJ-02: every overlay is shifted from WGS-84 to GCJ-02 so it lines up with the
@@ -1183,18 +1184,18 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         Output file (written atomically: a temporary file beside it, then renamed).
     units : GeoDataFrame, optional
         乡镇/街道 polygons with ``code, name, kind`` and optional ``share_<service>`` columns
-        (coverage share 0–1); each share column becomes a choropleth layer 覆盖率-<服务>.
+        (coverage share 0–1); each share column becomes that service's 乡镇覆盖率 choropleth.
     facilities : GeoDataFrame, optional
         Facility points with ``fid, name, category, ftype, type_raw, tier, capacity,
-        capacity_unit``; one layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
+        capacity_unit``; one 设施 layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
         ``ftype``, popups 名称/类型/级别/规模.
     uncovered : GeoDataFrame, optional
         Demand-cell (or block) centres lacking a service: ``pop`` and ``service``; one layer per
-        service (未覆盖人口-<服务>), coloured by people. A service with more than
+        service (未覆盖人口), coloured by people. A service with more than
         ``MAP_MAX_POINTS`` points is summed into blocks (``settings.MAP_BLOCK_M``, doubled until it
         fits) at the people-weighted centre, so a large county's map stays light.
     circles : GeoDataFrame, optional
-        Reached-area polygons with a ``service`` column (服务圈-<服务>).
+        Reached-area polygons with a ``service`` column (one 服务圈 per service).
     urban_rural_circle : GeoDataFrame, optional
         The 15 km 城乡服务圈 polygon(s).
     candidates, proposed : GeoDataFrame, optional
@@ -1202,7 +1203,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         present).
     change : GeoDataFrame, optional
         Plan vs baseline (:func:`coverage.compare.cell_diff`): cell points with ``gained``,
-        ``lost`` and ``service``; one layer 覆盖变化 (green gained, red lost).
+        ``lost`` and ``service``; 覆盖变化 per service (green gained, red lost).
     derived_urban : GeoDataFrame, optional
         The 城区 derived from the population grid (:mod:`coverage.urban`): layer 城区（推算）.
     whatif : dict, optional
