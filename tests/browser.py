@@ -1,5 +1,6 @@
 """Open a local HTML page in Debian's headless Chromium (driven by Playwright) and report what
-happened: JS errors, every network request, layer-control entries, legend and banner text.
+happened: JS errors, every network request, layer-control entries, the service switcher's choices,
+legend and banner text.
 
 Used by the map tests. Requires ``/usr/bin/chromium`` (CI installs Debian's ``chromium`` package and
 sets ``COVPLAN_REQUIRE_BROWSER=1``, which turns a missing browser into a failure, not a skip).
@@ -34,6 +35,7 @@ class PageReport:
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     overlays: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
     legend: str = ""
     banner: str = ""
     n_layers: int = 0
@@ -74,6 +76,8 @@ def open_map(html: Path, profile: Path, screenshot: Path) -> PageReport:
             page.wait_for_timeout(500)
             labels = page.locator(".leaflet-control-layers-overlays label")
             rep.overlays = [labels.nth(i).inner_text().strip() for i in range(labels.count())]
+            radios = page.locator(".cov-switcher label")
+            rep.services = [radios.nth(i).inner_text().strip() for i in range(radios.count())]
             rep.legend = page.locator(".cov-legend").inner_text()
             if page.locator(".cov-banner").count():
                 rep.banner = page.locator(".cov-banner").inner_text()

@@ -125,7 +125,7 @@ def test_demo_without_fitness_files(no_fitness):
     report = (out / "report.html").read_text(encoding="utf-8")
     assert "无设施数据" in report
     page = (out / "map.html").read_text(encoding="utf-8")
-    assert json.dumps("覆盖率-体育（无设施数据）")[1:-1] in page or "覆盖率-体育（无设施数据）" in page
+    assert json.dumps("体育健身（无设施数据）")[1:-1] in page or "体育健身（无设施数据）" in page  # the switcher
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert summary["categories"]["fitness"]["population_covered"] is None
 

@@ -124,7 +124,7 @@ def test_demo_map_in_headless_chromium(demo_out, tmp_path, repo_root):
     rep = open_map(demo_out[0] / "map.html", tmp_path / "profile", repo_root / "tests" / "_artifacts" / "demo_map.png")
     assert rep.errors == []
     assert rep.requests == [rep.url], rep.requests[:5]
-    text = " ".join(rep.overlays)
+    text = " ".join(rep.overlays + rep.services)  # one service at a time: the switcher lists them
     for name in ("学校", "医疗卫生", "养老服务", "体育健身", "15公里城乡服务圈"):
         assert name in text
     assert "合成示例数据" in rep.banner

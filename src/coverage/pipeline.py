@@ -990,7 +990,8 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
             change=change, derived_urban=derived, whatif=whatif_data(result, svc, proposed),
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
-            title=title, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
+            title=inputs.scenario.name, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
+            service=map_service(result.summary), run=result.summary.get("run"),
         )
         times = report_times(result, no_data)
         by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
@@ -1059,6 +1060,19 @@ def plan_map(result: RunResult, proposed: gpd.GeoDataFrame | None, uncovered: gp
         inputs.units, existing, proposed, unc, existing_label=f"现有{label}设施 / existing",
         title=f"{label}:{'选址方案' if siting else '方案新增设施'}示意图",
     )
+def map_service(summary: dict[str, Any]) -> str | None:
+    """The service map.html opens on: a siting run's (``summary["siting"]["service"]``), else the worst covered.
+
+    The worst covered is the lowest ``share_covered`` among the services with data (ties in
+    :data:`coverage.categories.SERVICES` order); ``None`` when no service has a share.
+    """
+    siting = summary.get("siting") or {}
+    if siting.get("service"):
+        return str(siting["service"])
+    order = list(categories.SERVICES)
+    shares = {k: c["share_covered"] for k, c in summary.get("categories", {}).items()
+              if c.get("share_covered") is not None}
+    return min(shares, key=lambda k: (shares[k], order.index(k) if k in order else len(order), k)) if shares else None
 
 
 def _derived_urban(inputs: Inputs) -> gpd.GeoDataFrame | None:

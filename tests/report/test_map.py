@@ -17,6 +17,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pytest
+import shapely
 from shapely.geometry import Point
 
 from coverage.crs import haversine_m, wgs84_to_gcj02
@@ -71,19 +72,6 @@ def macau_facilities(shared_data: Path) -> gpd.GeoDataFrame:
               "geometry"]].to_crs(32649)
 
 
-def _overlay_count(units, facilities, uncovered, circles, urc, cand, prop) -> int:
-    n = 0
-    if units is not None:
-        n += 1 + sum(c.startswith("share_") for c in units.columns)
-    if facilities is not None:
-        n += facilities["category"].nunique()
-    if uncovered is not None:
-        n += uncovered["service"].nunique()
-    if circles is not None:
-        n += circles["service"].nunique()
-    return n + sum(g is not None for g in (urc, cand, prop))
-
-
 def _has(text: str, s: str) -> bool:
     """``s`` appears in the page, literally or JSON-escaped (folium writes names with tojson)."""
     return s in text or json.dumps(s)[1:-1] in text
@@ -130,8 +118,9 @@ def test_no_external_js_css_and_layers_named(
     assert parser.inline_scripts >= 2
     assert not re.search(r"""<(script|link)[^>]+(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert "L.map(" in text or "L.map (" in text
-    for name in ("乡镇（街道）边界", "覆盖率-学校", "覆盖率-养老", "学校", "医疗卫生", "养老服务",
-                 "体育健身", "合成示例数据 / synthetic demo data", "图例"):
+    for name in ("乡镇（街道）边界", "乡镇（街道）名称", "乡镇覆盖率", "设施", "学校/教育", "医疗卫生",
+                 "养老服务", "体育健身", "合成示例数据 / synthetic demo data", "图例", "示意图，不作为权属依据",
+                 "审图号"):
         assert _has(text, name), name
     # every township of 延庆 is drawn (names come from the real file)
     for name in gpd.read_file(shared_data / "beijing_subdistricts" / "yanqing-all.geojson")["Name"]:
@@ -263,16 +252,19 @@ def test_map_in_headless_chromium(tmp_path, shared_data, macau_facilities, repo_
         urban_rural_circle=urc, candidates=cand, proposed=prop,
         title="澳门 测试地图（覆盖率为虚构）", synthetic=True, tiles="none",
     )
-    expected = _overlay_count(units, macau_facilities, uncovered, circles, urc, cand, prop)
     shot = repo_root / "tests" / "_artifacts" / "map.png"
     rep = open_map(out, tmp_path / "profile", shot)
 
     assert rep.errors == []
     assert rep.requests == [rep.url], f"unexpected network requests: {rep.requests[:5]}"
-    assert len(rep.overlays) == expected
+    # one entry per kind of layer (the switcher picks the service), then the common layers
+    assert rep.overlays == ["乡镇（街道）边界", "乡镇（街道）名称", "乡镇覆盖率", "服务圈", "15公里城乡服务圈",
+                            "未覆盖人口", "设施", "候选点位", "规划新增设施"]
+    assert rep.services == ["学校/教育", "医疗卫生", "养老服务", "体育健身"]  # every service with a layer
     assert "图例" in rep.legend and "学校" in rep.legend and "未覆盖人口" in rep.legend
     assert rep.banner == "合成示例数据 / synthetic demo data"
-    assert rep.n_layers > len(macau_facilities)  # every facility became a Leaflet layer
+    # the first service is shown: its facilities are Leaflet layers, the others' are not
+    assert (macau_facilities["category"] == "school").sum() < rep.n_layers < len(macau_facilities)
     assert shot.stat().st_size > 10_000
 
 
@@ -313,3 +305,71 @@ def test_compact_encoding_round_trips_to_a_metre() -> None:
     assert np.allclose(ring(shell), np.asarray(poly.exterior.coords), atol=1e-5)
     assert np.allclose(ring(hole), np.asarray(poly.interiors[0].coords), atol=1e-5)
     assert np.allclose(np.asarray(enc["g"][1]) / s, [113.512345, 22.187654], atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- one service per view
+
+
+def _shown(text: str) -> str:
+    """The service the page opens on (the switcher's first call) and its title."""
+    return re.search(r"show\(\"(\w+)\"\);\n\}\)\(\);", text).group(1)
+
+
+def test_service_chosen_and_titled(tmp_path, yanqing_units, macau_facilities) -> None:
+    kw = dict(units=yanqing_units, facilities=macau_facilities, title="延庆区 现状评估")
+    text = write_map(tmp_path / "e.html", service="elderly", **kw).read_text(encoding="utf-8")
+    assert _shown(text) == "elderly"
+    assert '<div class="cov-title">延庆区 现状评估 · 养老服务覆盖</div>' in text
+    assert "<title>延庆区 现状评估 · 养老服务覆盖</title>" in text
+    # only the shown service's legend blocks are visible when the page opens
+    assert '<div data-cov-service="elderly"><div class=\'cov-legend-h\'>养老服务设施' in text
+    assert '<div data-cov-service="school" style="display:none"><div class=\'cov-legend-h\'>学校/教育设施' in text
+    # no choice, or a service without any layer: the first service in the usual order
+    for service in (None, "transport"):
+        text = write_map(tmp_path / "d.html", service=service, **kw).read_text(encoding="utf-8")
+        assert _shown(text) == "school" and "· 学校/教育覆盖" in text
+
+
+def test_source_block_names_files_date_preset_and_the_notes(tmp_path, yanqing_units) -> None:
+    run = {"date": "2026-01-02", "preset": "cn-default", "preset_title": "全国默认预设",
+           "sources": [{"key": "scenario", "file": "x.yaml"}, {"key": "area.boundary", "file": "b.gpkg"},
+                       {"key": "area.urban", "file": "b.gpkg"}], "synthetic": False}
+    text = write_map(tmp_path / "m.html", units=yanqing_units, title="t", run=run).read_text(encoding="utf-8")
+    block = re.search(r'<div class="cov-source" id="cov-source">(.*?)</div></div>', text).group(1)
+    assert "数据来源：x.yaml、b.gpkg<" in block  # each file once
+    assert "制图日期：2026-01-02" in block and "标准预设：全国默认预设（cn-default）" in block
+    assert "示意图，不作为权属依据。公开出版或展示的地图须依法送审并取得审图号。" in block
+    assert "合成示例数据" not in text
+    plain = write_map(tmp_path / "n.html", title="t", synthetic=True).read_text(encoding="utf-8")
+    assert "审图号" in plain and "合成示例数据（synthetic demo data）" in plain and "制图日期" not in plain
+
+
+def test_township_labels_inside_their_township(tmp_path, shared_data, yanqing_units) -> None:
+    from shapely.geometry import Point as P
+
+    text = write_map(tmp_path / "m.html", units=yanqing_units, title="t").read_text(encoding="utf-8")
+    points = json.loads(re.search(r"M = \[\];\n  (\[\[.*?\]\])\.forEach", text).group(1))
+    real = gpd.read_file(shared_data / "beijing_subdistricts" / "yanqing-all.geojson").to_crs(4326)
+    assert sorted(p[2] for p in points) == sorted(real["Name"])
+    outline = dict(zip(real["Name"], real.geometry))
+    for lat, lon, name in points:  # the label sits inside its own township, well away from its edge
+        poly = outline[name]
+        assert poly.contains(P(lon, lat)), name
+        # at least 80 % of the radius of the largest circle inside the (largest part of the) township
+        part = max(getattr(poly, "geoms", [poly]), key=lambda g: g.area)
+        radius = shapely.maximum_inscribed_circle(part, 1e-5).length
+        assert poly.boundary.distance(P(lon, lat)) > 0.8 * radius, name
+    areas = [outline[p[2]].area for p in points]
+    assert areas == sorted(areas, reverse=True)  # larger townships claim their place first
+
+
+def test_map_service_is_the_siting_category_or_the_worst_covered() -> None:
+    from coverage.pipeline import map_service
+
+    cats = {"school": {"share_covered": 0.6}, "clinic": {"share_covered": 0.9},
+            "elderly": {"share_covered": None}, "fitness": {"share_covered": 0.6}}
+    assert map_service({"categories": cats}) == "school"  # tie with fitness: the usual order
+    cats["fitness"]["share_covered"] = 0.59
+    assert map_service({"categories": cats}) == "fitness"  # elderly has no data: not "worst"
+    assert map_service({"categories": cats, "siting": {"service": "clinic"}}) == "clinic"
+    assert map_service({"categories": {"elderly": {"share_covered": None}}}) is None

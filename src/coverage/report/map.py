@@ -5,7 +5,8 @@ page loads **no** network resource: Leaflet's JavaScript and CSS are inlined fro
 ``xstatic-leaflet`` (the same Leaflet 1.9.3 that folium 0.20 pins; its CSS images are inlined as
 ``data:`` URIs), folium's other default assets (jQuery, Bootstrap, awesome-markers, Font Awesome)
 are dropped, and markers are plain Leaflet ``CircleMarker``\\ s coloured by facility type. Legend,
-title and the synthetic-data banner are plain HTML elements.
+title, the synthetic-data banner and the source block are plain HTML elements; the service switcher
+(one service per view), the north arrow and the 乡镇 name labels are small inline scripts.
 
 A basemap is optional: ``tiles="none"`` (default, fully offline, plain background), ``"osm"``,
 ``"amap"`` (高德, GCJ-02: every overlay is shifted from WGS-84 to GCJ-02 so it lines up with the
@@ -36,6 +37,7 @@ import pandas as pd
 import shapely
 from branca.element import Element, MacroElement
 from jinja2 import Template
+from shapely.ops import polylabel
 
 from coverage import settings
 from coverage.crs import wgs84_to_gcj02
@@ -46,6 +48,7 @@ from coverage.errors import InputError
 __all__ = [
     "TILES",
     "inline_assets",
+    "map_services",
     "normalise_ids",
     "write_map",
 ]
@@ -414,6 +417,24 @@ var {{ this.data_name }} = covDecode({{ this.payload }});
         self.marker = _js(marker) if marker else ""
 
 
+class _Code(MacroElement):
+    """Inline JavaScript in the map's script, in the order of the map's children.
+
+    ``__PARENT__`` in the code becomes the parent layer's variable name.
+    """
+
+    _template = Template("""
+{% macro script(this, kwargs) %}
+{{ this.code | replace("__PARENT__", this._parent.get_name()) }}
+{% endmacro %}
+""")
+
+    def __init__(self, code: str) -> None:
+        super().__init__()
+        self._name = "Code"
+        self.code = code
+
+
 def _merge_points(cells: gpd.GeoDataFrame, max_points: int = MAP_MAX_POINTS) -> gpd.GeoDataFrame:
     """Uncovered people per service summed into square blocks (``settings.MAP_BLOCK_M``, doubled until a service has at most ``max_points``), at the people-weighted centre.
 
@@ -474,49 +495,122 @@ def _geojson(
 NO_DATA_FILL = "#cccccc"
 
 
-def _add_units(m: folium.Map, units: gpd.GeoDataFrame, legend: list[str],
-               no_data: Collection[str] = ()) -> list[str]:
+class _Overlays:
+    """The map's overlays, listed in the layer control bottom to top, and the legend blocks.
+
+    A *common* overlay (乡镇边界, 乡镇名称, 15公里城乡服务圈 …) is one layer. A per-service *kind*
+    (乡镇覆盖率, 服务圈, 未覆盖人口, 覆盖变化, 设施) is one entry of the layer control holding one
+    sub-layer per service, of which only the shown service's is in it (:func:`_switcher_js` swaps
+    them). Legend blocks carry their service (``""`` for every service).
+    """
+
+    def __init__(self, m: folium.Map, shown: str | None) -> None:
+        self.m = m
+        self.shown = shown
+        self.order: list[folium.FeatureGroup] = []
+        self.kinds: dict[str, tuple[folium.FeatureGroup, dict[str, folium.FeatureGroup]]] = {}
+        self.legend: list[tuple[str, str]] = []
+
+    def common(self, name: str) -> folium.FeatureGroup:
+        """A new overlay of the layer control, shown on opening."""
+        group = folium.FeatureGroup(name=name, show=True)
+        group.add_to(self.m)
+        self.order.append(group)
+        return group
+
+    def sub(self, kind: str, service: str) -> folium.FeatureGroup:
+        """The sub-layer of ``service`` in the overlay ``kind`` (created on first use), in it only when shown."""
+        if kind not in self.kinds:
+            self.kinds[kind] = (self.common(kind), {})
+        parent, subs = self.kinds[kind]
+        group = folium.FeatureGroup(name=f"{kind}-{service}", control=False, show=service == self.shown)
+        group.add_to(parent)
+        subs[service] = group
+        return group
+
+
+#: Layer-control names of the per-service overlays.
+KIND_SHARE = "乡镇覆盖率"
+KIND_CIRCLES = "服务圈"
+KIND_UNCOVERED = "未覆盖人口"
+KIND_CHANGE = "覆盖变化（方案比较）"
+KIND_FACILITIES = "设施"
+#: Layer-control names of the 乡镇 outlines and their name labels.
+LAYER_UNITS = "乡镇（街道）边界"
+LAYER_LABELS = "乡镇（街道）名称"
+
+
+def map_services(layers: dict[str, gpd.GeoDataFrame | None]) -> list[str]:
+    """Services that have a layer on the map (share columns, facilities, uncovered, circles, change), in display order."""
+    found: set[str] = set()
+    units = layers.get("units")
+    if units is not None:
+        found |= {c[len("share_"):] for c in units.columns if c.startswith("share_")}
+    for name, col in (("facilities", "category"), ("uncovered", "service"), ("circles", "service"),
+                      ("change", "service")):
+        gdf = layers.get(name)
+        if gdf is not None and col in gdf.columns:
+            found |= {s for s in gdf[col].map(_text) if s}
+    return sorted(found, key=_service_sort_key)
+
+
+def _label_points(units: gpd.GeoDataFrame) -> list[list[Any]]:
+    """``[lat, lon, name]`` of each named unit at its pole of inaccessibility (largest part), largest unit first."""
+    rows = []
+    for geom, name in zip(units.geometry.array, units["name"].map(_text) if "name" in units else []):
+        if not name or geom is None or geom.is_empty:
+            continue
+        parts = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
+        part = max(parts, key=lambda p: p.area)
+        if part.geom_type == "Polygon":
+            minx, miny, maxx, maxy = part.bounds
+            pt = polylabel(part, tolerance=max(maxx - minx, maxy - miny) / 100 or 1e-6)
+        else:
+            pt = part.representative_point()
+        rows.append((geom.area, [round(pt.y, _COMPACT_DECIMALS), round(pt.x, _COMPACT_DECIMALS), name]))
+    return [r for _, r in sorted(rows, key=lambda t: -t[0])]
+
+
+def _add_units(ov: _Overlays, units: gpd.GeoDataFrame, no_data: Collection[str] = ()) -> None:
     names = units["name"].map(_text) if "name" in units else pd.Series("", index=units.index)
     kinds = units["kind"].map(_text) if "kind" in units else pd.Series("", index=units.index)
-    group = folium.FeatureGroup(name="乡镇（街道）边界", show=True)
     outline = _CompactLayer(
         units, {"n": names.tolist(), "k": kinds.tolist()},
         '{color: "#444444", weight: 1.2, fillOpacity: 0.0, fill: false}',
         tooltip='"乡镇（街道）：" + P.n[i] + "<br>类型：" + P.k[i]',
     )
-    outline.add_to(group)
-    group.add_to(m)
-    added = ["乡镇（街道）边界"]
+    outline.add_to(ov.common(LAYER_UNITS))
+    points = _label_points(units)
+    if points:
+        _Code(_LABELS_JS.replace("__P__", _js(points)).replace("__MAP__", ov.m.get_name())).add_to(
+            ov.common(LAYER_LABELS))
     services = sorted(
         (c[len("share_") :] for c in units.columns if c.startswith("share_")), key=_service_sort_key
     )
-    for k, service in enumerate(services):
+    for service in services:
         share = pd.to_numeric(units[f"share_{service}"], errors="coerce").to_numpy(dtype="float64")
         colours = [_classify(s, _SHARE_CLASSES) if np.isfinite(s) else NO_DATA_FILL for s in share]
         missing = "无设施数据" if service in no_data else "无人口"
         pct = [f"{s * 100:.1f}%" if np.isfinite(s) else missing for s in share]
-        label = f"覆盖率-{service_label(service, short=True)}" + ("（无设施数据）" if service in no_data else "")
-        group = folium.FeatureGroup(name=label, show=(k == 0))
         # the outlines are decoded once (the boundary layer's); each choropleth adds its colours
         _CompactLayer(
             None, {"n": names.tolist(), "v": pct, "c": colours},
             '{color: "#555555", weight: 0.8, fillColor: P.c[i], fillOpacity: 0.55}',
-            tooltip='"乡镇（街道）：" + P.n[i] + "<br>覆盖率：" + P.v[i]', shared=outline,
-        ).add_to(group)
-        group.add_to(m)
-        added.append(label)
+            tooltip=f'"乡镇（街道）：" + P.n[i] + "<br>{service_label(service, short=True)}覆盖率：" + P.v[i]',
+            shared=outline,
+        ).add_to(ov.sub(KIND_SHARE, service))
     if services:
         items = "".join(
             f'<div><span class="cov-swatch" style="background:{c}"></span>{html.escape(lbl)}</div>'
             for _, c, lbl in _SHARE_CLASSES
         )
-        if set(no_data) & set(services):
-            items += f'<div><span class="cov-swatch" style="background:{NO_DATA_FILL}"></span>无设施数据</div>'
-        legend.append(f"<div class='cov-legend-h'>乡镇（街道）覆盖率</div>{items}")
-    return added
+        ov.legend.append(("", f"<div class='cov-legend-h'>乡镇（街道）覆盖率</div>{items}"))
+        for service in sorted(set(no_data) & set(services), key=_service_sort_key):
+            ov.legend.append((service, f'<div><span class="cov-swatch" style="background:{NO_DATA_FILL}">'
+                                       "</span>无设施数据</div>"))
 
 
-def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+def _add_facilities(ov: _Overlays, fac: gpd.GeoDataFrame) -> None:
     _need(fac, "category", "facilities")
     fac = fac.copy()
     for col in ("name", "ftype", "type_raw", "tier", "capacity_unit"):
@@ -526,7 +620,6 @@ def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> 
         fac["capacity"] = np.nan
     fac["category"] = fac["category"].map(_text)
     fac["ftype"] = fac["ftype"].map(_text)
-    added: list[str] = []
     for service in sorted(fac["category"].unique(), key=_service_sort_key):
         sub = fac[fac["category"] == service]
         ftypes = sorted(sub["ftype"].unique())
@@ -559,7 +652,6 @@ def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> 
             }
         )
         label = service_label(service)
-        group = folium.FeatureGroup(name=label, show=True)
         _geojson(
             _feature_collection(sub, props),
             lambda f: {"fillColor": f["properties"]["_fill"]},
@@ -568,111 +660,92 @@ def _add_facilities(m: folium.Map, fac: gpd.GeoDataFrame, legend: list[str]) -> 
             ),
             tooltip_fields=["名称"],
             popup_fields=["名称", "类型", "级别", "规模"],
-        ).add_to(group)
-        group.add_to(m)
-        added.append(label)
+        ).add_to(ov.sub(KIND_FACILITIES, service))
         items = "".join(
             f'<div><span class="cov-dot" style="background:{colour[ft]}"></span>'
             f"{html.escape(label_of[ft])}</div>"
             for ft in ftypes
         )
-        legend.append(f"<div class='cov-legend-h'>{html.escape(label)}</div>{items}")
-    return added
+        ov.legend.append((service, f"<div class='cov-legend-h'>{html.escape(label)}设施</div>{items}"))
 
 
-def _add_uncovered(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+def _add_uncovered(ov: _Overlays, cells: gpd.GeoDataFrame) -> None:
     cells = cells.copy()
     cells["service"] = cells["service"].map(_text)
     palette = _js([c for _, c, _ in _POP_CLASSES])
-    added = []
-    for i, service in enumerate(sorted(cells["service"].unique(), key=_service_sort_key)):
+    services = sorted(cells["service"].unique(), key=_service_sort_key)
+    for service in services:
         sub = cells[cells["service"] == service]
         pop = pd.to_numeric(sub["pop"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
         cls = [next(k for k, (lo, _, _) in enumerate(_POP_CLASSES) if p >= lo or k == len(_POP_CLASSES) - 1)
                for p in pop]
-        label = f"未覆盖人口-{service_label(service, short=True)}"
-        group = folium.FeatureGroup(name=label, show=i == 0)
         _CompactLayer(
             sub, {"n": [f"{p:.0f}" for p in pop], "c": cls},
             f"{{fillColor: {palette}[P.c[i]]}}",
-            tooltip='"未覆盖人口：" + P.n[i] + "人"',
+            tooltip=f'"{service_label(service, short=True)}未覆盖人口：" + P.n[i] + "人"',
             marker={"radius": 4, "stroke": False, "fill": True, "fillOpacity": 0.85},
-        ).add_to(group)
-        group.add_to(m)
-        added.append(label)
-    if added:
+        ).add_to(ov.sub(KIND_UNCOVERED, service))
+    if services:
         items = "".join(
             f'<div><span class="cov-dot cov-small" style="background:{c}"></span>'
             f"{html.escape(lbl)}</div>"
             for _, c, lbl in _POP_CLASSES
         )
-        legend.append(f"<div class='cov-legend-h'>未覆盖人口（每格）</div>{items}")
-    return added
+        ov.legend.append(("", f"<div class='cov-legend-h'>未覆盖人口（每格）</div>{items}"))
 
 
-def _add_change(m: folium.Map, cells: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
-    """Plan vs baseline: cells where people gain (green) or lose (red) coverage, all services."""
+def _add_change(ov: _Overlays, cells: gpd.GeoDataFrame) -> None:
+    """Plan vs baseline: cells where people gain (green) or lose (red) coverage, one sub-layer per service."""
     _need(cells, "gained", "change")
     _need(cells, "lost", "change")
     gained = pd.to_numeric(cells["gained"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
     lost = pd.to_numeric(cells["lost"], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
-    service = cells["service"].map(_text) if "service" in cells else pd.Series([""] * len(cells))
+    service = (cells["service"].map(_text) if "service" in cells else pd.Series([""] * len(cells))).to_numpy()
     keep = (gained > 0) | (lost > 0)
     if not keep.any():
-        return []
-    sub = cells[keep]
-    g, lo, sv = gained[keep], lost[keep], service.to_numpy()[keep]
-    label = "覆盖变化（方案比较）"
-    group = folium.FeatureGroup(name=label, show=True)
-    _CompactLayer(
-        sub, {"s": [service_label(x, short=True) for x in sv],
-              "d": [f"+{a:.0f}人" if a > 0 else f"-{b:.0f}人" for a, b in zip(g, lo)],
-              "g": [int(a > 0) for a in g]},
-        '{fillColor: P.g[i] ? "#1a9850" : "#d73027"}',
-        tooltip='"服务：" + P.s[i] + "<br>变化：" + P.d[i]',
-        marker={"radius": 4, "stroke": False, "fill": True, "fillOpacity": 0.85},
-    ).add_to(group)
-    group.add_to(m)
-    legend.append(
+        return
+    for sv in sorted(pd.unique(service[keep]), key=_service_sort_key):
+        m = keep & (service == sv)
+        g, lo = gained[m], lost[m]
+        _CompactLayer(
+            cells[m], {"d": [f"+{a:.0f}人" if a > 0 else f"-{b:.0f}人" for a, b in zip(g, lo)],
+                       "g": [int(a > 0) for a in g]},
+            '{fillColor: P.g[i] ? "#1a9850" : "#d73027"}',
+            tooltip=f'"服务：{service_label(sv, short=True)}<br>变化：" + P.d[i]',
+            marker={"radius": 4, "stroke": False, "fill": True, "fillOpacity": 0.85},
+        ).add_to(ov.sub(KIND_CHANGE, sv))
+    ov.legend.append((
+        "",
         "<div class='cov-legend-h'>覆盖变化（方案比较）</div>"
         '<div><span class="cov-dot cov-small" style="background:#1a9850"></span>新增覆盖</div>'
-        '<div><span class="cov-dot cov-small" style="background:#d73027"></span>失去覆盖</div>'
-    )
-    return [label]
+        '<div><span class="cov-dot cov-small" style="background:#d73027"></span>失去覆盖</div>',
+    ))
 
 
-def _add_circles(m: folium.Map, circles: gpd.GeoDataFrame, legend: list[str]) -> list[str]:
+def _add_circles(ov: _Overlays, circles: gpd.GeoDataFrame) -> None:
     _need(circles, "service", "circles")
     circles = circles.copy()
     circles["service"] = circles["service"].map(_text)
-    added = []
-    for i, service in enumerate(sorted(circles["service"].unique(), key=_service_sort_key)):
+    for service in sorted(circles["service"].unique(), key=_service_sort_key):
         sub = circles[circles["service"] == service]
         colour = SERVICES[service].colour if service in SERVICES else "#636363"
-        label = f"服务圈-{service_label(service, short=True)}"
-        # one service at a time on opening (like the choropleths); the others are a click away
-        group = folium.FeatureGroup(name=label, show=i == 0)
         _CompactLayer(
             sub, {}, f'{{color: "{colour}", weight: 1.5, fillColor: "{colour}", fillOpacity: 0.15}}',
-        ).add_to(group)
-        group.add_to(m)
-        added.append(label)
-        legend.append(
+        ).add_to(ov.sub(KIND_CIRCLES, service))
+        ov.legend.append((service,
             f'<div><span class="cov-swatch" style="background:{colour}33;border:1.5px solid '
-            f'{colour}"></span>{html.escape(label)}</div>'
-        )
-    return added
+            f'{colour}"></span>{html.escape(service_label(service, short=True))}服务圈</div>'
+        ))
 
 
 def _add_simple(
-    m: folium.Map,
+    ov: _Overlays,
     gdf: gpd.GeoDataFrame,
     label: str,
     style: dict[str, Any],
     marker: folium.CircleMarker | None,
     legend_html: str,
-    legend: list[str],
-) -> list[str]:
+) -> None:
     cols = {"名称": "name", "服务": "category", "说明": "note"}
     data = {}
     for zh, col in cols.items():
@@ -684,7 +757,7 @@ def _add_simple(
     if "service" in gdf.columns and "服务" not in data:
         data["服务"] = gdf["service"].map(_text).map(service_label).to_numpy()
     props = pd.DataFrame(data, index=range(len(gdf)))
-    group = folium.FeatureGroup(name=label, show=True)
+    group = ov.common(label)
     if marker is None and not (gdf.geom_type == "Point").all():  # outlines: the compact encoding
         fields = list(data)[:2]
         tip = ' + "<br>" + '.join(f'"{f}：" + P[{_js(f)}][i]' for f in fields)
@@ -696,9 +769,7 @@ def _add_simple(
             marker=marker,
             tooltip_fields=list(data)[:2],
         ).add_to(group)
-    group.add_to(m)
-    legend.append(legend_html)
-    return [label]
+    ov.legend.append(("", legend_html))
 
 
 # --------------------------------------------------------------------------------------------
@@ -713,12 +784,13 @@ _PAGE_CSS = """
   /* metric scale bar only (Leaflet's second line is in miles) */
   .leaflet-control-scale-line + .leaflet-control-scale-line { display: none; }
   .cov-title { position: fixed; top: 10px; left: 50%; transform: translateX(-50%); z-index: 1000;
+    max-width: calc(100vw - 580px); text-align: center;
     background: rgba(255,255,255,0.92); padding: 6px 16px; border-radius: 4px; font-size: 18px;
     font-weight: bold; box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
   .cov-banner { position: fixed; top: 52px; left: 50%; transform: translateX(-50%); z-index: 1000;
     background: #fff3cd; color: #8a4b00; border: 2px dashed #d9822b; padding: 4px 14px;
     border-radius: 4px; font-size: 15px; font-weight: bold; }
-  .cov-legend { position: fixed; bottom: 64px; left: 10px; z-index: 1000; max-height: calc(100vh - 140px);
+  .cov-legend { position: fixed; bottom: 64px; left: 10px; z-index: 1000; max-height: calc(100vh - 220px);
     overflow-y: auto; background: rgba(255,255,255,0.92); padding: 8px 10px; border-radius: 4px;
     font-size: 12px; line-height: 18px; box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
   .cov-legend-title { font-size: 14px; font-weight: bold; margin-bottom: 2px; }
@@ -730,8 +802,141 @@ _PAGE_CSS = """
   .cov-dot.cov-small { width: 7px; height: 7px; }
   .cov-line { display: inline-block; width: 16px; height: 0; margin-right: 5px;
     vertical-align: middle; border-top: 2px dashed #000; }
+  .cov-switcher { background: rgba(255,255,255,0.95); padding: 6px 10px; border-radius: 4px;
+    box-shadow: 0 1px 4px rgba(0,0,0,0.3); font-size: 14px; line-height: 22px; }
+  .cov-switcher-h { font-weight: bold; font-size: 13px; }
+  .cov-switcher label { display: block; cursor: pointer; white-space: nowrap; }
+  .cov-north { background: rgba(255,255,255,0.9); border-radius: 4px; padding: 2px 5px;
+    box-shadow: 0 1px 4px rgba(0,0,0,0.3); line-height: 0; }
+  .cov-unit-label span { position: absolute; left: 0; top: 0; transform: translate(-50%, -50%);
+    white-space: nowrap; font-size: 12px; font-weight: bold; color: #222; pointer-events: none;
+    text-shadow: 0 0 2px #fff, 0 0 2px #fff, 0 0 3px #fff, 0 0 4px #fff; }
+  .cov-source { position: fixed; right: 10px; bottom: 24px; z-index: 1000; max-width: 400px;
+    background: rgba(255,255,255,0.92); padding: 5px 8px; border-radius: 4px; font-size: 11px;
+    line-height: 15px; color: #333; box-shadow: 0 1px 4px rgba(0,0,0,0.3); }
+  .cov-source .cov-note { color: #8a4b00; font-weight: bold; }
 </style>
 """
+
+#: 乡镇 name labels (``__P__``: ``[lat, lon, name]``, largest unit first) in the label layer. After
+#: every zoom a label that would overlap one already placed (a larger unit's) is hidden.
+_LABELS_JS = """(function () {
+  var g = __PARENT__, map = __MAP__, M = [];
+  __P__.forEach(function (p) {
+    var s = document.createElement("span"); s.textContent = p[2];
+    M.push(L.marker([p[0], p[1]], {icon: L.divIcon({className: "cov-unit-label", html: s, iconSize: null}),
+      interactive: false, keyboard: false}).addTo(g));
+  });
+  function declutter() {
+    if (!map.hasLayer(g)) return;
+    var kept = [];
+    M.forEach(function (m) {
+      var el = m.getElement(); if (!el) return;
+      var s = el.firstChild, r; s.style.visibility = ""; r = s.getBoundingClientRect();
+      var clash = kept.some(function (k) {
+        return r.left < k.right + 2 && k.left < r.right + 2 && r.top < k.bottom + 2 && k.top < r.bottom + 2; });
+      if (clash) s.style.visibility = "hidden"; else kept.push(r);
+    });
+  }
+  map.on("zoomend covlayout", declutter); g.on("add", declutter);
+})();"""
+
+#: North arrow (inline SVG) under the zoom buttons; the map is north-up (Web Mercator).
+_NORTH_JS = """(function () {
+  var c = L.control({position: "topleft"});
+  c.onAdd = function () {
+    var d = L.DomUtil.create("div", "cov-north"); d.title = "指北针 / north";
+    d.innerHTML = '<svg width="28" height="44" viewBox="0 0 28 44" role="img" aria-label="北 N">' +
+      '<text x="14" y="12" text-anchor="middle" font-size="13" font-weight="bold" font-family="sans-serif">N</text>' +
+      '<polygon points="14,15 23,41 14,35" fill="#222"/>' +
+      '<polygon points="14,15 5,41 14,35" fill="#fff" stroke="#222" stroke-width="1"/></svg>';
+    return d;
+  };
+  c.addTo(__MAP__);
+})();"""
+
+#: The service switcher: radio buttons (top right, above the layer control); a choice puts that
+#: service's sub-layer in every per-service overlay and takes the others out, shows its legend
+#: blocks, retitles the page, selects it in the 情景推演 panel and restacks the overlays in order.
+_SWITCHER_JS = """(function () {
+  var map = __MAP__, K = __K__, ORDER = __ORDER__, T = __T__, box;
+  function restack() { ORDER.forEach(function (g) { if (map.hasLayer(g)) g.bringToFront(); }); }
+  function show(key) {
+    K.forEach(function (k) { for (var s in k[1]) {
+      if (s === key) k[0].addLayer(k[1][s]); else k[0].removeLayer(k[1][s]); } });
+    document.querySelectorAll("[data-cov-service]").forEach(function (e) {
+      e.style.display = e.getAttribute("data-cov-service") === key ? "" : "none"; });
+    var t = document.querySelector(".cov-title"); if (t) t.textContent = T[key];
+    document.title = T[key];
+    box.setAttribute("data-service", key);
+    box.querySelectorAll("input").forEach(function (c) { c.checked = c.value === key; });
+    var sel = document.getElementById("cov-wi-service");
+    var o = sel && sel.querySelector('option[data-key="' + key + '"]');
+    if (o && sel.value !== o.value) { sel.value = o.value; sel.dispatchEvent(new Event("change")); }
+    restack(); map.fire("covlayout");
+  }
+  var c = L.control({position: "topright"});
+  c.onAdd = function () {
+    box = L.DomUtil.create("div", "cov-switcher"); box.innerHTML = __HTML__;
+    L.DomEvent.disableClickPropagation(box); L.DomEvent.disableScrollPropagation(box);
+    box.addEventListener("change", function (e) { if (e.target.name === "cov-service") show(e.target.value); });
+    return box;
+  };
+  c.addTo(map);
+  map.on("overlayadd", restack);
+  show(__SHOWN__);
+})();"""
+
+
+def _legend_item(service: str, item: str, shown: str | None) -> str:
+    """A legend block; one of a service is wrapped in ``data-cov-service`` (hidden unless ``shown``)."""
+    if not service:
+        return item
+    hide = "" if service == shown else ' style="display:none"'
+    return f'<div data-cov-service="{html.escape(service)}"{hide}>{item}</div>'
+
+
+def _switcher_js(ov: _Overlays, services: Sequence[str], titles: dict[str, str], no_data: Collection[str]) -> str:
+    """The switcher's script for :data:`_SWITCHER_JS` (layer variables by name; labels from :func:`service_label`)."""
+    kinds = ",".join(
+        "[" + parent.get_name() + ",{" + ",".join(f"{_js(s)}:{g.get_name()}" for s, g in subs.items()) + "}]"
+        for parent, subs in ov.kinds.values()
+    )
+    radios = '<div class="cov-switcher-h">服务 / Service</div>' + "".join(
+        f'<label><input type="radio" name="cov-service" value="{html.escape(s)}"> '
+        f"{html.escape(service_label(s))}{'（无设施数据）' if s in no_data else ''}</label>"
+        for s in services
+    )
+    return (
+        _SWITCHER_JS.replace("__MAP__", ov.m.get_name()).replace("__K__", f"[{kinds}]")
+        .replace("__ORDER__", "[" + ",".join(g.get_name() for g in ov.order) + "]")
+        .replace("__T__", _js(titles)).replace("__HTML__", _js(radios)).replace("__SHOWN__", _js(ov.shown))
+    )
+
+
+#: The note every map carries (the 《地图管理条例》: published maps need a 审图号).
+MAP_NOTE = "示意图，不作为权属依据。公开出版或展示的地图须依法送审并取得审图号。"
+
+
+def _source_block(run: dict[str, Any] | None, synthetic: bool, tiles: str) -> str:
+    """数据来源 (input files), 制图日期, 标准预设 and 底图 of the run, the synthetic-data line and :data:`MAP_NOTE`."""
+    run = run or {}
+    lines = []
+    files = list(dict.fromkeys(str(s["file"]) for s in run.get("sources") or [] if s.get("file")))
+    if files:
+        lines.append("数据来源：" + "、".join(files))
+    if run.get("date"):
+        lines.append(f"制图日期：{run['date']}")
+    preset, preset_title = _text(run.get("preset")), _text(run.get("preset_title"))
+    if preset or preset_title:
+        both = f"{preset_title}（{preset}）" if preset and preset_title and preset != preset_title else preset_title or preset
+        lines.append(f"标准预设：{both}")
+    basemap = {"none": "无底图（离线）", "osm": "OpenStreetMap", "amap": "高德地图（GCJ-02）", "tianditu": "天地图"}
+    lines.append(f"底图：{basemap[tiles]}")
+    body = "".join(f"<div>{html.escape(x)}</div>" for x in lines)
+    if synthetic or run.get("synthetic"):
+        body += '<div class="cov-note">合成示例数据（synthetic demo data），不代表任何真实地区。</div>'
+    return f'<div class="cov-source" id="cov-source">{body}<div class="cov-note">{MAP_NOTE}</div></div>'
 
 
 def _tile_layers(m: folium.Map, tiles: str, tianditu_key: str | None) -> None:
@@ -812,7 +1017,8 @@ function covWhatIf(D, LBL) {
       if (c.checked) on[k][i] = true; else delete on[k][i]; render(); }); });
   }
   var sel = document.getElementById("cov-wi-service");
-  sel.innerHTML = svs.map(function (s, k) { return '<option value="' + k + '">' + LBL[s.key] + "</option>"; }).join("");
+  sel.innerHTML = svs.map(function (s, k) {
+    return '<option value="' + k + '" data-key="' + s.key + '">' + LBL[s.key] + "</option>"; }).join("");
   sel.addEventListener("change", function () { cur = +sel.value; sites(); render(); });
   L.DomEvent.disableClickPropagation(box); L.DomEvent.disableScrollPropagation(box);
   sites(); render();
@@ -861,6 +1067,55 @@ def _whatif_panel(data: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def _add_layers(ov: _Overlays, layers: dict[str, gpd.GeoDataFrame | None], no_data: Collection[str]) -> None:
+    """Every present layer, bottom to top: 乡镇 and their labels, 城区, circles, 15 km circle, uncovered, change, facilities, candidates, proposed."""
+    if layers["units"] is not None:
+        _add_units(ov, layers["units"], no_data)
+    if layers["derived_urban"] is not None:
+        _add_simple(
+            ov, layers["derived_urban"], "城区（推算）",
+            {"color": "#b03060", "weight": 2, "dashArray": "2 4", "fillColor": "#b03060", "fillOpacity": 0.08},
+            None, '<div><span class="cov-swatch" style="background:#b03060;opacity:.4"></span>城区（推算）</div>',
+        )
+    if layers["circles"] is not None:
+        _add_circles(ov, layers["circles"])
+    if layers["urban_rural_circle"] is not None:
+        _add_simple(
+            ov,
+            layers["urban_rural_circle"],
+            "15公里城乡服务圈",
+            {"color": "#000000", "weight": 2, "dashArray": "6 4", "fill": False},
+            None,
+            '<div><span class="cov-line"></span>15公里城乡服务圈</div>',
+        )
+    if layers["uncovered"] is not None:
+        _add_uncovered(ov, layers["uncovered"])
+    if layers["change"] is not None:
+        _add_change(ov, layers["change"])
+    if layers["facilities"] is not None:
+        _add_facilities(ov, layers["facilities"])
+    if layers["candidates"] is not None:
+        _add_simple(
+            ov,
+            layers["candidates"],
+            "候选点位",
+            {"color": "#333333", "fillColor": "#ffffff"},
+            folium.CircleMarker(radius=4, weight=1.5, fill=True, fill_opacity=1.0),
+            '<div><span class="cov-dot" style="background:#fff;border:1.5px solid #333">'
+            "</span>候选点位</div>",
+        )
+    if layers["proposed"] is not None:
+        _add_simple(
+            ov,
+            layers["proposed"],
+            "规划新增设施",
+            {"color": "#000000", "fillColor": "#ffd700"},
+            folium.CircleMarker(radius=8, weight=3, fill=True, fill_opacity=1.0),
+            '<div><span class="cov-dot" style="background:#ffd700;border:2px solid #000">'
+            "</span>规划新增设施</div>",
+        )
+
+
 def check_tiles(tiles: str, tianditu_key: str | None = None) -> None:
     """Raise a bilingual :class:`InputError` for an unknown basemap or a 天地图 basemap without key.
 
@@ -905,8 +1160,17 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     synthetic: bool = False,
     tiles: TileChoice = "none",
     tianditu_key: str | None = None,
+    service: str | None = None,
+    run: dict[str, Any] | None = None,
 ) -> Path:
     """Write the interactive meeting map ``map.html`` (self-contained, no network needed).
+
+    The map shows **one service at a time**: a switcher (服务 / Service, top right) puts that
+    service's 乡镇覆盖率, 服务圈, 未覆盖人口, 覆盖变化 and 设施 layers on the map and its legend
+    blocks in the legend, and retitles the page ``<title> · <服务>覆盖``; the 乡镇 outlines and name
+    labels, the 15 km circle, 城区, candidates and proposed sites stay for every service. A north
+    arrow, a metric scale bar and a block with the 数据来源, 制图日期, 标准预设, 底图 and the note
+    :data:`MAP_NOTE` (示意图 … 审图号) are always drawn.
 
     Every layer is optional (``None`` or empty is skipped). Inputs may be in any CRS; they are
     reprojected to EPSG:4326 (and shifted to GCJ-02 for ``tiles="amap"``). Polygons (units,
@@ -920,18 +1184,18 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         Output file (written atomically: a temporary file beside it, then renamed).
     units : GeoDataFrame, optional
         乡镇/街道 polygons with ``code, name, kind`` and optional ``share_<service>`` columns
-        (coverage share 0–1); each share column becomes a choropleth layer 覆盖率-<服务>.
+        (coverage share 0–1); each share column becomes that service's 乡镇覆盖率 choropleth.
     facilities : GeoDataFrame, optional
         Facility points with ``fid, name, category, ftype, type_raw, tier, capacity,
-        capacity_unit``; one layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
+        capacity_unit``; one 设施 layer per ``category`` (学校/医疗卫生/养老服务/体育健身), colours by
         ``ftype``, popups 名称/类型/级别/规模.
     uncovered : GeoDataFrame, optional
         Demand-cell (or block) centres lacking a service: ``pop`` and ``service``; one layer per
-        service (未覆盖人口-<服务>), coloured by people. A service with more than
+        service (未覆盖人口), coloured by people. A service with more than
         ``MAP_MAX_POINTS`` points is summed into blocks (``settings.MAP_BLOCK_M``, doubled until it
         fits) at the people-weighted centre, so a large county's map stays light.
     circles : GeoDataFrame, optional
-        Reached-area polygons with a ``service`` column (服务圈-<服务>).
+        Reached-area polygons with a ``service`` column (one 服务圈 per service).
     urban_rural_circle : GeoDataFrame, optional
         The 15 km 城乡服务圈 polygon(s).
     candidates, proposed : GeoDataFrame, optional
@@ -939,7 +1203,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         present).
     change : GeoDataFrame, optional
         Plan vs baseline (:func:`coverage.compare.cell_diff`): cell points with ``gained``,
-        ``lost`` and ``service``; one layer 覆盖变化 (green gained, red lost).
+        ``lost`` and ``service``; 覆盖变化 per service (green gained, red lost).
     derived_urban : GeoDataFrame, optional
         The 城区 derived from the population grid (:mod:`coverage.urban`): layer 城区（推算）.
     whatif : dict, optional
@@ -948,13 +1212,21 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     no_data : collection of str
         Services without facility data: their coverage layers say 无设施数据 (grey), not 0 %.
     title : str
-        Map title shown at the top and in the browser tab.
+        Map title (the scenario), shown at the top and in the browser tab followed by
+        `` · <服务>覆盖`` of the shown service.
     synthetic : bool
         Show the banner "合成示例数据 / synthetic demo data".
     tiles : {"none", "osm", "amap", "tianditu"}
         Basemap. ``"none"`` (default) loads nothing from the network.
     tianditu_key : str, optional
         天地图 key (tk), required for ``tiles="tianditu"``.
+    service : str, optional
+        Service shown when the page opens (``covplan site --category``, else the worst covered,
+        chosen by the caller); the first service on the map (in :data:`SERVICES` order) when it is
+        ``None`` or has no layer.
+    run : dict, optional
+        ``summary.json["run"]`` (``date``, ``preset``, ``preset_title``, ``sources``: list of
+        ``{"key", "file"}``, ``synthetic``) for the 数据来源 / 制图日期 / 标准预设 block.
 
     Returns
     -------
@@ -1009,78 +1281,35 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     m.default_css = []
     js, css = inline_assets()
     root = m.get_root()
-    root.title = title
     root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css")
     root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet")
     root.header.add_child(Element(_PAGE_CSS), name="coverage_css")
     root.header.add_child(Element(_DECODE_JS), name="coverage_decode")
     _tile_layers(m, tiles, tianditu_key)
 
-    legend: list[str] = []
-    overlay_names: list[str] = []
-    if layers["units"] is not None:
-        overlay_names += _add_units(m, layers["units"], legend, no_data)
-    if layers["derived_urban"] is not None:
-        overlay_names += _add_simple(
-            m, layers["derived_urban"], "城区（推算）",
-            {"color": "#b03060", "weight": 2, "dashArray": "2 4", "fillColor": "#b03060", "fillOpacity": 0.08},
-            None, '<div><span class="cov-swatch" style="background:#b03060;opacity:.4"></span>城区（推算）</div>', legend,
-        )
-    if layers["circles"] is not None:
-        overlay_names += _add_circles(m, layers["circles"], legend)
-    if layers["urban_rural_circle"] is not None:
-        overlay_names += _add_simple(
-            m,
-            layers["urban_rural_circle"],
-            "15公里城乡服务圈",
-            {"color": "#000000", "weight": 2, "dashArray": "6 4", "fill": False},
-            None,
-            '<div><span class="cov-line"></span>15公里城乡服务圈</div>',
-            legend,
-        )
-    if layers["uncovered"] is not None:
-        overlay_names += _add_uncovered(m, layers["uncovered"], legend)
-    if layers["change"] is not None:
-        overlay_names += _add_change(m, layers["change"], legend)
-    if layers["facilities"] is not None:
-        overlay_names += _add_facilities(m, layers["facilities"], legend)
-    if layers["candidates"] is not None:
-        overlay_names += _add_simple(
-            m,
-            layers["candidates"],
-            "候选点位",
-            {"color": "#333333", "fillColor": "#ffffff"},
-            folium.CircleMarker(radius=4, weight=1.5, fill=True, fill_opacity=1.0),
-            '<div><span class="cov-dot" style="background:#fff;border:1.5px solid #333">'
-            "</span>候选点位</div>",
-            legend,
-        )
-    if layers["proposed"] is not None:
-        overlay_names += _add_simple(
-            m,
-            layers["proposed"],
-            "规划新增设施",
-            {"color": "#000000", "fillColor": "#ffd700"},
-            folium.CircleMarker(radius=8, weight=3, fill=True, fill_opacity=1.0),
-            '<div><span class="cov-dot" style="background:#ffd700;border:2px solid #000">'
-            "</span>规划新增设施</div>",
-            legend,
-        )
-    folium.LayerControl(collapsed=False, position="topright").add_to(m)
+    services = map_services(layers)
+    shown = service if service in services else (services[0] if services else None)
+    titles = {s: f"{title} · {service_label(s)}覆盖" for s in services}
+    root.title = titles.get(shown, title) if shown else title
+    ov = _Overlays(m, shown)
+    _add_layers(ov, layers, no_data)
     if present:
         m.fit_bounds([[miny, minx], [maxy, maxx]], padding=(10, 10))
+    _Code(_NORTH_JS.replace("__MAP__", m.get_name())).add_to(m)
+    if shown is not None:  # added before the layer control: the switcher sits above it
+        _Code(_switcher_js(ov, services, titles, no_data)).add_to(m)
+    folium.LayerControl(collapsed=False, position="topright").add_to(m)
 
-    furniture = [f'<div class="cov-title">{html.escape(title)}</div>']
+    furniture = [f'<div class="cov-title">{html.escape(root.title)}</div>']
     if synthetic:
         furniture.append('<div class="cov-banner">合成示例数据 / synthetic demo data</div>')
-    if legend:
-        basemap = {"none": "无底图（离线）", "osm": "OpenStreetMap", "amap": "高德地图（GCJ-02）",
-                   "tianditu": "天地图"}[tiles]
+    if ov.legend:
         furniture.append(
             '<div class="cov-legend"><div class="cov-legend-title">图例</div>'
-            + "".join(legend)
-            + f"<div style='margin-top:4px;color:#666'>底图：{basemap}</div></div>"
+            + "".join(_legend_item(sv, item, shown) for sv, item in ov.legend)
+            + "</div>"
         )
+    furniture.append(_source_block(run, synthetic, tiles))
     root.html.add_child(Element("\n".join(furniture)), name="coverage_furniture")
     _add_whatif(root, whatif)
 
