@@ -727,15 +727,19 @@ def _merge_duplicates(tmp: Path, fac: list[dict], metric: CRS, notes: list[dict]
 
 
 def _rewrite_without(tmp: Path, entry: dict, path: Path, rows: set[int]) -> None:
-    """Write a source without the given data rows (1-based, as in ``source``) and point ``entry`` at it."""
+    """Write a source without the given rows and point ``entry`` at it.
+
+    ``rows`` are the numbers of ``source`` (``file:row``): for a table the row number Excel/WPS
+    shows (the index of :func:`coverage.io.facilities.read_table`), for a layer the 1-based feature.
+    """
     from coverage.io import read_vector
-    from coverage.io.facilities import read_table
+    from coverage.io.facilities import read_table, row_numbers
 
     out_dir = tmp / "facilities"
     out_dir.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".csv", ".txt", ".xlsx", ".xls", ".xlsm"):
         df = read_table(path, entry.get("sheet"), entry.get("columns"))
-        keep = [i for i in range(len(df)) if i + 1 not in rows]
+        keep = [i for i, r in enumerate(row_numbers(df)) if int(r) not in rows]
         # the copy in facilities/ is replaced (same name); an Excel file or a file referenced by
         # path gets a CSV beside the other copies
         out = path if path.suffix.lower() == ".csv" and path.is_relative_to(tmp) else out_dir / f"{path.stem}.csv"
