@@ -1062,8 +1062,10 @@ def _quality_md(q: dict) -> str:
     lines += [f"- [{i['severity']}] {i.get('file') or ''} {i['zh']} / {i['en']}" for i in q["crs_issues"]] or ["- 未发现 / none found"]
     lines += ["", "## 说明与待办 / Notes and to-do", ""]
     lines += [f"- {n['zh']} / {n['en']}" for n in q["notes"] if n["item"] != "crs"]
-    lines.append("- 未设置城区范围（area.urban）和城区中心（area.seat）：城区规则只用于街道单元内，15 公里城乡服务圈不计算。请在 scenario.yaml 中补充。"
-                 " / no 城区 polygon (area.urban) or seat (area.seat): urban rules apply inside 街道 units only and the 15 km circle is skipped; add them to scenario.yaml.")
+    lines.append("- 未设置城区范围（area.urban）和城区中心（area.seat）：计算时由人口网格推算（城乡划分度方法，结果标为“推算”，警告 urban_derived、seat_derived）；"
+                 "网格粗时推算不可靠。请在 scenario.yaml 中补充。"
+                 " / no 城区 polygon (area.urban) or seat (area.seat): the run derives them from the population grid (Degree of Urbanisation, marked as derived:"
+                 " warnings urban_derived, seat_derived), which is unreliable on a coarse grid; add them to scenario.yaml.")
     return "\n".join(lines) + "\n"
 
 
