@@ -153,8 +153,8 @@ def test_amap_facilities_converted_to_wgs84(run_dir, shared_data):
     for name, part in amap.groupby(amap["source"].str.rsplit(":", n=1).str[0]):
         raw = pd.read_csv(shared_data / "macau" / "amap_poi_csv" / name, encoding="utf-8-sig")
         rows = part["source"].str.rsplit(":", n=1).str[-1].astype(int).to_numpy()
-        # source rows are 1-based data rows, the header being row 0 (coverage.errors.Problem.row)
-        ref = raw.iloc[rows - 1]
+        # source rows are numbered as Excel/WPS shows them: the header is row 1, the first data row 2
+        ref = raw.iloc[rows - 2]
         assert (ref["name"].astype(str).to_numpy() == part["name"].astype(str).to_numpy()).all()
         _a, _b, d = geod.inv(part["lon"].to_numpy(), part["lat"].to_numpy(), ref["lon_wgs84"].to_numpy(), ref["lat_wgs84"].to_numpy())
         worst = max(worst, float(np.max(d)))

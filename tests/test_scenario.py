@@ -128,9 +128,9 @@ def test_broken_demo_copy_reports_every_problem(tmp_path):
             parts[cols.index("类型")] = typ
         return ",".join(parts)
 
-    rows[2] = edit(rows[2], lon="")  # row 3: empty longitude
-    rows[4] = edit(rows[4], lon="110.5")  # row 5: ~230 km east, outside the county
-    rows[6] = edit(rows[6], typ="殡葬服务").replace(rows[6].split(",")[cols.index("名称")], "城关公墓")  # row 7: no service
+    rows[2] = edit(rows[2], lon="")  # line 4 of the file (header = 1, as Excel shows it): empty longitude
+    rows[4] = edit(rows[4], lon="110.5")  # line 6: ~230 km east, outside the county
+    rows[6] = edit(rows[6], typ="殡葬服务").replace(rows[6].split(",")[cols.index("名称")], "城关公墓")  # line 8: no service
     (tmp_path / "fac.csv").write_text("\ufeff" + "\n".join([head] + rows) + "\n", encoding="utf-8")
     shutil.copy(DATA / "facilities" / "elderly_fitness_amap.xlsx", tmp_path / "amap.xlsx")
     # empty villages layer
@@ -174,11 +174,11 @@ def test_broken_demo_copy_reports_every_problem(tmp_path):
         return hits[0]
 
     # non-numeric / empty coordinate with its row
-    e = find(lambda x: x.file and x.file.endswith("fac.csv") and x.row == 3 and x.field == "经度")
-    assert "第 3 行" in e.zh and "row 3" in e.en and "empty" in e.en
-    # outside the area, far: error naming row 5
+    e = find(lambda x: x.file and x.file.endswith("fac.csv") and x.row == 4 and x.field == "经度")
+    assert "第 4 行" in e.zh and "row 4" in e.en and "empty" in e.en
+    # outside the area, far: error naming line 6
     e = find(lambda x: x.file and x.file.endswith("fac.csv") and "outside the area" in x.en and x.severity == "error")
-    assert e.row == 5 and "第 5" in e.zh
+    assert e.row == 6 and "第 6" in e.zh
     # unmapped type: warning with the name
     e = find(lambda x: x.severity == "warning" and "殡葬服务" in x.zh)
     assert "殡葬服务" in e.en

@@ -55,6 +55,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _tolerant_streams() -> None:
+    """Let a non-UTF-8 terminal print every message: characters it lacks become ``?``.
+
+    On Chinese Windows, output redirected to a file or a pipe is encoded in the ANSI code page
+    (GBK), which has no ``²`` (km²) or ``✓``: without this, a warning holding one stops the command
+    with ``UnicodeEncodeError``. ``PYTHONUTF8=1`` (docs/安装.md) avoids the loss altogether.
+    """
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        enc = str(getattr(stream, "encoding", "") or "").lower().replace("-", "").replace("_", "")
+        if enc and not enc.startswith("utf") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(
@@ -62,6 +77,7 @@ def main(
     ),
 ) -> None:
     """covplan: 公共服务覆盖评估 / public-service coverage planning."""
+    _tolerant_streams()
 
 
 @app.command()

@@ -22,7 +22,9 @@ class Problem:
     file : str or None
         The file the problem is in.
     row : int or None
-        1-based data row (the header is row 0 for tables), or a feature number for layers.
+        For tables, the row number Excel/WPS shows (the first line of the file is row 1, so the
+        header is usually row 1 and the first data row 2; title and empty rows count), for YAML
+        files the line, for vector layers the 1-based feature number.
     field : str or None
         Column, YAML key or layer name.
     severity : {"error", "warning"}

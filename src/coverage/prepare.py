@@ -727,15 +727,19 @@ def _merge_duplicates(tmp: Path, fac: list[dict], metric: CRS, notes: list[dict]
 
 
 def _rewrite_without(tmp: Path, entry: dict, path: Path, rows: set[int]) -> None:
-    """Write a source without the given data rows (1-based, as in ``source``) and point ``entry`` at it."""
+    """Write a source without the given rows and point ``entry`` at it.
+
+    ``rows`` are the numbers of ``source`` (``file:row``): for a table the row number Excel/WPS
+    shows (the index of :func:`coverage.io.facilities.read_table`), for a layer the 1-based feature.
+    """
     from coverage.io import read_vector
-    from coverage.io.facilities import read_table
+    from coverage.io.facilities import read_table, row_numbers
 
     out_dir = tmp / "facilities"
     out_dir.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() in (".csv", ".txt", ".xlsx", ".xls", ".xlsm"):
         df = read_table(path, entry.get("sheet"), entry.get("columns"))
-        keep = [i for i in range(len(df)) if i + 1 not in rows]
+        keep = [i for i, r in enumerate(row_numbers(df)) if int(r) not in rows]
         # the copy in facilities/ is replaced (same name); an Excel file or a file referenced by
         # path gets a CSV beside the other copies
         out = path if path.suffix.lower() == ".csv" and path.is_relative_to(tmp) else out_dir / f"{path.stem}.csv"
@@ -1058,8 +1062,10 @@ def _quality_md(q: dict) -> str:
     lines += [f"- [{i['severity']}] {i.get('file') or ''} {i['zh']} / {i['en']}" for i in q["crs_issues"]] or ["- 未发现 / none found"]
     lines += ["", "## 说明与待办 / Notes and to-do", ""]
     lines += [f"- {n['zh']} / {n['en']}" for n in q["notes"] if n["item"] != "crs"]
-    lines.append("- 未设置城区范围（area.urban）和城区中心（area.seat）：城区规则只用于街道单元内，15 公里城乡服务圈不计算。请在 scenario.yaml 中补充。"
-                 " / no 城区 polygon (area.urban) or seat (area.seat): urban rules apply inside 街道 units only and the 15 km circle is skipped; add them to scenario.yaml.")
+    lines.append("- 未设置城区范围（area.urban）和城区中心（area.seat）：计算时由人口网格推算（城乡划分度方法，结果标为“推算”，警告 urban_derived、seat_derived）；"
+                 "网格粗时推算不可靠。请在 scenario.yaml 中补充。"
+                 " / no 城区 polygon (area.urban) or seat (area.seat): the run derives them from the population grid (Degree of Urbanisation, marked as derived:"
+                 " warnings urban_derived, seat_derived), which is unreliable on a coarse grid; add them to scenario.yaml.")
     return "\n".join(lines) + "\n"
 
 

@@ -141,7 +141,7 @@ def test_gbk_csv_title_row_then_header(tmp_path):
     p.write_bytes("某县中小学名单\n\n学校名称,类型,经度,纬度\n城关一中,初中,107.9,35.3\n东关小学,小学,107.91,35.31\n".encode("gbk"))
     g = read_facilities(p)
     assert g["name"].tolist() == ["城关一中", "东关小学"] and g["ftype"].tolist() == ["junior", "primary"]
-    assert g["source"].tolist() == ["学校.csv:1", "学校.csv:2"]
+    assert g["source"].tolist() == ["学校.csv:4", "学校.csv:5"]  # the rows Excel/WPS shows: title, blank, header, data
 
 
 def test_xlsx_renamed_csv_is_named(tmp_path):

@@ -37,7 +37,7 @@ def test_minimal_csv_columns(tmp_path):
     assert g["tier"].tolist() == ["township", "village"]
     assert g["capacity"].iloc[0] == 40 and np.isnan(g["capacity"].iloc[1])
     assert g["capacity_unit"].tolist() == ["床位", "床位"]
-    assert g["source"].tolist() == ["f.csv:1", "f.csv:2"]
+    assert g["source"].tolist() == ["f.csv:2", "f.csv:3"]  # rows as Excel/WPS number them (header = 1)
     assert g.crs.is_projected
     # geometry = lon/lat projected: back-projection recovers them
     back = g.to_crs(4326)
@@ -56,7 +56,7 @@ def test_english_headers_and_combined_column(tmp_path):
     p = _csv(tmp_path, 'name,type,location\nA,小学,"107.9,35.3"\n', "loc.csv")
     g = read_facilities(p)
     assert g["lon"].iloc[0] == pytest.approx(107.9) and g["lat"].iloc[0] == pytest.approx(35.3)
-    assert g["fid"].iloc[0] == "loc-1"  # no id column: <file stem>-<row>
+    assert g["fid"].iloc[0] == "loc-2"  # no id column: <file stem>-<row as Excel shows it>
 
 
 def test_gcj02_and_bd09_declared(tmp_path):
@@ -161,7 +161,7 @@ def test_xlsx_with_two_capacity_columns(tmp_path):
     assert g["ftype"].tolist() == ["regional_elderly_center", "fitness_path"]
     assert g["capacity"].tolist() == [60, 200]
     assert g["capacity_unit"].tolist() == ["床位", "m²"]
-    assert g["fid"].tolist() == ["ef-1", "ef-2"]  # 序号 is a row number, not an id
+    assert g["fid"].tolist() == ["ef-2", "ef-3"]  # 序号 is not an id: <stem>-<row as Excel shows it>
     with pytest.raises(InputError) as e:
         read_facilities(p, sheet="nope")
     assert "sheet" in str(e.value)
@@ -190,22 +190,22 @@ def test_missing_lonlat_columns(tmp_path):
 def test_non_numeric_coordinates(tmp_path, bad, shown_en):
     text = f'名称,类型,经度,纬度\n甲,小学,107.9,35.3\n乙,小学,107.8,35.2\n丙,小学,"{bad}",35.1\n'
     e = _err(_csv(tmp_path, text))
-    assert e.problem.row == 3
+    assert e.problem.row == 4  # 丙 is on line 4 of the file (header = line 1), as Excel shows it
     assert e.problem.field == "经度"
-    assert "第 3 行" in e.problem.zh and "row 3" in e.problem.en and shown_en in e.problem.en
+    assert "第 4 行" in e.problem.zh and "row 4" in e.problem.en and shown_en in e.problem.en
     assert "f.csv" in str(e)
 
 
 def test_swapped_lonlat(tmp_path):
     e = _err(_csv(tmp_path, "名称,类型,经度,纬度\n甲,小学,35.3,107.9\n乙,小学,35.2,107.8\n"))
-    assert "填反" in e.problem.zh and "swapped" in e.problem.en and e.problem.row == 1
+    assert "填反" in e.problem.zh and "swapped" in e.problem.en and e.problem.row == 2
     e = _err(_csv(tmp_path, "名称,类型,经度,纬度\n甲,小学,107.9,35.3\n乙,小学,35.2,107.8\n"))
-    assert "swapped" in e.problem.en and e.problem.row == 2
+    assert "swapped" in e.problem.en and e.problem.row == 3
 
 
 def test_out_of_range(tmp_path):
     e = _err(_csv(tmp_path, "名称,类型,经度,纬度\n甲,小学,107.9,35.3\n乙,小学,36491000,3906000\n"))
-    assert e.problem.row == 2 and "EPSG" in e.problem.en and "超出" in e.problem.zh
+    assert e.problem.row == 3 and "EPSG" in e.problem.en and "超出" in e.problem.zh
 
 
 def test_unknown_crs(tmp_path):
@@ -224,7 +224,7 @@ def test_inspect_collects_every_problem(tmp_path):
     g, probs = inspect_facilities(_csv(tmp_path, text))
     assert g["name"].tolist() == ["甲"]
     kinds = {(p.severity, p.row) for p in probs}
-    assert ("error", 2) in kinds and ("error", 4) in kinds
+    assert ("error", 3) in kinds and ("error", 5) in kinds
     assert any(p.severity == "warning" and "药店" in p.zh for p in probs)
 
 

@@ -135,7 +135,8 @@ def _row(df: pd.DataFrame, p: Path, adcode: str) -> tuple[int, pd.Series]:
             field="CODE",
         )
     i = int(hits[0])
-    return i + 1, df.loc[i]
+    # the row number Excel/WPS shows: the header is row 1, the first county row 2
+    return i + 2, df.loc[i]
 
 
 def _number(row: pd.Series, col: str, p: Path, rowno: int) -> float:

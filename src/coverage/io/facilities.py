@@ -11,8 +11,11 @@ Declared systems (``crs=``): ``wgs84`` (also CGCS2000), ``gcj02`` (Amap/高德, 
 (Baidu) or an EPSG code. :func:`check_declared_crs` tests whether a declaration looks wrong by the
 GCJ-02 offset (300–700 m in China), against reference points such as road vertices.
 
-Bad input raises :class:`coverage.errors.InputError` naming the file, the data row (1-based; the
-header is row 0) and the field. :func:`inspect_facilities` returns every problem instead.
+Bad input raises :class:`coverage.errors.InputError` naming the file, the row and the field.
+:func:`inspect_facilities` returns every problem instead. Rows of a table are numbered as Excel and
+WPS show them: the file's first line is row 1, so with the header on line 1 the first data row is
+row 2; title rows and empty rows above or between the data count too (:func:`read_table` keeps these
+numbers as the frame's index). Features of a vector layer are numbered 1, 2, … in file order.
 """
 
 from __future__ import annotations
@@ -183,8 +186,8 @@ def _frame(rows: list[list[Any]], columns: dict, p: Path, where_zh: str, where_e
         h = next((i for i, r in enumerate(rows[:HEADER_SEARCH_ROWS]) if _is_header(r, columns)), 0)
         if h > 0:
             title = next((str(c).strip() for r in rows[:h] for c in r if c is not None and c == c and str(c).strip()), "")
-            zh = f"{where_zh}前 {h} 行是标题（“{title[:30]}”），以第 {h + 1} 行为表头；数据行号从表头下一行起算。"
-            en = f"{where_en}: the first {h} row(s) are a title ({title[:30]!r}); row {h + 1} of the file was used as the header, and data rows are numbered from the row below it."
+            zh = f"{where_zh}前 {h} 行是标题（“{title[:30]}”），以第 {h + 1} 行为表头；提示中的行号与 Excel/WPS 左侧的行号一致。"
+            en = f"{where_en}: the first {h} row(s) are a title ({title[:30]!r}); row {h + 1} of the file was used as the header. Row numbers in messages are those Excel/WPS shows."
             if col is not None:
                 col.add(zh, en, file=p, row=h + 1, field="header", severity="warning", code="header_below_title")
             else:
@@ -205,7 +208,8 @@ def _frame(rows: list[list[Any]], columns: dict, p: Path, where_zh: str, where_e
             seen[c] = 0
         names.append(c)
     body = [list(r) + [None] * (width - len(r)) for r in rows[h + 1 :]]
-    df = pd.DataFrame(body, columns=names, dtype=object)
+    # index = the row number Excel/WPS shows (the file's first row is 1; the header is row h + 1)
+    df = pd.DataFrame(body, columns=names, dtype=object, index=pd.RangeIndex(h + 2, h + 2 + len(body)))
     return df.map(lambda v: None if v is None or (isinstance(v, str) and v.strip() == "") or (isinstance(v, float) and v != v) else v)
 
 
@@ -253,7 +257,9 @@ def read_table(p: Path, sheet: Any = None, columns: dict | None = None, col: "_C
     """Read a CSV/TXT (UTF-8 or GBK, :func:`decode_text`) or Excel table as text cells.
 
     Title rows above the header are skipped: the header is the first row that holds the coordinate
-    columns (a warning names it). Empty cells are None; wholly empty rows are dropped.
+    columns (a warning names it). Empty cells are None; wholly empty rows are dropped. The index of
+    the frame is each row's number as Excel/WPS shows it (1-based, counting the title rows, the
+    header and the dropped empty rows), the number that messages give.
     """
     import csv
     import io
@@ -282,8 +288,28 @@ def read_table(p: Path, sheet: Any = None, columns: dict | None = None, col: "_C
             raise InputError(f"CSV 格式错误：{err}", f"malformed CSV: {err}", file=p) from None
         where_zh, where_en = "", p.name
     df = _frame(rows, columns, p, where_zh, where_en, col)
-    df = df.dropna(how="all").reset_index(drop=True) if len(df) else df
+    df = df.dropna(how="all") if len(df) else df
     return df
+
+
+def row_numbers(df: pd.DataFrame) -> np.ndarray:
+    """The row number a planner sees for each row of ``df`` (as :func:`read_table` numbers them).
+
+    Parameters
+    ----------
+    df : pandas.DataFrame
+        A frame from :func:`read_table` (its integer index holds the numbers Excel/WPS shows), or
+        any other frame, e.g. a vector layer's attributes, numbered 1, 2, … in order.
+
+    Returns
+    -------
+    numpy.ndarray
+        One 1-based row number per row of ``df``.
+    """
+    idx = df.index
+    if isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1:
+        return np.arange(1, len(df) + 1)
+    return np.asarray(idx, dtype=np.int64)
 
 
 class _Collector:
@@ -357,6 +383,7 @@ def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, she
     x = pd.to_numeric(xs.astype("object").map(lambda v: str(v).strip() if v is not None and v == v else None), errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(ys.astype("object").map(lambda v: str(v).strip() if v is not None and v == v else None), errors="coerce").to_numpy(dtype=float)
     ok = np.isfinite(x) & np.isfinite(y)
+    nums = row_numbers(df)
     for arr, raw, f, zh_name in ((x, xs, fields[0], "经度"), (y, ys, fields[1], "纬度")):
         bad = np.flatnonzero(~np.isfinite(arr))
         if len(bad):
@@ -365,15 +392,16 @@ def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, she
             shown = "空" if v is None or v != v or str(v).strip() == "" else repr(v)
             shown_en = "empty" if shown == "空" else repr(v)
             col.add(
-                f"第 {r + 1} 行{zh_name}不是数字（{shown}）。共 {len(bad)} 行有此问题：第 {_rows_text(bad + 1)} 行。请填写十进制度数，如 106.71。",
-                f"row {r + 1}: {f} is not a number ({shown_en}); {len(bad)} row(s) affected: {_rows_text(bad + 1)}. Write decimal degrees such as 106.71.",
-                file=p, row=int(r + 1), field=f,
+                f"第 {nums[r]} 行{zh_name}不是数字（{shown}）。共 {len(bad)} 行有此问题：第 {_rows_text(nums[bad])} 行。请填写十进制度数，如 106.71。",
+                f"row {nums[r]}: {f} is not a number ({shown_en}); {len(bad)} row(s) affected: {_rows_text(nums[bad])}. Write decimal degrees such as 106.71.",
+                file=p, row=int(nums[r]), field=f,
             )
     return x, y, ok, fields
 
 
-def _check_lonlat(x: np.ndarray, y: np.ndarray, ok: np.ndarray, p: Path, fields: tuple[str, str], col: _Collector) -> np.ndarray:
-    """Detect swapped and implausible lon/lat; return the mask of good rows."""
+def _check_lonlat(x: np.ndarray, y: np.ndarray, ok: np.ndarray, p: Path, fields: tuple[str, str], col: _Collector,
+                  nums: np.ndarray) -> np.ndarray:
+    """Detect swapped and implausible lon/lat; return the mask of good rows (``nums``: row numbers shown)."""
     good = ok.copy()
     # whole-file swap: lat column looks like Chinese longitudes and vice versa
     xm, ym = np.nanmedian(np.where(ok, x, np.nan)) if ok.any() else np.nan, np.nanmedian(np.where(ok, y, np.nan)) if ok.any() else np.nan
@@ -383,27 +411,27 @@ def _check_lonlat(x: np.ndarray, y: np.ndarray, ok: np.ndarray, p: Path, fields:
     if swapped_rows.any():
         r = np.flatnonzero(swapped_rows)
         col.add(
-            f"经度和纬度可能填反了：第 {r[0] + 1} 行 经度={x[r[0]]:g}、纬度={y[r[0]]:g}（共 {len(r)} 行：第 {_rows_text(r + 1)} 行）。中国的经度约 73–136，纬度约 3–54，请交换两列。",
-            f"longitude and latitude look swapped: row {r[0] + 1} has lon={x[r[0]]:g}, lat={y[r[0]]:g} ({len(r)} row(s): {_rows_text(r + 1)}). In China longitude is about 73–136 and latitude 3–54; swap the columns.",
-            file=p, row=int(r[0] + 1), field=f"{fields[0]}/{fields[1]}",
+            f"经度和纬度可能填反了：第 {nums[r[0]]} 行 经度={x[r[0]]:g}、纬度={y[r[0]]:g}（共 {len(r)} 行：第 {_rows_text(nums[r])} 行）。中国的经度约 73–136，纬度约 3–54，请交换两列。",
+            f"longitude and latitude look swapped: row {nums[r[0]]} has lon={x[r[0]]:g}, lat={y[r[0]]:g} ({len(r)} row(s): {_rows_text(nums[r])}). In China longitude is about 73–136 and latitude 3–54; swap the columns.",
+            file=p, row=int(nums[r[0]]), field=f"{fields[0]}/{fields[1]}",
         )
         good &= ~swapped_rows
     out = good & ((np.abs(x) > 180) | (np.abs(y) > 90))
     if out.any():
         r = np.flatnonzero(out)
         col.add(
-            f"第 {r[0] + 1} 行坐标超出经纬度范围（{x[r[0]]:g}, {y[r[0]]:g}），共 {len(r)} 行：第 {_rows_text(r + 1)} 行。若为投影坐标，请在情景文件中把 crs: 设为其 EPSG 代码（如 4545）。",
-            f"row {r[0] + 1}: coordinates ({x[r[0]]:g}, {y[r[0]]:g}) are outside the lon/lat range ({len(r)} row(s): {_rows_text(r + 1)}). If they are projected, set crs: to their EPSG code (e.g. 4545) in the scenario.",
-            file=p, row=int(r[0] + 1), field=f"{fields[0]}/{fields[1]}",
+            f"第 {nums[r[0]]} 行坐标超出经纬度范围（{x[r[0]]:g}, {y[r[0]]:g}），共 {len(r)} 行：第 {_rows_text(nums[r])} 行。若为投影坐标，请在情景文件中把 crs: 设为其 EPSG 代码（如 4545）。",
+            f"row {nums[r[0]]}: coordinates ({x[r[0]]:g}, {y[r[0]]:g}) are outside the lon/lat range ({len(r)} row(s): {_rows_text(nums[r])}). If they are projected, set crs: to their EPSG code (e.g. 4545) in the scenario.",
+            file=p, row=int(nums[r[0]]), field=f"{fields[0]}/{fields[1]}",
         )
         good &= ~out
     zero = good & (x == 0) & (y == 0)
     if zero.any():
         r = np.flatnonzero(zero)
         col.add(
-            f"第 {r[0] + 1} 行坐标为 (0, 0)，应是缺失值（共 {len(r)} 行）。请补上坐标。",
-            f"row {r[0] + 1}: coordinates are (0, 0), probably missing ({len(r)} row(s)); fill them in.",
-            file=p, row=int(r[0] + 1), field=f"{fields[0]}/{fields[1]}",
+            f"第 {nums[r[0]]} 行坐标为 (0, 0)，应是缺失值（共 {len(r)} 行：第 {_rows_text(nums[r])} 行）。请补上坐标。",
+            f"row {nums[r[0]]}: coordinates are (0, 0), probably missing ({len(r)} row(s): {_rows_text(nums[r])}); fill them in.",
+            file=p, row=int(nums[r[0]]), field=f"{fields[0]}/{fields[1]}",
         )
         good &= ~zero
     return good
@@ -418,7 +446,7 @@ def _number(v: Any) -> float:
     return float(m.group(0)) if m else np.nan
 
 
-def _capacity(df: pd.DataFrame, ftypes: pd.Series, columns: dict, p: Path, col: _Collector) -> tuple[np.ndarray, np.ndarray]:
+def _capacity(df: pd.DataFrame, ftypes: pd.Series, columns: dict, p: Path, col: _Collector, nums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = len(df)
     cap = np.full(n, np.nan)
     unit = np.array([""] * n, dtype=object)
@@ -441,9 +469,9 @@ def _capacity(df: pd.DataFrame, ftypes: pd.Series, columns: dict, p: Path, col: 
         badtxt = np.flatnonzero(np.isnan(vals) & raw.map(lambda v: v is not None and v == v and str(v).strip() != "").to_numpy(bool))
         if len(badtxt):
             col.add(
-                f"第 {badtxt[0] + 1} 行规模“{raw.iloc[badtxt[0]]}”不是数字，按缺失处理。",
-                f"row {badtxt[0] + 1}: capacity {raw.iloc[badtxt[0]]!r} is not a number; treated as missing.",
-                file=p, row=int(badtxt[0] + 1), field=c, severity="warning",
+                f"第 {nums[badtxt[0]]} 行规模“{raw.iloc[badtxt[0]]}”不是数字，按缺失处理。",
+                f"row {nums[badtxt[0]]}: capacity {raw.iloc[badtxt[0]]!r} is not a number; treated as missing.",
+                file=p, row=int(nums[badtxt[0]]), field=c, severity="warning",
             )
         if u:
             units_here = np.full(n, u, dtype=object)
@@ -460,9 +488,9 @@ def _capacity(df: pd.DataFrame, ftypes: pd.Series, columns: dict, p: Path, col: 
     neg = np.flatnonzero(cap < 0)
     if len(neg):
         col.add(
-            f"第 {neg[0] + 1} 行规模为负数（{cap[neg[0]]:g}），按缺失处理。",
-            f"row {neg[0] + 1}: capacity is negative ({cap[neg[0]]:g}); treated as missing.",
-            file=p, row=int(neg[0] + 1), field=cands[0][0], severity="warning",
+            f"第 {nums[neg[0]]} 行规模为负数（{cap[neg[0]]:g}），按缺失处理。",
+            f"row {nums[neg[0]]}: capacity is negative ({cap[neg[0]]:g}); treated as missing.",
+            file=p, row=int(nums[neg[0]]), field=cands[0][0], severity="warning",
         )
         cap[neg] = np.nan
     return cap, unit
@@ -533,8 +561,8 @@ def _load(
             lon, lat = _to_lonlat(xy[:, 0], xy[:, 1], kind, c)
         lon, lat = np.asarray(lon, float), np.asarray(lat, float)
         good = ~empty & np.isfinite(lon) & np.isfinite(lat)
-        good = _check_lonlat(lon, lat, good, p, ("x", "y"), col)
-        return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)), lon, lat, good
+        good = _check_lonlat(lon, lat, good, p, ("x", "y"), col, np.arange(1, len(gdf) + 1))
+        return pd.DataFrame(gdf.drop(columns=gdf.geometry.name)).reset_index(drop=True), lon, lat, good
     df = read_table(p, sheet, columns, col)
     if df.empty:
         hint_zh, hint_en = sheet_hint(p, sheet, columns)
@@ -546,11 +574,11 @@ def _load(
     x, y, ok = parsed[:3]
     fields = parsed[3]
     if kind in ("wgs84", "gcj02", "bd09", "geographic", "file"):
-        good = _check_lonlat(x, y, ok, p, fields, col)
+        good = _check_lonlat(x, y, ok, p, fields, col, row_numbers(df))
         lon, lat = _to_lonlat(np.where(good, x, 0.0), np.where(good, y, 0.0), "wgs84" if kind == "file" else kind, c)
     else:
         lon, lat = _to_lonlat(np.where(ok, x, 0.0), np.where(ok, y, 0.0), kind, c)
-        good = _check_lonlat(lon, lat, ok, p, fields, col)
+        good = _check_lonlat(lon, lat, ok, p, fields, col, row_numbers(df))
     lon, lat = np.where(good, lon, np.nan), np.where(good, lat, np.nan)
     return df, lon, lat, good
 
@@ -638,6 +666,7 @@ def _read_facilities(path, crs, target_crs, layer, columns, sheet, ftype, col: _
     if loaded is None:
         return None
     df, lon, lat, good = loaded
+    nums = row_numbers(df)  # the row numbers a planner sees (Excel/WPS), or feature numbers
     df = df.reset_index(drop=True)
     n = len(df)
     if ftype is not None and ftype not in FTYPES:
@@ -685,26 +714,26 @@ def _read_facilities(path, crs, target_crs, layer, columns, sheet, ftype, col: _
             )
     ids = _text_col(df, id_c, n)
     stem = p.stem
-    fid = np.array([i if i else f"{stem}-{r + 1}" for r, i in enumerate(ids)], dtype=object)
+    fid = np.array([i if i else f"{stem}-{nums[r]}" for r, i in enumerate(ids)], dtype=object)
     dup = pd.Series(np.where(good & mapped, fid, None)).pipe(lambda x: x.notna() & x.duplicated(keep=False)).to_numpy()
     if dup.any():
         r = np.flatnonzero(dup)
         n_ids = len(set(fid[r]))
         first = np.flatnonzero(fid == fid[r[0]])
         col.add(
-            f"{n_ids} 个编号重复（共 {len(r)} 行；如 {fid[r[0]]}：第 {_rows_text(first + 1)} 行），已在重复编号后加行号。",
-            f"{n_ids} id(s) are not unique ({len(r)} rows; e.g. {fid[r[0]]}: rows {_rows_text(first + 1)}); the row number was appended.",
-            file=p, row=int(r[0] + 1), field=id_c, severity="warning", code="duplicate_ids",
+            f"{n_ids} 个编号重复（共 {len(r)} 行；如 {fid[r[0]]}：第 {_rows_text(nums[first])} 行），已在重复编号后加行号。",
+            f"{n_ids} id(s) are not unique ({len(r)} rows; e.g. {fid[r[0]]}: rows {_rows_text(nums[first])}); the row number was appended.",
+            file=p, row=int(nums[r[0]]), field=id_c, severity="warning", code="duplicate_ids",
         )
-        fid[r] = [f"{fid[i]}-{i + 1}" for i in r]
+        fid[r] = [f"{fid[i]}-{nums[i]}" for i in r]
     tier_raw = _text_col(df, tier_c, n)
     default_tier = cls["ftype"].map(lambda f: FTYPES[f].tier if isinstance(f, str) and f in FTYPES else "")
     tier = [TIER_WORDS.get(t, t if t in ("county", "township", "village", "community") else d) for t, d in zip(tier_raw, default_tier)]
-    cap, unit = _capacity(df, cls["ftype"], columns, p, col)
+    cap, unit = _capacity(df, cls["ftype"], columns, p, col, nums)
     # rows without a unit (e.g. capacity not given) get their type's default unit
     unit = np.array([u if u else (FTYPES[f].capacity_unit if isinstance(f, str) and f in FTYPES else "") for u, f in zip(unit, cls["ftype"])], dtype=object)
     keep = good & mapped
-    src_rows = np.arange(n) + 1
+    src_rows = nums
     out = pd.DataFrame(
         {
             "fid": fid,
@@ -773,11 +802,12 @@ def _candidates(path, crs, target_crs, layer, columns, sheet, strict: bool):
     if loaded is None:
         return None, col.problems
     df, lon, lat, good = loaded
+    nums = row_numbers(df)  # the row numbers a planner sees (Excel/WPS), or feature numbers
     df = df.reset_index(drop=True)
     n = len(df)
     pick = lambda key, cands: columns.get(key) or find_column(df.columns, cands)  # noqa: E731
     ids = _text_col(df, pick("id", ID_FIELDS + ("序号",)), n)
-    cid = np.array([i if i else f"{p.stem}-{r + 1}" for r, i in enumerate(ids)], dtype=object)
+    cid = np.array([i if i else f"{p.stem}-{nums[r]}" for r, i in enumerate(ids)], dtype=object)
     cap_c = pick("capacity", ("可用面积", "可用面积(㎡)", "用地面积", "面积", "规模", "capacity", "area"))
     cost_c = pick("cost", ("估算投资(万元)", "估算投资", "投资(万元)", "投资", "cost"))
     out = pd.DataFrame(
