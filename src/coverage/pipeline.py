@@ -1060,6 +1060,8 @@ def plan_map(result: RunResult, proposed: gpd.GeoDataFrame | None, uncovered: gp
         inputs.units, existing, proposed, unc, existing_label=f"现有{label}设施 / existing",
         title=f"{label}:{'选址方案' if siting else '方案新增设施'}示意图",
     )
+
+
 def map_service(summary: dict[str, Any]) -> str | None:
     """The service map.html opens on: a siting run's (``summary["siting"]["service"]``), else the worst covered.
 
