@@ -28,7 +28,7 @@ from coverage.categories import SERVICES
 from coverage.report import charts as svg
 from coverage.report._util import atomic_target, is_missing
 from coverage.report.excel import CIRCLE_SHEET, NATURES, project_bank_frame
-from coverage.report.tables import circle_label, round_people, service_text
+from coverage.report.tables import circle_label, round_people, service_text, source_label
 
 __all__ = ["unit_share_table", "write_report"]
 
@@ -431,7 +431,7 @@ def _run_context(summary: Mapping) -> dict | None:
     return {
         "date": _text(run.get("date")), "preset": _text(run.get("preset")),
         "preset_title": _text(run.get("preset_title")),
-        "sources": [{"key": _text(x.get("key")), "file": _text(x.get("file"))}
+        "sources": [{"key": source_label(x.get("key")), "file": _text(x.get("file"))}
                     for x in run.get("sources") or [] if isinstance(x, Mapping)],
     }
 

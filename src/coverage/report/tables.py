@@ -257,6 +257,22 @@ def group_label(group: Any) -> str:
     return "、".join(GROUP_LABELS.get(g, g) for g in str(group).split("+"))
 
 
+#: Chinese names of the scenario's input keys (``summary.json["run"]["sources"]``).
+SOURCE_LABELS: dict[str, str] = {
+    "scenario": "情景文件", "area.boundary": "县域边界", "area.units": "乡镇/街道", "area.villages": "行政村",
+    "area.urban": "城区范围", "population.total": "人口栅格", "population.spread_over": "人口分配依据",
+    "population.census": "人口普查表", "network.roads": "道路", "facilities": "设施清单", "candidates": "候选点位",
+}
+
+
+def source_label(key: Any) -> str:
+    """Chinese name of an input key (``population.groups.age60plus`` → ``60岁及以上人口栅格``)."""
+    k = "" if is_missing(key) else str(key)
+    if k.startswith("population.groups."):
+        return f"{GROUP_LABELS.get(k.rsplit('.', 1)[-1], '年龄组')}人口栅格"
+    return SOURCE_LABELS.get(k.split("[")[0], SOURCE_LABELS.get(k.split(".")[0], "输入文件"))
+
+
 def circle_label(circle: Any) -> str:
     """Describe a service circle in Chinese, e.g. ``步行15分钟`` or ``驾车15公里``.
 
