@@ -110,3 +110,26 @@ def test_bank_limits_write_top_and_budget(demo, tmp_path) -> None:
     path = write_gaps_xlsx(tmp_path / "g.xlsx", res.gaps, res.summary, top=10, budget=200.0)
     bank = pd.read_excel(path, sheet_name="项目库")
     assert len(bank) <= 10 and bank["估算投资(万元)"].fillna(0).sum() <= 200.0
+
+
+def test_capacity_rows_of_a_township_sit_in_it_where_people_live(demo) -> None:
+    """A 乡镇's capacity shortfall (per-1000 rule) gets a reference position: a populated cell inside
+    that 乡镇 (checked with the township polygon), not a centroid, not shared with another row."""
+    import geopandas as gpd
+
+    _out, res = demo
+    g = res.gaps
+    rows = g[(g["kind"] == "below_target") & (g["unit_code"] != "")]
+    assert len(rows)
+    assert rows[["lon", "lat"]].notna().all().all()
+    units = res.model.inputs.units.to_crs(4326).set_index("code")
+    pts = gpd.GeoSeries(gpd.points_from_xy(rows["lon"], rows["lat"]), crs=4326)
+    for p, code in zip(pts, rows["unit_code"]):
+        assert units.loc[code].geometry.buffer(1e-6).contains(p), code
+    placed = g.dropna(subset=["lon", "lat"])
+    assert not placed.duplicated(["lon", "lat"]).any()
+    cells = res.model.cells.to_crs(4326)
+    near = np.hypot(cells.geometry.x.to_numpy()[:, None] - pts.x.to_numpy(), cells.geometry.y.to_numpy()[:, None] - pts.y.to_numpy())
+    j = near.argmin(axis=0)
+    assert (near[j, np.arange(len(j))] < 1e-6).all() and (cells["pop"].to_numpy()[j] > 0).all()
+    assert rows["note"].str.contains("参考位置").all()

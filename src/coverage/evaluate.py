@@ -1485,7 +1485,9 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
     """Put cluster and township rows on a populated cell, each cell used once.
 
     A cluster row takes the free populated cell nearest its centre, a village row the one nearest
-    the village point, a township row the township's most populous free cell.
+    the village point, a township row (a missing facility, or a capacity shortfall of a 乡镇) the
+    township's most populous free cell: a reference position where the people are, to be replaced
+    by the actual plot (the note says so).
     """
     if cells is None or not isinstance(cells, gpd.GeoDataFrame) or not len(cells) or cells.crs is None:
         return
@@ -1500,7 +1502,7 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
     picked: dict[int, int] = {}
     by_unit: dict[str, np.ndarray] = {}
     for i, r in enumerate(rows):
-        if r["kind"] in ("below_target", "missing_data"):
+        if r["kind"] == "missing_data" or (r["kind"] == "below_target" and not r["unit_code"]):
             continue
         if not (np.isfinite(r["_x"]) and np.isfinite(r["_y"])) and r["village"] and np.isfinite(r["lon"]):
             r["_x"], r["_y"] = _from_lonlat(r["lon"], r["lat"], cells.crs)
@@ -1508,7 +1510,7 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
             k = min(32, len(live))
             _, idx = tree.query([r["_x"], r["_y"]], k=k)
             cand = np.atleast_1d(idx)
-        elif r["_src"] == "presence" and r["unit_code"]:
+        elif (r["_src"] == "presence" or r["kind"] == "below_target") and r["unit_code"]:
             if r["unit_code"] not in by_unit:
                 m = np.flatnonzero(codes == r["unit_code"])
                 by_unit[r["unit_code"]] = m[np.argsort(-pop[live][m], kind="stable")]
@@ -1525,6 +1527,9 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
                         crs=cells.crs).to_crs(4326)
     for (i, _j), lon, lat in zip(picked.items(), pts.x, pts.y):
         rows[i]["lon"], rows[i]["lat"] = float(lon), float(lat)
+        if rows[i]["kind"] == "below_target":
+            rows[i]["note"] = rows[i]["note"].replace(
+                "选址待定", "坐标为乡镇人口最密处的参考位置，宜优先扩建现有设施，实际地块待定")
 
 
 def _missing_data_rows(out: _Rows, rules: Mapping[str, Any], no_data: Mapping[str, str]) -> None:

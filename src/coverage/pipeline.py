@@ -829,19 +829,22 @@ def whatif_data(
         hl = inputs.preset.headline(service)
         if not hl or any(r.id in no_data for rs in hl.values() for r in rs):
             continue
-        existing = fac[(fac["category"] == service).to_numpy()]
-        prop_cols = {j: prop_site[f] for j, f in enumerate(existing["fid"]) if f in prop_site}
-        if not len(cands) and not prop_cols:
+        existing = fac[(fac["category"] == service).to_numpy() & fac["fid"].isin(prop_fids).to_numpy()]
+        if not len(cands) and not len(existing):
             continue
-        cover, weights, locked, rows = plans.service_cover(model, service, cands)
+        # columns: the proposed facilities of the service (toggleable), then the candidates
+        is_prop = (fac["category"] == service).to_numpy() & fac["fid"].isin(prop_fids).to_numpy()
+        # rows only where the fixed facilities leave people uncovered: the rest is the base whatever
+        # is toggled (and their catchments would not fit in memory for a large county)
+        fixed = _fixed_covered(model, [r for rs in hl.values() for r in rs], prop_fids)
+        cover, weights, locked, rows = plans.service_cover(model, service, cands, existing=is_prop,
+                                                           demand={k: ~v for k, v in fixed.items()})
         n_exist = len(locked)
-        # toggle column → site index: proposed facilities (among the existing columns), then candidates
+        prop_cols = {j: prop_site[f] for j, f in enumerate(fac["fid"][is_prop]) if f in prop_site}
         toggles = {**prop_cols, **{n_exist + k: k for k in range(len(cands))}}
-        is_toggle = np.zeros(cover.shape[1], dtype=bool)
-        is_toggle[list(toggles)] = True
-        fixed_cov = np.asarray(cover[:, np.flatnonzero(~is_toggle)].sum(axis=1)).ravel() > 0
-        prop_cov = np.asarray(cover[:, list(prop_cols)].sum(axis=1)).ravel() > 0 if prop_cols else np.zeros(len(rows), bool)
         cell = rows["cell"].to_numpy()
+        fixed_cov = np.zeros(len(rows), dtype=bool)
+        prop_cov = np.asarray(cover[:, list(prop_cols)].sum(axis=1)).ravel() > 0 if prop_cols else np.zeros(len(rows), bool)
         # covered in the run, as evaluate counts it (the rule's time within its threshold)
         run_cov = np.zeros(len(rows), dtype=bool)
         for rid, idx in rows.groupby("rule_id").indices.items():
@@ -887,6 +890,28 @@ def whatif_data(
     if not services:
         return None
     return {"units": unit_rows["unit_name"].astype(str).tolist(), "sites": sites, "services": services}
+
+
+def _fixed_covered(model: Model, rules: list[Any], exclude: set[str]) -> dict[str, np.ndarray]:
+    """Per rule, the cells covered by the facilities not in ``exclude`` (bool over the model's cells).
+
+    Without excluded facilities this is the run's own coverage (the rule's time within its
+    threshold); otherwise one bounded search per rule from the other facilities of its types.
+    """
+    cells, fac = model.cells, model.inputs.facilities
+    out = {}
+    for rule in rules:
+        keep = fac["ftype"].isin(rule.ftypes).to_numpy() & ~fac["fid"].isin(exclude).to_numpy()
+        if not exclude or not (fac["ftype"].isin(rule.ftypes) & fac["fid"].isin(exclude)).any():
+            t = pd.to_numeric(cells[rule.column], errors="coerce").to_numpy(dtype=float)
+        elif not keep.any():
+            t = np.full(len(cells), np.inf)
+        else:
+            mode = mode_of(rule, model.inputs.scenario)
+            t = access.nearest(model.graphs[mode], model.snapped_cells[mode], model.snapped_facilities[mode].take(keep),
+                               limit=rule.threshold, weight=rule.unit)[rule.unit].to_numpy()
+        out[rule.id] = t <= rule.threshold
+    return out
 
 
 def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,12 +140,27 @@ def candidate_ftypes(model: pipeline.Model, what: str, candidates: gpd.GeoDataFr
 
 
 def service_cover(
-    model: pipeline.Model, what: str, candidates: gpd.GeoDataFrame
+    model: pipeline.Model, what: str, candidates: gpd.GeoDataFrame, existing: np.ndarray | None = None,
+    demand: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, pd.DataFrame]:
     """Cover matrix of a service: rows (rule, cell), columns existing facilities then candidates.
 
     A site counts for a rule only when its facility type is one the rule counts (existing
     facilities by their type, candidates by :func:`candidate_ftypes`).
+
+    Parameters
+    ----------
+    model : pipeline.Model
+    what : str
+        Service or facility-type key (see :func:`siting_rules`).
+    candidates : geopandas.GeoDataFrame
+    existing : numpy.ndarray of bool, optional
+        Which of the model's facilities are the existing columns (default: every facility of the
+        service). The what-if panel passes only the sites it toggles: the catchments of all the
+        fixed facilities of a large county would not fit in memory, and it needs none of them.
+    demand : mapping of str to numpy.ndarray of bool, optional
+        Rule id → the cells that may make rows for the rule (default: all with people of its
+        group on its side); the what-if panel passes the cells its fixed facilities leave uncovered.
 
     Returns
     -------
@@ -162,7 +177,7 @@ def service_cover(
     fac = inputs.facilities
     service, sides, _ = siting_rules(inputs.preset, what)
     cand_ftype = candidate_ftypes(model, what, candidates)
-    existing_mask = (fac["category"] == service).to_numpy()
+    existing_mask = (fac["category"] == service).to_numpy() if existing is None else np.asarray(existing, dtype=bool)
     n_exist = int(existing_mask.sum())
     blocks, weights, rows = [], [], []
     for side, rules in sides.items():
@@ -171,14 +186,19 @@ def service_cover(
             mode = pipeline.mode_of(rule, inputs.scenario)
             g = model.graphs[mode]
             group = model.cells[rule.group].to_numpy(dtype=float)
-            sel = np.flatnonzero(applies & (group > 0))
+            keep = applies & (group > 0)
+            if demand is not None:
+                keep &= demand.get(rule.id, np.ones(len(keep), dtype=bool))
+            sel = np.flatnonzero(keep)
             if not len(sel):
                 continue
             d = model.snapped_cells[mode].take(sel)
             counts = fac["ftype"].isin(rule.ftypes).to_numpy()[existing_mask]
-            ex = access.catchments(g, d, model.snapped_facilities[mode].take(existing_mask), rule.threshold, rule.unit)
-            ex = sp.csr_matrix(ex)
-            ex = sp.diags(counts.astype(float)) @ ex  # facilities of other types don't count here
+            if n_exist:
+                ex = access.catchments(g, d, model.snapped_facilities[mode].take(existing_mask), rule.threshold, rule.unit)
+                ex = sp.diags(counts.astype(float)) @ sp.csr_matrix(ex)  # facilities of other types don't count here
+            else:
+                ex = sp.csr_matrix((0, len(sel)))
             ca = sp.csr_matrix(access.catchments(g, d, access.snap(g, candidates), rule.threshold, rule.unit))
             ca = sp.diags(np.isin(cand_ftype, rule.ftypes).astype(float)) @ ca
             m = sp.vstack([ex, ca]).T.tocsr()
@@ -187,6 +207,9 @@ def service_cover(
             blocks.append(m)
             weights.append(group[sel])
             rows.append(pd.DataFrame({"rule_id": rule.id, "cell": sel}))
+    if not blocks:  # nobody left to cover
+        return (sp.csr_matrix((0, n_exist + len(candidates)), dtype=bool), np.zeros(0), np.arange(n_exist),
+                pd.DataFrame({"rule_id": pd.Series([], dtype=object), "cell": pd.Series([], dtype=np.int64)}))
     cover = sp.vstack(blocks).tocsr().astype(bool)
     return cover, np.concatenate(weights), np.arange(n_exist), pd.concat(rows, ignore_index=True)
 
