@@ -719,22 +719,36 @@ def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     """Service-circle polygons drawn from the reached road network (not buffers), per circle rule, and the 15 km 城乡服务圈 polygon."""
     from coverage.report.circles import reached_area
 
+    from concurrent.futures import ThreadPoolExecutor
+
     model = result.model
     scn = model.inputs.scenario
     rows, urc = [], None
     drawn: dict[tuple, Any] = {}  # rules with the same sources, mode and threshold share a polygon
+    todo: dict[tuple, Any] = {}
+    for rule in _rules(model.inputs.preset):
+        mode = mode_of(rule, scn)
+        key = (mode, rule.service == "urban_rural" or tuple(sorted(rule.ftypes)), rule.threshold, rule.unit)
+        if key not in todo:
+            todo[key] = rule
+
+    def draw(key: tuple) -> Any:
+        rule, mode = todo[key], key[0]
+        g = model.graphs[mode]
+        sources, _ = _rule_sources(model, rule, mode)
+        if sources is None:
+            return None
+        t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
+        # a node is inside the circle when someone standing there is within the threshold
+        return reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
+
+    # the grid, dilation and polygonising release the GIL: the drawings run side by side
+    with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1, 8))) as pool:
+        drawn = dict(zip(todo, pool.map(draw, todo)))
     for rule in _rules(model.inputs.preset):
         mode = mode_of(rule, scn)
         g = model.graphs[mode]
         key = (mode, rule.service == "urban_rural" or tuple(sorted(rule.ftypes)), rule.threshold, rule.unit)
-        if key not in drawn:
-            sources, _ = _rule_sources(model, rule, mode)
-            if sources is None:
-                drawn[key] = None
-            else:
-                t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
-                # a node is inside the circle when someone standing there is within the threshold
-                drawn[key] = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
         poly = drawn[key]
         if poly is None:
             continue
