@@ -269,3 +269,17 @@ def test_projected_facility_layer_keeps_its_own_crs(tmp_path, repo_root):
     fid = got["fid"].astype(str).str.split(":").str[-1]
     err = haversine_m(got["lon"], got["lat"], ref.loc[fid, "经度"].to_numpy(), ref.loc[fid, "纬度"].to_numpy())
     assert float(np.max(err)) < 0.01
+
+
+def test_service_circles_layer_one_row_per_drawing(demo_out, summary):
+    """layers.gpkg's service_circles: no two rows with the same polygon; every drawn rule listed once."""
+    import geopandas as gpd
+
+    from coverage.standards import load_preset
+
+    c = gpd.read_file(demo_out[0] / "layers.gpkg", layer="service_circles")
+    assert not c.geometry.to_wkb().duplicated().any()
+    ids = [x for v in c["rule_id"] for x in v.split(";")]
+    assert len(ids) == len(set(ids))
+    rules = {r.id for r in load_preset(summary["preset"]).active_circles()}
+    assert set(ids) == rules - {x["rule"] for x in summary.get("no_data") or []}
