@@ -217,14 +217,20 @@ def _by_unit(
     codes: np.ndarray, names: np.ndarray, pop: np.ndarray, cov: np.ndarray,
     units: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    df = pd.DataFrame({"unit_code": codes, "unit_name": names, "population": pop, "covered": cov})
-    g = df.groupby("unit_code", sort=True).agg(
-        unit_name=("unit_name", "first"), population=("population", "sum"), covered=("covered", "sum")
-    ).reset_index()
+    # factorize + bincount: a groupby with "first" on text codes costs ~5x more, once per rule
+    idx, uniq = pd.factorize(np.asarray(codes, dtype=object), sort=True)
+    _, first = np.unique(idx, return_index=True)
+    uniq = np.asarray(uniq, dtype=object)
+    first_names = np.asarray(names, dtype=object)[first]
+    g = pd.DataFrame({
+        "unit_code": uniq, "unit_name": first_names,
+        "population": np.bincount(idx, weights=pop, minlength=len(uniq)),
+        "covered": np.bincount(idx, weights=cov, minlength=len(uniq)),
+    })
     if units is not None and len(units):
         u = pd.DataFrame({"unit_code": units["code"].astype(str), "unit_name": units["name"].astype(str)})
         g = u.merge(g.drop(columns="unit_name"), on="unit_code", how="outer")
-        extra = df.drop_duplicates("unit_code").set_index("unit_code")["unit_name"]
+        extra = pd.Series(first_names, index=uniq)
         g["unit_name"] = g["unit_name"].fillna(g["unit_code"].map(extra))
         g[["population", "covered"]] = g[["population", "covered"]].fillna(0.0)
         g = g.sort_values("unit_code", kind="stable").reset_index(drop=True)
