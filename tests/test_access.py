@@ -137,6 +137,15 @@ def test_e2sfca_matches_reference(p, decay, data):
     got = access.e2sfca(g, snapped(demand), snapped(facilities), limit, capacity=supply,
                         population=pop, decay=decay)
     assert np.allclose(got.to_numpy(), expect, rtol=1e-9, atol=1e-12)
+    # in blocks of one or two facilities (as a large county runs): the same ratios
+    block = access.E2SFCA_BLOCK
+    try:
+        access.E2SFCA_BLOCK = data.draw(st.integers(1, 2))
+        blocked = access.e2sfca(g, snapped(demand), snapped(facilities), limit, capacity=supply,
+                                population=pop, decay=decay)
+    finally:
+        access.E2SFCA_BLOCK = block
+    assert np.allclose(blocked.to_numpy(), expect, rtol=1e-9, atol=1e-12)
 
 
 # ---------------------------------------------------------------- edge snapping vs brute force

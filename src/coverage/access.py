@@ -516,6 +516,17 @@ def nearest_distance(graph: RoadGraph, demand: Any, sources: Any, max_metres: fl
     return pd.Series(val, index=d.index, name="metres")
 
 
+def cell_index(graph: RoadGraph, d: Snapped, weight: str = "minutes") -> tuple[NDArray, NDArray, NDArray]:
+    """The demand points hung on the graph's nodes, for :func:`catchments` (build once, pass to many calls).
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``ptr`` (CSR over nodes), demand positions and their offsets from the node.
+    """
+    return _cell_index(graph, d, "metres" if weight in ("metres", "meters", "length") else weight)
+
+
 def _cell_index(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray]:
     """CSR node → demand-cell entries (cells with road access hang on both ends of their segment), with each entry's offset = cell leg + partial edge from that node."""
     cells = np.flatnonzero(d.ok).astype(np.int64)
@@ -540,6 +551,7 @@ def catchments(
     max_minutes: float = 15.0,
     weight: str = "minutes",
     n_threads: int | None = None,
+    cell_index: tuple[NDArray, NDArray, NDArray] | None = None,
 ) -> csr_array:
     """Which demand cells each site reaches within the limit, and in how long.
 
@@ -552,6 +564,9 @@ def catchments(
     weight : {"minutes", "metres"}
     n_threads : int, optional
         Threads over chunks of sites (default: number of CPUs, at most 8). Results do not depend on it.
+    cell_index : tuple, optional
+        :func:`cell_index` of ``demand`` (Snapped) for this graph and weight, when the caller asks
+        for the catchments of many blocks of sites: it is then built once.
 
     Returns
     -------
@@ -566,7 +581,7 @@ def catchments(
     limit = _check_limit(max_minutes)
     d = _as_snapped(graph, demand)
     s = _as_snapped(graph, sites)
-    ptr, cell_ids, cell_off = _cell_index(graph, d, weight)
+    ptr, cell_ids, cell_off = cell_index if cell_index is not None else _cell_index(graph, d, weight)
     sel = np.flatnonzero(s.ok).astype(np.int64)
     out_u, out_v, _, _ = _ends(graph, s, weight)
     sleg = _leg(s, weight)
@@ -756,14 +771,24 @@ def e2sfca(
             row=int(bad[0] + 1),
             field=capacity if isinstance(capacity, str) else None,
         )
-    C = catchments(graph, d, f, max_minutes)
-    W = wfun(C.data, float(max_minutes))
-    row = np.repeat(np.arange(C.shape[0]), np.diff(C.indptr))
-    demand_j = np.bincount(row, weights=P[C.indices] * W, minlength=C.shape[0])
-    with np.errstate(over="ignore"):
-        R = np.divide(S, demand_j, out=np.zeros_like(S), where=demand_j > 0)
-    A = np.bincount(C.indices, weights=R[row] * W, minlength=C.shape[1])
+    # facilities in blocks: a facility's ratio needs only its own catchment, so the sparse
+    # facilities × cells matrix is never held whole (a large county's catchments run to GBs)
+    A = np.zeros(len(d))
+    index = cell_index(graph, d) if len(f) > E2SFCA_BLOCK else None
+    for lo in range(0, len(f), E2SFCA_BLOCK):
+        sel = np.arange(lo, min(lo + E2SFCA_BLOCK, len(f)))
+        C = catchments(graph, d, f.take(sel), max_minutes, cell_index=index)
+        C.data = wfun(C.data, float(max_minutes))  # times → weights, in place of the times
+        demand_j = C @ P  # sparse products: no temporaries the size of the catchments
+        with np.errstate(over="ignore"):
+            R = np.divide(S[sel], demand_j, out=np.zeros(len(sel)), where=demand_j > 0)
+        A += C.T @ R
+        del C
     return pd.Series(A, index=d.index, name="e2sfca")
+
+
+#: Facilities per block in :func:`e2sfca` (bounds its memory; the result does not depend on it).
+E2SFCA_BLOCK = 64
 
 
 def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minutes") -> NDArray[np.float64]:
