@@ -44,7 +44,7 @@ from __future__ import annotations
 import builtins
 import sys
 from importlib.machinery import ModuleSpec
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 __version__ = "0.1.0"
@@ -58,7 +58,7 @@ def _is_numba(name: str) -> bool:
 
 def _importer_is_numba() -> bool:
     """True when the module executing the ``import coverage`` now running is one of numba's."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         name = frame.f_globals.get("__name__", "")
         if name != __name__ and not name.startswith(("importlib", "_frozen_importlib")):
@@ -113,7 +113,7 @@ class _NumbaFinder:
             spec = finder.find_spec(fullname, path, target)
             if spec is not None:
                 if hasattr(spec.loader, "exec_module"):
-                    spec.loader = _NumbaLoader(spec.loader)
+                    spec.loader = _NumbaLoader(spec.loader)  # type: ignore[assignment]  # a Loader by duck typing
                 return spec
         return None
 
