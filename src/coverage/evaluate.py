@@ -1535,7 +1535,7 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
         rows[i]["lon"], rows[i]["lat"] = float(lon), float(lat)
         if rows[i]["kind"] == "below_target":
             rows[i]["note"] = rows[i]["note"].replace(
-                "选址待定", "坐标为乡镇人口最密处的参考位置，宜优先扩建现有设施，实际地块待定")
+                "选址待定", "坐标为乡镇人口最密处的参考位置,宜优先扩建现有设施,实际地块待定")
 
 
 def _missing_data_rows(out: _Rows, rules: Mapping[str, Any], no_data: Mapping[str, str]) -> None:
