@@ -45,6 +45,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -192,14 +193,38 @@ def _multi_source(
         ws.lock.release()
 
 
+def _in_threads(run: Callable[[NDArray[np.int64]], Any], n: int, n_threads: int | None = None,
+                min_per_thread: int = 1) -> list[Any]:
+    """``run`` over consecutive chunks of ``range(n)`` in threads, results in chunk order.
+
+    For compiled kernels that release the GIL (``nogil=True``): one chunk per thread, default one
+    thread per CPU (at most 8), fewer when a thread would get less than ``min_per_thread`` items.
+    Results never depend on the number of threads.
+    """
+    n_threads = n_threads or min(os.cpu_count() or 1, 8)
+    n_threads = max(1, min(int(n_threads), n // max(min_per_thread, 1) or 1))
+    chunks = np.array_split(np.arange(n, dtype=np.int64), n_threads)
+    if n_threads == 1:
+        return [run(chunks[0])]
+    with ThreadPoolExecutor(n_threads) as ex:
+        return list(ex.map(run, chunks))
+
+
 def _nearest_segments(graph: RoadGraph, xy: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
-    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the bucket grid of :func:`coverage.network.segment_index`)."""
+    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the bucket grid of :func:`coverage.network.segment_index`, in threads over chunks of points)."""
     idx = segment_index(graph)
-    return _kernels.snap_segments(
-        np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), graph.x, graph.y, graph.n_nodes,
-        idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b, float(idx.reach), float(idx.x0), float(idx.y0),
-        float(idx.cell), int(idx.nx), int(idx.ny), idx.keys, idx.ptr, idx.order,
-    )
+    qx, qy = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+
+    def run(ch: NDArray[np.int64]) -> tuple[NDArray, NDArray, NDArray]:
+        lo, hi = (int(ch[0]), int(ch[-1]) + 1) if len(ch) else (0, 0)
+        return _kernels.snap_segments(
+            qx[lo:hi], qy[lo:hi], graph.x, graph.y, graph.n_nodes,
+            idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b, float(idx.reach), float(idx.x0),
+            float(idx.y0), float(idx.cell), int(idx.nx), int(idx.ny), idx.keys, idx.ptr, idx.order,
+        )
+
+    parts = _in_threads(run, len(qx), min_per_thread=20_000)  # small inputs: one thread, no pool
+    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
 
 
 def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapped:
@@ -291,13 +316,20 @@ def _leg(s: Snapped, weight: str) -> NDArray[np.float64]:
     return s.leg_min if weight == "minutes" else s.leg_m
 
 
+#: A Snapped with more points than this (the demand cells of a large county) does not keep its
+#: partial edges (:func:`_ends`: four arrays per weight, 280 MB for 1.1 M cells and three modes);
+#: the search targets built from them (:func:`_targets`) are still kept.
+_ENDS_CACHE_MAX = 100_000
+
+
 def _ends(graph: RoadGraph, s: Snapped, weight: str) -> tuple[NDArray, NDArray, NDArray, NDArray]:
     """Partial edges of the virtual split at each snap point ``P``, in ``weight`` units.
 
     Returns ``out_u, out_v`` (from ``P`` to ``u`` / ``v``) and ``in_u, in_v`` (from ``u`` / ``v`` to
     ``P``); ``inf`` where the edge may not be used in that direction. A point at an end (``t`` = 0
     or 1, or ``u == v``) is that node: 0 both ways there, and the other end is not used. Cached on
-    the :class:`Snapped` per weight array (do not modify a Snapped's arrays in place).
+    the :class:`Snapped` per weight array up to ``_ENDS_CACHE_MAX`` points (do not modify a
+    Snapped's arrays in place).
     """
     w = graph.weights(weight)
     hit = s._ends_cache.get(id(w))
@@ -326,7 +358,8 @@ def _ends(graph: RoadGraph, s: Snapped, weight: str) -> tuple[NDArray, NDArray, 
     in_u[at_v] = np.inf
     for a in (out_u, out_v, in_u, in_v):
         a.flags.writeable = False
-    s._ends_cache[id(w)] = (w, (out_u, out_v, in_u, in_v))
+    if n <= _ENDS_CACHE_MAX:
+        s._ends_cache[id(w)] = (w, (out_u, out_v, in_u, in_v))
     return out_u, out_v, in_u, in_v
 
 
@@ -588,9 +621,6 @@ def catchments(
     su, sv = s.u[sel], s.v[sel]
     su_init = (sleg[sel] + out_u[sel]).astype(np.float64)
     sv_init = (sleg[sel] + out_v[sel]).astype(np.float64)
-    n_threads = n_threads or min(os.cpu_count() or 1, 8)
-    n_threads = max(1, min(int(n_threads), len(sel) // 16 or 1))
-    chunks = np.array_split(np.arange(len(sel)), n_threads)
 
     def run(ch: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         r, c, v = _kernels.catchments(
@@ -599,11 +629,7 @@ def catchments(
         )
         return sel[ch][r] if len(ch) else r, c, v
 
-    if n_threads == 1:
-        parts = [run(chunks[0])]
-    else:
-        with ThreadPoolExecutor(n_threads) as ex:
-            parts = list(ex.map(run, chunks))
+    parts = _in_threads(run, len(sel), n_threads, min_per_thread=16)
     rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)

@@ -169,6 +169,30 @@ class Model:
     snapped_cells: dict[str, access.Snapped]
     snapped_facilities: dict[str, access.Snapped]
     problems: list[Problem] = field(default_factory=list)
+    _cell_tree: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def nearest_cell(self, points: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
+        """Position (in ``cells``) of the demand cell nearest to each point (straight line).
+
+        The KD-tree over the cell centres is built on first use and kept: the cells' places never
+        change (evaluation only adds columns), and :func:`with_facilities` hands it on.
+
+        Parameters
+        ----------
+        points : GeoDataFrame or GeoSeries
+            Points in the model CRS.
+
+        Returns
+        -------
+        numpy.ndarray of int64
+        """
+        from scipy.spatial import cKDTree
+
+        if self._cell_tree is None:
+            self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
+        geom = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
+        _, i = self._cell_tree.query(np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()]))
+        return np.asarray(i, dtype=np.int64)
 
 
 def build_model(inputs: Inputs, progress: Any = None) -> Model:
@@ -230,8 +254,10 @@ def with_facilities(model: Model, inputs: Inputs) -> Model:
     sf = {mode: access.snap(g, inputs.facilities) for mode, g in model.graphs.items()}
     base_problems = set(model.inputs.problems)
     network_problems = [p for p in model.problems if p not in base_problems]
-    return Model(inputs=inputs, cells=model.cells, graphs=model.graphs, snapped_cells=model.snapped_cells,
-                 snapped_facilities=sf, problems=[*inputs.problems, *network_problems])
+    out = Model(inputs=inputs, cells=model.cells, graphs=model.graphs, snapped_cells=model.snapped_cells,
+                snapped_facilities=sf, problems=[*inputs.problems, *network_problems])
+    out._cell_tree = model._cell_tree  # the same cells
+    return out
 
 
 def same_data(a: Inputs, b: Inputs) -> bool:
@@ -830,7 +856,7 @@ def whatif_data(
     unit_rows = svc[(svc["unit_code"] != evaluate.COUNTY_CODE)].drop_duplicates("unit_code")
     unit_pos = {c: i for i, c in enumerate(unit_rows["unit_code"])}
     cell_codes = cells["unit_code"].astype("string").fillna(evaluate.UNASSIGNED_CODE).replace("", evaluate.UNASSIGNED_CODE)
-    cell_unit = np.array([unit_pos.get(c, -1) for c in cell_codes], dtype=np.int64)
+    cell_unit = pd.Index(list(unit_pos), dtype=object).get_indexer(cell_codes.to_numpy(dtype=object)).astype(np.int64)
     prop_rows = fac[fac["fid"].isin(prop_fids)]
     sites = [[str(n), "c"] for n in cands["name"]] + [[str(n), "p"] for n in prop_rows["name"]]
     prop_site = {fid: len(cands) + k for k, fid in enumerate(prop_rows["fid"])}
@@ -869,20 +895,7 @@ def whatif_data(
         new = new.multiply(~base_rows[:, None]).tocsr()
         new.eliminate_zeros()
         col_site = np.array(list(toggles.values()), dtype=np.int64)
-        groups: dict[tuple[int, tuple[int, ...]], int] = {}
-        w: list[float] = []
-        gu: list[int] = []
-        site_groups: dict[int, list[int]] = {}
-        for r in np.flatnonzero(np.diff(new.indptr) > 0):
-            key = (int(cell_unit[cell[r]]), tuple(sorted(col_site[new.indices[new.indptr[r]:new.indptr[r + 1]]].tolist())))
-            g = groups.get(key)
-            if g is None:
-                g = groups[key] = len(w)
-                w.append(0.0)
-                gu.append(key[0])
-                for s in key[1]:
-                    site_groups.setdefault(s, []).append(g)
-            w[g] += float(weights[r])
+        w, gu, site_groups = _site_groups(new, col_site, cell_unit[cell], weights)
         table = svc[svc["service"] == service].set_index("unit_code")
         county = table.loc[evaluate.COUNTY_CODE]
         drop_w = np.bincount(cell_unit[cell[drop]] + 1, weights=weights[drop], minlength=len(unit_pos) + 1)[1:]
@@ -902,6 +915,78 @@ def whatif_data(
     if not services:
         return None
     return {"units": unit_rows["unit_name"].astype(str).tolist(), "sites": sites, "services": services}
+
+
+def _site_groups(
+    new: Any, col_site: np.ndarray, row_unit: np.ndarray, weights: np.ndarray
+) -> tuple[list[float], list[int], dict[int, list[int]]]:
+    """Merge the rows of the what-if panel into groups of the same 乡镇 and the same set of sites.
+
+    Parameters
+    ----------
+    new : scipy.sparse.csr_matrix
+        Rows × toggle columns: which toggleable sites newly cover each row.
+    col_site : numpy.ndarray of int
+        Site number of each column (distinct).
+    row_unit : numpy.ndarray of int
+        乡镇 position of each row.
+    weights : numpy.ndarray of float
+        People of each row.
+
+    Returns
+    -------
+    w : list of float
+        People per group; groups are numbered in the order of their first row.
+    gu : list of int
+        乡镇 of each group.
+    site_groups : dict
+        Site number → ascending groups it covers.
+
+    Notes
+    -----
+    Exact and vectorised: rows with the same number of sites are compared whole (``np.unique``
+    over ``[unit, sorted sites]``), a handful of lengths in all; no hashing.
+    """
+    import scipy.sparse as sp
+
+    n_sites = int(col_site.max(initial=-1)) + 1
+    by_site = sp.csr_matrix((np.ones(new.nnz), col_site[new.indices], new.indptr), shape=(new.shape[0], n_sites))
+    by_site.sort_indices()
+    rows = np.flatnonzero(np.diff(by_site.indptr) > 0)
+    if not len(rows):
+        return [], [], {}
+    length = np.diff(by_site.indptr)[rows]
+    first_parts, local_parts, pos_parts = [], [], []
+    n_before = 0
+    for k in np.unique(length):
+        rk = rows[length == k]
+        sites = by_site.indices[by_site.indptr[rk][:, None] + np.arange(k)]
+        keys = np.column_stack([row_unit[rk], sites])
+        _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        first_parts.append(rk[first])
+        local_parts.append(inv.ravel() + n_before)
+        pos_parts.append(rk)
+        n_before += len(first)
+    first_row = np.concatenate(first_parts)
+    order = np.argsort(first_row, kind="stable")  # groups numbered by their first row
+    gid_of = np.empty(len(order), dtype=np.int64)
+    gid_of[order] = np.arange(len(order))
+    row_gid = np.empty(by_site.shape[0], dtype=np.int64)
+    row_gid[np.concatenate(pos_parts)] = gid_of[np.concatenate(local_parts)]
+    w = np.bincount(row_gid[rows], weights=np.asarray(weights, dtype=float)[rows], minlength=len(order))
+    reps = first_row[order]
+    gu = row_unit[reps]
+    rep_len = np.diff(by_site.indptr)[reps]
+    pair_gid = np.repeat(np.arange(len(reps)), rep_len)
+    offset = np.arange(len(pair_gid)) - np.repeat(np.cumsum(rep_len) - rep_len, rep_len)
+    pair_site = by_site.indices[np.repeat(by_site.indptr[reps], rep_len) + offset]
+    o = np.lexsort((pair_gid, pair_site))
+    site_groups: dict[int, list[int]] = {}
+    cuts = np.flatnonzero(np.diff(pair_site[o])) + 1
+    for chunk in np.split(o, cuts):
+        if len(chunk):
+            site_groups[int(pair_site[chunk[0]])] = pair_gid[chunk].tolist()
+    return w.tolist(), gu.tolist(), site_groups
 
 
 def _fixed_covered(model: Model, rules: list[Any], exclude: set[str]) -> dict[str, np.ndarray]:

@@ -28,7 +28,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.spatial import cKDTree
 
 from coverage import access, categories, compare, evaluate, pipeline, settings, siting
 from coverage.errors import InputError
@@ -129,11 +128,7 @@ def candidate_ftypes(model: pipeline.Model, what: str, candidates: gpd.GeoDataFr
     _service, sides, fixed = siting_rules(model.inputs.preset, what)
     if fixed is not None:
         return np.full(len(candidates), fixed, dtype=object)
-    cells = model.cells
-    _, i = cKDTree(np.column_stack([cells.geometry.x, cells.geometry.y])).query(
-        np.column_stack([candidates.geometry.x, candidates.geometry.y])
-    )
-    urban = cells["urban"].to_numpy(dtype=bool)[i]
+    urban = model.cells["urban"].to_numpy(dtype=bool)[model.nearest_cell(candidates)]
     first = {side: rules[0].proposed_ftype for side, rules in sides.items()}
     default = first.get("all") or next(iter(first.values()))
     return np.where(urban, first.get("urban", default), first.get("rural", default)).astype(object)
@@ -275,11 +270,7 @@ def site_rules(model: pipeline.Model, what: str, sites: gpd.GeoDataFrame, ftypes
         One rule per site.
     """
     _service, sides, _fixed = siting_rules(model.inputs.preset, what)
-    cells = model.cells
-    _, i = cKDTree(np.column_stack([cells.geometry.x, cells.geometry.y])).query(
-        np.column_stack([sites.geometry.x, sites.geometry.y])
-    )
-    urban = cells["urban"].to_numpy(dtype=bool)[i]
+    urban = model.cells["urban"].to_numpy(dtype=bool)[model.nearest_cell(sites)]
     out = []
     for u, ft in zip(urban, ftypes, strict=True):
         rules = sides.get("urban" if u else "rural") or sides.get("all") or next(iter(sides.values()))
