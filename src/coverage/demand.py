@@ -27,9 +27,8 @@ from coverage.io.population import PopulationGrid
 log = logging.getLogger(__name__)
 
 
-def _contains(polys: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _contains(polys: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pairs (point index, polygon index) with the point inside the polygon."""
-    pts = shapely.points(x, y)
     tree = shapely.STRtree(polys)
     return tree.query(pts, predicate="within")
 
@@ -63,6 +62,7 @@ def cells(
     x, y = grid.transform * (cc + 0.5, rr + 0.5)
     x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
     n = len(rr)
+    pts = shapely.points(x, y)  # made once: the cells' geometry, and the unit test below
     data: dict[str, object] = {
         "cell": (rr.astype("int64") * ncols + cc).astype("int64"),
         "row": rr.astype("int64"),
@@ -76,7 +76,7 @@ def cells(
     urban = np.zeros(n, dtype=bool)
     if units is not None and len(units) and n:
         u = units.to_crs(grid.crs) if units.crs is not None and not units.crs.equals(grid.crs) else units
-        pi, ui = _contains(np.asarray(u.geometry.values), x, y)
+        pi, ui = _contains(np.asarray(u.geometry.values), pts)
         order = np.lexsort((ui, pi))
         pi, ui = pi[order], ui[order]
         first = np.ones(len(pi), dtype=bool)
@@ -104,7 +104,7 @@ def cells(
     df = pd.DataFrame(data)
     df["unit_code"] = df["unit_code"].astype(str)
     df["unit_name"] = df["unit_name"].astype(str)
-    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
+    return gpd.GeoDataFrame(df, geometry=gpd.array.from_shapely(pts, crs=grid.crs), crs=grid.crs)
 
 
 __all__ = ["cells"]
