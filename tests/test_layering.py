@@ -11,7 +11,7 @@ STAGE = {
     # model
     "network": 1, "demand": 1, "_kernels": 1,
     # analysis
-    "access": 2, "incremental": 2, "evaluate": 2, "siting": 2, "compare": 2, "checks": 2,
+    "access": 2, "incremental": 2, "evaluate": 2, "model": 2, "siting": 2, "compare": 2, "checks": 2,
     # outputs
     "report": 3,
     # commands

@@ -106,8 +106,7 @@ def test_generated_candidates_respect_exclusion_polygons(repo_root):
     from coverage import pipeline
     from coverage.plans import candidate_sites
 
-    model = pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))
-    pipeline.evaluate_model(model)
+    model = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))).model
     chengqu = gpd.read_file(repo_root / "data" / "boundaries" / "county.gpkg", layer="chengqu")
     zone = chengqu.to_crs(model.cells.crs).union_all()
     free = candidate_sites(model, "elderly", generate=15)

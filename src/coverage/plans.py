@@ -555,8 +555,8 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
     """The body of :func:`site_scenario`, reporting each step to ``step``."""
     step("读取输入 / reading inputs")
     inputs = pipeline.load_inputs(path)
-    model = pipeline.build_model(inputs, step)
-    base = pipeline.evaluate_model(model, step)
+    base = pipeline.evaluate_model(pipeline.build_model(inputs, step), step)
+    model = base.model  # with the baseline's circle times
     svc, _, fixed = siting_rules(inputs.preset, service)
     ex = read_vector(exclude, what_zh="禁建区", what_en="exclusion") if exclude is not None else None
     cands = candidate_sites(model, svc, generate, exclude=ex)

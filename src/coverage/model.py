@@ -1,0 +1,642 @@
+"""The model a run asks its questions of: road graphs, demand cells and snaps, then its evaluation.
+
+A :class:`Model` is built once (:func:`build_model`: one road graph per mode the preset needs, the
+demand cells, and every cell and facility snapped once per mode) and then asked many questions:
+:func:`evaluate_model` computes the circle times (:func:`circle_times`), the E2SFCA supply ratios
+(:func:`supply_ratios`) and every evaluation table once into a :class:`RunResult`;
+:func:`with_facilities` gives the same model with other facilities (``covplan site``, ``compare``,
+the meeting server and the batch), and ``evaluate_model(..., reuse=base)`` takes from an earlier
+run every rule whose sources are unchanged (:func:`rule_sources_key`).
+
+Stage: after :mod:`coverage.access` and :mod:`coverage.evaluate` (it runs them), before the
+commands (:mod:`coverage.pipeline`, :mod:`coverage.plans`) that write outputs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from coverage import access, categories, checks, demand, evaluate, network
+from coverage.errors import InputError, Problem
+from coverage.inputs import Inputs
+
+__all__ = [
+    "Model", "RunResult", "build_model", "circle_times", "county_name", "evaluate_model", "evaluated", "mode_of",
+    "no_data_of", "progress_step", "read_roads", "rule_sources", "rule_sources_key", "rules_of", "run_date",
+    "run_info", "same_data", "scenario_speeds", "supply_ratios", "with_facilities",
+]
+
+
+@dataclass
+class RunResult:
+    """What a run produced: in-memory tables and, once written, the output folder."""
+
+    model: Model
+    summary: dict
+    by_unit: pd.DataFrame
+    gaps: pd.DataFrame
+    presence: pd.DataFrame
+    provision: pd.DataFrame
+    out_dir: Path = Path(".")
+    files: list[str] = field(default_factory=list)
+    #: rule id → its clusters of uncovered people (None when it has none), for a later run to reuse
+    clusters: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """A few lines for the terminal: population and coverage per service."""
+        s = self.summary
+        lines = [f"{s['scenario']}: 常住人口 / population {s['population_total']:,.0f}"]
+        for key, cat in s["categories"].items():
+            label = categories.SERVICES[key].label if key in categories.SERVICES else key
+            if cat["population_covered"] is None:  # no input data: never a 0
+                lines.append(f"  {label} ({key}): {evaluate.NO_DATA}")
+                continue
+            lines.append(
+                f"  {label} ({key}): 覆盖 {cat['population_covered']:,.0f} 人 / covered, "
+                f"{_pct(cat['share_covered'])}"
+            )
+        urc = s.get("urban_rural_circle")
+        if urc and urc["population_covered"] is None:
+            lines.append(f"  15公里城乡服务圈 / 15 km circle: {evaluate.NO_DATA}")
+        elif urc:
+            lines.append(
+                f"  15公里城乡服务圈 / 15 km circle: {urc['population_covered']:,.0f} 人, "
+                f"{_pct(urc['share_covered'])}"
+            )
+        lines.append(f"  缺口项目 / gap rows: {len(self.gaps)}")
+        return "\n".join(lines)
+
+
+def _pct(share: float | None) -> str:
+    """A share as a percentage; ``None`` (nobody of the group lives here) as 无人口 / no people."""
+    return "无人口 / no people" if share is None else f"{share:.1%}"
+
+
+def rules_of(preset: Any) -> list[Any]:
+    """The circle rules a run evaluates: the preset's active circles, then the 15 km circle if it has one."""
+    rules = list(preset.active_circles())
+    urc = preset.urban_rural()
+    if urc is not None:
+        rules.append(urc)
+    return rules
+
+
+def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
+    """Build the road graph of each mode from the scenario's ``network`` section (a line layer is read once for all modes).
+
+    Raises
+    ------
+    InputError
+        Any failure to read the road file, with the file and what to check.
+    """
+    try:
+        return _read_roads(net, modes, crs)
+    except InputError:
+        raise
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as err:  # noqa: BLE001 - a library's error on the user's road file
+        raise InputError(
+            f"无法读取路网 {Path(net.roads.path).name}：{type(err).__name__}: {err}。请检查文件是否完整、图层名（layer:）是否正确。",
+            f"cannot read the road file {Path(net.roads.path).name}: {type(err).__name__}: {err}. Check that the file is complete and the layer: name is right.",
+            file=net.roads.path, field="network.roads", code="roads_unreadable",
+        ) from err
+
+
+def _read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
+    path = Path(net.roads.path)
+    speeds = scenario_speeds(net.speeds)
+    name = path.name.lower()
+    if name.endswith((".pbf", ".osm")):
+        return {m: network.read_osm(path, mode=m, crs=crs, speeds=speeds) for m in modes}
+    if name.endswith(".graphml"):
+        return {m: network.from_graphml(path, mode=m, crs=crs, speeds=speeds) for m in modes}
+    return network.read_lines(  # type: ignore[return-value]  # a list of modes gives a dict
+        path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds,
+        join_m=net.snap_m,
+        class_map=net.class_map,
+    )
+
+
+def scenario_speeds(s: Any) -> dict[str, float] | None:
+    """The scenario's ``network.speeds`` as ``{mode or road class: km/h}``; ``None`` when it sets none."""
+    out: dict[str, float] = {}
+    if s.walk_kmh:
+        out["walk"] = s.walk_kmh
+    if s.ebike_kmh:
+        out["ebike"] = s.ebike_kmh
+    out.update(s.drive_kmh or {})
+    return out or None
+
+
+@dataclass
+class Model:
+    """Road graphs per mode, demand cells, and both snapped once per mode.
+
+    ``problems`` holds the warnings of the reading path (:attr:`coverage.inputs.Inputs.problems`)
+    and of the network checks (:func:`coverage.checks.network_problems`).
+    """
+
+    inputs: Inputs
+    cells: gpd.GeoDataFrame
+    graphs: dict[str, network.RoadGraph]
+    snapped_cells: dict[str, access.Snapped]
+    snapped_facilities: dict[str, access.Snapped]
+    problems: list[Problem] = field(default_factory=list)
+    _cell_tree: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def nearest_cell(self, points: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
+        """Position (in ``cells``) of the demand cell nearest to each point (straight line).
+
+        The KD-tree over the cell centres is built on first use and kept: the cells' places never
+        change (evaluation only adds columns), and :func:`with_facilities` hands it on.
+
+        Parameters
+        ----------
+        points : GeoDataFrame or GeoSeries
+            Points in the model CRS.
+
+        Returns
+        -------
+        numpy.ndarray of int64
+        """
+        from scipy.spatial import cKDTree
+
+        if self._cell_tree is None:
+            self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
+        geom = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
+        _, i = self._cell_tree.query(np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()]))
+        return np.asarray(i, dtype=np.int64)
+
+
+def build_model(inputs: Inputs, progress: Any = None) -> Model:
+    """Demand cells, one road graph per mode the preset needs, and snapping done once per mode.
+
+    The network checks of :mod:`coverage.checks` run here; their warnings join the inputs' in
+    ``Model.problems``.
+    """
+    scn = inputs.scenario
+    if scn.network is None:
+        raise InputError(
+            "情景缺少 network.roads（路网文件）。", "The scenario has no network.roads (road file).",
+            file=scn.source, field="network", code="no_roads",
+        )
+    cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
+    modes = sorted({mode_of(r, scn) for r in rules_of(inputs.preset)})
+    progress_step(progress, f"路网 / road graphs: {', '.join(modes)}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        graphs = read_roads(scn.network, modes, inputs.crs)
+    # the readers' own warnings (a layer without CRS taken as lon/lat …) become problems, printed
+    # and recorded like every other, instead of Python warnings with a source line
+    road_notes: list[Problem] = []
+    for w in caught:
+        text = str(w.message)
+        zh, _, en = text.partition(" / ")
+        if issubclass(w.category, UserWarning) and text not in {p.zh + " / " + p.en for p in road_notes}:
+            road_notes.append(Problem(zh=zh, en=en or zh, file=str(scn.network.roads.path), field="network.roads",
+                                      severity="warning", code="roads_note"))
+    sc, sf = {}, {}
+    for mode, g in graphs.items():
+        sc[mode] = access.snap(g, cells)
+        sf[mode] = access.snap(g, inputs.facilities)
+    problems = [*inputs.problems, *road_notes]
+    problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
+    return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
+                 problems=problems)
+
+
+def with_facilities(model: Model, inputs: Inputs) -> Model:
+    """The same model asked about other facilities: reuse its graphs, demand cells and their snaps.
+
+    Only the new facility table is snapped (milliseconds); this is what ``covplan site`` (the
+    plan with the proposed sites) and ``covplan compare`` (a plan on the same data) use instead of
+    building the model again.
+
+    Parameters
+    ----------
+    model : Model
+        A built model (not modified).
+    inputs : Inputs
+        Inputs on the same area, population, roads and standards as ``model.inputs`` (typically
+        :func:`coverage.inputs.with_scenario` of them), with another facility table.
+
+    Returns
+    -------
+    Model
+    """
+    sf = {mode: access.snap(g, inputs.facilities) for mode, g in model.graphs.items()}
+    base_problems = set(model.inputs.problems)
+    network_problems = [p for p in model.problems if p not in base_problems]
+    out = Model(inputs=inputs, cells=model.cells, graphs=model.graphs, snapped_cells=model.snapped_cells,
+                snapped_facilities=sf, problems=[*inputs.problems, *network_problems])
+    out._cell_tree = model._cell_tree  # the same cells
+    return out
+
+
+def same_data(a: Inputs, b: Inputs) -> bool:
+    """Whether two scenarios' inputs differ only in their facilities (and name, changes, output), so that one model serves both (:func:`with_facilities`)."""
+    skip = {"name", "changes", "facilities", "candidates", "output", "source"}
+    return a.scenario.model_dump(mode="json", exclude=skip) == b.scenario.model_dump(mode="json", exclude=skip)
+
+
+def mode_of(rule: Any, scn: Any) -> str:
+    """The rule's travel mode, unless the scenario's ``network.mode`` overrides it for the rule's id or service.
+
+    Parameters
+    ----------
+    rule : CircleRule or UrbanRuralCircle
+    scn : Scenario
+
+    Returns
+    -------
+    str
+        ``walk``, ``ebike`` or ``drive``.
+    """
+    over = scn.network.mode if scn.network is not None else {}
+    return over.get(rule.id, over.get(getattr(rule, "service", ""), rule.mode))
+
+
+def progress_step(progress: Any, text: str) -> None:
+    """Report a step to ``progress`` (a callable taking a short text), if there is one."""
+    if progress is not None:
+        progress(text)
+
+
+def circle_times(model: Model, progress: Any = None, reuse: Model | None = None) -> gpd.GeoDataFrame:
+    """Add ``t_<rule id>`` (minutes or metres, ``inf`` beyond), ``f_<rule id>`` (nearest facility id) and ``no_road`` to the demand cells, one bounded multi-source search per rule.
+
+    Parameters
+    ----------
+    model : Model
+    progress : callable, optional
+        Called with a short text per rule.
+    reuse : Model, optional
+        An evaluated model on the same cells and graphs (:func:`with_facilities`): a rule whose
+        sources are the same facilities at the same places there takes its columns from it instead
+        of searching again (``covplan site``: only the sited service's rules change).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy of the model's cells with the columns added.
+    """
+    inputs, cells = model.inputs, model.cells.copy()
+    scn = inputs.scenario
+    for rule in rules_of(inputs.preset):
+        if reuse is not None and rule.column in reuse.cells.columns and (
+                rule_sources_key(model.inputs, rule) == rule_sources_key(reuse.inputs, rule)):
+            cells[rule.column] = reuse.cells[rule.column].to_numpy()
+            cells[f"f_{rule.id}"] = reuse.cells[f"f_{rule.id}"].to_numpy()
+            continue
+        mode = mode_of(rule, scn)
+        g, sc = model.graphs[mode], model.snapped_cells[mode]
+        progress_step(progress, f"可达性 / access: {rule.id}")
+        sources, ids = rule_sources(model, rule, mode)
+        if sources is None:
+            cells[rule.column] = np.inf
+            cells[f"f_{rule.id}"] = None
+            continue
+        res = access.nearest(g, sc, sources, limit=rule.threshold, weight=rule.unit)
+        cells[rule.column] = res[rule.unit].to_numpy()
+        cells[f"f_{rule.id}"] = _facility_ids(res["facility"].to_numpy(), ids)
+    ok = np.zeros(len(cells), dtype=bool)
+    for s in model.snapped_cells.values():
+        ok |= s.ok
+    cells["no_road"] = ~ok
+    return cells
+
+
+def _facility_ids(labels: np.ndarray, ids: dict) -> pd.Categorical:
+    """Facility ids (``fid``) of nearest-facility index labels; missing where there is none.
+
+    A categorical (small integer codes, ids sorted): a column per rule over a million cells costs
+    1–2 bytes a cell instead of an 8-byte object pointer.
+    """
+    cats = pd.Index(sorted(set(ids.values()), key=str), dtype=object)
+    code_of = pd.Series(cats.get_indexer(list(ids.values())), index=list(ids.keys()))
+    codes = np.full(len(labels), -1, dtype=np.int64)
+    has = pd.notna(labels)
+    if has.any():
+        codes[has] = code_of.loc[labels[has]].to_numpy()
+    return pd.Categorical.from_codes(codes, categories=cats)
+
+
+def rule_sources_key(inputs: Inputs, rule: Any, capacity: bool = False) -> tuple:
+    """What a rule's times depend on besides the cells and graphs: its sources' ids and places.
+
+    Two inputs with equal keys give the rule the same ``t_``/``f_`` columns on the same model data
+    (with ``capacity``, the same E2SFCA ratios too).
+    """
+    if rule.service == "urban_rural":
+        return ("seat", tuple(inputs.seat) if inputs.seat is not None else None)
+    fac = inputs.facilities
+    m = fac["ftype"].isin(rule.ftypes).to_numpy()
+    sub = fac[m]
+    cap = pd.to_numeric(sub["capacity"], errors="coerce").fillna(-1.0) if capacity else pd.Series(0.0, index=sub.index)
+    return tuple(sorted(zip(sub["fid"].astype(str), np.round(sub.geometry.x, 3), np.round(sub.geometry.y, 3), cap)))
+
+
+def rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
+    """The snapped sources of a rule: facilities of its types, or the county seat for 15 km."""
+    inputs = model.inputs
+    g = model.graphs[mode]
+    if rule.service == "urban_rural":
+        if inputs.seat is None:
+            return None, {}
+        seat = gpd.GeoDataFrame(
+            {"fid": ["seat"]}, geometry=gpd.points_from_xy([inputs.seat[0]], [inputs.seat[1]]), crs="EPSG:4326"
+        ).to_crs(inputs.crs)
+        # the seat is a place, not a building: snap it without the leg cap
+        return access.snap(g, seat, max_leg_m=float("inf")), {0: "城区"}
+    mask = inputs.facilities["ftype"].isin(rule.ftypes).to_numpy()
+    if not mask.any():
+        return None, {}
+    snapped = model.snapped_facilities[mode].take(mask)
+    ids = dict(zip(inputs.facilities.index[mask], inputs.facilities["fid"][mask]))
+    return snapped, ids
+
+
+def evaluated(model: Model, cells: gpd.GeoDataFrame) -> Model:
+    """The same model (graphs, snaps, inputs, KD-tree) with other demand-cell columns, e.g. its circle times.
+
+    Parameters
+    ----------
+    model : Model
+        Not modified.
+    cells : geopandas.GeoDataFrame
+        The model's cells, in the same order, with columns added.
+
+    Returns
+    -------
+    Model
+    """
+    if len(cells) != len(model.cells):
+        raise ValueError("cells must be the model's own cells, in order, with columns added")
+    out = dataclasses.replace(model, cells=cells)
+    out._cell_tree = model._cell_tree
+    return out
+
+
+def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None = None) -> RunResult:
+    """Circle times, coverage tables, presence and provision checks, clusters and the gap table.
+
+    Parameters
+    ----------
+    model : Model
+    progress : callable, optional
+        Called with a short text per step.
+    reuse : RunResult, optional
+        An evaluated run on the same data (:func:`with_facilities`): every rule whose sources are
+        unchanged takes its times (:func:`circle_times`), E2SFCA ratios (:func:`supply_ratios`)
+        and clusters of uncovered people from it instead of computing them again.
+
+    Returns
+    -------
+    RunResult
+    """
+    inputs = model.inputs
+    preset = inputs.preset
+    cells = circle_times(model, progress, reuse=reuse.model if reuse is not None else None)
+    progress_step(progress, "供需比 / supply ratios (E2SFCA)")
+    cells, ratios = supply_ratios(model, cells, reuse=reuse)
+    model = evaluated(model, cells)  # the caller's model is left as it was
+    progress_step(progress, "评估 / evaluation")
+    no_data = evaluate.no_data_rules(preset, inputs.facilities, inputs.seat)
+    cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
+    pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
+    prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
+    summ = evaluate.summary(
+        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
+        no_data=no_data,
+    )
+    summ["area"] = _area_summary(inputs, cells)
+    summ["supply_ratio"] = ratios
+    summ["synthetic"] = bool(inputs.synthetic)  # every reader labels the outputs 合成示例数据
+    summ["run"] = run_info(inputs)
+    grid = inputs.grid
+    summ["population_grid"] = {
+        "resolution_m": float(abs(grid.transform.a)),
+        "source_resolution_m": grid.source_resolution_m,
+        "method": grid.method,
+        "basis": inputs.scenario.population.basis,
+    }
+    # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
+    summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
+    net = inputs.scenario.network
+    speeds = scenario_speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
+    by_rule = {
+        rule.id: (reuse.clusters[rule.id] if _unchanged(model, reuse, rule) and rule.id in reuse.clusters  # type: ignore[union-attr]
+                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds))
+        for rule in rules_of(preset)
+    }
+    clusters = [c for c in by_rule.values() if c is not None and len(c)]
+    cl = pd.concat(clusters, ignore_index=True) if clusters else None
+    year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
+    gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data,
+                              cells=cells)
+    return RunResult(
+        model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov, clusters=by_rule,
+    )
+
+
+def _unchanged(model: Model, reuse: RunResult | None, rule: Any, capacity: bool = False) -> bool:
+    """Whether ``reuse`` holds this rule's results for ``model`` (same sources; with capacities)."""
+    return reuse is not None and rule_sources_key(model.inputs, rule, capacity) == rule_sources_key(
+        reuse.model.inputs, rule, capacity)
+
+
+def run_date() -> str:
+    """The run's date (ISO, local time); ``SOURCE_DATE_EPOCH`` fixes it for reproducible outputs."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and epoch.strip().isdigit():
+        return datetime.datetime.fromtimestamp(int(epoch), tz=datetime.UTC).date().isoformat()
+    return datetime.date.today().isoformat()
+
+
+def _source_files(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """Every input path of a scenario (walked generically), as ``(key path, file name)``."""
+    if isinstance(value, Path):
+        yield key, value.name
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _source_files(getattr(value, name), f"{key}.{name}" if key else name)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _source_files(v, f"{key}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _source_files(v, f"{key}[{i}]")
+
+
+def run_info(inputs: Inputs) -> dict[str, Any]:
+    """Date, preset and input files of a run: the provenance block of the report and the map.
+
+    Returns
+    -------
+    dict
+        ``date`` (:func:`run_date`), ``preset`` (name), ``preset_title``, ``sources``: a list of
+        ``{"key": "facilities[0].path", "file": "facilities.csv"}`` for every input file the
+        scenario names (the scenario YAML itself first), and ``synthetic``.
+    """
+    scn = inputs.scenario
+    sources = [{"key": "scenario", "file": scn.source.name}] if scn.source is not None else []
+    seen = set()
+    for key, name in _source_files(scn):
+        if key.startswith("output") or key == "source" or (key, name) in seen:
+            continue
+        seen.add((key, name))
+        sources.append({"key": key.removesuffix(".path"), "file": name})
+    return {
+        "date": run_date(), "preset": inputs.preset.name, "preset_title": inputs.preset.title,
+        "sources": sources, "synthetic": bool(inputs.synthetic),
+    }
+
+
+def _area_summary(inputs: Inputs, cells: gpd.GeoDataFrame) -> dict[str, Any]:
+    """Where the 城区 and the seat come from (``given`` / ``derived`` 推算 / ``none``) and the urban share."""
+    pop = float(cells["pop"].sum())
+    urban_pop = float(cells.loc[cells["urban"].astype(bool), "pop"].sum())
+    src = "derived" if inputs.urban_derived else ("given" if inputs.urban_area is not None else "none")
+    return {
+        "urban": src, "urban_population": round(urban_pop, 1),
+        "urban_share": round(urban_pop / pop, 6) if pop > 0 else None,
+        "seat": list(inputs.seat) if inputs.seat is not None else None,
+        "seat_source": "derived" if inputs.seat_derived else ("given" if inputs.seat is not None else "none"),
+    }
+
+
+def _no_data_problems(summary: dict) -> list[Problem]:
+    """One ``no_facility_data`` warning per service whose figure is ``null`` for want of facilities."""
+    out = []
+    for key, cat in summary["categories"].items():
+        if cat["population_covered"] is None and cat.get("note"):
+            label = categories.service_label(key)
+            out.append(Problem(
+                zh=f"{label}：输入中没有该服务的设施（或缺少部分设施类型），覆盖人口和覆盖率记为“无设施数据”，不是 0。请补充设施文件。",
+                en=f"{key}: the inputs hold no facility of this service (or of some of its types); its coverage is recorded as no data, not 0. Add the facility file.",
+                field="facilities", severity="warning", code="no_facility_data",
+            ))
+    return out
+
+
+def no_data_of(summary: dict) -> dict[str, str]:
+    """The rules without input data recorded in a summary (``no_data``): rule id → note."""
+    return {x["rule"]: x["note"] for x in summary.get("no_data") or []}
+
+
+def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None = None) -> tuple[gpd.GeoDataFrame, dict]:
+    """E2SFCA supply-to-demand ratios per headline circle rule, per cell and by unit.
+
+    For every headline rule in minutes whose facility types carry capacities (学位, 托位, 床位, m²),
+    :func:`coverage.access.e2sfca` (step decay over the rule's threshold, on the rule's mode) gives
+    each cell the capacity within reach per person of the rule's group, counting only people on the
+    rule's side (urban or rural); it is stored ×1000 as ``e2sfca_<rule id>`` (capacity per 1,000
+    people; NaN off the rule's side). Facilities of those types without a capacity are left out of
+    the ratio (their count is reported). Unit and county figures are the group-weighted means of
+    the cells. Note that E2SFCA conserves supply: the county mean equals the capacity of the
+    facilities that reach anyone divided by the people on that side, so the spread between units,
+    not the county mean, is what it adds to the per-1000 checks.
+
+    Parameters
+    ----------
+    model : Model
+    cells : geopandas.GeoDataFrame
+        The model's cells with their circle times.
+    reuse : RunResult, optional
+        An evaluated run on the same data: rules whose facilities and capacities are unchanged
+        take their ratios from it.
+
+    Returns
+    -------
+    cells : geopandas.GeoDataFrame
+        With the new columns.
+    ratios : dict
+        ``rule id → {service, capacity_unit, group, per, minutes, mode, facilities,
+        facilities_without_capacity, county, by_unit: [{code, name, value}]}``.
+    """
+    inputs = model.inputs
+    fac = inputs.facilities
+    cap = pd.to_numeric(fac["capacity"], errors="coerce").to_numpy(dtype=float)
+    cells = cells.copy(deep=False)  # new columns only; the caller's frame is left as it was
+    # units in code order and the first name each has among the cells
+    unit_idx, unit_codes = pd.factorize(cells["unit_code"].to_numpy(), sort=True)
+    first = pd.Series(unit_idx).drop_duplicates()
+    unit_names = np.empty(len(unit_codes), dtype=object)
+    unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
+    out: dict[str, Any] = {}
+    for service in categories.SERVICES:
+        for rules in inputs.preset.headline(service).values():
+            for rule in rules:
+                if rule.unit != "minutes":
+                    continue
+                of_type = fac["ftype"].isin(rule.ftypes).to_numpy()
+                use = of_type & np.isfinite(cap) & (cap > 0)
+                if not use.any():
+                    continue
+                col = f"e2sfca_{rule.id}"
+                if (reuse is not None and rule.id in reuse.summary.get("supply_ratio", {})
+                        and col in reuse.model.cells.columns and _unchanged(model, reuse, rule, capacity=True)):
+                    cells[col] = reuse.model.cells[col].to_numpy()
+                    out[rule.id] = reuse.summary["supply_ratio"][rule.id]
+                    continue
+                mode = mode_of(rule, inputs.scenario)
+                g = model.graphs[mode]
+                # demand = the rule's group on the rule's side (urban/rural) only
+                side = evaluate.applies_mask(cells, rule.applies_to)
+                weight = cells[rule.group].to_numpy(dtype=float) * side
+                a = access.e2sfca(
+                    g, model.snapped_cells[mode], model.snapped_facilities[mode].take(use),
+                    rule.threshold, capacity=cap[use], population=weight,
+                ).to_numpy() * 1000.0
+                col = f"e2sfca_{rule.id}"
+                cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
+                units_ = _unit_means(cells[col].to_numpy(dtype=float), weight, unit_idx, unit_codes, unit_names)
+                out[rule.id] = {
+                    "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
+                    "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
+                    "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
+                    "county": _weighted_mean(cells[col], pd.Series(weight)), "by_unit": units_,
+                }
+    return cells, out
+
+
+def _unit_means(
+    values: np.ndarray, weights: np.ndarray, unit_idx: np.ndarray, codes: Any, names: np.ndarray
+) -> list[dict[str, Any]]:
+    """:func:`_weighted_mean` of every unit at once: ``[{code, name, value}]`` in code order, units without weight left out (a NaN value among the weighted cells makes the unit's value NaN, as in ``numpy.average``)."""
+    keep = weights > 0
+    n = len(codes)
+    wsum = np.bincount(unit_idx[keep], weights=weights[keep], minlength=n)
+    vsum = np.bincount(unit_idx[keep], weights=values[keep] * weights[keep], minlength=n)
+    return [{"code": str(codes[i]), "name": str(names[i]), "value": float(vsum[i] / wsum[i])}
+            for i in np.flatnonzero(wsum > 0)]
+
+
+def _weighted_mean(values: pd.Series, weights: pd.Series) -> float | None:
+    """Weighted mean over cells with weight > 0 (None when there are none)."""
+    w = weights.to_numpy(dtype=float)
+    keep = w > 0
+    return float(np.average(values.to_numpy(dtype=float)[keep], weights=w[keep])) if keep.any() else None
+
+
+def county_name(inputs: Inputs) -> str:
+    """The county's name: ``output.county``, else the boundary's ``name`` field, else the scenario."""
+    if inputs.scenario.output.county:
+        return inputs.scenario.output.county
+    if "name" in inputs.boundary.columns and str(inputs.boundary["name"].iloc[0]).strip():
+        return str(inputs.boundary["name"].iloc[0])
+    return inputs.scenario.name
