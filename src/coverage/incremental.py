@@ -99,7 +99,7 @@ def concat_snapped(parts: Sequence[access.Snapped], index: Iterable[Any]) -> acc
     """
     idx = pd.Index(list(index))
     if not parts:
-        e = np.zeros(0, np.int64)
+        e = np.zeros(0, np.int32)
         return access.Snapped(e, np.zeros(0), np.zeros(0), np.zeros(0, bool), idx)
     cat = {k: np.concatenate([getattr(p, k) for p in parts])
            for k in ("node", "leg_m", "leg_min", "ok", "u", "v", "t", "e_uv", "e_vu", "seg")}
