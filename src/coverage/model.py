@@ -295,7 +295,7 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
     geopandas.GeoDataFrame
         A copy of the model's cells with the columns added.
     """
-    inputs, cells = model.inputs, model.cells.copy()
+    inputs, cells = model.inputs, model.cells.copy(deep=False)  # new columns only: the model's frame is left as it was
     scn = inputs.scenario
     columns: dict[str, Any] = {}  # filled in rule order, so the frame's columns keep that order
     jobs = []

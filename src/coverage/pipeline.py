@@ -867,9 +867,8 @@ def run_scenario(
     check_tiles(tiles, tianditu_key)  # before the long run, not after it
     with progress(console) as step:
         step("读取输入 / reading inputs")
-        inputs = load_inputs(path)
-        model = build_model(inputs, step)
-        result = evaluate_model(model, step)
+        # no name holds the inputs or the model before evaluation: what only they use is freed
+        result = evaluate_model(build_model(load_inputs(path), step), step)
         return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key)
 
 
