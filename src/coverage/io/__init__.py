@@ -71,8 +71,8 @@ def parse_crs(value: Any, file: str | Path | None = None) -> tuple[str, CRS | No
     """
     if value is None:
         return "file", None
-    key = str(value).strip().lower().replace("_", "").replace("-", "")
-    key = {k.replace("-", "").replace("_", ""): v for k, v in LONLAT_KEYWORDS.items()}.get(key)
+    norm = str(value).strip().lower().replace("_", "").replace("-", "")
+    key = {k.replace("-", "").replace("_", ""): v for k, v in LONLAT_KEYWORDS.items()}.get(norm)
     if key is not None:
         return key, CRS.from_epsg(4326)
     try:

@@ -80,7 +80,7 @@ def _read_many(
     path: PathLike | Sequence[PathLike], layer, crs, what_zh: str, what_en: str, where: str | None = None
 ) -> gpd.GeoDataFrame:
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    parts = []
+    parts: list[gpd.GeoDataFrame] = []
     for p in paths:
         g = read_vector(p, layer=layer, what_zh=what_zh, what_en=what_en, where=where)
         g = apply_declared_crs(g, crs, p)
