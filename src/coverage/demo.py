@@ -597,6 +597,8 @@ def _chengqu_roads(rng: np.random.Generator, chengqu: Polygon) -> list[Road]:
     art_names: dict[tuple[int, str], str] = {}
     for xy, rank, orient in streets:
         key = (rank, orient)
+        nm: str | None
+        ms: str | None
         if rank == 0:
             hw, nm, ms = "primary", ("人民路" if orient == "ew" else "解放路"), "40"
         elif rank % 5 == 0:
