@@ -29,10 +29,11 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeAlias
 
 from coverage import __version__
 from coverage.errors import InputError
@@ -515,6 +516,10 @@ class Terminated(SystemExit):
         self.signum = signum
 
 
+# What ``signal.getsignal`` returns and ``signal.signal`` accepts (typeshed's private ``_HANDLER``).
+_Handler: TypeAlias = "Callable[[int, FrameType | None], Any] | int | signal.Handlers | None"
+
+
 class _SignalState:
     """Handlers saved while ours are installed, nesting depths, and a signal held back."""
 
@@ -522,7 +527,7 @@ class _SignalState:
         self.depth = 0
         self.defer = 0
         self.pending: int | None = None
-        self.saved: dict[int, object] = {}
+        self.saved: dict[int, _Handler] = {}
 
 
 _STATE = _SignalState()

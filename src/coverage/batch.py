@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 from urllib.parse import quote
 
 import geopandas as gpd
@@ -297,6 +297,12 @@ def load_region(path: str | Path) -> tuple[Region, Path]:
     return region, base
 
 
+@overload
+def _abs(p: str, base: Path) -> str: ...
+@overload
+def _abs(p: None, base: Path) -> None: ...
+@overload
+def _abs(p: str | None, base: Path) -> str | None: ...
 def _abs(p: str | None, base: Path) -> str | None:
     """A path from the region file, made absolute (``PATH:crs`` suffixes and ``osmnx`` kept)."""
     if p is None or p == "osmnx":
@@ -441,7 +447,8 @@ def plan_jobs(region: Region, base: Path) -> list[CountyJob]:
         raise InputError("区域内没有县：请检查 counties。", "the region has no county: check counties.", field="counties")
     memo: dict[str, str] = {}
     code = _code_hash()
-    jobs, taken = [], set()
+    jobs: list[CountyJob] = []
+    taken: set[str] = set()
     for e in entries:
         try:
             out = county_outline(e.area, admin, layer=region.admin_layer)
@@ -963,9 +970,9 @@ def run_batch(region_path: str | Path, out: str | Path, *, workers: int | None =
     records: dict[str, dict] = {}
     todo = []
     for job in jobs:
-        done = _finished(job, out)
-        if done is not None:
-            records[job.key] = done
+        finished = _finished(job, out)
+        if finished is not None:
+            records[job.key] = finished
         else:
             todo.append(job)
     console = console or Console(stderr=True)

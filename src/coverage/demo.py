@@ -29,12 +29,13 @@ import sys
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from pyproj import Transformer
 from shapely.geometry import LineString, Point, Polygon, box
 
@@ -358,22 +359,42 @@ def village_name(rng: np.random.Generator, mountain: bool, used: set[str]) -> st
     raise RuntimeError("could not find a unique village name")
 
 
-def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: to narrow/split
-    """Build the whole demo county in memory (metric CRS EPSG:4545)."""
-    rng = np.random.default_rng(seed)
-    to_m = Transformer.from_crs(4326, METRIC_EPSG, always_xy=True)
-    cx, cy = to_m.transform(CENTER_LON, CENTER_LAT)
-    ox, oy = float(round(cx / CELL) * CELL), float(round(cy / CELL) * CELL)
+def _outline(rng: np.random.Generator) -> tuple[Polygon, Polygon]:
+    """The county outline (about 1,500 km²) and the 城区, in local coordinates (origin = county seat).
 
-    # ---- outline, 城区 and mountains (local coordinates, origin = county seat) ----
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream (draws the two noisy rings).
+
+    Returns
+    -------
+    county, chengqu : shapely.Polygon
+    """
     ring = noisy_ring(rng, 24000.0, 20000.0, 260, harm=0.22, rough=0.012)
     county = Polygon(ring)
     county = shapely.affinity.scale(county, *(2 * [math.sqrt(1.5e9 / county.area)]), origin=(0, 0))
     county = county.buffer(0)
     cq_ring = noisy_ring(rng, 3300.0, 2700.0, 90, harm=0.15, rough=0.01)
     chengqu = Polygon(cq_ring).buffer(0)
+    return county, chengqu
 
-    # ---- seats of the ten 乡镇 ----
+
+def _town_seats(rng: np.random.Generator, county: Polygon) -> NDArray:
+    """Seats of the ten 乡镇: one 4.6 km from the county seat, nine in a ring 55–66 % of the way to the border.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    county : shapely.Polygon
+        The county outline (local coordinates).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(10, 2)`` seat coordinates.
+    """
     ang0 = rng.uniform(0, 2 * np.pi)
     c_ang = rng.uniform(0, 2 * np.pi)
     seats = [np.array([4600.0 * np.cos(c_ang), 4600.0 * np.sin(c_ang)])]
@@ -384,15 +405,35 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         hit = shapely.intersection(far, county.exterior)
         rmax = min(np.hypot(*np.asarray(p.coords[0])) for p in shapely.get_parts(hit)) if not hit.is_empty else 18000.0
         seats.append(direction * rmax * rng.uniform(0.55, 0.66))
-    seats_arr = np.array(seats)
-    mscore = _mountain(seats_arr[:, 0], seats_arr[:, 1])
+    return np.array(seats)
+
+
+def _townships(seats: NDArray, county: Polygon, chengqu: Polygon) -> list[dict]:
+    """The ten 乡镇 as Voronoi cells of their seats, cut to the county outside the 城区.
+
+    The four most mountainous seats are 乡, the others 镇; slivers left by the largest-part rule go
+    to the neighbour that touches them most, so the units and the 城区 tile the county exactly.
+
+    Parameters
+    ----------
+    seats : numpy.ndarray
+        ``(10, 2)`` seats from :func:`_town_seats`.
+    county, chengqu : shapely.Polygon
+        Outline and 城区 (local coordinates).
+
+    Returns
+    -------
+    list of dict
+        ``code``, ``name``, ``kind`` (乡 or 镇), ``seat``, ``geometry`` per township, in seat order.
+    """
+    mscore = _mountain(seats[:, 0], seats[:, 1])
     order_m = np.argsort(-mscore[1:], kind="stable") + 1
     xiang_idx = set(order_m[:4].tolist())
     zhen_i, xiang_i = 0, 0
     unit_rows = []
-    vor = shapely.voronoi_polygons(shapely.multipoints(seats_arr), extend_to=county.buffer(5000))
+    vor = shapely.voronoi_polygons(shapely.multipoints(seats), extend_to=county.buffer(5000))
     cells = list(shapely.get_parts(vor))
-    for i, s in enumerate(seats_arr):
+    for i, s in enumerate(seats):
         cell = next(c for c in cells if c.contains(Point(s)))
         poly = cell.intersection(county).difference(chengqu)
         poly = max(shapely.get_parts(poly), key=lambda g: g.area) if poly.geom_type != "Polygon" else poly
@@ -411,12 +452,29 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
             continue
         best = max(unit_rows, key=lambda r: r["geometry"].buffer(1.0).intersection(part).area)
         best["geometry"] = best["geometry"].union(part)
-    # 街道: four quarters of the 城区
+    return unit_rows
+
+
+def _jiedao(rng: np.random.Generator, chengqu: Polygon) -> list[dict]:
+    """The four 街道: quarters of the 城区 around a slightly shifted centre.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    chengqu : shapely.Polygon
+        The 城区 (local coordinates).
+
+    Returns
+    -------
+    list of dict
+        ``code``, ``name``, ``kind`` (街道), ``seat``, ``geometry``, in the order of :data:`_JIEDAO_NAMES`.
+    """
     sx, sy = rng.uniform(-300, 300), rng.uniform(-300, 300)
     big = 20000.0
     quads = [box(sx, sy, big, big), box(-big, sy, sx, big), box(-big, -big, sx, sy), box(sx, -big, big, sy)]
     jd_rows = []
-    for k, (q, nm) in enumerate(zip(quads, ["东关街道", "北关街道", "西关街道", "城关街道"])):
+    for q, nm in zip(quads, ["东关街道", "北关街道", "西关街道", "城关街道"]):
         g = chengqu.intersection(q)
         seat = np.asarray(g.representative_point().coords[0]) * 0.5 + np.asarray(g.centroid.coords[0]) * 0.5
         if not g.contains(Point(seat)):
@@ -425,11 +483,29 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
     jd_rows.sort(key=lambda r: _JIEDAO_NAMES.index(r["name"]))
     for k, r in enumerate(jd_rows):
         r["code"] = f"{COUNTY_CODE}{k + 1:03d}000"
-    units_rows = jd_rows + sorted(unit_rows, key=lambda r: r["code"])
+    return jd_rows
 
-    # ---- villages (dart throwing, sparser in the mountains) ----
-    towns = seats_arr
-    excl = shapely.union_all([chengqu.buffer(900)] + [Point(s).buffer(1100) for s in towns])
+
+def _village_points(rng: np.random.Generator, county: Polygon, chengqu: Polygon, seats: NDArray, unit_rows: list[dict]) -> NDArray:
+    """Village centres by dart throwing: 138 points, sparser in the mountains, away from seats and unit borders.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    county, chengqu : shapely.Polygon
+        Outline and 城区 (local coordinates).
+    seats : numpy.ndarray
+        The township seats (no village within 1.1 km of one).
+    unit_rows : list of dict
+        The townships (no village within 500 m of a border).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n, 2)`` village centres, in the order they were drawn.
+    """
+    excl = shapely.union_all([chengqu.buffer(900)] + [Point(s).buffer(1100) for s in seats])
     inner_bnd = shapely.union_all([r["geometry"].boundary for r in unit_rows] + [county.exterior])
     shapely.prepare(excl)
     shapely.prepare(county)
@@ -450,7 +526,27 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         if inner_bnd.distance(pt) < 500.0:
             continue
         vil_xy.append(p)
-    vil = np.array(vil_xy)
+    return np.array(vil_xy)
+
+
+def _villages(rng: np.random.Generator, vil: NDArray, unit_rows: list[dict]) -> list[dict]:
+    """行政村 records: code (by township, north to south), name, township, remoteness.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream (draws the names).
+    vil : numpy.ndarray
+        Village centres from :func:`_village_points`.
+    unit_rows : list of dict
+        The townships (each village gets the one containing it).
+
+    Returns
+    -------
+    list of dict
+        ``code``, ``name``, ``unit_code``, ``remote`` (mountain score > 0.55), ``xy``, ``m`` (mountain
+        score); later steps add ``lane`` and ``pop``.
+    """
     vil_m = _mountain(vil[:, 0], vil[:, 1])
     vil_unit = []
     for p in vil:
@@ -474,22 +570,35 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
                 "m": float(vil_m[i]),
             }
         )
+    return vrows
 
-    # ---- roads ----
+
+def _chengqu_roads(rng: np.random.Generator, chengqu: Polygon) -> list[Road]:
+    """The 城区's street grid (named arterials, some one-way lanes), service stubs and the ring road 环城路.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    chengqu : shapely.Polygon
+        The 城区 (local coordinates).
+
+    Returns
+    -------
+    list of Road
+        The ring road last.
+    """
     roads: list[Road] = []
-    # 城区 grid, clipped to the 城区, ring road along its edge
     streets, stubs = grid_streets(rng, np.zeros(2), 3900.0, 3400.0, (120.0, 150.0), 0.07, 0.8, (25.0, 45.0))
     cq_clip = chengqu.buffer(4.0)
     cq_in10 = chengqu.buffer(-10.0)
-    cq_out300 = chengqu.buffer(300.0)
-    county_in300 = county.buffer(-300.0)
-    county_in200 = county.buffer(-200.0)
-    for g in (cq_in10, cq_out300, county_in300, county_in200):
-        shapely.prepare(g)
+    shapely.prepare(cq_in10)
     ew_i, ns_i = 0, 0
     art_names: dict[tuple[int, str], str] = {}
     for xy, rank, orient in streets:
         key = (rank, orient)
+        nm: str | None
+        ms: str | None
         if rank == 0:
             hw, nm, ms = "primary", ("人民路" if orient == "ew" else "解放路"), "40"
         elif rank % 5 == 0:
@@ -515,8 +624,27 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
             roads.append(Road(st, "service"))
     ring_xy = np.asarray(chengqu.exterior.coords)
     roads.append(Road(ring_xy, "secondary", "环城路", None, "40"))
+    return roads
 
-    # market towns
+
+def _market_town_roads(rng: np.random.Generator, unit_rows: list[dict]) -> tuple[list[Road], list[Road]]:
+    """Street grids of the ten market towns (main streets ``tertiary``, named after the town).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    unit_rows : list of dict
+        The townships with their seats.
+
+    Returns
+    -------
+    roads : list of Road
+        Every street and service stub.
+    main : list of Road
+        The main streets alone (the base the village connectors may join).
+    """
+    roads: list[Road] = []
     town_main: list[Road] = []
     for r in unit_rows:
         s = r["seat"]
@@ -539,9 +667,25 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         for st in tstubs:
             if clip_in.contains(Point(st[1])):
                 roads.append(Road(st, "service"))
+    return roads, town_main
 
-    # inter-town roads
-    pts_all = np.vstack([np.zeros((1, 2)), seats_arr])  # 0 = county seat
+
+def _intertown_links(pts_all: NDArray) -> list[tuple[int, int, str, str, str | None]]:
+    """Which seats the main roads join.
+
+    国道327线 runs west–east and 省道218线 south–north through the county seat; 县道 follow a
+    minimum spanning tree of the seats (Prim) plus up to three short extra links.
+
+    Parameters
+    ----------
+    pts_all : numpy.ndarray
+        ``(11, 2)``: the county seat (row 0, the origin) and the township seats.
+
+    Returns
+    -------
+    list of tuple
+        ``(from, to, highway, name, maxspeed)`` per road, rows of ``pts_all``.
+    """
     west = int(np.argmin(pts_all[1:, 0])) + 1
     east = int(np.argmax(pts_all[1:, 0])) + 1
     south = int(np.argmin(pts_all[1:, 1])) + 1
@@ -557,13 +701,14 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
     in_tree = {0}
     mst = []
     while len(in_tree) < n:
-        best = None
+        best: tuple[float, int, int] | None = None
         for a in sorted(in_tree):
             for b in range(n):
                 if b in in_tree:
                     continue
                 if best is None or dmat[a, b] < best[0]:
                     best = (dmat[a, b], a, b)
+        assert best is not None  # some seat is still outside the tree
         in_tree.add(best[2])
         mst.append((best[1], best[2]))
     extra = sorted(
@@ -580,9 +725,32 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
     for a, b in edges:
         xno += 1
         main_edges.append((a, b, "secondary", f"县道X{xno}", None))
+    return main_edges
+
+
+def _intertown_roads(
+    rng: np.random.Generator, pts_all: NDArray, links: list[tuple[int, int, str, str, str | None]], chengqu: Polygon
+) -> list[Road]:
+    """Draw the main roads of :func:`_intertown_links` (wigglier in the mountains; ending on the ring road).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    pts_all : numpy.ndarray
+        County seat and township seats.
+    links : list of tuple
+        From :func:`_intertown_links`.
+    chengqu : shapely.Polygon
+        The 城区: a road to the county seat stops 4 m past its ring.
+
+    Returns
+    -------
+    list of Road
+    """
     main_roads: list[Road] = []
     ring_line = chengqu.exterior
-    for a, b, hw, nm, ms in main_edges:
+    for a, b, hw, nm, ms in links:
         p, q = pts_all[a].copy(), pts_all[b].copy()
         over_s = over_e = 0.0
         if a == 0:
@@ -595,35 +763,181 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
             over_e = 4.0
         mm = float(_mountain(*(0.5 * (p + q))))
         xy = wiggle(p, q, rng, amp=0.03 + 0.04 * mm, step=90, zig=250.0 * mm, over_start=over_s, over_end=over_e)
-        rd = Road(xy, hw, nm, None, ms)
-        roads.append(rd)
-        main_roads.append(rd)
+        main_roads.append(Road(xy, hw, nm, None, ms))
+    return main_roads
 
-    # village connectors, lanes, courtyards and field tracks
-    base = main_roads + town_main
-    base = base + [r for r in roads if r.name == "环城路"]
+
+def _connector_target(net: list[Road], c: NDArray) -> tuple[NDArray, NDArray, float, int]:
+    """Where a village's connector joins the network: the nearest point of the nearest road (15 m from its ends).
+
+    Parameters
+    ----------
+    net : list of Road
+        The roads a connector may join so far.
+    c : numpy.ndarray
+        The village centre.
+
+    Returns
+    -------
+    tgt : numpy.ndarray
+        The joining point (80 m east of ``c`` when the village is already on a road).
+    u : numpy.ndarray
+        Unit vector from ``c`` to ``tgt``.
+    length : float
+        Distance from ``c`` to ``tgt``.
+    j : int
+        The road joined, an index of ``net``.
+    """
+    geoms = lines([r.xy for r in net])
+    tree = shapely.STRtree(geoms)
+    j = int(tree.query_nearest(Point(c))[0])
+    g = geoms[j]
+    dd = float(np.clip(g.project(Point(c)), 15.0, max(g.length - 15.0, 15.0)))
+    tgt = np.asarray(g.interpolate(dd).coords[0])
+    u = tgt - c
+    length = float(np.hypot(*u))
+    if length < 60:  # already on a road: make a short spur
+        tgt = c + np.array([80.0, 0.0])
+        u = tgt - c
+        length = 80.0
+    return tgt, u / length, length, j
+
+
+def _lane_branches(rng: np.random.Generator, lane: NDArray, mid: int, u: NDArray, remote: bool) -> list[Road]:
+    """Side lanes across a village's main lane and courtyard driveways off the lanes' vertices.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    lane : numpy.ndarray
+        The main lane's vertices; ``mid`` is the vertex the connector leaves from.
+    mid : int
+        Index of that vertex.
+    u : numpy.ndarray
+        Unit vector of the connector's direction.
+    remote : bool
+        A mountain village (fewer, rougher branches).
+
+    Returns
+    -------
+    list of Road
+        Side lanes, then driveways.
+    """
+    roads: list[Road] = []
+    nrm = np.array([-u[1], u[0]])
+    nside = int(rng.integers(1, 4)) if remote else int(rng.integers(3, 7))
+    sides: list[NDArray] = []
+    for _k in range(nside):
+        fr = rng.uniform(0.1, 0.9)
+        idx = int(round(fr * (len(lane) - 1)))
+        if abs(idx - mid) < 2:
+            continue
+        o = lane[idx]
+        sa = rng.uniform(-0.3, 0.3)
+        sd = u * math.cos(sa) + nrm * math.sin(sa)
+        l1, l2 = rng.uniform(60, 200), rng.uniform(60, 200)
+        side = wiggle(o - sd * l1, o + sd * l2, rng, amp=0.04, step=40, modes=2)
+        roads.append(Road(side, "track" if remote else "service"))
+        sides.append(side)
+    # courtyard driveways off the lane vertices (main lane and side lanes)
+    for ln_xy, pp in [(lane, 0.35 if remote else 0.8)] + [(sl, 0.2 if remote else 0.55) for sl in sides]:
+        for k in range(1, len(ln_xy) - 1):
+            if (ln_xy is lane and abs(k - mid) < 1) or rng.random() > pp:
+                continue
+            o = ln_xy[k]
+            tdir = ln_xy[k + 1] - ln_xy[k - 1]
+            tdir = tdir / np.hypot(*tdir)
+            perp = np.array([-tdir[1], tdir[0]]) * (1.0 if rng.random() < 0.5 else -1.0)
+            roads.append(Road(np.array([o, o + perp * rng.uniform(18, 35)]), "service"))
+    return roads
+
+
+def _field_tracks(
+    rng: np.random.Generator, lane: NDArray, mid: int, remote: bool, inside: Polygon, branch_inside: Polygon,
+    off_chengqu: Polygon,
+) -> list[Road]:
+    """Field tracks from a village's main lane (0.7–1.8 km, some with branches).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    lane : numpy.ndarray
+        The main lane's vertices.
+    mid : int
+        The connector's vertex on the lane (no track starts within two vertices of it).
+    remote : bool
+        A mountain village (fewer tracks).
+    inside, branch_inside : shapely.Polygon
+        Where a track and a branch must end (the county 300 m and 200 m in from its border).
+    off_chengqu : shapely.Polygon
+        Where a track must not end (the 城区 and 300 m around it).
+
+    Returns
+    -------
+    list of Road
+    """
+    roads: list[Road] = []
+    ntr = int(rng.integers(1, 3)) if remote else int(rng.integers(4, 8))
+    for _k in range(ntr):
+        idx = int(rng.integers(0, len(lane)))
+        if abs(idx - mid) < 2:
+            continue
+        o = lane[idx]
+        a = rng.uniform(0, 2 * np.pi)
+        e = o + np.array([math.cos(a), math.sin(a)]) * rng.uniform(700, 1800)
+        if not inside.contains(Point(e)) or off_chengqu.contains(Point(e)):
+            continue
+        tr_xy = wiggle(o, e, rng, amp=0.05, step=80, modes=3)
+        roads.append(Road(tr_xy, "track"))
+        for _b in range(int(rng.integers(0, 4))):
+            bi = int(rng.integers(2, len(tr_xy) - 1)) if len(tr_xy) > 4 else None
+            if bi is None:
+                break
+            bo = tr_xy[bi]
+            ba = a + rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.6)
+            be = bo + np.array([math.cos(ba), math.sin(ba)]) * rng.uniform(250, 700)
+            if branch_inside.contains(Point(be)):
+                roads.append(Road(wiggle(bo, be, rng, amp=0.05, step=80, modes=2), "track"))
+    return roads
+
+
+def _village_roads(rng: np.random.Generator, vrows: list[dict], base: list[Road], county: Polygon, chengqu: Polygon) -> list[Road]:
+    """Each village's main lane, its connector to the network, side lanes, driveways and field tracks.
+
+    Villages are taken nearest-first from the base network; each connector joins the base or an
+    earlier village's connector. The main lane is stored in the village record (``lane``).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    vrows : list of dict
+        The villages (:func:`_villages`); ``lane`` is added to each.
+    base : list of Road
+        Roads a connector may join: main roads, market-town main streets, the ring road.
+    county, chengqu : shapely.Polygon
+        Outline and 城区 (limits of the field tracks).
+
+    Returns
+    -------
+    list of Road
+        Per village: lane, connector, side lanes, driveways, tracks.
+    """
+    inside, branch_inside, off_chengqu = county.buffer(-300.0), county.buffer(-200.0), chengqu.buffer(300.0)
+    for g in (off_chengqu, inside, branch_inside):
+        shapely.prepare(g)
     base_multi = shapely.MultiLineString([r.xy for r in base])
     dist0 = [float(shapely.distance(Point(v["xy"]), base_multi)) for v in vrows]
     net = list(base)
+    roads: list[Road] = []
     yno = 0
     for vi in sorted(range(len(vrows)), key=lambda i: (dist0[i], i)):
         v = vrows[vi]
-        c = v["xy"]
-        geoms = lines([r.xy for r in net])
-        tree = shapely.STRtree(geoms)
-        j = int(tree.query_nearest(Point(c))[0])
-        g = geoms[j]
-        dd = float(np.clip(g.project(Point(c)), 15.0, max(g.length - 15.0, 15.0)))
-        tgt = np.asarray(g.interpolate(dd).coords[0])
-        u = tgt - c
-        L = float(np.hypot(*u))
-        if L < 60:  # already on a road: make a short spur
-            tgt = c + np.array([80.0, 0.0])
-            u = tgt - c
-            L = 80.0
-        u = u / L
+        c, remote = v["xy"], v["remote"]
+        tgt, u, length, j = _connector_target(net, c)
         nrm = np.array([-u[1], u[0]])
-        remote = v["remote"]
         # main lane through the village, across the connector direction
         ang = rng.uniform(-0.5, 0.5)
         dirl = nrm * math.cos(ang) + u * math.sin(ang)
@@ -631,15 +945,14 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         lane = wiggle(c - dirl * half, c + dirl * half, rng, amp=0.03, step=40, modes=2)
         mid = len(lane) // 2
         start = lane[mid]
-        lane_hw = "unclassified" if remote else "residential"
-        roads.append(Road(lane, lane_hw))
+        roads.append(Road(lane, "unclassified" if remote else "residential"))
         # connector from the lane's middle vertex to the network
         if remote:
             con = wiggle(start, tgt, rng, amp=0.10, step=70, modes=5, zig=rng.uniform(200, 320), zig_period=650, over_end=4.0)
             chw, cname = "track", None
         else:
             con = wiggle(start, tgt, rng, amp=0.05, step=90, modes=3, over_end=4.0)
-            if j < len(net) and net[j].highway in ("trunk", "primary", "secondary") and L > 1500:
+            if j < len(net) and net[j].highway in ("trunk", "primary", "secondary") and length > 1500:
                 yno += 1
                 chw, cname = "tertiary", f"乡道Y{yno:03d}"
             else:
@@ -648,70 +961,65 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         roads.append(crd)
         net.append(crd)
         v["lane"] = lane
-        # side lanes crossing the main lane
-        nside = int(rng.integers(1, 4)) if remote else int(rng.integers(3, 7))
-        sides: list[NDArray] = []
-        for k in range(nside):
-            fr = rng.uniform(0.1, 0.9)
-            idx = int(round(fr * (len(lane) - 1)))
-            if abs(idx - mid) < 2:
-                continue
-            o = lane[idx]
-            sa = rng.uniform(-0.3, 0.3)
-            sd = u * math.cos(sa) + nrm * math.sin(sa)
-            l1, l2 = rng.uniform(60, 200), rng.uniform(60, 200)
-            side = wiggle(o - sd * l1, o + sd * l2, rng, amp=0.04, step=40, modes=2)
-            roads.append(Road(side, "track" if remote else "service"))
-            sides.append(side)
-        # courtyard driveways off the lane vertices (main lane and side lanes)
-        for ln_xy, pp in [(lane, 0.35 if remote else 0.8)] + [(sl, 0.2 if remote else 0.55) for sl in sides]:
-            for k in range(1, len(ln_xy) - 1):
-                if (ln_xy is lane and abs(k - mid) < 1) or rng.random() > pp:
-                    continue
-                o = ln_xy[k]
-                tdir = ln_xy[k + 1] - ln_xy[k - 1]
-                tdir = tdir / np.hypot(*tdir)
-                perp = np.array([-tdir[1], tdir[0]]) * (1.0 if rng.random() < 0.5 else -1.0)
-                roads.append(Road(np.array([o, o + perp * rng.uniform(18, 35)]), "service"))
-        # field tracks, some with branches
-        ntr = int(rng.integers(1, 3)) if remote else int(rng.integers(4, 8))
-        for k in range(ntr):
-            idx = int(rng.integers(0, len(lane)))
-            if abs(idx - mid) < 2:
-                continue
-            o = lane[idx]
-            a = rng.uniform(0, 2 * np.pi)
-            e = o + np.array([math.cos(a), math.sin(a)]) * rng.uniform(700, 1800)
-            if not county_in300.contains(Point(e)) or cq_out300.contains(Point(e)):
-                continue
-            tr_xy = wiggle(o, e, rng, amp=0.05, step=80, modes=3)
-            roads.append(Road(tr_xy, "track"))
-            for _b in range(int(rng.integers(0, 4))):
-                bi = int(rng.integers(2, len(tr_xy) - 1)) if len(tr_xy) > 4 else None
-                if bi is None:
-                    break
-                bo = tr_xy[bi]
-                ba = a + rng.choice([-1.0, 1.0]) * rng.uniform(0.8, 1.6)
-                be = bo + np.array([math.cos(ba), math.sin(ba)]) * rng.uniform(250, 700)
-                if county_in200.contains(Point(be)):
-                    roads.append(Road(wiggle(bo, be, rng, amp=0.05, step=80, modes=2), "track"))
+        roads += _lane_branches(rng, lane, mid, u, remote)
+        roads += _field_tracks(rng, lane, mid, remote, inside, branch_inside, off_chengqu)
+    return roads
 
+
+def _road_network(
+    rng: np.random.Generator, county: Polygon, chengqu: Polygon, seats: NDArray, unit_rows: list[dict], vrows: list[dict]
+) -> list[Road]:
+    """The whole road network, noded (crossings shared as vertices) and without isolated pieces.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    county, chengqu : shapely.Polygon
+        Outline and 城区.
+    seats : numpy.ndarray
+        Township seats.
+    unit_rows : list of dict
+        The townships.
+    vrows : list of dict
+        The villages (each gets its ``lane``).
+
+    Returns
+    -------
+    list of Road
+    """
+    roads = _chengqu_roads(rng, chengqu)
+    town_roads, town_main = _market_town_roads(rng, unit_rows)
+    roads += town_roads
+    pts_all = np.vstack([np.zeros((1, 2)), seats])  # 0 = county seat
+    main_roads = _intertown_roads(rng, pts_all, _intertown_links(pts_all), chengqu)
+    roads += main_roads
+    base = main_roads + town_main + [r for r in roads if r.name == "环城路"]
+    roads += _village_roads(rng, vrows, base, county, chengqu)
     roads = node_roads(node_roads(roads), trim=0.0)
-    roads = drop_isolated(roads)
-    shift = np.array([ox, oy])
-    road_gdf = gpd.GeoDataFrame(
-        {
-            "highway": [r.highway for r in roads],
-            "name": [r.name for r in roads],
-            "oneway": [r.oneway for r in roads],
-            "maxspeed": [r.maxspeed for r in roads],
-        },
-        geometry=lines([np.round(r.xy + shift, 1) for r in roads]),
-        crs=f"EPSG:{METRIC_EPSG}",
-    )
+    return drop_isolated(roads)
 
-    # ---- population raster ----
-    pop, transform, urban_frac, grid = _population(rng, county, chengqu, unit_rows, vrows, roads, ox, oy)
+
+def _age_groups(rng: np.random.Generator, pop: NDArray, urban_frac: NDArray, grid: tuple[NDArray, NDArray]) -> dict[str, NDArray]:
+    """Age-group rasters: shares between the urban, rural and mountain profiles, with cell noise.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    pop : numpy.ndarray
+        Persons per cell (−1 outside the county).
+    urban_frac : numpy.ndarray
+        Urban share per cell.
+    grid : tuple of numpy.ndarray
+        Cell-centre ``(X, Y)`` in local coordinates.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        float32 persons per cell for each of :data:`coverage.settings.AGE_GROUPS` (never above the
+        total; −1 outside the county).
+    """
     groups = {}
     mgrid = _mountain(grid[0], grid[1])
     valid = pop >= 0
@@ -722,9 +1030,29 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         val = np.round(np.where(valid, pop * share, -1.0), 2)
         val = np.where(valid, np.minimum(val, pop), -1.0)
         groups[gname] = val.astype("float32")
+    return groups
 
-    # ---- facilities and candidates ----
-    sh = lambda g: shapely.affinity.translate(g, ox, oy)  # noqa: E731
+
+def _frames(units_rows: list[dict], vrows: list[dict], roads: list[Road], shift: NDArray) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The units, villages and roads as GeoDataFrames in :data:`METRIC_EPSG` (local coordinates + ``shift``).
+
+    Parameters
+    ----------
+    units_rows : list of dict
+        街道 and 乡镇.
+    vrows : list of dict
+        The villages.
+    roads : list of Road
+        The road network.
+    shift : numpy.ndarray
+        ``(ox, oy)``: the county seat's metric coordinates.
+
+    Returns
+    -------
+    units, villages, roads : geopandas.GeoDataFrame
+        Road vertices rounded to 0.1 m.
+    """
+    ox, oy = float(shift[0]), float(shift[1])
     units = gpd.GeoDataFrame(
         {
             "code": [r["code"] for r in units_rows],
@@ -733,7 +1061,7 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
             "seat_x": [float(r["seat"][0] + ox) for r in units_rows],
             "seat_y": [float(r["seat"][1] + oy) for r in units_rows],
         },
-        geometry=[sh(r["geometry"]) for r in units_rows],
+        geometry=[shapely.affinity.translate(r["geometry"], ox, oy) for r in units_rows],
         crs=f"EPSG:{METRIC_EPSG}",
     )
     villages = gpd.GeoDataFrame(
@@ -746,6 +1074,50 @@ def _build(seed: int = settings.DEMO_SEED) -> _Build:  # noqa: C901 - issue 11: 
         geometry=[Point(v["xy"] + shift) for v in vrows],
         crs=f"EPSG:{METRIC_EPSG}",
     )
+    road_gdf = gpd.GeoDataFrame(
+        {
+            "highway": [r.highway for r in roads],
+            "name": [r.name for r in roads],
+            "oneway": [r.oneway for r in roads],
+            "maxspeed": [r.maxspeed for r in roads],
+        },
+        geometry=lines([np.round(r.xy + shift, 1) for r in roads]),
+        crs=f"EPSG:{METRIC_EPSG}",
+    )
+    return units, villages, road_gdf
+
+
+def _build(seed: int = settings.DEMO_SEED) -> _Build:
+    """Build the whole demo county in memory (metric CRS EPSG:4545).
+
+    The steps draw from one random stream in a fixed order (outline, seats, 街道, villages, roads,
+    population, age groups, facilities), so one seed always gives the same county.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+
+    Returns
+    -------
+    _Build
+    """
+    rng = np.random.default_rng(seed)
+    to_m = Transformer.from_crs(4326, METRIC_EPSG, always_xy=True)
+    cx, cy = to_m.transform(CENTER_LON, CENTER_LAT)
+    ox, oy = float(round(cx / CELL) * CELL), float(round(cy / CELL) * CELL)
+    shift = np.array([ox, oy])
+
+    county, chengqu = _outline(rng)
+    seats = _town_seats(rng, county)
+    unit_rows = _townships(seats, county, chengqu)
+    units_rows = _jiedao(rng, chengqu) + sorted(unit_rows, key=lambda r: r["code"])
+    vrows = _villages(rng, _village_points(rng, county, chengqu, seats, unit_rows), unit_rows)
+    roads = _road_network(rng, county, chengqu, seats, unit_rows, vrows)
+    pop, transform, urban_frac, grid = _population(rng, county, chengqu, unit_rows, vrows, roads, ox, oy)
+    groups = _age_groups(rng, pop, urban_frac, grid)
+    units, villages, road_gdf = _frames(units_rows, vrows, roads, shift)
+    sh = lambda g: shapely.affinity.translate(g, ox, oy)  # noqa: E731
     fac, amap, cand, extra = _facilities(rng, road_gdf, units, villages, vrows, sh(county), sh(chengqu), shift)
     return _Build(
         county=sh(county),
@@ -838,53 +1210,127 @@ def _snap_near_road(rng, road_tree, road_geoms, xy: NDArray, off: tuple[float, f
     return p + np.array([math.cos(a), math.sin(a)]) * rng.uniform(*off)
 
 
-def _facilities(rng, road_gdf, units, villages, vrows, county, chengqu, shift):  # noqa: C901 - issue 11: to narrow/split
-    """Facilities of the four services, the Amap-style elderly/fitness list and candidate sites."""
-    major = road_gdf[~road_gdf["highway"].isin(["service", "track"])]
-    road_geoms = np.asarray(major.geometry.values)
-    road_tree = shapely.STRtree(road_geoms)
-    all_geoms = np.asarray(road_gdf.geometry.values)
-    all_tree = shapely.STRtree(all_geoms)
-    inner = county.buffer(-60)
-    shapely.prepare(inner)
+@dataclass
+class _Placing:
+    """What the facility steps share: the random stream, road indexes, the county's inside, the rows made so far."""
 
-    def place(xy, spread=0.0, near_any=False):
+    rng: np.random.Generator
+    road_geoms: NDArray  # roads other than service ways and tracks
+    road_tree: shapely.STRtree
+    all_geoms: NDArray  # every road
+    all_tree: shapely.STRtree
+    inner: Polygon  # the county 60 m in from its border, prepared
+    chengqu: Polygon
+    cq_c: NDArray  # centroid of the 城区
+    rows: list[dict] = field(default_factory=list)  # facilities.csv
+    amap_rows: list[dict] = field(default_factory=list)  # elderly_fitness_amap.xlsx
+    cand: list[dict] = field(default_factory=list)  # candidates.csv
+
+    def place(self, xy: ArrayLike, spread: float = 0.0, near_any: bool = False) -> NDArray:
+        """A site near a road close to ``xy`` (moved by normal noise of ``spread`` m first), inside the county.
+
+        Parameters
+        ----------
+        xy : array_like
+            The intended place.
+        spread : float
+            Standard deviation of a random move before snapping, metres.
+        near_any : bool
+            Near any road (villages); otherwise near a road other than service ways and tracks.
+
+        Returns
+        -------
+        numpy.ndarray
+        """
         for _ in range(50):
-            p = np.asarray(xy, float) + rng.normal(0, spread, 2) if spread else np.asarray(xy, float)
-            q = _snap_near_road(rng, all_tree if near_any else road_tree, all_geoms if near_any else road_geoms, p)
-            if inner.contains(Point(q)):
+            p = np.asarray(xy, float) + self.rng.normal(0, spread, 2) if spread else np.asarray(xy, float)
+            tree, geoms = (self.all_tree, self.all_geoms) if near_any else (self.road_tree, self.road_geoms)
+            q = _snap_near_road(self.rng, tree, geoms, p)
+            if self.inner.contains(Point(q)):
                 return q
         raise RuntimeError("could not place a facility inside the county")
 
-    jd = units[units["kind"] == "街道"]
-    tw = units[units["kind"] != "街道"]
-    cq_c = np.asarray(chengqu.centroid.coords[0])
-    rows: list[dict] = []
-    amap_rows: list[dict] = []
-
-    def add(name, ftype, tier, cap, unit, xy, csv=True, area=None):
+    def add(
+        self, name: str, ftype: str, tier: str, cap: int | None, unit: str, xy: NDArray, csv: bool = True,
+        area: int | None = None,
+    ) -> None:
+        """One facility: a row of ``facilities.csv`` (``csv=True``) or of the Amap-style list."""
         rec = {"name": name, "type": ftype, "tier": tier, "cap": cap, "unit": unit, "x": xy[0], "y": xy[1], "area": area}
-        (rows if csv else amap_rows).append(rec)
+        (self.rows if csv else self.amap_rows).append(rec)
 
-    def in_unit(g):
-        return np.asarray(g.representative_point().coords[0])
+    def cadd(self, name: str, ctype: str, nature: str, area: int, inv: int, xy: NDArray) -> None:
+        """One candidate site (area m², investment 万元)."""
+        self.cand.append({"name": name, "type": ctype, "nature": nature, "area": area, "inv": inv, "x": xy[0], "y": xy[1]})
 
-    # --- clinics ---
-    add("示例县人民医院", "综合医院", "县级", 420, "床位", place(cq_c, 300))
-    add("示例县中医医院", "中医医院", "县级", 180, "床位", place(cq_c + [900, -500], 200))
+
+@dataclass
+class _VillagePicks:
+    """The villages as rows (``vil_list``) and the choices later steps share.
+
+    ``plain_idx``: the plain villages; ``far_remote``: the remote ones, most mountainous first;
+    ``without``: those left without a clinic (村卫生室).
+    """
+
+    vil_list: list
+    plain_idx: list[int]
+    far_remote: list[int]
+    without: set[int]
+
+
+def _in_unit(g: Polygon) -> NDArray:
+    """A point surely inside ``g``."""
+    return np.asarray(g.representative_point().coords[0])
+
+
+def _xy(v: Any) -> list[float]:
+    """A village row's point as ``[x, y]``."""
+    return [v.geometry.x, v.geometry.y]
+
+
+def _town_clinics(pl: _Placing, jd: gpd.GeoDataFrame, tw: gpd.GeoDataFrame) -> None:
+    """County hospitals, 社区卫生服务中心/站 in the 街道 and a 卫生院 in every 乡镇 (three 中心卫生院).
+
+    Parameters
+    ----------
+    pl : _Placing
+        Where the rows go.
+    jd, tw : geopandas.GeoDataFrame
+        The 街道 and the 乡镇.
+    """
+    rng, cq_c = pl.rng, pl.cq_c
+    pl.add("示例县人民医院", "综合医院", "县级", 420, "床位", pl.place(cq_c, 300))
+    pl.add("示例县中医医院", "中医医院", "县级", 180, "床位", pl.place(cq_c + [900, -500], 200))
     for _, u in jd.iterrows():
-        c = in_unit(u.geometry)
-        add(f"{u['name'][:-2]}社区卫生服务中心", "社区卫生服务中心", "社区级", int(rng.integers(10, 31)), "床位", place(c, 150))
+        c = _in_unit(u.geometry)
+        pl.add(f"{u['name'][:-2]}社区卫生服务中心", "社区卫生服务中心", "社区级", int(rng.integers(10, 31)), "床位", pl.place(c, 150))
         for k in range(int(rng.integers(2, 5))):
-            p = in_unit(u.geometry.buffer(-150)) + rng.normal(0, 500, 2)
+            p = _in_unit(u.geometry.buffer(-150)) + rng.normal(0, 500, 2)
             if not u.geometry.contains(Point(p)):
-                p = in_unit(u.geometry)
-            add(f"{u['name'][:-2]}第{'一二三四'[k]}社区卫生服务站", "社区卫生服务站", "社区级", None, "床位", place(p, 100))
+                p = _in_unit(u.geometry)
+            pl.add(f"{u['name'][:-2]}第{'一二三四'[k]}社区卫生服务站", "社区卫生服务站", "社区级", None, "床位", pl.place(p, 100))
     central_types = set(rng.choice(np.arange(len(tw)), 3, replace=False).tolist())
     for k, (_, u) in enumerate(tw.iterrows()):
         s = np.array([u["seat_x"], u["seat_y"]])
         t = "中心卫生院" if k in central_types else ("卫生院" if k % 2 else "乡镇卫生院")
-        add(f"{u['name']}{'中心' if t == '中心卫生院' else ''}卫生院", t, "乡镇级", int(rng.integers(20, 61)), "床位", place(s, 150))
+        pl.add(f"{u['name']}{'中心' if t == '中心卫生院' else ''}卫生院", t, "乡镇级", int(rng.integers(20, 61)), "床位", pl.place(s, 150))
+
+
+def _village_picks(rng: np.random.Generator, villages: gpd.GeoDataFrame, vrows: list[dict]) -> _VillagePicks:
+    """Choose the 15 % of villages without a clinic: two thirds the most mountainous, the rest plain at random.
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    villages : geopandas.GeoDataFrame
+        The villages.
+    vrows : list of dict
+        Their internal records (mountain score).
+
+    Returns
+    -------
+    _VillagePicks
+    """
     vil_list = list(villages.itertuples())
     remote_idx = [i for i, v in enumerate(vil_list) if v.remote]
     plain_idx = [i for i, v in enumerate(vil_list) if not v.remote]
@@ -893,63 +1339,112 @@ def _facilities(rng, road_gdf, units, villages, vrows, county, chengqu, shift): 
     without = set(far_remote[: min(len(far_remote), n_without * 2 // 3)])
     rest = [i for i in plain_idx if i not in without]
     without |= set(rng.choice(rest, n_without - len(without), replace=False).tolist())
-    for i, v in enumerate(vil_list):
-        if i in without:
+    return _VillagePicks(vil_list=vil_list, plain_idx=plain_idx, far_remote=far_remote, without=without)
+
+
+def _village_clinics(pl: _Placing, picks: _VillagePicks) -> None:
+    """A 村卫生室 in every village but ``picks.without`` (60 % without beds), and one 药店 in the 城区."""
+    rng = pl.rng
+    for i, v in enumerate(picks.vil_list):
+        if i in picks.without:
             continue
         c = np.array([v.geometry.x, v.geometry.y])
         cap = None if rng.random() < 0.6 else int(rng.integers(1, 3))
-        add(f"{v.name}卫生室", "村卫生室", "村级", cap, "床位", place(c, 60, near_any=True))
-    add("百姓大药房城关店", "药店", "", None, "", place(cq_c + [300, 300], 200))
+        pl.add(f"{v.name}卫生室", "村卫生室", "村级", cap, "床位", pl.place(c, 60, near_any=True))
+    pl.add("百姓大药房城关店", "药店", "", None, "", pl.place(pl.cq_c + [300, 300], 200))
 
-    # --- schools and 托育 ---
+
+def _city_schools(pl: _Placing) -> None:
+    """The 城区's kindergartens, primary and middle schools, the 实验学校 and five 托育 centres."""
+    rng, cq_c, chengqu = pl.rng, pl.cq_c, pl.chengqu
     for k in range(14):
         p = cq_c + rng.normal(0, 1300, 2)
         if not chengqu.buffer(-100).contains(Point(p)):
             p = cq_c + rng.normal(0, 600, 2)
         nm = f"示例县第{k + 1}幼儿园" if k < 6 else f"{['阳光', '金苗', '育才', '蓝天', '小太阳', '启明', '童心', '博雅'][k - 6]}幼儿园"
-        add(nm, "幼儿园", "社区级", int(rng.integers(4, 13)) * 45, "学位", place(p, 80))
+        pl.add(nm, "幼儿园", "社区级", int(rng.integers(4, 13)) * 45, "学位", pl.place(p, 80))
     for k in range(8):
         p = cq_c + rng.normal(0, 1300, 2)
         if not chengqu.buffer(-100).contains(Point(p)):
             p = cq_c + rng.normal(0, 600, 2)
-        add(f"示例县第{'一二三四五六七八'[k]}小学", "小学", "县级", int(rng.integers(12, 37)) * 45, "学位", place(p, 80))
+        pl.add(f"示例县第{'一二三四五六七八'[k]}小学", "小学", "县级", int(rng.integers(12, 37)) * 45, "学位", pl.place(p, 80))
     for k in range(3):
         p = cq_c + rng.normal(0, 1200, 2)
         if not chengqu.buffer(-100).contains(Point(p)):
             p = cq_c
-        add(f"示例县第{'一二三'[k]}中学", "初中", "县级", int(rng.integers(24, 49)) * 50, "学位", place(p, 100))
-    add("示例县实验学校", "九年一贯制学校", "县级", 1800, "学位", place(cq_c + [-1200, -900], 150))
+        pl.add(f"示例县第{'一二三'[k]}中学", "初中", "县级", int(rng.integers(24, 49)) * 50, "学位", pl.place(p, 100))
+    pl.add("示例县实验学校", "九年一贯制学校", "县级", 1800, "学位", pl.place(cq_c + [-1200, -900], 150))
     for k in range(5):
         p = cq_c + rng.normal(0, 1300, 2)
-        add(f"{['爱贝', '优优', '小星星', '童趣', '贝乐'][k]}托育中心", "托育机构", "社区级", int(rng.integers(3, 9)) * 10, "托位", place(p, 100))
+        pl.add(f"{['爱贝', '优优', '小星星', '童趣', '贝乐'][k]}托育中心", "托育机构", "社区级", int(rng.integers(3, 9)) * 10, "托位", pl.place(p, 100))
+
+
+def _rural_schools(pl: _Placing, tw: gpd.GeoDataFrame, picks: _VillagePicks, vrows: list[dict]) -> None:
+    """Schools of the 乡镇 (three 九年制), kindergartens and primary schools of the big plain villages, 教学点 in the mountains.
+
+    Parameters
+    ----------
+    pl : _Placing
+        Where the rows go.
+    tw : geopandas.GeoDataFrame
+        The 乡镇.
+    picks : _VillagePicks
+        The villages.
+    vrows : list of dict
+        Their internal records (population).
+    """
+    rng, vil_list = pl.rng, picks.vil_list
     nine_units = set(rng.choice(np.arange(len(tw)), 3, replace=False).tolist())
     for k, (_, u) in enumerate(tw.iterrows()):
         s = np.array([u["seat_x"], u["seat_y"]])
         stem = u["name"]
-        add(f"{stem}中心幼儿园", "幼儿园", "乡镇级", int(rng.integers(3, 9)) * 30, "学位", place(s, 250))
-        add(f"{stem}中心小学", "小学", "乡镇级", int(rng.integers(6, 19)) * 45, "学位", place(s, 250))
+        pl.add(f"{stem}中心幼儿园", "幼儿园", "乡镇级", int(rng.integers(3, 9)) * 30, "学位", pl.place(s, 250))
+        pl.add(f"{stem}中心小学", "小学", "乡镇级", int(rng.integers(6, 19)) * 45, "学位", pl.place(s, 250))
         if k in nine_units:
-            add(f"{stem}九年制学校", "九年一贯制学校", "乡镇级", int(rng.integers(6, 16)) * 50, "学位", place(s, 300))
+            pl.add(f"{stem}九年制学校", "九年一贯制学校", "乡镇级", int(rng.integers(6, 16)) * 50, "学位", pl.place(s, 300))
         else:
-            add(f"{stem}初级中学", "初中", "乡镇级", int(rng.integers(6, 19)) * 50, "学位", place(s, 300))
+            pl.add(f"{stem}初级中学", "初中", "乡镇级", int(rng.integers(6, 19)) * 50, "学位", pl.place(s, 300))
         if k < 2:
-            add(f"{stem}托育园", "托育机构", "乡镇级", int(rng.integers(2, 5)) * 10, "托位", place(s, 250))
-    big_plain = sorted(plain_idx, key=lambda i: -_vrows_by_code(vrows, vil_list[i].code).get("pop", 0))
+            pl.add(f"{stem}托育园", "托育机构", "乡镇级", int(rng.integers(2, 5)) * 10, "托位", pl.place(s, 250))
+    big_plain = sorted(picks.plain_idx, key=lambda i: -_vrows_by_code(vrows, vil_list[i].code).get("pop", 0))
     for i in big_plain[:16]:
         v = vil_list[i]
-        add(f"{v.name[:-1]}幼儿园", "幼儿园", "村级", int(rng.integers(2, 5)) * 30, "学位", place([v.geometry.x, v.geometry.y], 80, near_any=True))
+        pl.add(f"{v.name[:-1]}幼儿园", "幼儿园", "村级", int(rng.integers(2, 5)) * 30, "学位", pl.place(_xy(v), 80, near_any=True))
     for i in big_plain[3:24]:
         v = vil_list[i]
-        add(f"{v.name[:-1]}小学", "小学", "村级", int(rng.integers(3, 9)) * 30, "学位", place([v.geometry.x, v.geometry.y], 80, near_any=True))
-    for i in far_remote[:6]:
+        pl.add(f"{v.name[:-1]}小学", "小学", "村级", int(rng.integers(3, 9)) * 30, "学位", pl.place(_xy(v), 80, near_any=True))
+    for i in picks.far_remote[:6]:
         v = vil_list[i]
-        add(f"{v.name[:-1]}教学点", "教学点", "村级", int(rng.integers(8, 41)), "学位", place([v.geometry.x, v.geometry.y], 60, near_any=True))
+        pl.add(f"{v.name[:-1]}教学点", "教学点", "村级", int(rng.integers(8, 41)), "学位", pl.place(_xy(v), 60, near_any=True))
 
-    # --- elderly (Amap) ---
-    add("示例县养老服务中心", "县级养老服务中心", "县级", 220, "床位", place(cq_c + [500, 800], 200), csv=False)
-    add("示例县失能半失能特困人员供养服务中心", "失能照护机构", "县级", 120, "床位", place(cq_c + [-600, -700], 200), csv=False)
-    tw_list = list(tw.itertuples())
-    # townships with no elderly facility at all: the three most mountainous 乡
+
+def _elderly(pl: _Placing, jd: gpd.GeoDataFrame, tw_list: list, picks: _VillagePicks, shift: NDArray) -> set[int]:
+    """Elderly-care facilities (the Amap list).
+
+    County centres, township centres or 敬老院, 街道 day care, 长者之家, meal points, village
+    互助幸福院, and two places that are not care facilities but share the words (殡仪馆, 便利店).
+
+    Parameters
+    ----------
+    pl : _Placing
+        Where the rows go.
+    jd : geopandas.GeoDataFrame
+        The 街道.
+    tw_list : list
+        The 乡镇 as rows.
+    picks : _VillagePicks
+        The villages.
+    shift : numpy.ndarray
+        The county seat's metric coordinates (for the mountain score).
+
+    Returns
+    -------
+    set of int
+        Positions in ``tw_list`` of the three most mountainous 乡镇, left with no elderly facility.
+    """
+    rng, cq_c, vil_list = pl.rng, pl.cq_c, picks.vil_list
+    pl.add("示例县养老服务中心", "县级养老服务中心", "县级", 220, "床位", pl.place(cq_c + [500, 800], 200), csv=False)
+    pl.add("示例县失能半失能特困人员供养服务中心", "失能照护机构", "县级", 120, "床位", pl.place(cq_c + [-600, -700], 200), csv=False)
     mscore = _mountain(np.array([u.seat_x for u in tw_list]) - shift[0], np.array([u.seat_y for u in tw_list]) - shift[1])
     no_elderly = set(np.argsort(-mscore, kind="stable")[:3].tolist())
     others = [k for k in range(len(tw_list)) if k not in no_elderly]
@@ -960,74 +1455,95 @@ def _facilities(rng, road_gdf, units, villages, vrows, county, chengqu, shift): 
         s = np.array([u.seat_x, u.seat_y])
         if k in regional:
             t = "区域养老服务中心" if k % 2 else "乡镇区域性养老服务中心"
-            add(f"{u.name}区域养老服务中心", t, "乡镇级", int(rng.integers(30, 81)), "床位", place(s, 300), csv=False)
+            pl.add(f"{u.name}区域养老服务中心", t, "乡镇级", int(rng.integers(30, 81)), "床位", pl.place(s, 300), csv=False)
         else:
-            add(f"{u.name}敬老院", "敬老院", "乡镇级", int(rng.integers(20, 51)), "床位", place(s, 400), csv=False)
+            pl.add(f"{u.name}敬老院", "敬老院", "乡镇级", int(rng.integers(20, 51)), "床位", pl.place(s, 400), csv=False)
     for _, u in jd.iterrows():
         for k in range(int(rng.integers(2, 4))):
-            p = in_unit(u.geometry) + rng.normal(0, 450, 2)
+            p = _in_unit(u.geometry) + rng.normal(0, 450, 2)
             t = "日间照料中心" if k % 2 == 0 else "老年人日间照料中心"
-            add(f"{u['name'][:-2]}第{'一二三'[k]}社区日间照料中心", t, "社区级", int(rng.integers(10, 31)), "床位", place(p, 100), csv=False)
+            pl.add(f"{u['name'][:-2]}第{'一二三'[k]}社区日间照料中心", t, "社区级", int(rng.integers(10, 31)), "床位", pl.place(p, 100), csv=False)
     for k in range(3):
-        add(f"{['幸福', '康乐', '夕阳红'][k]}长者之家", "长者之家", "社区级", int(rng.integers(8, 21)), "床位", place(cq_c + rng.normal(0, 1100, 2), 100), csv=False)
+        pl.add(f"{['幸福', '康乐', '夕阳红'][k]}长者之家", "长者之家", "社区级", int(rng.integers(8, 21)), "床位", pl.place(cq_c + rng.normal(0, 1100, 2), 100), csv=False)
     for k in range(6):
-        add(f"老年助餐点{k + 1}号", "助餐点" if k % 2 else "老年助餐点", "社区级", None, "", place(cq_c + rng.normal(0, 1200, 2), 100), csv=False)
+        pl.add(f"老年助餐点{k + 1}号", "助餐点" if k % 2 else "老年助餐点", "社区级", None, "", pl.place(cq_c + rng.normal(0, 1200, 2), 100), csv=False)
     ok_units = {tw_list[k].code for k in range(len(tw_list)) if k not in no_elderly}
-    ok_vil = [i for i in plain_idx if vil_list[i].unit_code in ok_units]
+    ok_vil = [i for i in picks.plain_idx if vil_list[i].unit_code in ok_units]
     pick = rng.choice(ok_vil, min(11, len(ok_vil)), replace=False).tolist()
     for n_, i in enumerate(pick):
         v = vil_list[i]
         t = "农村互助幸福院" if n_ < 8 else "日间照料中心"
         nm = f"{v.name[:-1]}互助幸福院" if n_ < 8 else f"{v.name[:-1]}日间照料中心"
-        add(nm, t, "村级", int(rng.integers(5, 16)), "床位", place([v.geometry.x, v.geometry.y], 80, near_any=True), csv=False)
-    add("示例县殡仪馆", "殡仪馆", "", None, "", place(cq_c + [2600, -1800], 300), csv=False)
-    add("老年用品便利店", "便利店", "", None, "", place(cq_c + [200, -300], 200), csv=False)
+        pl.add(nm, t, "村级", int(rng.integers(5, 16)), "床位", pl.place(_xy(v), 80, near_any=True), csv=False)
+    pl.add("示例县殡仪馆", "殡仪馆", "", None, "", pl.place(cq_c + [2600, -1800], 300), csv=False)
+    pl.add("老年用品便利店", "便利店", "", None, "", pl.place(cq_c + [200, -300], 200), csv=False)
+    return no_elderly
 
-    # --- fitness (Amap) ---
-    add("示例县全民健身中心", "全民健身中心", "县级", None, "", place(cq_c + [700, 200], 150), csv=False, area=6800)
-    add("滨河体育公园", "体育公园", "县级", None, "", place(cq_c + [-1500, 300], 200), csv=False, area=32000)
-    add("城北体育公园", "体育公园", "县级", None, "", place(cq_c + [200, 1900], 200), csv=False, area=18000)
-    add("滨河健身步道", "健身步道", "县级", None, "", place(cq_c + [-1800, -200], 200), csv=False, area=4200)
+
+def _fitness(pl: _Placing, tw_list: list, picks: _VillagePicks) -> None:
+    """Fitness facilities (the Amap list, with areas in m²).
+
+    County venues, 城区 paths and courts, courts in every other 乡镇 and 健身路径 in about 62 % of
+    the villages that have a clinic.
+    """
+    rng, cq_c, vil_list = pl.rng, pl.cq_c, picks.vil_list
+    pl.add("示例县全民健身中心", "全民健身中心", "县级", None, "", pl.place(cq_c + [700, 200], 150), csv=False, area=6800)
+    pl.add("滨河体育公园", "体育公园", "县级", None, "", pl.place(cq_c + [-1500, 300], 200), csv=False, area=32000)
+    pl.add("城北体育公园", "体育公园", "县级", None, "", pl.place(cq_c + [200, 1900], 200), csv=False, area=18000)
+    pl.add("滨河健身步道", "健身步道", "县级", None, "", pl.place(cq_c + [-1800, -200], 200), csv=False, area=4200)
     for k in range(14):
         p = cq_c + rng.normal(0, 1300, 2)
-        add(f"城区健身路径{k + 1}号", "健身路径", "社区级", None, "", place(p, 80), csv=False, area=int(rng.integers(150, 400)))
+        pl.add(f"城区健身路径{k + 1}号", "健身路径", "社区级", None, "", pl.place(p, 80), csv=False, area=int(rng.integers(150, 400)))
     for k in range(7):
         p = cq_c + rng.normal(0, 1300, 2)
         t = "笼式多功能运动场" if k % 2 == 0 else "多功能运动场"
-        add(f"社区{t}{k + 1}号", t, "社区级", None, "", place(p, 80), csv=False, area=int(rng.integers(6, 13)) * 100)
+        pl.add(f"社区{t}{k + 1}号", t, "社区级", None, "", pl.place(p, 80), csv=False, area=int(rng.integers(6, 13)) * 100)
     for k, u in enumerate(tw_list):
         if k % 2 == 0:
             s = np.array([u.seat_x, u.seat_y])
-            add(f"{u.name}笼式多功能运动场", "笼式多功能运动场", "乡镇级", None, "", place(s, 250), csv=False, area=800)
-    fit_vil = [i for i in range(len(vil_list)) if (i not in without) and rng.random() < 0.62]
+            pl.add(f"{u.name}笼式多功能运动场", "笼式多功能运动场", "乡镇级", None, "", pl.place(s, 250), csv=False, area=800)
+    fit_vil = [i for i in range(len(vil_list)) if (i not in picks.without) and rng.random() < 0.62]
     for i in fit_vil:
         v = vil_list[i]
-        add(f"{v.name}健身路径", "健身路径", "村级", None, "", place([v.geometry.x, v.geometry.y], 70, near_any=True), csv=False, area=int(rng.integers(120, 301)))
+        pl.add(f"{v.name}健身路径", "健身路径", "村级", None, "", pl.place(_xy(v), 70, near_any=True), csv=False, area=int(rng.integers(120, 301)))
 
-    # --- candidates ---
-    cand = []
 
-    def cadd(name, ctype, nature, area, inv, xy):
-        cand.append({"name": name, "type": ctype, "nature": nature, "area": area, "inv": inv, "x": xy[0], "y": xy[1]})
+def _candidates(pl: _Placing, tw_list: list, picks: _VillagePicks, county: Polygon) -> None:
+    """Candidate sites.
 
+    Idle village schools, village committees, planned plots in the 城区 and six 乡镇, and five new
+    service points far from every village.
+
+    Parameters
+    ----------
+    pl : _Placing
+        Where the rows go.
+    tw_list : list
+        The 乡镇 as rows.
+    picks : _VillagePicks
+        The villages.
+    county : shapely.Polygon
+        The county (metric CRS), whose bounds the far points are drawn in.
+    """
+    rng, cq_c, chengqu, vil_list = pl.rng, pl.cq_c, pl.chengqu, picks.vil_list
     idle = rng.choice(np.arange(len(vil_list)), 14, replace=False).tolist()
     for i in idle:
         v = vil_list[i]
-        cadd(f"{v.name[:-1]}原小学闲置校舍", "闲置校舍", "转型", int(rng.integers(8, 31)) * 100, int(rng.integers(5, 31)) * 10, place([v.geometry.x, v.geometry.y], 120, near_any=True))
+        pl.cadd(f"{v.name[:-1]}原小学闲置校舍", "闲置校舍", "转型", int(rng.integers(8, 31)) * 100, int(rng.integers(5, 31)) * 10, pl.place(_xy(v), 120, near_any=True))
     rest_v = [i for i in range(len(vil_list)) if i not in idle]
     comm = rng.choice(rest_v, 26, replace=False).tolist()
     for i in comm:
         v = vil_list[i]
-        cadd(f"{v.name}村委会", "村委会", "改扩建", int(rng.integers(2, 7)) * 100, int(rng.integers(3, 16)) * 10, place([v.geometry.x, v.geometry.y], 40, near_any=True))
+        pl.cadd(f"{v.name}村委会", "村委会", "改扩建", int(rng.integers(2, 7)) * 100, int(rng.integers(3, 16)) * 10, pl.place(_xy(v), 40, near_any=True))
     for k in range(10):
         a = 2 * np.pi * k / 10 + rng.uniform(-0.2, 0.2)
         p = cq_c + np.array([math.cos(a), math.sin(a)]) * rng.uniform(1500, 2600)
         if not chengqu.contains(Point(p)):
             p = cq_c + (p - cq_c) * 0.6
-        cadd(f"城区规划公共服务用地{chr(65 + k)}", "规划用地", "新建", int(rng.integers(20, 101)) * 100, int(rng.integers(30, 121)) * 10, place(p, 100))
-    for k, u in enumerate(tw_list[:6]):
+        pl.cadd(f"城区规划公共服务用地{chr(65 + k)}", "规划用地", "新建", int(rng.integers(20, 101)) * 100, int(rng.integers(30, 121)) * 10, pl.place(p, 100))
+    for u in tw_list[:6]:
         s = np.array([u.seat_x, u.seat_y])
-        cadd(f"{u.name}规划公共服务用地", "规划用地", "新建", int(rng.integers(15, 61)) * 100, int(rng.integers(20, 81)) * 10, place(s, 400))
+        pl.cadd(f"{u.name}规划公共服务用地", "规划用地", "新建", int(rng.integers(15, 61)) * 100, int(rng.integers(20, 81)) * 10, pl.place(s, 400))
     # gaps: points far from every village and town
     vxy = np.array([[v.geometry.x, v.geometry.y] for v in vil_list])
     minx, miny, maxx, maxy = county.bounds
@@ -1038,14 +1554,65 @@ def _facilities(rng, road_gdf, units, villages, vrows, county, chengqu, shift): 
         if n_gap >= 5:
             break
         p = np.array([rng.uniform(minx, maxx), rng.uniform(miny, maxy)])
-        if not inner.contains(Point(p)) or cq2000.contains(Point(p)):
+        if not pl.inner.contains(Point(p)) or cq2000.contains(Point(p)):
             continue
         if np.min(np.hypot(*(vxy - p).T)) < 1800:
             continue
         n_gap += 1
-        cadd(f"规划新建服务点{n_gap}号", "规划用地", "新建", int(rng.integers(10, 41)) * 100, int(rng.integers(20, 61)) * 10, place(p, 0))
-    extra = {"no_elderly_units": [tw_list[k].name for k in sorted(no_elderly)], "no_clinic_villages": sorted(vil_list[i].name for i in without)}
-    return pd.DataFrame(rows), pd.DataFrame(amap_rows), pd.DataFrame(cand), extra
+        pl.cadd(f"规划新建服务点{n_gap}号", "规划用地", "新建", int(rng.integers(10, 41)) * 100, int(rng.integers(20, 61)) * 10, pl.place(p, 0))
+
+
+def _facilities(
+    rng: np.random.Generator, road_gdf: gpd.GeoDataFrame, units: gpd.GeoDataFrame, villages: gpd.GeoDataFrame,
+    vrows: list[dict], county: Polygon, chengqu: Polygon, shift: NDArray,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict]:
+    """Facilities of the four services, the Amap-style elderly/fitness list and candidate sites.
+
+    Every site is snapped near a road inside the county; the steps draw from the random stream in
+    a fixed order (clinics, schools, elderly, fitness, candidates).
+
+    Parameters
+    ----------
+    rng : numpy.random.Generator
+        The generator's random stream.
+    road_gdf, units, villages : geopandas.GeoDataFrame
+        Roads, 街道/乡镇 and villages (metric CRS).
+    vrows : list of dict
+        The villages' internal records (mountain score, population).
+    county, chengqu : shapely.Polygon
+        Outline and 城区 (metric CRS).
+    shift : numpy.ndarray
+        The county seat's metric coordinates.
+
+    Returns
+    -------
+    facilities, amap, candidates : pandas.DataFrame
+        Rows of ``facilities.csv``, of the Amap list and of ``candidates.csv`` (metric x, y).
+    extra : dict
+        ``no_elderly_units`` and ``no_clinic_villages`` (names), for the docs and tests.
+    """
+    major = road_gdf[~road_gdf["highway"].isin(["service", "track"])]
+    road_geoms = np.asarray(major.geometry.values)
+    all_geoms = np.asarray(road_gdf.geometry.values)
+    inner = county.buffer(-60)
+    shapely.prepare(inner)
+    pl = _Placing(rng=rng, road_geoms=road_geoms, road_tree=shapely.STRtree(road_geoms), all_geoms=all_geoms,
+                  all_tree=shapely.STRtree(all_geoms), inner=inner, chengqu=chengqu,
+                  cq_c=np.asarray(chengqu.centroid.coords[0]))
+    jd = units[units["kind"] == "街道"]
+    tw = units[units["kind"] != "街道"]
+    _town_clinics(pl, jd, tw)
+    picks = _village_picks(rng, villages, vrows)
+    _village_clinics(pl, picks)
+    _city_schools(pl)
+    _rural_schools(pl, tw, picks, vrows)
+    tw_list = list(tw.itertuples())
+    no_elderly = _elderly(pl, jd, tw_list, picks, shift)
+    _fitness(pl, tw_list, picks)
+    _candidates(pl, tw_list, picks, county)
+    extra = {"no_elderly_units": [tw_list[k].name for k in sorted(no_elderly)],
+             "no_clinic_villages": sorted(picks.vil_list[i].name for i in picks.without)}
+    return pd.DataFrame(pl.rows), pd.DataFrame(pl.amap_rows), pd.DataFrame(pl.cand), extra
 
 
 def _vrows_by_code(vrows: list[dict], code: str) -> dict:

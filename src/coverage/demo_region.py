@@ -177,7 +177,11 @@ def _lonlat(x: NDArray, y: NDArray) -> tuple[NDArray, NDArray]:
 
 
 def _facilities(rng: np.random.Generator, reg: _Region, shift: NDArray) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    fac, amap, cand = [], [], []
+    # rows of the facility table (name, type, level, capacity, unit, xy, county), of the Amap-style
+    # table (name, type, xy, beds, area m²) and of the candidate sites
+    fac: list[tuple[str, str, str, int | None, str, NDArray, str]] = []
+    amap: list[tuple[str, str, NDArray, int | None, int | None]] = []
+    cand: list[tuple[str, str, str, int, int, NDArray]] = []
 
     def near(p: NDArray, r: float = 250.0) -> NDArray:
         return p + shift + rng.uniform(-r, r, 2)

@@ -7,8 +7,8 @@ field where known, and say what to do.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class InputError(ValueError):
         self,
         zh: str,
         en: str,
-        file: str | Path | None = None,
+        file: str | os.PathLike[str] | None = None,
         row: int | None = None,
         field: str | None = None,
         code: str | None = None,

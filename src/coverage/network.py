@@ -52,8 +52,8 @@ import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, overload
 
 import numpy as np
 import pandas as pd
@@ -228,7 +228,7 @@ class RoadGraph:
 _SPEED_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(mph|km/h|kmh|kph)?", re.IGNORECASE)
 
 
-def parse_maxspeed(values: ArrayLike) -> NDArray[np.float64]:
+def parse_maxspeed(values: Iterable[Any]) -> NDArray[np.float64]:
     """Parse OSM ``maxspeed`` values to km/h (NaN where unknown).
 
     Accepts numbers and strings such as ``"50"``, ``"50 km/h"``, ``"30 mph"``, ``"50;60"`` (first
@@ -264,7 +264,7 @@ def parse_maxspeed(values: ArrayLike) -> NDArray[np.float64]:
     return out
 
 
-def parse_oneway(values: ArrayLike, junction: ArrayLike | None = None) -> NDArray[np.int8]:
+def parse_oneway(values: Iterable[Any], junction: Iterable[Any] | None = None) -> NDArray[np.int8]:
     """Parse one-way tags to ``1`` (forward only), ``-1`` (backward only) or ``0`` (both ways).
 
     OSM: ``yes/true/1`` → 1, ``-1/reverse`` → -1, anything else → 0; ``junction=roundabout`` implies 1
@@ -297,7 +297,7 @@ def parse_oneway(values: ArrayLike, junction: ArrayLike | None = None) -> NDArra
     return out
 
 
-def _clean_class(values: ArrayLike) -> NDArray:
+def _clean_class(values: Iterable[Any]) -> NDArray:
     """Road classes as lower-case str, ``""`` for no class; lists take their first element."""
     out = []
     for v in values:
@@ -328,6 +328,7 @@ def _cn_class(value: str) -> str | None:
         if m is None:
             continue
         letter, digits = m.groups()
+        cls: str | None
         if letter in "GS" and len(digits) in (1, 2, 4):
             cls = "motorway"  # national / provincial expressway (G4, G4511, S15)
         else:
@@ -337,9 +338,9 @@ def _cn_class(value: str) -> str | None:
             best = cls
     if best is not None:
         return best
-    for key, cls in settings.ROAD_CN_CLASS.items():
+    for key, name_cls in settings.ROAD_CN_CLASS.items():
         if key in v:
-            return cls
+            return name_cls
     return None
 
 
@@ -347,7 +348,7 @@ _RANK = ("motorway", "trunk", "primary", "secondary", "tertiary", "unclassified"
 
 
 def road_class(
-    values: ArrayLike,
+    values: Iterable[Any],
     class_map: dict[Any, str] | None = None,
     osm: bool = True,
     field: str | None = None,
@@ -685,7 +686,7 @@ def from_edges(  # noqa: PLR0913 - issue 11: to narrow/split
     osmid = None if osmid is None else np.asarray(osmid)
 
     n = len(x)
-    keep = u != v
+    keep: NDArray[np.bool_] = u != v
     if not keep.all():
         u, v, minutes, metres = u[keep], v[keep], minutes[keep], metres[keep]
     del keep
@@ -1094,6 +1095,37 @@ def from_graphml(
     )
 
 
+@overload
+def read_lines(  # noqa: PLR0913
+    path: str | Path,
+    mode: str = "walk",
+    class_field: str | None = None,
+    layer: str | int | None = None,
+    crs: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+    snap_m: float = 0.01,
+    oneway_field: str | None = "oneway",
+    maxspeed_field: str | None = "maxspeed",
+    join_m: float = 0.0,
+    class_map: dict[Any, str] | None = None,
+) -> RoadGraph: ...
+@overload
+def read_lines(  # noqa: PLR0913
+    path: str | Path,
+    *,
+    mode: list[str] | tuple[str, ...],
+    class_field: str | None = None,
+    layer: str | int | None = None,
+    crs: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+    snap_m: float = 0.01,
+    oneway_field: str | None = "oneway",
+    maxspeed_field: str | None = "maxspeed",
+    join_m: float = 0.0,
+    class_map: dict[Any, str] | None = None,
+) -> dict[str, RoadGraph]: ...
 def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
     path: str | Path,
     mode: str | Sequence[str] = "walk",
@@ -1107,7 +1139,7 @@ def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
     maxspeed_field: str | None = "maxspeed",
     join_m: float = 0.0,
     class_map: dict[Any, str] | None = None,
-) -> RoadGraph:
+) -> RoadGraph | dict[str, RoadGraph]:
     """Read a line layer (GPKG, SHP, GeoJSON …) of roads into a :class:`RoadGraph`.
 
     Lines are joined where they share a vertex: coordinates are rounded to ``snap_m`` metres in the

@@ -44,6 +44,7 @@ import math
 import re
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -450,10 +451,11 @@ def prepare_roads(roads: Any, tmp: Path, buffer_wgs: Any, notes: list[dict]) -> 
     if crs is not None:
         from coverage.io import parse_crs
 
-        kind, c = parse_crs(crs, p)
+        kind, declared = parse_crs(crs, p)
         if kind in ("gcj02", "bd09"):
             raise InputError(f"路网 {p.name} 声明为 {crs}：请先转换为 WGS-84。", f"the roads {p.name} are declared {crs}; convert them to WGS-84 first.", file=p, field="crs")
-        src_crs = c
+        if declared is not None:  # always, as crs is not None
+            src_crs = declared
     bb = Transformer.from_crs(4326, src_crs, always_xy=True).transform_bounds(*buffer_wgs.bounds)
     section: dict[str, Any] = {}
     if _bbox_area(src_b) > CLIP_LINES_FACTOR * _bbox_area(bb) or crs is not None:
@@ -537,7 +539,7 @@ def _pois_from_shp(p: Path, buffer_wgs) -> gpd.GeoDataFrame:
 def _pois_from_pbf(p: Path, buffer_wgs) -> gpd.GeoDataFrame:
     import pyrosm
 
-    filt = {}
+    filt: dict[str, list[str]] = {}
     for tag in OSM_FTYPES:
         k, v = tag.split("=")
         filt.setdefault(k, []).append(v)
@@ -552,9 +554,9 @@ def _pois_from_pbf(p: Path, buffer_wgs) -> gpd.GeoDataFrame:
     for i, (_, r) in enumerate(df.iterrows()):
         tag, ft = "", None
         for k in ("social_facility", "amenity", "leisure"):
-            v = r.get(k) if k in df.columns else None
-            if isinstance(v, str) and f"{k}={v}" in OSM_FTYPES:
-                tag = f"{k}={v}"
+            val = r.get(k) if k in df.columns else None
+            if isinstance(val, str) and f"{k}={val}" in OSM_FTYPES:
+                tag = f"{k}={val}"
                 ft = osm_ftype(tag, names.iloc[i])
                 break
         tags.append(tag)
@@ -908,7 +910,7 @@ def population_cells(raster: str | Path, boundary: gpd.GeoDataFrame, kind: str =
     crs = ipop.source_crs(raster)
     grid = ipop.read_population(raster, {}, area=boundary, target_crs=crs, kind=kind)
     r, c = np.nonzero(grid.total > 0)
-    x, y = grid.transform * (c + 0.5, r + 0.5)
+    x, y = ipop.grid_xy(grid.transform, c + 0.5, r + 0.5)
     return np.asarray(x, float), np.asarray(y, float), grid.total[r, c], crs
 
 
@@ -1115,8 +1117,8 @@ def prepare(  # noqa: PLR0913 - issue 11: to narrow/split
     units: str | Path | None = None,
     seats: str | Path | None = None,
     roads: str | Path | None = None,
-    pois: list[str | Path] | None = None,
-    facilities: list[str | Path] | None = None,
+    pois: Sequence[str | Path] | None = None,
+    facilities: Sequence[str | Path] | None = None,
     population: str | Path | None = None,
     population_kind: str = "auto",
     census_dir: str | Path | None = None,

@@ -55,7 +55,7 @@ import shapely
 from affine import Affine
 from scipy import ndimage
 
-from coverage.io.population import PopulationGrid
+from coverage.io.population import PopulationGrid, grid_xy
 
 #: Side of the cells the method works on (m).
 CELL_M: float = 1000.0
@@ -294,7 +294,7 @@ def seat_of(u: Urbanisation, grid: PopulationGrid) -> tuple[float, float, int] |
     if w.sum() <= 0:
         return None
     rr, cc = np.nonzero(w)
-    x, y = grid.transform * (cc + 0.5, rr + 0.5)
+    x, y = grid_xy(grid.transform, cc + 0.5, rr + 0.5)
     ww = w[rr, cc]
     return float(np.average(x, weights=ww)), float(np.average(y, weights=ww)), kind
 

@@ -30,6 +30,28 @@ def test_infer_kind():
     assert infer_kind("某镇", "", kind="街道") == "街道"  # an explicit field wins
 
 
+# one kind rule for read units (infer_kind) and approximate townships (admin.township_kind): the
+# names each of the two former rules knew, written out by hand
+_KIND_NAMES = [
+    ("巴彦苏木", "乡"),  # Inner Mongolia's 乡 (was 其他 for read units)
+    ("城关办事处", "街道"),  # a bare 办事处 (was 其他 for read units)
+    ("东街道办事处", "街道"),
+    ("阳坊镇人民政府", "镇"),  # a seat's name (was 其他 for approximate townships)
+    ("西阳回族乡政府", "乡"),
+    ("镇江街道", "街道"),
+    ("南口地区", "其他"),
+    ("人民政府", "其他"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), _KIND_NAMES)
+def test_one_kind_rule_for_read_and_approximate_units(name, kind):
+    from coverage.io import admin
+
+    assert infer_kind(name) == kind
+    assert admin.township_kind(name) == kind
+
+
 def test_beijing_units(shared_data):
     files = sorted((shared_data / "beijing_subdistricts").glob("*-all.geojson"))
     u = read_units(files)

@@ -71,8 +71,8 @@ def parse_crs(value: Any, file: str | Path | None = None) -> tuple[str, CRS | No
     """
     if value is None:
         return "file", None
-    key = str(value).strip().lower().replace("_", "").replace("-", "")
-    key = {k.replace("-", "").replace("_", ""): v for k, v in LONLAT_KEYWORDS.items()}.get(key)
+    norm = str(value).strip().lower().replace("_", "").replace("-", "")
+    key = {k.replace("-", "").replace("_", ""): v for k, v in LONLAT_KEYWORDS.items()}.get(norm)
     if key is not None:
         return key, CRS.from_epsg(4326)
     try:
@@ -264,16 +264,41 @@ def read_vector(
     return gdf
 
 
+def lonlat_geometries_to_wgs84(geoms: Any, system: str) -> np.ndarray:
+    """Every vertex of lon/lat geometries declared in ``system`` converted to WGS-84.
+
+    The one conversion of whole layers (declared ``crs: gcj02``/``bd09``, Amap boundary files);
+    :func:`coverage.crs.to_wgs84` on the vertices through :func:`shapely.transform`.
+
+    Parameters
+    ----------
+    geoms : GeoSeries or array of shapely geometries
+        Geometries in degrees.
+    system : {"gcj02", "bd09", "wgs84"}
+        Their declared system.
+
+    Returns
+    -------
+    numpy.ndarray
+        Object array of the converted geometries (not repaired: a shift may rarely break validity).
+    """
+    import shapely
+
+    from coverage.crs import to_wgs84
+
+    def _f(xy: np.ndarray) -> np.ndarray:
+        lon, lat = to_wgs84(xy[:, 0], xy[:, 1], system)
+        return np.column_stack([lon, lat])
+
+    return shapely.transform(np.asarray(getattr(geoms, "values", geoms)), _f)
+
+
 def apply_declared_crs(gdf, crs: Any, file: str | Path | None = None):
     """Apply a declared ``crs`` to a layer read from a file.
 
     ``"gcj02"``/``"bd09"`` convert every vertex to WGS-84 (the file must hold lon/lat degrees);
     ``"wgs84"`` or an EPSG code overrides the CRS stored in the file; ``None`` keeps it.
     """
-    import shapely
-
-    from coverage.crs import to_wgs84
-
     kind, c = parse_crs(crs, file)
     if kind == "file":
         return gdf
@@ -286,12 +311,8 @@ def apply_declared_crs(gdf, crs: Any, file: str | Path | None = None):
                 field="crs",
             )
 
-        def _f(xy: np.ndarray) -> np.ndarray:
-            lon, lat = to_wgs84(xy[:, 0], xy[:, 1], kind)
-            return np.column_stack([lon, lat])
-
         out = gdf.copy()
-        out.geometry = shapely.transform(np.asarray(gdf.geometry.values), _f)
+        out.geometry = lonlat_geometries_to_wgs84(gdf.geometry, kind)
         return out.set_crs(4326, allow_override=True)
     return gdf.set_crs(c, allow_override=True)
 
@@ -314,6 +335,7 @@ __all__ = [
     "apply_declared_crs",
     "check_exists",
     "dbf_encoding",
+    "lonlat_geometries_to_wgs84",
     "metric_crs_for",
     "parse_crs",
     "read_vector",

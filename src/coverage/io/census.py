@@ -33,6 +33,7 @@ import math
 import warnings
 from fractions import Fraction
 from pathlib import Path
+from typing import TypedDict
 
 import pandas as pd
 
@@ -243,7 +244,16 @@ def band_shares(adcode: str, path: str | Path | None = None) -> dict[str, float]
     return {c: _number(row, c, p, rowno) for c in BANDS}
 
 
-def population(adcode: str, path: str | Path | None = None) -> dict[str, float | str]:
+class CountyPopulation(TypedDict):
+    """A county's 2020 census figures, as :func:`population` returns them (a plain dict)."""
+
+    adcode: str
+    name: str
+    population: float
+    urban_share: float
+
+
+def population(adcode: str, path: str | Path | None = None) -> CountyPopulation:
     """Resident population and urban share of a county (2020 census).
 
     Parameters
@@ -255,7 +265,7 @@ def population(adcode: str, path: str | Path | None = None) -> dict[str, float |
 
     Returns
     -------
-    dict
+    CountyPopulation
         ``{"adcode": str, "name": str, "population": float (POPU), "urban_share": float
         (POPU_URB, 0–1)}``.
 

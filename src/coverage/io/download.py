@@ -33,8 +33,13 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
 
 from coverage.errors import InputError
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 #: Environment variable naming a folder of pre-downloaded files (offline mode).
 OFFLINE_ENV = "COVPLAN_OFFLINE_DIR"
@@ -364,8 +369,8 @@ class _Progress:
     def __init__(self, enabled: bool, name: str) -> None:
         self.enabled = enabled
         self.name = name
-        self.bar = None
-        self.task = None
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
 
     def __enter__(self) -> _Progress:
         if self.enabled:
@@ -374,21 +379,24 @@ class _Progress:
                 TransferSpeedColumn,
             )
 
-            self.bar = Progress(
+            bar = Progress(
                 TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
                 TransferSpeedColumn(), TimeRemainingColumn(), transient=False,
             )
-            self.bar.__enter__()
-            self.task = self.bar.add_task(self.name, total=None)
+            bar.__enter__()
+            self.bar = bar
+            self.task = bar.add_task(self.name, total=None)
         return self
 
     def update(self, *, completed: int, total: int | None) -> None:
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, completed=completed, total=total)
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.bar is not None:
-            self.bar.__exit__(*exc)
+            self.bar.__exit__(exc_type, exc, tb)
 
 
 class _Interrupted(Exception):
@@ -400,6 +408,7 @@ def _download_once(
 ) -> None:
     """One HTTP request: continue ``part`` (Range) or start it again. Raises on failure."""
     have = part.stat().st_size if part.exists() else 0
+    total: int | None
     headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
     if have > 0:
         headers["Range"] = f"bytes={have}-"
@@ -417,7 +426,6 @@ def _download_once(
         raise
     with resp:
         status = resp.status
-        total: int | None
         if status == 206:
             start, total = _content_range(resp.headers.get("Content-Range"))
             if start != have:
@@ -539,11 +547,11 @@ def fetch(
                     field="url",
                 ) from None
             except (urllib.error.URLError, OSError) as err:
-                reason = getattr(err, "reason", err)
+                cause = getattr(err, "reason", err)
                 raise InputError(
-                    f"无法连接 {url}（{reason}）。请检查网络或代理；没有网络时请在别处下载该文件并用离线模式"
+                    f"无法连接 {url}（{cause}）。请检查网络或代理；没有网络时请在别处下载该文件并用离线模式"
                     f"（offline_dir 或环境变量 {OFFLINE_ENV}）提供。已下载的部分保存在 {part}，下次会续传。",
-                    f"cannot reach {url} ({reason}). Check the network or proxy; without internet, "
+                    f"cannot reach {url} ({cause}). Check the network or proxy; without internet, "
                     f"download the file elsewhere and supply it in offline mode (offline_dir or "
                     f"{OFFLINE_ENV}). What arrived is kept in {part} and will be resumed next time.",
                     field="url",

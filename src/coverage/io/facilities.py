@@ -330,9 +330,9 @@ class _Collector:
 
 
 def _rows_text(rows: np.ndarray, limit: int = 8) -> str:
-    rows = [int(r) for r in rows]
-    txt = ", ".join(map(str, rows[:limit]))
-    return txt + (f" … (+{len(rows) - limit})" if len(rows) > limit else "")
+    nums = [int(r) for r in rows]
+    txt = ", ".join(map(str, nums[:limit]))
+    return txt + (f" … (+{len(nums) - limit})" if len(nums) > limit else "")
 
 
 def _parse_coords(df: pd.DataFrame, p: Path, columns: dict, col: _Collector, sheet: Any = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, str]] | None:
@@ -715,7 +715,7 @@ def _read_facilities(path, crs, target_crs, layer, columns, sheet, ftype, col: _
     ids = _text_col(df, id_c, n)
     stem = p.stem
     fid = np.array([i if i else f"{stem}-{nums[r]}" for r, i in enumerate(ids)], dtype=object)
-    dup = pd.Series(np.where(good & mapped, fid, None)).pipe(lambda x: x.notna() & x.duplicated(keep=False)).to_numpy()
+    dup = pd.Series(np.where(good & mapped, fid, np.array(None, dtype=object))).pipe(lambda x: x.notna() & x.duplicated(keep=False)).to_numpy()
     if dup.any():
         r = np.flatnonzero(dup)
         n_ids = len(set(fid[r]))

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from affine import Affine
+from numpy.typing import ArrayLike, NDArray
 from pyproj import CRS
 from rasterio.features import geometry_mask
 from rasterio.warp import Resampling, reproject, transform_bounds
@@ -60,6 +61,30 @@ METHODS: tuple[str, ...] = ("native", "resampled", "roads", "buildings", "unifor
 #: A raster whose cells are more than this many times the analysis cell (per side) is spread onto
 #: the analysis grid (:func:`spread_along_roads`); a finer or similar one is resampled onto it.
 SPREAD_FACTOR: float = 1.5
+
+
+#: Default of :attr:`PopulationGrid.nodata_mask` (replaced by an all-False mask of the grid's shape).
+_NO_MASK: np.ndarray = np.zeros(0, dtype=bool)
+
+
+def grid_xy(transform: Affine, cols: ArrayLike, rows: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Coordinates of grid positions: ``transform * (cols, rows)`` element-wise.
+
+    Parameters
+    ----------
+    transform : affine.Affine
+        The grid's transform.
+    cols, rows : array_like
+        Column and row positions (``+ 0.5`` for cell centres).
+
+    Returns
+    -------
+    x, y : numpy.ndarray
+        In the grid's CRS.
+    """
+    # affine's annotations accept (float, float) only; at run time it maps arrays element-wise
+    x, y = transform * (cols, rows)  # type: ignore[operator]
+    return x, y
 
 
 @dataclass
@@ -95,13 +120,13 @@ class PopulationGrid:
     groups: dict[str, np.ndarray]
     transform: Affine
     crs: CRS
-    nodata_mask: np.ndarray = field(default=None)  # type: ignore[assignment]
+    nodata_mask: np.ndarray = field(default_factory=lambda: _NO_MASK)
     source_resolution_m: float | None = None
     method: str = "native"
     details: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.nodata_mask is None:
+        if self.nodata_mask is _NO_MASK:
             self.nodata_mask = np.zeros(self.total.shape, dtype=bool)
 
     @property
@@ -112,7 +137,7 @@ class PopulationGrid:
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell-centre coordinates ``(x, y)`` as 2-D arrays in ``crs``."""
         rows, cols = np.indices(self.shape)
-        x, y = self.transform * (cols + 0.5, rows + 0.5)
+        x, y = grid_xy(self.transform, cols + 0.5, rows + 0.5)
         return np.asarray(x), np.asarray(y)
 
 
@@ -365,7 +390,7 @@ def read_population(
     with open_raster(p, "总", "total") as src:
         src_crs = raster_crs(src, p)
         kind_t = raster_kind(p, src, kind)
-        if area_geom is not None:
+        if area_geom is not None and area_crs is not None:
             ab = transform_bounds(area_crs, 4326, *area_geom.bounds, densify_pts=21)
             rb = transform_bounds(src_crs, 4326, *src.bounds, densify_pts=21)
             if ab[0] > rb[2] or ab[2] < rb[0] or ab[1] > rb[3] or ab[3] < rb[1]:
@@ -423,8 +448,7 @@ def read_population(
     out_groups: dict[str, np.ndarray] = {}
     for name, spec in (groups or {}).items():
         share = spec.get("share") if isinstance(spec, dict) else (spec if isinstance(spec, (int, float)) else None)
-        if isinstance(spec, dict) and share is None:
-            spec = spec.get("path")
+        path = spec.get("path") if isinstance(spec, dict) and share is None else spec
         if share is not None:
             if not (0.0 <= float(share) <= 1.0):
                 raise InputError(
@@ -434,7 +458,7 @@ def read_population(
                 )
             out_groups[name] = total * float(share)
             continue
-        out_groups[name] = _group_on_grid(Path(str(spec)), kind, dst_tr, dst_shape, target_crs) * inside
+        out_groups[name] = _group_on_grid(Path(str(path)), kind, dst_tr, dst_shape, target_crs) * inside
     return PopulationGrid(
         total=total,
         groups=out_groups,
@@ -524,8 +548,8 @@ def _cell_boxes(transform: Affine, rows: np.ndarray, cols: np.ndarray) -> np.nda
     """Shapely boxes of grid cells (north-up or not: corners from the transform)."""
     import shapely
 
-    x0, y0 = transform * (cols, rows)
-    x1, y1 = transform * (cols + 1, rows + 1)
+    x0, y0 = grid_xy(transform, cols, rows)
+    x1, y1 = grid_xy(transform, cols + 1, rows + 1)
     return shapely.box(np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1))
 
 
@@ -872,7 +896,7 @@ def _distribute(
     nc = shape[1]
 
     def centres(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x, y = dst_tr * (flat % nc + 0.5, flat // nc + 0.5)
+        x, y = grid_xy(dst_tr, flat % nc + 0.5, flat // nc + 0.5)
         return np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
 
     details["moved_inside_cells"] = 0
@@ -926,7 +950,7 @@ def _distribute(
     total = move(grid.total)
     groups = {k: move(a) for k, a in grid.groups.items()}
     fr_, fc_ = np.indices(shape)
-    fx, fy = (np.asarray(v) for v in dst_tr * (fc_ + 0.5, fr_ + 0.5))
+    fx, fy = (np.asarray(v) for v in grid_xy(dst_tr, fc_ + 0.5, fr_ + 0.5))
 
     # fine cells whose centre lies in a valid coarse cell (and in the area) are "data"
     vr, vc = np.nonzero(~np.asarray(grid.nodata_mask, dtype=bool))

@@ -292,8 +292,9 @@ def _coverage_context(table: pd.DataFrame, services: list[str], summary: Mapping
     pop = pd.to_numeric(table["population"], errors="coerce") if len(table) else pd.Series(dtype=float)
     # the townships add up to the printed total when they partition it (they do with the 15 km
     # circle's population); otherwise each is rounded on its own
-    adds_up = not is_missing(total) and pop.notna().all() and abs(float(pop.sum()) - float(total)) < 0.5
-    whole = round_people(pop, float(total) if adds_up else None)
+    known = _as_float(total)
+    adds_up = known is not None and pop.notna().all() and abs(float(pop.sum()) - known) < 0.5
+    whole = round_people(pop, known if adds_up else None)
     for rec, people in zip(table.to_dict("records"), whole, strict=True):
         rows.append({
             "total": False,
@@ -527,7 +528,7 @@ def _diff_row(r: Mapping, total: bool) -> dict:
         "before": _people(r.get("covered_base")), "after": _people(r.get("covered_plan")),
         "gained": _people(r.get("gained")), "lost": _people(r.get("lost")),
         "share_before": _pct(r.get("share_base")), "share_after": _pct(r.get("share_plan")),
-        "change": "—" if is_missing(change) else f"{float(change) * 100:+.1f}",
+        "change": "—" if (ch := _as_float(change)) is None else f"{ch * 100:+.1f}",
     }
 
 
@@ -617,9 +618,14 @@ NO_DATA_SHORT = "无设施数据"
 _NO_DATA_CELL = {"text": NO_DATA_SHORT, "style": "color: #666; font-style: italic"}
 
 
+def _as_float(v: Any) -> float | None:
+    """``float(v)``, or None for a missing value (:func:`is_missing`)."""
+    return None if is_missing(v) else float(v)
+
+
 def _no_data(block: Mapping | None) -> bool:
     """A summary block whose covered figure is ``null`` for want of input data (it has a ``note``)."""
-    return bool(block) and block.get("population_covered") is None and bool(block.get("note"))
+    return block is not None and bool(block) and block.get("population_covered") is None and bool(block.get("note"))
 
 
 def _share_cell(v: Any) -> dict:

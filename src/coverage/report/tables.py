@@ -233,8 +233,8 @@ def people_table(
     })
     for c in rest:
         rows[c] = df[c].to_numpy()
-    p, c = int(rows["population"].sum()), int(rows["covered"].sum())
-    total = {"population": p, "covered": c, "uncovered": p - c, "share": tc / tp if tp > 0 else None}
+    people, covered = int(rows["population"].sum()), int(rows["covered"].sum())
+    total = {"population": people, "covered": covered, "uncovered": people - covered, "share": tc / tp if tp > 0 else None}
     return rows, total
 
 

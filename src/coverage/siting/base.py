@@ -167,7 +167,7 @@ class SitingModel:
     def _result(self, run: SolveRun) -> SitingResult:
         raise NotImplementedError
 
-    def build(self) -> tuple[Lp, ...]:
+    def build(self) -> tuple[Lp, *tuple[np.ndarray, ...]]:
         """Assemble the MILP from the constraint blocks; returns the LP and its column indices."""
         raise NotImplementedError
 

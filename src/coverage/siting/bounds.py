@@ -69,6 +69,7 @@ def mclp_dual_value(
             top = np.argsort(-cf, kind="stable")[:k]
             x[fi[top]] = 1.0
     else:
+        assert cost is not None, "a budget comes with costs"
         cc = cost[fi]
         o = np.argsort(-(cf / cc), kind="stable")
         cum = np.cumsum(cc[o])
@@ -220,6 +221,7 @@ def assignment_lagrangian_bound(  # noqa: PLR0913 - issue 11: to narrow/split
                 part = part[rf[part] < 0]
                 x[free_idx[part]] = 1.0
         else:
+            assert cost is not None, "a budget comes with costs"
             c = cost[free_idx]
             o = np.argsort(rf / c, kind="stable")
             room = budget

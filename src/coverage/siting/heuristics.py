@@ -207,6 +207,7 @@ def swap_search(  # noqa: C901 - issue 11: to narrow/split
         slack = (budget - spent) if budget is not None else np.inf
         # add move (budget only)
         if budget is not None:
+            assert cost is not None, "a budget comes with costs"
             addable = cand & (cost <= slack + 1e-12) & (gain > tol)
             if addable.any():
                 r = np.where(addable, gain / cost, -1.0)
@@ -232,8 +233,8 @@ def swap_search(  # noqa: C901 - issue 11: to narrow/split
         ns = len(sel_free)
         if cost is None and ns * eng.m <= 4_000_000:
             # dense (out × in) table in one bincount: delta = gain_k − loss_j + M_jk
-            Md = np.bincount(jj * eng.m + kk, weights=v[nz], minlength=ns * eng.m)
-            Md = Md.astype(np.float64, copy=False).reshape(ns, eng.m)
+            Md = np.bincount(jj * eng.m + kk, weights=v[nz], minlength=ns * eng.m).astype(np.float64, copy=False)
+            Md = Md.reshape(ns, eng.m)
             Md += gain[None, :]
             Md -= loss[nl:, None]
             Md[:, ~cand] = -np.inf

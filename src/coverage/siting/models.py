@@ -83,6 +83,8 @@ class MaxCoverage(SitingModel):
     """
 
     sense = "max"
+    cost: np.ndarray | None  # with ``budget``; None in the cardinality version
+    budget: float | None
 
     def __init__(  # noqa: PLR0913 - issue 11: to narrow/split
         self,
@@ -117,6 +119,13 @@ class MaxCoverage(SitingModel):
             raise InputError("use_rate 应为正数", "use_rate must be > 0", field="use_rate")
         self.use_rate = float(use_rate)
 
+    def _cost_budget(self) -> tuple[np.ndarray, float] | None:
+        """``(cost, budget)`` in the budget version; None in the cardinality version."""
+        if self.budget is None:
+            return None
+        assert self.cost is not None, "__init__ sets cost with budget"
+        return self.cost, self.budget
+
     # -- formulation ------------------------------------------------------------------------------
     def build(self) -> tuple[Lp, np.ndarray, np.ndarray]:
         """Assemble the MILP from the blocks; returns (lp, x columns, y or z columns)."""
@@ -130,8 +139,8 @@ class MaxCoverage(SitingModel):
             rows_of = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
             y, _ = assignment_block(lp, A, w[rows_of], penalty_cost=None, equality=False)
             capacity_block(lp, A, y, x, w * self.use_rate, self.capacity)
-        if self.budget is not None:
-            budget_block(lp, x, self.free, self.cost, self.budget)
+        if (cb := self._cost_budget()) is not None:
+            budget_block(lp, x, self.free, *cb)
         else:
             cardinality_block(lp, x, self.free, self.p)
         locked_block(lp, x, self.locked)
@@ -157,14 +166,15 @@ class MaxCoverage(SitingModel):
         """Free columns in decreasing LP value (index breaks ties) while ``p`` / the budget allow."""
         order = np.lexsort((np.arange(xv.size), -xv))
         order = order[self.free[order] & (xv[order] > 1e-6)]
-        if self.budget is None:
+        cb = self._cost_budget()
+        if cb is None:
             return [int(j) for j in order[: self.p]]
+        cost, room = cb
         out: list[int] = []
-        room = self.budget
         for j in order:
-            if self.cost[j] <= room + 1e-12:
+            if cost[j] <= room + 1e-12:
                 out.append(int(j))
-                room -= self.cost[j]
+                room -= cost[j]
         return out
 
     def _bound_uncapacitated(
@@ -272,12 +282,12 @@ class MaxCoverage(SitingModel):
         for j in self.locked:
             eng.apply_col(int(j), d1)
         sel_free, _ = lazy_greedy(eng, d1, self.free, self.p, cost=self.cost, budget=self.budget)
-        if self.budget is not None:  # best single affordable site (guarantee fix)
+        if (cb := self._cost_budget()) is not None:  # best single affordable site (guarantee fix)
             d0 = np.ones(eng.n)
             for j in self.locked:
                 eng.apply_col(int(j), d0)
             g = eng.all_gains(d0)
-            g[~self.free | (self.cost > self.budget)] = -1
+            g[~self.free | (cb[0] > cb[1])] = -1
             k = int(np.argmax(g))
             if g[k] > 0 and g[k] > W - eng.cost(d1) - (W - eng.cost(d0)):
                 sel_free = [k]
@@ -656,6 +666,7 @@ class PMedian(SitingModel):
         x = lp.add_cols(np.zeros(self.n_cand), 0.0, 1.0, True)
         rows_of = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
         z, u = assignment_block(lp, A, w[rows_of] * A.data, penalty_cost=w * self.penalty, equality=True)
+        assert u is not None, "a penalty cost gives penalty columns"
         linking_block(lp, A, z, x)
         if self.capacity is not None:
             capacity_block(lp, A, z, x, w * self.use_rate, self.capacity)
