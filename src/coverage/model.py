@@ -125,7 +125,7 @@ def _read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadG
         return {m: network.read_osm(path, mode=m, crs=crs, speeds=speeds) for m in modes}
     if name.endswith(".graphml"):
         return {m: network.from_graphml(path, mode=m, crs=crs, speeds=speeds) for m in modes}
-    return network.read_lines(  # type: ignore[return-value]  # a list of modes gives a dict
+    return network.read_lines(  # a list of modes gives a dict
         path, mode=modes, class_field=net.class_field, layer=net.roads.layer, crs=crs, speeds=speeds,
         join_m=net.snap_m,
         class_map=net.class_map,
