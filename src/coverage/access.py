@@ -44,7 +44,7 @@ import math
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Callable
 from typing import Any
 
@@ -75,6 +75,14 @@ __all__ = [
 STEP_ZONES: tuple[tuple[float, float], ...] = ((1 / 3, 1.0), (2 / 3, 0.68), (1.0, 0.22))
 #: Gaussian decay: weight at the threshold T.
 GAUSSIAN_W_AT_T: float = 0.01
+
+
+#: Stands for an optional array of :class:`Snapped` left out (its default is set from ``node``).
+_UNSET: NDArray[Any] = np.empty(0)
+
+
+def _unset(a: Any) -> bool:
+    return a is None or a is _UNSET
 
 
 @dataclass(eq=False)
@@ -111,24 +119,24 @@ class Snapped:
     leg_min: NDArray[np.float64]
     ok: NDArray[np.bool_]
     index: pd.Index
-    u: NDArray[np.int32] | None = None
-    v: NDArray[np.int32] | None = None
-    t: NDArray[np.float64] | None = None
-    e_uv: NDArray[np.int32] | None = None
-    e_vu: NDArray[np.int32] | None = None
-    seg: NDArray[np.int32] | None = None
+    u: NDArray[np.int32] = field(default_factory=lambda: _UNSET)
+    v: NDArray[np.int32] = field(default_factory=lambda: _UNSET)
+    t: NDArray[np.float64] = field(default_factory=lambda: _UNSET)
+    e_uv: NDArray[np.int32] = field(default_factory=lambda: _UNSET)
+    e_vu: NDArray[np.int32] = field(default_factory=lambda: _UNSET)
+    seg: NDArray[np.int32] = field(default_factory=lambda: _UNSET)
 
     def __post_init__(self) -> None:
         # node, edge and segment numbers as int32 (a county's graph stays far below 2**31): the
-        # snaps of a million demand cells per mode take 24 MB less each
+        # snaps of a million demand cells per mode take 24 MB less each; None or left out = default
         self.node = np.asarray(self.node, dtype=np.int32)
         n = self.node.shape[0]
-        self.u = self.node.copy() if self.u is None else np.asarray(self.u, dtype=np.int32)
-        self.v = self.u.copy() if self.v is None else np.asarray(self.v, dtype=np.int32)
-        self.t = np.zeros(n) if self.t is None else np.asarray(self.t, dtype=np.float64)
-        for name in ("e_uv", "e_vu", "seg"):
-            val = getattr(self, name)
-            setattr(self, name, np.full(n, -1, dtype=np.int32) if val is None else np.asarray(val, dtype=np.int32))
+        self.u = self.node.copy() if _unset(self.u) else np.asarray(self.u, dtype=np.int32)
+        self.v = self.u.copy() if _unset(self.v) else np.asarray(self.v, dtype=np.int32)
+        self.t = np.zeros(n) if _unset(self.t) else np.asarray(self.t, dtype=np.float64)
+        self.e_uv = np.full(n, -1, dtype=np.int32) if _unset(self.e_uv) else np.asarray(self.e_uv, dtype=np.int32)
+        self.e_vu = np.full(n, -1, dtype=np.int32) if _unset(self.e_vu) else np.asarray(self.e_vu, dtype=np.int32)
+        self.seg = np.full(n, -1, dtype=np.int32) if _unset(self.seg) else np.asarray(self.seg, dtype=np.int32)
 
         self._ends_cache: dict = {}  # (weight array of a graph) -> partial edges, see _ends
 
@@ -286,10 +294,10 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         seg[good], t[good], leg[good] = _nearest_segments(graph, xy[good])
     idx = segment_index(graph) if graph.n_nodes else None
     has = seg >= 0
-    u = np.zeros(n, dtype=np.int64)
-    v = np.zeros(n, dtype=np.int64)
-    e_uv = np.full(n, -1, dtype=np.int64)
-    e_vu = np.full(n, -1, dtype=np.int64)
+    u = np.zeros(n, dtype=np.int32)
+    v = np.zeros(n, dtype=np.int32)
+    e_uv = np.full(n, -1, dtype=np.int32)
+    e_vu = np.full(n, -1, dtype=np.int32)
     if idx is not None and has.any():
         sh = seg[has]
         u[has], v[has], e_uv[has], e_vu[has] = idx.a[sh], idx.b[sh], idx.e_ab[sh], idx.e_ba[sh]
@@ -301,7 +309,7 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         leg_min=leg / settings.kmh_to_m_per_min(settings.SNAP_KMH),
         ok=ok,
         index=pd.Index(geom.index),
-        u=u, v=v, t=t, e_uv=e_uv, e_vu=e_vu, seg=seg,
+        u=u, v=v, t=t, e_uv=e_uv, e_vu=e_vu, seg=seg.astype(np.int32),
     )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from coverage.io.population import PopulationGrid
+from coverage.io.population import PopulationGrid, grid_xy
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,7 @@ def cells(
     total = np.asarray(grid.total, dtype="float64")
     nrows, ncols = total.shape
     rr, cc = np.nonzero(total > 0)  # row-major order = sorted by cell id
-    x, y = grid.transform * (cc + 0.5, rr + 0.5)
-    x, y = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    x, y = grid_xy(grid.transform, cc + 0.5, rr + 0.5)
     n = len(rr)
     pts = shapely.points(x, y)  # made once: the cells' geometry, and the unit test below
     data: dict[str, object] = {

@@ -569,6 +569,7 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
         # the people some site (existing or candidate) can reach at all
         total = float(weights.sum())
         coverable = float(weights[np.asarray(cover.sum(axis=1)).ravel() > 0].sum())
+        assert target_share is not None  # exactly one of add and target_share (checked by site_scenario)
         need = target_share * total
         if need > coverable + 1e-9:
             log.warning(
