@@ -103,10 +103,64 @@ def _unit_keys(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return codes.to_numpy(dtype=object), names.to_numpy(dtype=object)
 
 
+def _unit_index(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell the position of its unit in ``codes``, the codes (sorted) and their names.
+
+    The codes and names are those of :func:`_unit_keys` (no code or ``""`` → ``"?"``); a code's
+    name is that of its first cell. One hash pass over the column (its distinct values cleaned,
+    not every cell's), for all the rules of a call instead of a string factorisation per rule.
+    """
+    _need(cells, ["unit_code"], "需求格网 demand cells ")
+    raw_idx, raw_uniq = pd.factorize(cells["unit_code"].to_numpy(), use_na_sentinel=True)
+    clean = pd.Series(np.asarray(raw_uniq, dtype=object), dtype=object).astype("string")
+    clean = clean.fillna(UNASSIGNED_CODE).replace("", UNASSIGNED_CODE).to_numpy(dtype=object)
+    fidx, codes = pd.factorize(np.append(clean, UNASSIGNED_CODE), sort=True)  # the last: NA cells
+    idx = fidx[raw_idx].astype(np.int64)
+    codes = np.asarray(codes, dtype=object)
+    used = np.bincount(idx, minlength=len(codes)) > 0
+    if not used.all():  # "?" without a cell in no unit
+        idx = (np.cumsum(used) - 1)[idx]
+        codes = codes[used]
+    first = pd.Series(idx).drop_duplicates()  # first cell of each code, as factorize(sort=True) + unique
+    first_pos = np.zeros(len(codes), dtype=np.int64)
+    first_pos[first.to_numpy()] = first.index.to_numpy()
+    if "unit_name" in cells.columns:
+        names = cells["unit_name"].iloc[first_pos].astype("string").fillna(UNASSIGNED_NAME).to_numpy(dtype=object)
+    else:
+        names = codes.copy()
+    names = np.where(codes == UNASSIGNED_CODE, UNASSIGNED_NAME, names).astype(object)
+    return idx, codes, names
+
+
 def _group(cells: pd.DataFrame, group: str) -> np.ndarray:
     _need(cells, [group], "需求格网 demand cells ")
     v = pd.to_numeric(cells[group], errors="coerce").to_numpy(dtype=float)
     return np.where(np.isfinite(v) & (v > 0), v, 0.0)
+
+
+class _Columns:
+    """The numeric columns one call reads, each converted once (groups, sides, times)."""
+
+    def __init__(self, cells: pd.DataFrame) -> None:
+        self.cells = cells
+        self._group: dict[str, np.ndarray] = {}
+        self._side: dict[str, np.ndarray] = {}
+        self._times: dict[str, np.ndarray] = {}
+
+    def group(self, group: str) -> np.ndarray:
+        if group not in self._group:
+            self._group[group] = _group(self.cells, group)
+        return self._group[group]
+
+    def side(self, applies_to: str) -> np.ndarray:
+        if applies_to not in self._side:
+            self._side[applies_to] = applies_mask(self.cells, applies_to)
+        return self._side[applies_to]
+
+    def times(self, rule: AnyCircle) -> np.ndarray:
+        if rule.column not in self._times:
+            self._times[rule.column] = _times(self.cells, rule)
+        return self._times[rule.column]
 
 
 def applies_mask(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
@@ -197,13 +251,13 @@ def _type_names(types: list[str]) -> str:
     return "、".join(dict.fromkeys(categories.FTYPES[t].label.split("/")[0] for t in types if t in categories.FTYPES))
 
 
-def _no_data_rows(t: pd.DataFrame, nd_pop: np.ndarray | None, note: str, codes: np.ndarray, names: np.ndarray,
-                  units: pd.DataFrame | None) -> pd.DataFrame:
+def _no_data_rows(t: pd.DataFrame, nd_pop: np.ndarray | None, note: str,
+                  keys: tuple[np.ndarray, np.ndarray, np.ndarray], units: pd.DataFrame | None) -> pd.DataFrame:
     """Blank ``covered`` and ``share`` of the rows where people depend on a rule without data."""
     t["note"] = ""
     if nd_pop is None:
         return t
-    miss = _by_unit(codes, names, nd_pop, nd_pop, units)["population"].to_numpy() > 0
+    miss = _by_unit(keys, nd_pop, nd_pop, units)["population"].to_numpy() > 0
     t.loc[miss, ["covered", "share"]] = np.nan
     t.loc[miss, "note"] = note
     return t
@@ -214,14 +268,11 @@ def _share(pop: float, cov: float) -> float:
 
 
 def _by_unit(
-    codes: np.ndarray, names: np.ndarray, pop: np.ndarray, cov: np.ndarray,
+    keys: tuple[np.ndarray, np.ndarray, np.ndarray], pop: np.ndarray, cov: np.ndarray,
     units: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    # factorize + bincount: a groupby with "first" on text codes costs ~5x more, once per rule
-    idx, uniq = pd.factorize(np.asarray(codes, dtype=object), sort=True)
-    _, first = np.unique(idx, return_index=True)
-    uniq = np.asarray(uniq, dtype=object)
-    first_names = np.asarray(names, dtype=object)[first]
+    # keys from _unit_index (once per call) + bincount: no text work per rule
+    idx, uniq, first_names = keys
     g = pd.DataFrame({
         "unit_code": uniq, "unit_name": first_names,
         "population": np.bincount(idx, weights=pop, minlength=len(uniq)),
@@ -297,12 +348,13 @@ def circle_coverage(
         A ``t_<id>`` column, a group column, ``unit_code`` or ``urban`` is missing.
     """
     preset = _preset(preset)
-    codes, names = _unit_keys(cells)
+    keys = _unit_index(cells)
+    col = _Columns(cells)
     frames = []
     for rule in _rules(preset, include_urban_rural, cells):
-        pop = _group(cells, rule.group) * applies_mask(cells, rule.applies_to)
-        cov = np.where(covered_mask(cells, rule), pop, 0.0)
-        t = _by_unit(codes, names, pop, cov, units)
+        pop = col.group(rule.group) * col.side(rule.applies_to)
+        cov = np.where(col.side(rule.applies_to) & (col.times(rule) <= rule.threshold), pop, 0.0)
+        t = _by_unit(keys, pop, cov, units)
         t["note"] = ""
         if no_data and rule.id in no_data:
             t[["covered", "share"]] = np.nan
@@ -348,15 +400,18 @@ def service_cells(
     tuple of numpy.ndarray
         ``(population, covered)`` per cell; zeros for a service without headline rules.
     """
-    preset = _preset(preset)
-    pop = np.zeros(len(cells))
-    cov = np.zeros(len(cells))
+    return _service_cells(_Columns(cells), _preset(preset), service)
+
+
+def _service_cells(col: _Columns, preset: Preset, service: str) -> tuple[np.ndarray, np.ndarray]:
+    pop = np.zeros(len(col.cells))
+    cov = np.zeros(len(col.cells))
     for side, rules in preset.headline(service).items():
-        side_mask = applies_mask(cells, side)
+        side_mask = col.side(side)
         for rule in rules:
-            g = _group(cells, rule.group) * side_mask
+            g = col.group(rule.group) * side_mask
             pop += g
-            cov += np.where(_times(cells, rule) <= rule.threshold, g, 0.0)
+            cov += np.where(col.times(rule) <= rule.threshold, g, 0.0)
     return pop, cov
 
 
@@ -390,21 +445,22 @@ def service_coverage(
         ``service, unit_code, unit_name, population, covered, share, note`` (county row first).
     """
     preset = _preset(preset)
-    codes, names = _unit_keys(cells)
+    keys = _unit_index(cells)
+    col = _Columns(cells)
     frames = []
     for service in categories.SERVICES:
         if not preset.headline(service):
             continue
-        pop, cov = service_cells(cells, preset, service)
-        t = _by_unit(codes, names, pop, cov, units)
+        pop, cov = _service_cells(col, preset, service)
+        t = _by_unit(keys, pop, cov, units)
         nd_pop, notes = None, []
         for side, rules in preset.headline(service).items():
             for rule in rules:
                 if no_data and rule.id in no_data:
-                    g = _group(cells, rule.group) * applies_mask(cells, side)
+                    g = col.group(rule.group) * col.side(side)
                     nd_pop = g if nd_pop is None else nd_pop + g
                     notes.append(no_data[rule.id])
-        t = _no_data_rows(t, nd_pop, "；".join(dict.fromkeys(notes)), codes, names, units)
+        t = _no_data_rows(t, nd_pop, "；".join(dict.fromkeys(notes)), keys, units)
         t.insert(0, "service", service)
         frames.append(t)
     if not frames:
@@ -464,6 +520,7 @@ def summary(
     presence_df: pd.DataFrame | None = None,
     provision_df: pd.DataFrame | None = None,
     no_data: Mapping[str, str] | None = None,
+    coverage_df: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` dictionary (DESIGN §4.2), JSON-ready (NaN → ``None``).
 
@@ -485,6 +542,9 @@ def summary(
         :func:`no_data_rules`: figures that depend on these rules are ``None`` with a ``note``
         (service, unit, rule, 15 km circle, presence ``found``/``ok``, provision ``value``/``ok``);
         the rules are listed under ``no_data`` ({``rule``, ``note``}).
+    coverage_df : pandas.DataFrame, optional
+        :func:`circle_coverage` of the same ``cells``, ``preset``, ``units`` and ``no_data`` when the
+        caller has it already (the pipeline does); computed here otherwise.
 
     Returns
     -------
@@ -524,7 +584,7 @@ def summary(
                             "rules": [_circle_spec(r) for r in rules]}
         out["categories"][service] = {"label": preset.service_label(service), **block,
                                       "circle": circle}
-    cov = circle_coverage(cells, preset, units=units, no_data=no_data)
+    cov = coverage_df if coverage_df is not None else circle_coverage(cells, preset, units=units, no_data=no_data)
     urc = preset.urban_rural()
     if urc is not None and urc.column in cells.columns:
         block = _block(cov[cov["rule_id"] == urc.id])
@@ -614,25 +674,37 @@ def _lonlat(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
     return ll.x.to_numpy(), ll.y.to_numpy()
 
 
-def _unit_population(cells: pd.DataFrame | None, group: str) -> pd.Series:
+def _unit_population(cells: pd.DataFrame | None, group: str,
+                     keys: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.Series:
+    """People of ``group`` per unit code (sorted); ``keys`` from :func:`_unit_index` if the caller has them."""
     if cells is None:
         return pd.Series(dtype=float)
-    codes, _ = _unit_keys(cells)
-    return pd.Series(_group(cells, group)).groupby(codes).sum()
+    idx, codes, _ = keys if keys is not None else _unit_index(cells)
+    # the same grouped (compensated) sums as a groupby on the code texts, on integer keys
+    s = pd.Series(_group(cells, group)).groupby(idx).sum()
+    return pd.Series(s.to_numpy(), index=codes[s.index.to_numpy()])
 
 
-def _village_population(
-    cells: pd.DataFrame | None, villages: gpd.GeoDataFrame, group: str
-) -> np.ndarray:
-    """Population of ``group`` per village: each cell goes to its nearest village point."""
+def _nearest_village(cells: pd.DataFrame | None, villages: gpd.GeoDataFrame) -> np.ndarray | None:
+    """Per cell the position of its nearest village point (``None`` without cells or villages)."""
     if cells is None or not isinstance(cells, gpd.GeoDataFrame) or len(villages) == 0 or len(cells) == 0:
-        return np.full(len(villages), np.nan)
+        return None
     cells = _to_crs(cells, villages.crs)
     vp = villages.geometry.representative_point()
     tree = cKDTree(np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()]))
-    cxy = np.column_stack([cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()])
-    _, idx = tree.query(cxy)
-    return np.bincount(idx, weights=_group(cells, group), minlength=len(villages))
+    _, idx = tree.query(shapely.get_coordinates(cells.geometry.array))
+    return np.asarray(idx)
+
+
+def _village_population(
+    cells: pd.DataFrame | None, villages: gpd.GeoDataFrame, group: str, nearest: np.ndarray | None = None,
+) -> np.ndarray:
+    """Population of ``group`` per village: each cell goes to its nearest village point."""
+    if nearest is None:
+        nearest = _nearest_village(cells, villages)
+    if nearest is None or cells is None:
+        return np.full(len(villages), np.nan)
+    return np.bincount(nearest, weights=_group(cells, group), minlength=len(villages))
 
 
 def presence(
@@ -694,6 +766,15 @@ def presence(
         _need(villages, ["code", "name"], "行政村 villages ")
         vill = _to_crs(villages, crs).reset_index(drop=True)
         vlon, vlat = _lonlat(vill.geometry)
+    keys = _unit_index(cells) if cells is not None else None
+    upops: dict[str, pd.Series] = {}  # per group, for all the rules
+
+    def unit_pop(group: str) -> pd.Series:
+        if group not in upops:
+            upops[group] = _unit_population(cells, group, keys)
+        return upops[group]
+
+    nearest: list[np.ndarray | None] = []  # each cell's nearest village, found once
     rows: list[dict[str, Any]] = []
     for rule in preset.active_presence():
         is_type = fac["ftype"].isin(rule.ftypes).to_numpy()
@@ -702,7 +783,7 @@ def presence(
         inside = fac_unit.notna().to_numpy()
         if rule.level == "county":
             found = int((is_type & inside).sum())
-            pop_total = float(_unit_population(cells, rule.group).sum()) if cells is not None else np.nan
+            pop_total = float(unit_pop(rule.group).sum()) if cells is not None else np.nan
             rows.append({**base, "level": "county", "unit_code": COUNTY_CODE, "unit_name": COUNTY_NAME,
                          "parent_code": "", "parent_name": "", "population": pop_total,
                          "required": rule.min_count, "found": found, "ok": found >= rule.min_count,
@@ -713,7 +794,7 @@ def presence(
             kinds = set(UNIT_KINDS[rule.unit_kind])
             sel = units["kind"].astype(str).isin(kinds).to_numpy()
             counts = pd.Series(fac_unit[is_type].to_numpy()).value_counts()
-            upop = _unit_population(cells, rule.group)
+            upop = unit_pop(rule.group)
             for i in np.flatnonzero(sel):
                 code = ucode[i]
                 p = float(upop.get(code, 0.0)) if cells is not None else np.nan
@@ -735,12 +816,16 @@ def presence(
                 tree = STRtree(sub.geometry.values)
                 vi, _ = tree.query(vill.geometry.values, predicate="dwithin", distance=d)
                 counts = np.bincount(vi, minlength=len(vill))
-            vpop = _village_population(cells, vill, rule.group)
+            if not nearest:
+                nearest.append(_nearest_village(cells, vill))
+            vpop = _village_population(cells, vill, rule.group, nearest[0])
             vparent = vill["unit_code"].astype(str).to_numpy() if "unit_code" in vill else np.full(len(vill), "")
+            vcodes = [str(v) for v in vill["code"].to_numpy()]
+            vnames = [str(v) for v in vill["name"].to_numpy()]
             for i in range(len(vill)):
                 found = int(counts[i])
-                unit_rows.append({**base, "level": "village", "unit_code": str(vill.at[i, "code"]),
-                                  "unit_name": str(vill.at[i, "name"]), "parent_code": vparent[i],
+                unit_rows.append({**base, "level": "village", "unit_code": vcodes[i],
+                                  "unit_name": vnames[i], "parent_code": vparent[i],
                                   "parent_name": uname.get(vparent[i], ""), "population": vpop[i],
                                   "required": rule.min_count, "found": found,
                                   "ok": found >= rule.min_count, "lon": vlon[i], "lat": vlat[i]})
@@ -805,6 +890,8 @@ def provision(
              if "capacity_unit" in fac else np.full(len(fac), "", dtype=object))
     ucode = units["code"].astype(str).tolist()
     uname = units["name"].astype(str).tolist()
+    keys = _unit_index(cells)
+    upops: dict[str, pd.Series] = {}
     rows: list[dict[str, Any]] = []
     for rule in preset.active_provision():
         sel = (fac["ftype"].isin(rule.ftypes).to_numpy() & pd.notna(fac_unit)
@@ -812,7 +899,9 @@ def provision(
         c = np.where(np.isnan(cap), 0.0, cap)
         df = pd.DataFrame({"u": fac_unit[sel], "c": c[sel], "missing": np.isnan(cap[sel])})
         agg = df.groupby("u").agg(capacity=("c", "sum"), n=("c", "size"), nm=("missing", "sum"))
-        upop = _unit_population(cells, rule.group)
+        if rule.group not in upops:
+            upops[rule.group] = _unit_population(cells, rule.group, keys)
+        upop = upops[rule.group]
         base = {"rule_id": rule.id, "service": rule.service, "indicator": rule.indicator or rule.label,
                 "capacity_unit": rule.capacity_unit, "target": rule.target,
                 "comparison": rule.comparison, "nature": rule.nature}
@@ -1503,30 +1592,48 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
         return
     xy = shapely.get_coordinates(cells.geometry.array[live])
     tree = cKDTree(xy)
-    codes, _ = _unit_keys(cells.iloc[live])
+    uidx, ucodes, _ = _unit_index(cells)
+    uidx = uidx[live]
+    live_pop = pop[live]
+    # live cells of each unit, ascending: one sort instead of a text comparison over every cell per unit
+    order = np.argsort(uidx, kind="stable")
+    ends = np.cumsum(np.bincount(uidx, minlength=len(ucodes)))
+    unit_of = {str(c): k for k, c in enumerate(ucodes)}
     used: set[int] = set()
     picked: dict[int, int] = {}
     by_unit: dict[str, np.ndarray] = {}
-    for i, r in enumerate(rows):
-        if r["kind"] == "missing_data" or (r["kind"] == "below_target" and not r["unit_code"]):
-            continue
-        if not (np.isfinite(r["_x"]) and np.isfinite(r["_y"])) and r["village"] and np.isfinite(r["lon"]):
-            r["_x"], r["_y"] = _from_lonlat(r["lon"], r["lat"], cells.crs)
-        if np.isfinite(r["_x"]) and np.isfinite(r["_y"]):
-            k = min(32, len(live))
-            _, idx = tree.query([r["_x"], r["_y"]], k=k)
-            cand = np.atleast_1d(idx)
+    todo = [i for i, r in enumerate(rows)
+            if not (r["kind"] == "missing_data" or (r["kind"] == "below_target" and not r["unit_code"]))]
+    # village points given in lon/lat: into the cells' CRS in one transform
+    conv = [i for i in todo if not (np.isfinite(rows[i]["_x"]) and np.isfinite(rows[i]["_y"]))
+            and rows[i]["village"] and np.isfinite(rows[i]["lon"])]
+    if conv:
+        p = gpd.GeoSeries(gpd.points_from_xy([rows[i]["lon"] for i in conv], [rows[i]["lat"] for i in conv]),
+                          crs=4326).to_crs(cells.crs)
+        for i, x_, y_ in zip(conv, p.x.to_numpy(), p.y.to_numpy()):
+            rows[i]["_x"], rows[i]["_y"] = float(x_), float(y_)
+    at = [i for i in todo if np.isfinite(rows[i]["_x"]) and np.isfinite(rows[i]["_y"])]
+    near: dict[int, np.ndarray] = {}
+    if at:  # the 32 nearest live cells of every located row, in one query
+        _, nn = tree.query(np.array([[rows[i]["_x"], rows[i]["_y"]] for i in at]), k=min(32, len(live)))
+        nn = np.asarray(nn).reshape(len(at), -1)
+        near = dict(zip(at, nn))
+    for i in todo:
+        r = rows[i]
+        if i in near:
+            cand = near[i]
         elif (r["_src"] == "presence" or r["kind"] == "below_target") and r["unit_code"]:
             if r["unit_code"] not in by_unit:
-                m = np.flatnonzero(codes == r["unit_code"])
-                by_unit[r["unit_code"]] = m[np.argsort(-pop[live][m], kind="stable")]
+                k = unit_of.get(str(r["unit_code"]))
+                m = order[(ends[k - 1] if k else 0):ends[k]] if k is not None else order[:0]
+                by_unit[r["unit_code"]] = m[np.argsort(-live_pop[m], kind="stable")]
             cand = by_unit[r["unit_code"]][:64]
         else:
             continue
-        free = [int(j) for j in cand if int(j) not in used]
-        if free:
-            used.add(free[0])
-            picked[i] = free[0]
+        j = next((int(j) for j in cand if int(j) not in used), None)
+        if j is not None:
+            used.add(j)
+            picked[i] = j
     if not picked:
         return
     pts = gpd.GeoSeries(gpd.points_from_xy(xy[list(picked.values()), 0], xy[list(picked.values()), 1]),

@@ -413,7 +413,7 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
     summ = evaluate.summary(
         cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
-        no_data=no_data,
+        no_data=no_data, coverage_df=cov,
     )
     summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
