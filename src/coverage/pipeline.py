@@ -29,6 +29,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pydantic import BaseModel
 from rich.console import Console
 
@@ -430,9 +431,11 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
     net = inputs.scenario.network
     speeds = _speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
+    # cell coordinates once for every rule's clusters
+    xy = shapely.get_coordinates(cells.geometry.array) if isinstance(cells, gpd.GeoDataFrame) else None
     by_rule = {
         rule.id: (reuse.clusters[rule.id] if _unchanged(model, reuse, rule) and rule.id in reuse.clusters  # type: ignore[union-attr]
-                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds))
+                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, cell_xy=xy))
         for rule in _rules(preset)
     }
     clusters = [c for c in by_rule.values() if c is not None and len(c)]
