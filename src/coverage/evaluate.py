@@ -676,6 +676,21 @@ def _unit_population(cells: pd.DataFrame | None, group: str,
     return pd.Series(s.to_numpy(), index=codes[s.index.to_numpy()])
 
 
+def _unit_populations(cells: pd.DataFrame | None) -> Callable[[str], pd.Series]:
+    """:func:`_unit_population` per group for many rules: the unit keys found once, when first asked."""
+    keys: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    done: dict[str, pd.Series] = {}
+
+    def get(group: str) -> pd.Series:
+        if group not in done:
+            if cells is not None and not keys:
+                keys.append(_unit_index(cells))
+            done[group] = _unit_population(cells, group, keys[0] if keys else None)
+        return done[group]
+
+    return get
+
+
 def _nearest_village(cells: pd.DataFrame | None, villages: gpd.GeoDataFrame) -> np.ndarray | None:
     """Per cell the position of its nearest village point (``None`` without cells or villages)."""
     if cells is None or not isinstance(cells, gpd.GeoDataFrame) or len(villages) == 0 or len(cells) == 0:
@@ -757,13 +772,7 @@ def presence(
         _need(villages, ["code", "name"], "行政村 villages ")
         vill = _to_crs(villages, crs).reset_index(drop=True)
         vlon, vlat = _lonlat(vill.geometry)
-    keys = _unit_index(cells) if cells is not None else None
-    upops: dict[str, pd.Series] = {}  # per group, for all the rules
-
-    def unit_pop(group: str) -> pd.Series:
-        if group not in upops:
-            upops[group] = _unit_population(cells, group, keys)
-        return upops[group]
+    unit_pop = _unit_populations(cells)
 
     nearest: list[np.ndarray | None] = []  # each cell's nearest village, found once
     rows: list[dict[str, Any]] = []
@@ -881,8 +890,7 @@ def provision(
              if "capacity_unit" in fac else np.full(len(fac), "", dtype=object))
     ucode = units["code"].astype(str).tolist()
     uname = units["name"].astype(str).tolist()
-    keys = _unit_index(cells)
-    upops: dict[str, pd.Series] = {}
+    unit_pop = _unit_populations(cells)
     rows: list[dict[str, Any]] = []
     for rule in preset.active_provision():
         sel = (fac["ftype"].isin(rule.ftypes).to_numpy() & pd.notna(fac_unit)
@@ -890,9 +898,7 @@ def provision(
         c = np.where(np.isnan(cap), 0.0, cap)
         df = pd.DataFrame({"u": fac_unit[sel], "c": c[sel], "missing": np.isnan(cap[sel])})
         agg = df.groupby("u").agg(capacity=("c", "sum"), n=("c", "size"), nm=("missing", "sum"))
-        if rule.group not in upops:
-            upops[rule.group] = _unit_population(cells, rule.group, keys)
-        upop = upops[rule.group]
+        upop = unit_pop(rule.group)
         base = {"rule_id": rule.id, "service": rule.service, "indicator": rule.indicator or rule.label,
                 "capacity_unit": rule.capacity_unit, "target": rule.target,
                 "comparison": rule.comparison, "nature": rule.nature}
