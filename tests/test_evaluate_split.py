@@ -224,6 +224,7 @@ def macau_run(shared_data):
     return pipeline.evaluate_model(pipeline.build_model(inputs))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", ["demo_run", "macau_run"])
 def test_split_clusters_nest_in_linked_clusters(which, request):
     """Demo and Macau (real data): for every rule with uncovered people the split parts hold the

@@ -1194,11 +1194,21 @@ def _lattice(xy: np.ndarray) -> tuple[np.ndarray, float, float] | None:
     sx, sy = steps
     if not (sx > 0 and sy > 0):
         return None
-    o = xy.min(axis=0)
-    ij = np.rint((xy - o) / [sx, sy])
-    if np.abs(o + ij * [sx, sy] - xy).max() > 1e-6 * min(sx, sy) or ij.max() > 2**30:
-        return None
-    ij = ij.astype(np.int64)
+    ij = np.empty(xy.shape, dtype=np.int64)
+    for c, s in ((0, sx), (1, sy)):  # per column, in place: no (n, 2) temporaries
+        a = xy[:, c]
+        o = float(a.min())
+        f = a - o
+        f /= s
+        np.rint(f, out=f)
+        if f.max() > 2**30:
+            return None
+        ij[:, c] = f
+        f *= s
+        f += o
+        f -= a
+        if np.abs(f, out=f).max() > 1e-6 * min(sx, sy):
+            return None
     return ij, sx, sy
 
 
