@@ -1036,6 +1036,8 @@ def uncovered_clusters(  # noqa: C901, PLR0913 - issue 11: to narrow/split
         _need(cells, ["x", "y"], "需求格网 demand cells ")
         return cells[["x", "y"]].to_numpy(float)[rows]
 
+    if cell_xy is not None and np.shape(cell_xy) != (len(cells), 2):
+        raise ValueError(f"cell_xy must hold one (x, y) per cell: {np.shape(cell_xy)} for {len(cells)} cells")
     xy = coords(idx) if cell_xy is None else np.asarray(cell_xy, dtype=float)[idx]
     w = g[idx]
     pt = _group(cells, "pop")[idx] if "pop" in cells.columns else w
