@@ -1,6 +1,9 @@
-"""Compiled shortest-path kernels (numba, ``cache=True``) used by :mod:`coverage.access`.
+"""Compiled kernels (numba, ``cache=True``): shortest paths, components, snapping and k-means.
 
-All kernels work on a CSR graph (``indptr``, ``indices``, ``weight``) and a binary heap with lazy
+Shortest paths for :mod:`coverage.access` and :mod:`coverage.network`, and the weighted k-means
+that splits large uncovered clusters in :mod:`coverage.evaluate`.
+
+The path kernels work on a CSR graph (``indptr``, ``indices``, ``weight``) and a binary heap with lazy
 deletion in arrays of ``n_edges + n_sources + 1`` slots (the most pushes a search can make), so memory
 is linear in the graph size; catchment output buffers grow by doubling.
 
@@ -16,6 +19,9 @@ is linear in the graph size; catchment output buffers grow by doubling.
   chunks of sites run in threads.
 * :func:`build_segments` — the undirected road segments of a CSR graph with their directed edge ids
   (one-way streets have one), O(n + m).
+* :func:`weighted_kmeans` — population-weighted k-means (k-means++ seeding, Lloyd) of many
+  small point sets in one call: scikit-learn's per-fit overhead (validation, threads) was most of
+  the time of :func:`coverage.evaluate.uncovered_clusters` on a large county (848 fits).
 * :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a bucket
   grid of index points (nodes and midpoints of long-segment pieces) that stops once no unseen
   segment can be nearer.
@@ -544,3 +550,145 @@ def weak_components(indptr, indices, n):
             nc += 1
         labels[i] = comp_of_root[r]
     return nc, labels
+
+
+@njit(cache=True, inline="always")
+def _first_above(c, r):
+    """First position whose running sum of ``c`` exceeds ``r`` (the last one when none does)."""
+    acc = 0.0
+    for i in range(c.shape[0]):
+        acc += c[i]
+        if acc > r:
+            return i
+    return c.shape[0] - 1
+
+
+@njit(cache=True, nogil=True)
+def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
+    """Population-weighted k-means of many small point sets at once (k-means++ seeding, Lloyd).
+
+    Set ``g`` is points ``ptr[g]:ptr[g + 1]`` of ``x, y, w`` (weights > 0) split into ``ks[g]`` parts.
+    Every set is solved on its own and the same way, whatever the other sets:
+
+    * coordinates are taken relative to the set's first point (exact on a metric grid);
+    * seeding is scikit-learn's greedy k-means++: the first centre is a point drawn with
+      probability ∝ ``w``; each next one the best (least ``Σ w·d²``) of ``2 + int(log k)`` points
+      drawn with probability ∝ ``w·d²`` (``d``: distance to the nearest centre so far). Draw ``j``
+      of every set uses ``u[j]`` (uniforms in [0, 1); a point is drawn as the first whose running
+      sum exceeds ``u[j] ×`` the total), so the result is a function of the set alone;
+    * Lloyd iterations (each point to its nearest centre, the lowest centre on a tie; each centre
+      to its points' weighted mean; a centre left without points stays) until no label changes, the
+      squared centre shift is at most ``tol ×`` the mean coordinate variance, or ``max_iter``.
+
+    Returns
+    -------
+    ndarray of int64
+        The part (0 … ``ks[g] - 1``) of every point; every point is on its nearest final centre.
+    """
+    labels = np.zeros(x.shape[0], dtype=np.int64)
+    for g in range(ks.shape[0]):
+        a, b, k = ptr[g], ptr[g + 1], ks[g]
+        n = b - a
+        if n == 0 or k < 2:
+            continue
+        px = x[a:b] - x[a]
+        py = y[a:b] - y[a]
+        pw = w[a:b]
+        mx = 0.0
+        my = 0.0
+        for i in range(n):
+            mx += px[i]
+            my += py[i]
+        mx /= n
+        my /= n
+        vx = 0.0
+        vy = 0.0
+        for i in range(n):
+            vx += (px[i] - mx) * (px[i] - mx)
+            vy += (py[i] - my) * (py[i] - my)
+        tol_abs = tol * (vx / n + vy / n) / 2.0
+        # k-means++ (greedy)
+        cx = np.empty(k)
+        cy = np.empty(k)
+        wsum = 0.0
+        for i in range(n):
+            wsum += pw[i]
+        j = _first_above(pw, u[0] * wsum)
+        cx[0] = px[j]
+        cy[0] = py[j]
+        d2 = np.empty(n)
+        c = np.empty(n)
+        pot = 0.0
+        for i in range(n):
+            d2[i] = (px[i] - cx[0]) * (px[i] - cx[0]) + (py[i] - cy[0]) * (py[i] - cy[0])
+            c[i] = pw[i] * d2[i]
+            pot += c[i]
+        trials = 2 + int(np.log(k))
+        ui = 1
+        for ci in range(1, k):
+            best_pot = np.inf
+            best = 0
+            for _t in range(trials):
+                cand = _first_above(c, u[ui] * pot)
+                ui += 1
+                p = 0.0
+                for i in range(n):
+                    d = (px[i] - px[cand]) * (px[i] - px[cand]) + (py[i] - py[cand]) * (py[i] - py[cand])
+                    p += pw[i] * min(d2[i], d)
+                if p < best_pot:
+                    best_pot = p
+                    best = cand
+            cx[ci] = px[best]
+            cy[ci] = py[best]
+            pot = 0.0
+            for i in range(n):
+                d = (px[i] - cx[ci]) * (px[i] - cx[ci]) + (py[i] - cy[ci]) * (py[i] - cy[ci])
+                if d < d2[i]:
+                    d2[i] = d
+                c[i] = pw[i] * d2[i]
+                pot += c[i]
+        # Lloyd
+        lab = np.zeros(n, dtype=np.int64)
+        for i in range(n):
+            bd = np.inf
+            for q in range(k):
+                d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
+                if d < bd:
+                    bd = d
+                    lab[i] = q
+        sw = np.empty(k)
+        sx = np.empty(k)
+        sy = np.empty(k)
+        for _it in range(max_iter):
+            sw[:] = 0.0
+            sx[:] = 0.0
+            sy[:] = 0.0
+            for i in range(n):
+                q = lab[i]
+                sw[q] += pw[i]
+                sx[q] += pw[i] * px[i]
+                sy[q] += pw[i] * py[i]
+            shift = 0.0
+            for q in range(k):
+                if sw[q] > 0:
+                    nx = sx[q] / sw[q]
+                    ny = sy[q] / sw[q]
+                    shift += (nx - cx[q]) * (nx - cx[q]) + (ny - cy[q]) * (ny - cy[q])
+                    cx[q] = nx
+                    cy[q] = ny
+            changed = False
+            for i in range(n):
+                bd = np.inf
+                bq = 0
+                for q in range(k):
+                    d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
+                    if d < bd:
+                        bd = d
+                        bq = q
+                if bq != lab[i]:
+                    lab[i] = bq
+                    changed = True
+            if not changed or shift <= tol_abs:
+                break
+        labels[a:b] = lab
+    return labels

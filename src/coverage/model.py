@@ -29,6 +29,7 @@ from pydantic import BaseModel
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from coverage import access, categories, checks, demand, evaluate, network
 from coverage.errors import InputError, Problem
@@ -436,7 +437,7 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
     summ = evaluate.summary(
         cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
-        no_data=no_data,
+        no_data=no_data, coverage_df=cov,
     )
     summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
@@ -453,9 +454,11 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
     net = inputs.scenario.network
     speeds = scenario_speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
+    # cell coordinates once for every rule's clusters
+    xy = shapely.get_coordinates(cells.geometry.array) if isinstance(cells, gpd.GeoDataFrame) else None
     by_rule = {
         rule.id: (reuse.clusters[rule.id] if _unchanged(model, reuse, rule) and rule.id in reuse.clusters  # type: ignore[union-attr]
-                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds))
+                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, cell_xy=xy))
         for rule in rules_of(preset)
     }
     clusters = [c for c in by_rule.values() if c is not None and len(c)]
