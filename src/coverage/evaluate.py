@@ -795,7 +795,7 @@ def presence(
             sel = units["kind"].astype(str).isin(kinds).to_numpy()
             counts = pd.Series(fac_unit[is_type].to_numpy()).value_counts()
             upop = unit_pop(rule.group)
-            for i in np.flatnonzero(sel):
+            for i in np.flatnonzero(sel).tolist():
                 code = ucode[i]
                 p = float(upop.get(code, 0.0)) if cells is not None else np.nan
                 req = rule.min_count
@@ -1062,8 +1062,8 @@ def uncovered_clusters(  # noqa: C901, PLR0913 - issue 11: to narrow/split
     cx = np.bincount(lab, weights=w * xy[:, 0])[keep] / popc[keep]
     cy = np.bincount(lab, weights=w * xy[:, 1])[keep] / popc[keep]
     recs = [{"rule_id": rule.id, "service": rule.service, "population": float(popc[k]),
-             "pop_total": float(ptc[k]), "n_cells": int(nc[k]), "unit_code": main_code[k],
-             "unit_name": main_name[k], "x": float(x_), "y": float(y_)}
+             "pop_total": float(ptc[k]), "n_cells": int(nc[k]), "unit_code": main_code[int(k)],
+             "unit_name": main_name[int(k)], "x": float(x_), "y": float(y_)}
             for k, x_, y_ in zip(keep, cx, cy)]
     if not recs:
         return empty
@@ -1219,8 +1219,8 @@ def _offsets(sx: float, sy: float, r: float, half: bool) -> np.ndarray:
     ki, kj = int(r // sx) + 1, int(r // sy) + 1
     if (2 * ki + 1) * (2 * kj + 1) > 4 * _MAX_OFFSETS:
         return np.empty((0, 2), dtype=np.int64)
-    di, dj = np.meshgrid(np.arange(-ki, ki + 1), np.arange(-kj, kj + 1), indexing="ij")
-    di, dj = di.ravel(), dj.ravel()
+    gi, gj = np.meshgrid(np.arange(-ki, ki + 1), np.arange(-kj, kj + 1), indexing="ij")
+    di, dj = gi.ravel(), gj.ravel()
     d2 = (di * sx) ** 2 + (dj * sy) ** 2
     ok = (d2 <= r * r * (1 + 1e-9)) & (d2 > 0)
     if half:
