@@ -35,7 +35,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from branca.element import Element, MacroElement
+from branca.element import Element, Figure, MacroElement
 from jinja2 import Template
 from shapely.ops import polylabel
 
@@ -1281,6 +1281,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     m.default_css = []
     js, css = inline_assets()
     root = m.get_root()
+    assert isinstance(root, Figure)  # a folium Map always sits in a branca Figure
     root.header.add_child(Element(f"<style>{css}</style>"), name="leaflet_css")
     root.header.add_child(Element(f"<script>{js}</script>"), name="leaflet")
     root.header.add_child(Element(_PAGE_CSS), name="coverage_css")
