@@ -22,6 +22,24 @@ _DI = np.array([0, 1, 0, -1], dtype=np.int64)
 _DJ = np.array([1, 0, -1, 0], dtype=np.int64)
 
 
+def _turn_table(first: int) -> np.ndarray:
+    """Next direction at a corner, by the corner's 2 × 2 cells (code ``8·NW + 4·NE + 2·SW + SE``) and the direction of arrival: the first of (turn ``first``, straight on, the other turn) whose cell edge has foreground on its right; -1 where none."""
+    table = np.full((16, 4), -1, dtype=np.int64)
+    for code in range(16):
+        nw, ne, sw, se = (code >> 3) & 1, (code >> 2) & 1, (code >> 1) & 1, code & 1
+        leaves = [se and not ne, sw and not se, nw and not sw, ne and not nw]  # east, south, west, north
+        for d in range(4):
+            for nd in ((d + first) % 4, d, (d + 4 - first) % 4):
+                if leaves[nd]:
+                    table[code, d] = nd
+                    break
+    return table
+
+
+_RIGHT_FIRST = _turn_table(1)
+_LEFT_FIRST = _turn_table(3)
+
+
 @njit(cache=True)
 def sample_bounds(ax, ay, bx, by, half):  # pragma: no cover - compiled
     """Smallest and largest x and y of the points :func:`sample_segments` draws (same arithmetic)."""
@@ -153,25 +171,10 @@ def fill_holes(mask, cell, max_area):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _fg(mask, i, j):  # pragma: no cover - compiled
-    return 0 <= i < mask.shape[0] and 0 <= j < mask.shape[1] and mask[i, j]
-
-
-@njit(cache=True)
-def _step(mask, i, j, d):  # pragma: no cover - compiled
-    """Whether the cell edge leaving corner ``(i, j)`` in direction ``d`` has foreground on its right and background on its left."""
-    if d == 0:
-        return _fg(mask, i, j) and not _fg(mask, i - 1, j)
-    if d == 1:
-        return _fg(mask, i, j - 1) and not _fg(mask, i, j)
-    if d == 2:
-        return _fg(mask, i - 1, j - 1) and not _fg(mask, i, j - 1)
-    return _fg(mask, i - 1, j) and not _fg(mask, i - 1, j - 1)
-
-
-@njit(cache=True)
 def trace_rings(mask):  # pragma: no cover - compiled
     """Outlines of the 4-connected foreground regions of ``mask`` along the cell edges.
+
+    The cells on the grid's edge must be background (not checked here: the caller pads).
 
     Rings are traced with the foreground on the right in (row, column) order, then turned round
     and started where GDAL starts them (a shell at its top-left corner, a hole at the left corner
@@ -197,10 +200,17 @@ def trace_rings(mask):  # pragma: no cover - compiled
     ptr, start, stop = _runs(mask, True)
     comp, ncomp = _components(ptr, start, stop, 0)
     visited = np.zeros((nrow + 1, ncol), dtype=np.bool_)  # horizontal cell edges already traced
-    cap = 1024
-    vi = np.empty(cap, dtype=np.int64)
-    vj = np.empty(cap, dtype=np.int64)
-    rcap = 64
+    # a ring has at least two horizontal edges, and no more corners than edges (plus its closing
+    # vertex): sized once, so the loops below reassign no array (numba would count references)
+    n_h = 0
+    n_v = 0
+    for i in range(1, nrow):
+        for j in range(1, ncol):
+            n_h += mask[i, j] != mask[i - 1, j]
+            n_v += mask[i, j] != mask[i, j - 1]
+    rcap = n_h // 2 + 1
+    vi = np.empty(n_h + n_v + rcap, dtype=np.int64)
+    vj = np.empty(n_h + n_v + rcap, dtype=np.int64)
     ring_ptr = np.empty(rcap + 1, dtype=np.int64)
     hole = np.empty(rcap, dtype=np.bool_)
     ci = np.empty(rcap, dtype=np.int64)
@@ -208,19 +218,12 @@ def trace_rings(mask):  # pragma: no cover - compiled
     nv = 0
     nr = 0
     ring_ptr[0] = 0
-    for i in range(nrow + 1):
-        for j in range(ncol):
-            below = mask[i, j] if i < nrow else False
-            above = mask[i - 1, j] if i > 0 else False
-            if below == above or visited[i, j]:
+    for i in range(1, nrow):
+        for j in range(1, ncol - 1):
+            below = mask[i, j]
+            if below == mask[i - 1, j] or visited[i, j]:
                 continue
             # the first edge of a new ring met in row order: its top edge, leftmost
-            if nr == rcap:
-                rcap *= 2
-                ring_ptr = _grow(ring_ptr, rcap + 1)
-                hole = _grow(hole, rcap)
-                ci = _grow(ci, rcap)
-                cj = _grow(cj, rcap)
             if below:  # a shell, traced eastwards from the edge's left corner
                 si, sj, d0 = i, j, 0
                 ci[nr], cj[nr] = i, j
@@ -231,10 +234,6 @@ def trace_rings(mask):  # pragma: no cover - compiled
             a, b, d = si, sj, d0
             p0 = nv
             while True:  # emit the corners (where the direction changes)
-                if nv + 2 > cap:
-                    cap *= 2
-                    vi = _grow(vi, cap)
-                    vj = _grow(vj, cap)
                 if d == 0:
                     visited[a, b] = True
                 elif d == 2:
@@ -243,20 +242,16 @@ def trace_rings(mask):  # pragma: no cover - compiled
                 b += _DJ[d]
                 # right turn first, then straight on, then left; the other way round at a corner
                 # where two cells of the same foreground region meet diagonally
-                turn = 1
-                nw = _fg(mask, a - 1, b - 1)
-                if nw == _fg(mask, a, b) and nw != _fg(mask, a - 1, b) and nw == (not _fg(mask, a, b - 1)):
-                    if nw:
+                code = ((np.int64(mask[a - 1, b - 1]) << 3) | (np.int64(mask[a - 1, b]) << 2)
+                        | (np.int64(mask[a, b - 1]) << 1) | np.int64(mask[a, b]))
+                nd = _RIGHT_FIRST[code, d]
+                if code == 9 or code == 6:
+                    if code == 9:
                         same = _comp_at(ptr, start, comp, a - 1, b - 1) == _comp_at(ptr, start, comp, a, b)
                     else:
                         same = _comp_at(ptr, start, comp, a - 1, b) == _comp_at(ptr, start, comp, a, b - 1)
                     if same:
-                        turn = 3
-                nd = (d + turn) % 4
-                if not _step(mask, a, b, nd):
-                    nd = d
-                    if not _step(mask, a, b, nd):
-                        nd = (d + 4 - turn) % 4
+                        nd = _LEFT_FIRST[code, d]
                 if nd != d:
                     vi[nv] = a
                     vj[nv] = b
@@ -308,13 +303,6 @@ def _comp_at(ptr, start, comp, i, j):  # pragma: no cover - compiled
     """Component of foreground cell ``(i, j)`` (its row run found by bisection)."""
     lo, hi = ptr[i], ptr[i + 1]
     return comp[lo + np.searchsorted(start[lo:hi], j, side="right") - 1]
-
-
-@njit(cache=True)
-def _grow(a, n):  # pragma: no cover - compiled
-    out = np.empty(n, dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
 
 
 @njit(cache=True)
