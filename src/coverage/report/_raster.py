@@ -123,7 +123,9 @@ def _find(parent, a):  # pragma: no cover - compiled
 def _components(ptr, start, stop, slack):  # pragma: no cover - compiled
     """Component number of each run: runs of adjacent rows join when they overlap (``slack`` 0: 4-connected) or touch at a corner too (``slack`` 1: 8-connected)."""
     n = start.shape[0]
-    parent = np.arange(n)
+    parent = np.empty(n, dtype=np.int64)
+    for k in range(n):
+        parent[k] = k
     for i in range(ptr.shape[0] - 2):
         a, a_end = ptr[i], ptr[i + 1]
         b, b_end = ptr[i + 1], ptr[i + 2]
@@ -167,7 +169,8 @@ def fill_holes(mask, cell, max_area):  # pragma: no cover - compiled
         for k in range(ptr[i], ptr[i + 1]):
             c = comp[k]
             if not edge[c] and size[c] * cell * cell < max_area:
-                mask[i, start[k]:stop[k]] = True
+                for j in range(start[k], stop[k]):
+                    mask[i, j] = True
 
 
 @njit(cache=True)
@@ -292,17 +295,25 @@ def _as_gdal(vi, vj, p0, p1, i, j):  # pragma: no cover - compiled
         q += 1
     if q == 0 or q == p1 - p0:
         return
-    ri = np.concatenate((vi[p0 + q:p1], vi[p0:p0 + q]))
-    rj = np.concatenate((vj[p0 + q:p1], vj[p0:p0 + q]))
-    vi[p0:p1] = ri
-    vj[p0:p1] = rj
+    n = p1 - p0
+    ri = vi[p0:p1].copy()
+    rj = vj[p0:p1].copy()
+    for k in range(n):
+        vi[p0 + k] = ri[(q + k) % n]
+        vj[p0 + k] = rj[(q + k) % n]
 
 
 @njit(cache=True)
 def _comp_at(ptr, start, comp, i, j):  # pragma: no cover - compiled
     """Component of foreground cell ``(i, j)`` (its row run found by bisection)."""
-    lo, hi = ptr[i], ptr[i + 1]
-    return comp[lo + np.searchsorted(start[lo:hi], j, side="right") - 1]
+    lo, hi = ptr[i], ptr[i + 1]  # the last run starting at or before j (a plain bisection
+    while hi - lo > 1:  # compiles far faster than np.searchsorted)
+        mid = (lo + hi) // 2
+        if start[mid] <= j:
+            lo = mid
+        else:
+            hi = mid
+    return comp[lo]
 
 
 @njit(cache=True)
