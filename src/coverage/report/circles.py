@@ -11,9 +11,13 @@ Two ways to draw the same thing, chosen by ``method``:
 * ``"vector"``: exact, vectorised with shapely 2 (``shapely.linestrings`` → ``shapely.buffer`` →
   ``shapely.union_all``). 150k reached edges take 10–15 s; a county's 11 circles about 15 s.
 * ``"raster"``: the reached roads are sampled onto a grid of ``buffer_m / 4`` cells, grown by
-  ``buffer_m`` with a Euclidean distance transform (scipy) and outlined with
-  ``rasterio.features.shapes``. The outline is within about one cell (30 m at the default buffer)
-  of the exact one (area within about 2 %), and the demo county's 11 circles take about 3 s.
+  ``buffer_m`` (the cells whose centre is within ``buffer_m`` of a road cell's centre), holes
+  under ``fill_holes_m2`` filled, and outlined along the cell edges. The outline is within about
+  one cell (30 m at the default buffer) of the exact one (area within about 2 %; tests check it
+  on the demo's and Macau's roads). Only windows around the reached roads are processed, by
+  compiled passes (:mod:`coverage.report._raster`) that give the polygons
+  ``rasterio.features.shapes`` gives on the whole grid, vertex for vertex. The 16x demo's ten
+  circles (up to 430k reached edges each) take about 2.5 s and 0.1 GB.
 
 ``"auto"`` (the default) uses the exact method up to 2,000 reached edges and the raster one above.
 """
@@ -74,6 +78,7 @@ def reached_area(  # noqa: PLR0913 - issue 11: to narrow/split
     threshold: float | None = None,
     fill_holes_m2: float = 250_000.0,
     method: str = "auto",
+    segments: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> Polygon | MultiPolygon:
     """Polygon of the area served through the road network (a 服务圈 drawn from reached roads).
 
@@ -103,6 +108,11 @@ def reached_area(  # noqa: PLR0913 - issue 11: to narrow/split
         served. Larger holes (a park, a river bend, a gap the network does not reach) stay open.
     method : {"auto", "vector", "raster"}
         Exact buffers, or the fast grid approximation (see the module docstring).
+    segments : tuple of array_like of int, optional
+        The graph's undirected segments ``(a, b)`` when the caller has them (e.g. ``a`` and ``b`` of
+        :func:`coverage.network.segment_index`, cached on the graph): the reached ones are then
+        picked from them instead of deduplicating the directed edges (a sort) on every call.
+        Duplicates and ``a == b`` pairs are allowed; the result is the same.
 
     Returns
     -------
@@ -120,7 +130,7 @@ def reached_area(  # noqa: PLR0913 - issue 11: to narrow/split
         with np.errstate(invalid="ignore"):
             flags = np.nan_to_num(flags.astype("float64"), nan=np.inf) <= threshold
     flags = flags.astype(bool)
-    u, v = reached_edges(indptr, indices, flags)
+    u, v = _reached_pairs(indptr, indices, flags, segments)
     coords = np.stack([x, y], axis=1)
     lonely = flags.copy()
     lonely[u] = False
@@ -144,10 +154,11 @@ def reached_area(  # noqa: PLR0913 - issue 11: to narrow/split
         area = shapely.union_all(shapely.buffer(np.concatenate(pieces), buffer_m, quad_segs=4))
     if simplify_m > 0:
         # the grid's staircase outlines (hundreds of thousands of vertices on a large county) take
-        # plain Douglas–Peucker, ~6x faster than the topology-preserving variant; make_valid
-        # below repairs the rare crossing it makes
+        # plain Douglas–Peucker, ~6x faster than the topology-preserving variant; GEOS's
+        # Douglas–Peucker returns valid polygons (it repairs a crossing it makes with buffer(0))
         area = shapely.simplify(area, simplify_m, preserve_topology=not raster)
-    area = shapely.make_valid(area)
+    if not (raster and simplify_m > 0):
+        area = shapely.make_valid(area)  # (a valid area again: it would only check it, ~1 s at 16x)
     polys = [g for g in shapely.get_parts(area) if isinstance(g, Polygon)]
     if fill_holes_m2 > 0 and polys:
         polys, filled = _fill_small_holes(polys, fill_holes_m2)
@@ -161,6 +172,20 @@ def reached_area(  # noqa: PLR0913 - issue 11: to narrow/split
     return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 
+def _reached_pairs(
+    indptr: ArrayLike, indices: ArrayLike, flags: np.ndarray, segments: tuple[ArrayLike, ArrayLike] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The reached segments: :func:`reached_edges`, or picked from the graph's ``segments`` when given."""
+    if segments is None:
+        return reached_edges(indptr, indices, flags)
+    a, b = (np.asarray(s, dtype=np.int64) for s in segments)
+    n = len(np.asarray(indptr)) - 1
+    if flags.shape != (n,):
+        raise ValueError(f"reached has shape {flags.shape}, expected ({n},) (one flag per node)")
+    keep = flags[a] & flags[b] & (a != b)
+    return a[keep], b[keep]
+
+
 #: ``method="auto"`` switches from exact buffers to the grid above this many reached edges.
 RASTER_ABOVE_EDGES = 2000
 
@@ -169,52 +194,120 @@ def _raster_area(
     coords: np.ndarray, u: np.ndarray, v: np.ndarray, lonely: np.ndarray, buffer_m: float,
     fill_holes_m2: float = 0.0,
 ) -> Polygon | MultiPolygon:
-    """Grid version of the buffered-roads union (cells of ``buffer_m / 4``); holes smaller than ``fill_holes_m2`` are filled on the grid already, before they become (often hundreds of thousands of) rings."""
-    from rasterio.features import shapes
-    from rasterio.transform import from_origin
-    from scipy.ndimage import label
+    """Grid version of the buffered-roads union (cells of ``buffer_m / 4``).
+
+    The reached segments are sampled every half cell onto one grid over their extent; the grid is
+    cut into windows that each hold whole regions of the served area with a ring of empty cells
+    around them (:func:`_windows`: a county's walking circles cover a few per cent of its bounding
+    box), and each window is dilated by ``buffer_m``, has its holes smaller than ``fill_holes_m2``
+    filled (before they become rings) and is outlined along the cell edges. The compiled passes
+    are in :mod:`coverage.report._raster`; the result is the same set of cells, outlined as
+    ``rasterio.features.shapes`` outlines it (4-connected regions), as drawing the whole grid.
+    """
+    from coverage.report import _raster
 
     cell = buffer_m / 4.0
-    # points every half cell along each reached segment, plus the lonely reached nodes
-    a, b = coords[u], coords[v]
-    n = np.maximum(np.ceil(np.hypot(*(b - a).T) / (cell / 2.0)).astype(np.int64), 1) + 1
-    seg = np.repeat(np.arange(len(u)), n)
-    t = (np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)) / np.repeat(n - 1, n)
-    pts = np.concatenate([a[seg] + (b - a)[seg] * t[:, None], coords[lonely]])
+    half = cell / 2.0
+    # points every half cell along each reached segment; a lonely reached node is a segment of length 0
+    ends = np.flatnonzero(lonely)
+    ia, ib = np.concatenate([u, ends]), np.concatenate([v, ends])
+    ax, ay = np.ascontiguousarray(coords[ia, 0]), np.ascontiguousarray(coords[ia, 1])
+    bx, by = np.ascontiguousarray(coords[ib, 0]), np.ascontiguousarray(coords[ib, 1])
+    xmin, xmax, ymin, ymax = _raster.sample_bounds(ax, ay, bx, by, half)
     pad = buffer_m + 2 * cell
-    x0, y1 = pts[:, 0].min() - pad, pts[:, 1].max() + pad
-    ncol = int(np.ceil((pts[:, 0].max() + pad - x0) / cell))
-    nrow = int(np.ceil((y1 - (pts[:, 1].min() - pad)) / cell))
+    x0, y1 = xmin - pad, ymax + pad
+    ncol = int(np.ceil((xmax + pad - x0) / cell))
+    nrow = int(np.ceil((y1 - (ymin - pad)) / cell))
     on_road = np.zeros((nrow, ncol), dtype=bool)
-    on_road[((y1 - pts[:, 1]) / cell).astype(np.int64), ((pts[:, 0] - x0) / cell).astype(np.int64)] = True
-    del pts, seg, t
+    _raster.sample_segments(on_road, ax, ay, bx, by, half, x0, y1, cell)
+    del ax, ay, bx, by, ia, ib
     # cell centres within buffer_m of the road; distances run between cell centres, which makes the
     # band slightly wide, so the threshold is an eighth of a cell less (calibrated: area within ~1 %)
-    near = _disk_dilation(on_road, (buffer_m - cell / 8.0) / cell)
-    del on_road
-    if fill_holes_m2 > 0:
-        # holes = background regions (8-connected, the dual of rasterio's 4-connected shapes) that
-        # do not reach the grid's edge; the grid is padded, so the outside always does
-        holes, _ = label(~near, structure=np.ones((3, 3), dtype=bool))
-        small = np.bincount(holes.ravel()) * cell * cell < fill_holes_m2
-        small[0] = False
-        small[np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])] = False
-        near |= small[holes]
-        del holes
-    # rasterio's outlines are disjoint (4-connected regions; diagonal neighbours meet at a corner,
-    # which a MultiPolygon allows), so they are collected rather than unioned
-    polys = [_polygon(g["coordinates"]) for g, val in shapes(
-        near.view(np.uint8), mask=near, transform=from_origin(x0, y1, cell, cell)) if val == 1]
+    radius = (buffer_m - cell / 8.0) / cell
+    polys: list[Polygon] = []
+    for r0, r1, c0, c1 in _windows(on_road, int(np.floor(radius)) + 1).tolist():
+        near = _disk_dilation(on_road[r0:r1, c0:c1], radius)
+        if fill_holes_m2 > 0:
+            # holes = background regions (8-connected, the dual of the 4-connected outlines) that
+            # do not reach the window's edge; the window's ring of empty cells is outside
+            _raster.fill_holes(near, cell, fill_holes_m2)
+        polys.extend(_outline(near, x0 + c0 * cell, y1 - r0 * cell, cell))
+        del near
     if not polys:
         return Polygon()
+    # the outlines are disjoint (4-connected regions; diagonal neighbours meet at a corner, which a
+    # MultiPolygon allows), so they are collected rather than unioned
     return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 
-def _polygon(rings: list) -> Polygon:
-    """A polygon from GeoJSON-style rings, through arrays (``shapely.geometry.shape`` converts every vertex in Python)."""
-    shell = shapely.linearrings(np.asarray(rings[0], dtype=float))
-    holes = [shapely.linearrings(np.asarray(r, dtype=float)) for r in rings[1:]]
-    return shapely.polygons(shell, holes=holes or None)
+#: Side of the blocks (cells) that :func:`_windows` groups the road cells by.
+_BLOCK = 16
+
+
+def _windows(on_road: np.ndarray, margin: int) -> np.ndarray:
+    """Disjoint windows ``(r0, r1, c0, c1)`` (half-open) holding every True cell of ``on_road`` with ``margin`` cells around it.
+
+    Road cells are grouped by blocks of ``_BLOCK`` cells that touch (8 neighbours); a group's
+    window is the box of its cells grown by ``margin``, and windows that overlap are merged into
+    their common box until none does. Cells dilated by less than ``margin`` from different windows
+    then never touch, the ring of each window is empty, and the background outside the windows is
+    connected to the grid's edge (the windows are disjoint rectangles), so each window can be
+    dilated, hole-filled and outlined on its own with the result of the whole grid.
+    """
+    from scipy.ndimage import label
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from coverage.report import _raster
+
+    if _BLOCK <= 2 * margin:
+        raise ValueError("the blocks must be wider than two margins")
+    box = _raster.block_boxes(on_road, _BLOCK)
+    groups, k = label(box[:, :, 0] >= 0, structure=np.ones((3, 3), dtype=bool))
+    if k == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    used = groups > 0
+    g = groups[used] - 1
+    b = box[used]
+    rects = np.empty((k, 4), dtype=np.int64)
+    rects[:, [0, 2]] = np.iinfo(np.int64).max
+    rects[:, [1, 3]] = np.iinfo(np.int64).min
+    for col, (f, src) in enumerate([(np.minimum, 0), (np.maximum, 1), (np.minimum, 2), (np.maximum, 3)]):
+        f.at(rects[:, col], g, b[:, src])
+    rects += np.array([-margin, margin + 1, -margin, margin + 1])
+    while len(rects) > 1:
+        boxes = shapely.box(rects[:, 2], rects[:, 0], rects[:, 3] - 1, rects[:, 1] - 1)  # cells, closed
+        i, j = shapely.STRtree(boxes).query(boxes, predicate="intersects")
+        m = len(rects)
+        n, comp = connected_components(coo_matrix((np.ones(len(i)), (i, j)), shape=(m, m)), directed=False)
+        if n == m:
+            break
+        merged = np.empty((n, 4), dtype=np.int64)
+        merged[:, [0, 2]] = np.iinfo(np.int64).max
+        merged[:, [1, 3]] = np.iinfo(np.int64).min
+        for col, f in enumerate([np.minimum, np.maximum, np.minimum, np.maximum]):
+            f.at(merged[:, col], comp, rects[:, col])
+        rects = merged
+    return rects
+
+
+def _outline(mask: np.ndarray, x0: float, y1: float, cell: float) -> list[Polygon]:
+    """Polygons of the 4-connected True regions of ``mask`` (top-left corner at ``x0, y1``), with their holes, built from the traced rings in one vectorised call."""
+    from coverage.report import _raster
+
+    if mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any():
+        mask = np.pad(mask, 1)  # the tracer wants empty edge cells
+        x0, y1 = x0 - cell, y1 + cell
+    vi, vj, ring_ptr, hole, owner = _raster.trace_rings(mask)
+    if len(ring_ptr) <= 1:
+        return []
+    xy = np.empty((len(vi), 2), dtype=float)
+    xy[:, 0] = x0 + vj * cell
+    xy[:, 1] = y1 - vi * cell
+    rings = shapely.linearrings(xy, indices=np.repeat(np.arange(len(ring_ptr) - 1), np.diff(ring_ptr)))
+    order = np.lexsort((hole, owner))  # per region: its shell, then its holes
+    _, poly = np.unique(owner[order], return_inverse=True)
+    return list(shapely.polygons(rings[order], indices=poly))
 
 
 def _disk_dilation(mask: np.ndarray, radius: float) -> np.ndarray:

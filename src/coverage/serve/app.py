@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from coverage import access, categories, pipeline, settings
+from coverage import access, categories, network, pipeline, settings
 from coverage.incremental import concat_snapped
 from coverage.errors import InputError
 from coverage.serve.state import Session
@@ -128,7 +128,8 @@ class Layers:
                     continue
                 sources = concat_snapped([live.snaps[mode][k] for k in keys], keys)
             t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
-            poly = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold)
+            seg = network.segment_index(g)
+            poly = reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold, segments=(seg.a, seg.b))
             if not poly.is_empty:
                 polys.append(poly)
         if not polys:
