@@ -233,7 +233,7 @@ def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_pt
     Returns
     -------
     rows, cols : ndarray of int64
-        Position of the site in ``su``, and the demand cell id.
+        Position of the site in ``su``, and the demand cell id; sorted by ``(row, col)``.
     vals : ndarray of float64
         Least time over the cell's nodes (site leg + network + cell offset), only entries ``<= limit``.
     """
@@ -300,6 +300,9 @@ def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_pt
             c2[:nout] = cols[:nout]
             v2[:nout] = vals[:nout]
             rows, cols, vals = r2, c2, v2
+        # the site's cells in ascending order: the output is sorted by (site, cell), as a CSR
+        # matrix wants it, without a sort of all the pairs afterwards
+        ctouched[:nct].sort()
         for i in range(nct):
             cid = ctouched[i]
             rows[nout] = s

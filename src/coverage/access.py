@@ -399,20 +399,47 @@ def _sources(graph: RoadGraph, f: Snapped, sel: NDArray, weight: str) -> tuple[N
     return node, init
 
 
+def _points_by_segment(d: Snapped) -> tuple[NDArray[np.int64], NDArray[np.int32]]:
+    """The points of ``d`` with road access ordered by segment, and their segments (sorted); built once per Snapped."""
+    hit = d._ends_cache.get("by_segment")
+    if hit is not None:
+        return hit  # type: ignore[no-any-return]
+    pts = np.flatnonzero(d.ok & (d.seg >= 0))
+    order = np.argsort(d.seg[pts], kind="stable")
+    out = (pts[order], d.seg[pts][order])
+    d._ends_cache["by_segment"] = out
+    return out
+
+
 def _same_segment_pairs(
-    graph: RoadGraph, f: Snapped, fsel: NDArray, d: Snapped, dsel: NDArray, weight: str
+    graph: RoadGraph, f: Snapped, fsel: NDArray, d: Snapped, dsel: NDArray | None, weight: str
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-    """Pairs of a facility in ``fsel`` and a demand point in ``dsel`` on the same segment, and the time directly along it from the facility to the point (``inf`` where the one-way direction forbids it). Costs O(len(dsel) + pairs); the pairs are few (points sharing a segment)."""
+    """Pairs of a facility in ``fsel`` and a demand point in ``dsel`` on the same segment, and the time directly along it from the facility to the point (``inf`` where the one-way direction forbids it).
+
+    ``dsel=None`` means every demand point with road access, looked up through a per-Snapped index
+    of points by segment (O(facilities · log n + pairs) per call: catchments in many blocks);
+    otherwise O(len(dsel) + pairs). The pairs are few (points sharing a segment).
+    """
     empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     fsel = fsel[f.seg[fsel] >= 0]
-    dsel = dsel[d.seg[dsel] >= 0]
-    if not len(fsel) or not len(dsel):
+    if not len(fsel):
         return empty
     fseg = f.seg[fsel]
-    top = int(max(fseg.max(), d.seg[dsel].max())) + 1
-    mark = np.zeros(top, dtype=bool)
-    mark[fseg] = True
-    cand = dsel[mark[d.seg[dsel]]]
+    if dsel is None:  # every demand point with road access: found through its segment index
+        by_seg, seg_sorted = _points_by_segment(d)
+        useg = np.unique(fseg)
+        lo = np.searchsorted(seg_sorted, useg, "left")
+        hi = np.searchsorted(seg_sorted, useg, "right")
+        cnt = hi - lo
+        cand = np.sort(by_seg[np.repeat(lo, cnt) + np.arange(int(cnt.sum())) - np.repeat(np.cumsum(cnt) - cnt, cnt)])
+    else:
+        dsel = dsel[d.seg[dsel] >= 0]
+        if not len(dsel):
+            return empty
+        top = int(max(fseg.max(), d.seg[dsel].max())) + 1
+        mark = np.zeros(top, dtype=bool)
+        mark[fseg] = True
+        cand = dsel[mark[d.seg[dsel]]]
     if not len(cand):
         return empty
     order = np.argsort(fseg, kind="stable")
@@ -504,7 +531,7 @@ def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float
         val[two[better]] = v2[better]
         lab[two[better]] = label[n:][better]
     lab = lab // 2  # source pairs -> facility; -1 stays -1
-    fi, di, along = _same_segment_pairs(graph, f, fsel, d, np.flatnonzero(d.ok), weight)
+    fi, di, along = _same_segment_pairs(graph, f, fsel, d, None, weight)
     if len(fi):
         direct = _leg(f, weight)[fi] + along
         order = np.lexsort((direct, di))
@@ -643,11 +670,11 @@ def catchments(
     rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
     cols = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
     vals = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
-    order = np.lexsort((cols, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
+    # sorted by (site, cell) already: the kernel emits each site's cells in order, the chunks hold
+    # ascending sites
     # sites and cells on the same segment also reach each other directly along it: keep the quicker
     # of that and the network time (few pairs: merged into the sorted entries by binary search)
-    fi, di, along = _same_segment_pairs(graph, s, sel, d, np.flatnonzero(d.ok), weight)
+    fi, di, along = _same_segment_pairs(graph, s, sel, d, None, weight)
     direct = sleg[fi] + along + _leg(d, weight)[di]
     near = direct <= limit
     if near.any():
@@ -759,6 +786,7 @@ def e2sfca(
     capacity: str | ArrayLike = "capacity",
     population: str | ArrayLike = "pop",
     decay: str = "step",
+    cell_index: tuple[NDArray, NDArray, NDArray] | None = None,
 ) -> pd.Series:
     """Enhanced two-step floating catchment area accessibility (Luo & Qi 2009).
 
@@ -784,6 +812,9 @@ def e2sfca(
     population : str or array_like
         Demand column (or values) with P_k (NaN counts as 0).
     decay : {"step", "gaussian"}
+    cell_index : tuple, optional
+        :func:`cell_index` of ``demand`` (Snapped) for this graph in minutes, when the caller asks
+        for several rules on one mode: it is then built once.
 
     Returns
     -------
@@ -810,7 +841,7 @@ def e2sfca(
     # facilities in blocks: a facility's ratio needs only its own catchment, so the sparse
     # facilities × cells matrix is never held whole (a large county's catchments run to GBs)
     A = np.zeros(len(d))
-    index = cell_index(graph, d) if len(f) > E2SFCA_BLOCK else None
+    index = cell_index if cell_index is not None or len(f) <= E2SFCA_BLOCK else _cell_index(graph, d, "minutes")
     for lo in range(0, len(f), E2SFCA_BLOCK):
         sel = np.arange(lo, min(lo + E2SFCA_BLOCK, len(f)))
         C = catchments(graph, d, f.take(sel), max_minutes, cell_index=index)

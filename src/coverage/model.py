@@ -596,6 +596,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     unit_names = np.empty(len(unit_codes), dtype=object)
     unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
     out: dict[str, Any] = {}
+    indexes: dict[str, tuple] = {}
     for service in categories.SERVICES:
         for rules in inputs.preset.headline(service).values():
             for rule in rules:
@@ -616,9 +617,11 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
                 # demand = the rule's group on the rule's side (urban/rural) only
                 side = evaluate.applies_mask(cells, rule.applies_to)
                 weight = cells[rule.group].to_numpy(dtype=float) * side
+                if mode not in indexes:  # one cell index per mode, for all its rules
+                    indexes[mode] = access.cell_index(g, model.snapped_cells[mode])
                 a = access.e2sfca(
                     g, model.snapped_cells[mode], model.snapped_facilities[mode].take(use),
-                    rule.threshold, capacity=cap[use], population=weight,
+                    rule.threshold, capacity=cap[use], population=weight, cell_index=indexes[mode],
                 ).to_numpy() * 1000.0
                 col = f"e2sfca_{rule.id}"
                 cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
