@@ -39,7 +39,9 @@ import math
 import os
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
+from copy import copy
 from datetime import datetime
+from functools import lru_cache
 from numbers import Number
 from pathlib import Path
 from typing import Any
@@ -535,19 +537,27 @@ def _write_table(
         c.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
     n = 0
     wrap_idx = {j for j, h in enumerate(headers) if h in wrap}
+    # openpyxl hashes a style object on every assignment (most of the time of a large sheet): a
+    # cell's style is set once per (wrapped?, number format) and the next cells take its style ids
+    styles: dict[tuple[bool, str | None], Any] = {}
     for i, row in enumerate(rows, start=start_row + 1):
         n += 1
         for j, value in enumerate(row):
             v = _cell(value)
             c = ws.cell(row=i, column=j + 1, value=v)
-            c.border = _BORDER
             fmt = formats[j] if j < len(formats) else None
-            if fmt and isinstance(v, Number) and not isinstance(v, bool):
-                c.number_format = fmt
-            elif fmt == FMT_TEXT:
-                c.number_format = FMT_TEXT
-            if j in wrap_idx:
-                c.alignment = Alignment(wrap_text=True, vertical="top")
+            number = fmt if (fmt and _is_number(v)) or fmt == FMT_TEXT else None
+            key = (j in wrap_idx, number)
+            style = styles.get(key)
+            if style is None:
+                c.border = _BORDER
+                if number:
+                    c.number_format = number
+                if j in wrap_idx:
+                    c.alignment = Alignment(wrap_text=True, vertical="top")
+                styles[key] = copy(c._style)
+            else:
+                c._style = copy(style)
             widths[j] = max(widths[j], _value_width(v, fmt) + 2)
     for j, w in enumerate(widths, start=1):
         letter = get_column_letter(j)
@@ -611,17 +621,25 @@ def _cell(v: Any) -> Any:
     return str(v)
 
 
+@lru_cache(maxsize=65_536)  # the same names and labels recur on thousands of rows
 def _display_width(text: str) -> float:
     """Width in Excel character units: East-Asian wide/full-width characters count 2."""
     return float(sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in str(text)))
 
 
+def _is_number(v: Any) -> bool:
+    """A number but not a bool (built-in types first: the ``Number`` ABC check is slow)."""
+    return not isinstance(v, bool) and (isinstance(v, int | float) or isinstance(v, Number))
+
+
 def _value_width(v: Any, fmt: str | None) -> float:
     if v is None:
         return 0.0
+    if isinstance(v, str):
+        return _display_width(v)
     if isinstance(v, bool):
         return 5.0
-    if isinstance(v, Number):
+    if isinstance(v, int | float) or isinstance(v, Number):
         if fmt == FMT_SHARE:
             return 7.0
         if fmt == FMT_LONLAT:

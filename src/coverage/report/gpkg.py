@@ -31,7 +31,8 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -146,9 +147,11 @@ def write_layers(
 
     compact = compact or {}
     written: dict[str, GeoDataFrame] = {}
-    with atomic_target(path, suffix=".gpkg") as tmp:
+    with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite():
         for name, df in layers.items():
-            ready = gpkg_ready(df, layer=name)
+            # the compact writer scales numbers itself: they skip the inf → NaN copy
+            as_is = [c for c, d in compact.get(name, {}).items() if d is not None]
+            ready = gpkg_ready(df, layer=name, as_is=as_is)
             if (name in compact and isinstance(ready, GeoDataFrame) and len(ready)
                     and not any(c.lower() == "fid" for c in ready.columns)):
                 other = (rows_of or {}).get(name)
@@ -157,6 +160,8 @@ def write_layers(
                               key=(keys or {}).get(name))
                 written[name] = ready
                 continue
+            if as_is:  # not compact after all: convert every column
+                ready = gpkg_ready(df, layer=name)
             kwargs: dict[str, Any] = {"driver": "GPKG", "layer": name}
             if any(c.lower() == "fid" for c in ready.columns):
                 # GeoPackage names its integer primary key "fid"; our facilities carry a text
@@ -170,6 +175,23 @@ def write_layers(
                     kwargs["geometry_type"] = "Unknown"
             pyogrio.write_dataframe(ready, tmp, **kwargs)
     return Path(path)
+
+
+#: GDAL settings while a GeoPackage is written into its temporary file: SQLite neither waits for the
+#: disk after each transaction nor keeps its rollback journal on disk. A crash leaves only the
+#: temporary file, which is never renamed into place (the same guarantee as without them).
+SCRATCH_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "MEMORY"}
+
+
+@contextmanager
+def _scratch_sqlite() -> Iterator[None]:
+    """Apply :data:`SCRATCH_SQLITE` (GDAL config options are process-wide) and restore the previous values."""
+    before = {k: pyogrio.get_gdal_config_option(k) for k in SCRATCH_SQLITE}
+    pyogrio.set_gdal_config_options(SCRATCH_SQLITE)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(before)
 
 
 def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  # noqa: C901 - one pass per column kind
@@ -243,8 +265,7 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
             codes_rows.append(pd.DataFrame({"layer": name, "field": col, "code": np.arange(len(uniques), dtype=np.int32),
                                             "value": [str(x) for x in uniques]}))
         elif c in spec:
-            sources = tuple(pd.to_numeric(gdf[x], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-                            for x in (pairs[col] if c in paired else (c,)))
+            sources = tuple(_floats(gdf[x]) for x in (pairs[col] if c in paired else (c,)))
             columns.append(_Stored(col, "scaled", (*sources, urban) if c in paired else sources, int(spec[c])))  # type: ignore[arg-type]
         elif c != geom:
             columns.append(_Stored(col, "plain", (gdf[c],)))
@@ -270,6 +291,7 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
         source += f" JOIN {_quote(rows_of[0] + '__store')} AS d ON d.{_quote(key)} = s.{_quote(key)}"
     con = sqlite3.connect(path)
     try:
+        con.execute("PRAGMA synchronous = OFF")  # a temporary file (see SCRATCH_SQLITE)
         with con:
             con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {CODES_TABLE}_key ON {CODES_TABLE} (layer, field, code)")
             con.execute(f"CREATE VIEW {_quote(name)} AS SELECT {fid} AS fid, {', '.join(cols)} FROM {source}")
@@ -336,6 +358,13 @@ def _stored_part(col: _Stored, start: int, stop: int) -> tuple[np.ndarray, np.nd
     values = s.to_numpy(dtype=dtype.lower(), na_value=fill)
     valid = ~s.isna().to_numpy() if dtype[0].isupper() or dtype == "float64" else None
     return values, valid
+
+
+def _floats(s: pd.Series) -> np.ndarray:
+    """A column as float64 (``NaN`` for what is not a number), without a copy when it is float64 already."""
+    if s.dtype == np.float64:
+        return s.to_numpy()
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def _point_wkb(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
@@ -451,7 +480,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
+def gpkg_ready(df: pd.DataFrame, layer: str = "", *, as_is: Collection[str] = ()) -> pd.DataFrame:
     """Return a copy of ``df`` whose columns a GeoPackage can store.
 
     Parameters
@@ -460,6 +489,9 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
         The table. It is not modified.
     layer : str
         Layer name, used in error messages only.
+    as_is : collection of str
+        Numeric columns passed on unconverted (no ``±inf`` → NaN copy): the compact writer scales
+        them itself and stores what is not finite as ``NULL``.
 
     Returns
     -------
@@ -504,7 +536,7 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
         lowered[c.lower()] = c
 
     for c in list(out.columns):
-        if c == geom_name:
+        if c == geom_name or (c in as_is and pd.api.types.is_float_dtype(out[c].dtype)):
             continue
         if isinstance(out[c].dtype, GeometryDtype):  # a second geometry column: store as WKT
             out[c] = pd.Series(
