@@ -208,6 +208,7 @@ class ArrowStream:
         for i, (_name, fmt, make) in enumerate(self.columns):
             part = make(start, stop)
             child = ArrowArray()
+            arrays: list[np.ndarray]
             if fmt == b"z":
                 offsets, data, valid = part
                 arrays = [np.ascontiguousarray(offsets, dtype=np.int32), np.ascontiguousarray(data, dtype=np.uint8)]
@@ -220,7 +221,7 @@ class ArrowStream:
                 if len(arrays[0]) != m:
                     raise ValueError(f"column {_name!r}: {len(arrays[0])} values for {m} rows")
             null_count = 0
-            bitmap = None
+            bitmap: np.ndarray | None = None
             if valid is not None:
                 valid = np.asarray(valid, dtype=bool)
                 null_count = int(m - np.count_nonzero(valid))

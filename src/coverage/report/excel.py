@@ -34,11 +34,13 @@ The file is written to a temporary file in the same directory and then moved int
 
 from __future__ import annotations
 
+import gc
 import logging
 import math
 import os
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from copy import copy
 from datetime import datetime
 from functools import lru_cache
@@ -241,6 +243,33 @@ def write_gaps_xlsx(
     reserve = project_bank_frame(parts[1])
     scenario = scenario_label(summary)
 
+    with _no_cyclic_gc():  # a sheet of thousands of rows is ~10 Python objects a cell, none of them garbage
+        wb = _workbook(scenario, bank, reserve, gaps, summary, by_service, comparison)
+        with atomic_target(path, suffix=".xlsx") as tmp:
+            wb.save(tmp)
+    return Path(path)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a workbook is built and saved.
+
+    Every cell is a few objects that live until the file is written; the collector's passes over
+    them (and over the caller's large heap) find nothing to free and cost ~10 % of the time.
+    Reference counting still frees everything as usual; the previous state is restored.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _workbook(scenario: str, bank: pd.DataFrame, reserve: pd.DataFrame, gaps: pd.DataFrame, summary: Mapping,
+              by_service: Mapping[str, pd.DataFrame] | None, comparison: pd.DataFrame | None) -> Workbook:
+    """The sheets of ``gaps.xlsx`` (see :func:`write_gaps_xlsx`), in order."""
     wb = Workbook()
     wb.properties.creator = "covplan"
     wb.properties.title = f"{scenario} 年度项目库".strip()
@@ -273,10 +302,7 @@ def write_gaps_xlsx(
         ws = wb.create_sheet("方案比较")
         _write_generic(ws, comparison)
         _page_setup(ws, f"{scenario} 方案比较".strip())
-
-    with atomic_target(path, suffix=".xlsx") as tmp:
-        wb.save(tmp)
-    return Path(path)
+    return wb
 
 
 def _write_project_bank(ws: Worksheet, bank: pd.DataFrame) -> None:
