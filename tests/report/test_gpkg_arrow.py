@@ -103,8 +103,19 @@ def test_arrow_stream_reports_a_failing_batch(tmp_path: Path) -> None:
             raise ValueError("no data")
         return np.arange(a, b, dtype=np.int64), None
 
-    with pytest.raises(Exception, match="batch"):
-        write_arrow(ArrowStream(30, [("v", b"l", boom)], batch_rows=10), tmp_path / "x.gpkg", layer="t", driver="GPKG")
+    stream = ArrowStream(30, [("v", b"l", boom)], batch_rows=10)
+    with pytest.raises(RuntimeError, match="batch"):
+        write_arrow(stream, tmp_path / "x.gpkg", layer="t", driver="GPKG")
+    assert isinstance(stream.error, ValueError)
+
+
+def test_compact_layer_without_crs(tmp_path: Path, recwarn) -> None:
+    """No CRS: written as before (no CRS, no warning), values as given."""
+    gdf = gpd.GeoDataFrame({"cell": [4, 2], "pop": [1.234, np.inf]}, geometry=gpd.points_from_xy([1, 2], [3, 4]))
+    path = gpkg.write_layers(tmp_path / "n.gpkg", {"cells": gdf}, compact={"cells": {"pop": 2}}, keys={"cells": "cell"})
+    back = pyogrio.read_dataframe(path, layer="cells").set_index("cell")
+    assert back.crs is None and back.loc[4, "pop"] == pytest.approx(1.23) and np.isnan(back.loc[2, "pop"])
+    assert not [w for w in recwarn if "crs" in str(w.message)]
 
 
 # --- compact layers: stored tables as the row writer stored them, views as before -------------

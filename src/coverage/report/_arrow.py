@@ -123,6 +123,8 @@ class ArrowStream:
         self._next_row = 0
         self._next_id = 1
         self._error = C.create_string_buffer(b"")
+        #: The exception raised while a batch was made, if any (consumers only see a failed batch).
+        self.error: Exception | None = None
         self._schema = self._make_schema()
         # callbacks are bound methods wrapped once and kept: ctypes frees a callback with its object
         self._cb_get_schema = _GET_SCHEMA(self._get_schema)
@@ -258,6 +260,7 @@ class ArrowStream:
     # -- errors and release ----------------------------------------------------------------
 
     def _fail(self, exc: Exception) -> int:
+        self.error = exc
         self._error = C.create_string_buffer(f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"))
         return _EIO
 

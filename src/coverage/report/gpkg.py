@@ -21,7 +21,15 @@ Columns whose dtype a GeoPackage cannot store are converted before writing:
   object value → its ``str``.
 
 The file is written to a temporary file in the same directory and renamed over ``path`` when all
-layers are written, so a half-written GeoPackage never appears.
+layers are written, so a half-written GeoPackage never appears. Meanwhile SQLite neither waits for
+the disk after each transaction nor keeps its journal on disk (:data:`SCRATCH_SQLITE`).
+
+Speed and memory (issue 11): the stored tables of the compact per-cell layers are handed to GDAL in
+batches of :data:`STORE_BATCH_ROWS` rows through the Arrow C data interface
+(:class:`coverage.report._arrow.ArrowStream`, no pyarrow needed), converted column by column
+from the caller's arrays one batch at a time; pyogrio's row writer (one Python object per value)
+remains for the small layers and as the fallback (GDAL < 3.8, column types the stream does not
+take). Both write the same table. 16× demo (1.13 M cells): 9.6 → 3.9 s CPU, +0.57 GB → +0.04 GB.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import logging
 import os
 import re
 import sqlite3
+import warnings
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -441,9 +450,16 @@ def _write_store(path: str | os.PathLike[str], store: str, n: int, columns: list
         if geom is not None:
             arrow.insert(0, ("geom", b"z", geom[1]))
         stream = ArrowStream(n, arrow, batch_rows=STORE_BATCH_ROWS)
-        write_arrow(stream, path, layer=store, driver="GPKG", geometry_name="geom" if geom else None,
-                    geometry_type=geom[0] if geom else None, crs=_crs_text(crs) if geom else None,
-                    layer_options=options)
+        try:
+            with warnings.catch_warnings():  # a layer without CRS is written as before, without a warning
+                warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
+                write_arrow(stream, path, layer=store, driver="GPKG", geometry_name="geom" if geom else None,
+                            geometry_type=geom[0] if geom else None, crs=_crs_text(crs) if geom else None,
+                            layer_options=options)
+        except Exception as exc:
+            if stream.error is not None:  # the cause, not pyogrio's "error while accessing batch"
+                raise stream.error from exc
+            raise
         return
     data: dict[str, Any] = {}
     for c in columns:
