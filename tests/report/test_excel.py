@@ -374,3 +374,35 @@ def test_top_budget_reserve_and_subtotals(tmp_path: Path, units: pd.DataFrame) -
     rows = subtotal_rows(project_bank_frame(gaps))
     assert rows[-1][1] == "合计" and rows[-1][2] == len(gaps)
     assert sum(x[4] for x in rows[:-1]) == pytest.approx(rows[-1][4])
+
+
+def test_every_cell_styled_by_its_column_and_value(tmp_path: Path, units: pd.DataFrame) -> None:
+    """Hundreds of rows (styles are set once per column kind and copied, issue 11): every data cell
+    of both project sheets has the thin border, its column's number format only where it holds a
+    number (``General`` for text and blanks), wrapping only in the long-text columns, and the bold
+    合计 rows of 分乡镇小计 do not make any other cell bold."""
+    base = make_gaps(units)
+    gaps = pd.concat([base] * 60, ignore_index=True)  # TEST DATA, 240 rows
+    gaps["cost"] = gaps["cost"].astype(object)
+    gaps.loc[gaps.index % 7 == 0, "cost"] = "待定"  # text in a number column
+    path = write_gaps_xlsx(tmp_path / "gaps.xlsx", gaps, make_summary(units), top=30)
+    wb = openpyxl.load_workbook(path)
+    formats = {"序号": "0", "年度": "0", "经度": "0.000000", "纬度": "0.000000", "建设规模": "#,##0",
+               "服务人口": "#,##0", "新增覆盖人口": "#,##0", "估算投资(万元)": "#,##0.0", "优先级": "0"}
+    wrap = {"项目名称", "对应指标", "备注", "建设规模", "设施类别", "牵头单位"}
+    checked = 0
+    for sheet in ("项目库", "储备项目"):
+        ws = wb[sheet]
+        names = header(ws)
+        for row in ws.iter_rows(min_row=2):
+            for name, c in zip(names, row, strict=True):
+                assert all(getattr(c.border, s).style == "thin" for s in ("left", "right", "top", "bottom"))
+                numeric = isinstance(c.value, int | float) and not isinstance(c.value, bool)
+                assert c.number_format == (formats.get(name, "General") if numeric else "General"), (sheet, c.coordinate)
+                assert bool(c.alignment.wrap_text) == (name in wrap), (sheet, c.coordinate)
+                assert not c.font.b
+                checked += 1
+    assert checked == len(gaps) * 20
+    ws = wb["分乡镇小计"]
+    for row in ws.iter_rows(min_row=2):
+        assert all(bool(c.font.b) == (row[1].value == "合计") for c in row)

@@ -21,7 +21,15 @@ Columns whose dtype a GeoPackage cannot store are converted before writing:
   object value → its ``str``.
 
 The file is written to a temporary file in the same directory and renamed over ``path`` when all
-layers are written, so a half-written GeoPackage never appears.
+layers are written, so a half-written GeoPackage never appears. Meanwhile SQLite neither waits for
+the disk after each transaction nor keeps its journal on disk (:data:`SCRATCH_SQLITE`).
+
+Speed and memory (issue 11): the stored tables of the compact per-cell layers are handed to GDAL in
+batches of :data:`STORE_BATCH_ROWS` rows through the Arrow C data interface
+(:class:`coverage.report._arrow.ArrowStream`, no pyarrow needed), converted column by column
+from the caller's arrays one batch at a time; pyogrio's row writer (one Python object per value)
+remains for the small layers and as the fallback (GDAL < 3.8, column types the stream does not
+take). Both write the same table. 16× demo (1.13 M cells): 9.8 → 3.8 s CPU, +0.55 → +0.06 GB.
 """
 
 from __future__ import annotations
@@ -31,18 +39,29 @@ import logging
 import os
 import re
 import sqlite3
-from collections.abc import Collection, Mapping
+import warnings
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyogrio
+import shapely
 from geopandas import GeoDataFrame
 from geopandas.array import GeometryDtype
 
 from coverage.errors import InputError
+from coverage.report._arrow import ArrowStream
 from coverage.report._util import atomic_target, is_missing
+
+try:  # GDAL >= 3.8 takes column batches (Arrow C data interface); pyogrio >= 0.8 passes them on
+    from pyogrio.raw import write_arrow
+    _ARROW_WRITE = pyogrio.__gdal_version__ >= (3, 8, 0)
+except ImportError:  # pragma: no cover - older pyogrio
+    write_arrow = None
+    _ARROW_WRITE = False
 
 __all__ = ["gpkg_ready", "write_compact", "write_layers"]
 
@@ -137,9 +156,11 @@ def write_layers(
 
     compact = compact or {}
     written: dict[str, GeoDataFrame] = {}
-    with atomic_target(path, suffix=".gpkg") as tmp:
+    with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite():
         for name, df in layers.items():
-            ready = gpkg_ready(df, layer=name)
+            # the compact writer scales numbers itself: they skip the inf → NaN copy
+            as_is = [c for c, d in compact.get(name, {}).items() if d is not None]
+            ready = gpkg_ready(df, layer=name, as_is=as_is)
             if (name in compact and isinstance(ready, GeoDataFrame) and len(ready)
                     and not any(c.lower() == "fid" for c in ready.columns)):
                 other = (rows_of or {}).get(name)
@@ -148,6 +169,8 @@ def write_layers(
                               key=(keys or {}).get(name))
                 written[name] = ready
                 continue
+            if as_is:  # not compact after all: convert every column
+                ready = gpkg_ready(df, layer=name)
             kwargs: dict[str, Any] = {"driver": "GPKG", "layer": name}
             if any(c.lower() == "fid" for c in ready.columns):
                 # GeoPackage names its integer primary key "fid"; our facilities carry a text
@@ -161,6 +184,23 @@ def write_layers(
                     kwargs["geometry_type"] = "Unknown"
             pyogrio.write_dataframe(ready, tmp, **kwargs)
     return Path(path)
+
+
+#: GDAL settings while a GeoPackage is written into its temporary file: SQLite neither waits for the
+#: disk after each transaction nor keeps its rollback journal on disk. A crash leaves only the
+#: temporary file, which is never renamed into place (the same guarantee as without them).
+SCRATCH_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "MEMORY"}
+
+
+@contextmanager
+def _scratch_sqlite() -> Iterator[None]:
+    """Apply :data:`SCRATCH_SQLITE` (GDAL config options are process-wide) and restore the previous values."""
+    before = {k: pyogrio.get_gdal_config_option(k) for k in SCRATCH_SQLITE}
+    pyogrio.set_gdal_config_options(SCRATCH_SQLITE)
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options(before)
 
 
 def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  # noqa: C901 - one pass per column kind
@@ -179,7 +219,8 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
     The layer ``name`` a GIS opens is a view over the stored table ``<name>__store`` (a plain SQLite
     table, not registered as a layer) that divides, looks up and splits again, so it shows the same
     columns in the same order and units, rounded to the stated precision, and ``NULL`` where a
-    side's rule does not apply.
+    side's rule does not apply. The stored table is converted and handed to GDAL a batch of rows at
+    a time (Arrow path, see the module notes), so only text codes are held for the whole layer.
 
     Parameters
     ----------
@@ -218,38 +259,28 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
                 r_cols.remove(r)
                 pairs[f"{u}__{r}"] = (u, r)
     paired = {c: k for k, (u, r) in pairs.items() for c in (u, r)}
-    data: dict[str, Any] = {}
+    columns: list[_Stored] = []
     codes_rows: list[pd.DataFrame] = []
     for c in gdf.columns:
         if c in shared or (c in paired and c != pairs[paired[c]][0]):
             continue
-        col, values = c, gdf[c]
-        if c in paired:
-            col = paired[c]
-            u, r = pairs[col]
-            values = gdf[u].where(urban, gdf[r])
+        col = paired.get(c, c)
         if spec.get(c, 0) is None:
+            values = gdf[c]
+            if c in paired:
+                u, r = pairs[col]
+                values = gdf[u].where(urban, gdf[r])
             codes, uniques = pd.factorize(values, sort=True)
-            data[col] = pd.array(codes, dtype="Int32")
-            data[col][codes < 0] = pd.NA
+            columns.append(_Stored(col, "codes", (codes.astype(np.int32),)))
             codes_rows.append(pd.DataFrame({"layer": name, "field": col, "code": np.arange(len(uniques), dtype=np.int32),
                                             "value": [str(x) for x in uniques]}))
         elif c in spec:
-            v = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-            ok = np.isfinite(v)
-            scaled = np.zeros(len(v), dtype=np.int64)
-            scaled[ok] = np.round(v[ok] * 10.0 ** int(spec[c]))  # type: ignore[arg-type]
-            data[col] = pd.array(scaled, dtype="Int64")
-            data[col][~ok] = pd.NA
-        else:
-            data[col] = values.to_numpy()
-    if rows_of is None:
-        stored = GeoDataFrame(data, geometry=gdf.geometry.array, crs=gdf.crs)
-        pyogrio.write_dataframe(stored, path, driver="GPKG", layer=store,
-                                layer_options={"SPATIAL_INDEX": "NO", **({"FID": key} if key else {})})
-    else:
-        pyogrio.write_dataframe(pd.DataFrame(data), path, driver="GPKG", layer=store,
-                                layer_options={"FID": key} if key else {})
+            sources = tuple(_floats(gdf[x]) for x in (pairs[col] if c in paired else (c,)))
+            columns.append(_Stored(col, "scaled", (*sources, urban) if c in paired else sources, int(spec[c])))  # type: ignore[arg-type]
+        elif c != geom:
+            columns.append(_Stored(col, "plain", (gdf[c],)))
+    geometry = gdf.geometry.array if rows_of is None else None
+    _write_store(path, store, len(gdf), columns, geometry, gdf.crs if rows_of is None else None, key)
     if not codes_rows:  # the table exists even without codes: see the note on GDAL below
         codes_rows.append(pd.DataFrame({"layer": pd.Series([], dtype=object), "field": pd.Series([], dtype=object),
                                         "code": pd.Series([], dtype=np.int32), "value": pd.Series([], dtype=object)}))
@@ -270,6 +301,7 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
         source += f" JOIN {_quote(rows_of[0] + '__store')} AS d ON d.{_quote(key)} = s.{_quote(key)}"
     con = sqlite3.connect(path)
     try:
+        con.execute("PRAGMA synchronous = OFF")  # a temporary file (see SCRATCH_SQLITE)
         with con:
             con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {CODES_TABLE}_key ON {CODES_TABLE} (layer, field, code)")
             con.execute(f"CREATE VIEW {_quote(name)} AS SELECT {fid} AS fid, {', '.join(cols)} FROM {source}")
@@ -288,6 +320,161 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
                 con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (store,))
     finally:
         con.close()
+
+
+class _Stored(NamedTuple):
+    """One column of a compact layer's stored table, converted batch by batch (:func:`_stored_part`).
+
+    ``kind`` is ``"codes"`` (``sources``: the int32 codes, ``-1`` for missing), ``"scaled"``
+    (``sources``: the float values, or urban values, rural values and the urban mask of a shared
+    column; stored as ``round(value × 10**decimals)``, ``NULL`` where not finite) or ``"plain"``
+    (``sources``: the column as it is).
+    """
+
+    name: str
+    kind: str
+    sources: tuple[Any, ...]
+    decimals: int = 0
+
+
+#: Rows converted and handed to GDAL at a time by the Arrow path of :func:`write_compact`.
+STORE_BATCH_ROWS = 65_536
+#: Arrow formats of the plain (unconverted) column dtypes the Arrow path takes; others use pyogrio's
+#: row-by-row writer.
+_PLAIN_FORMATS = {"int8": b"c", "int16": b"s", "int32": b"i", "int64": b"l", "float64": b"g",
+                  "Int8": b"c", "Int16": b"s", "Int32": b"i", "Int64": b"l", "Float64": b"g"}
+_GEOM_TYPES = {0: "Point", 1: "LineString", 3: "Polygon", 4: "MultiPoint", 5: "MultiLineString",
+               6: "MultiPolygon", 7: "GeometryCollection"}
+
+
+def _stored_part(col: _Stored, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Rows ``start:stop`` of a stored column as ``(values, valid)`` (``valid`` None: no ``NULL``)."""
+    if col.kind == "codes":
+        codes = col.sources[0][start:stop]
+        return codes, codes >= 0
+    if col.kind == "scaled":
+        if len(col.sources) == 3:
+            u, r, urban = col.sources
+            v = np.where(urban[start:stop], u[start:stop], r[start:stop])
+        else:
+            v = col.sources[0][start:stop]
+        ok = np.isfinite(v)
+        scaled = np.zeros(len(v), dtype=np.int64)
+        scaled[ok] = np.round(v[ok] * 10.0 ** col.decimals)
+        return scaled, ok
+    s = col.sources[0].iloc[start:stop]
+    dtype = str(s.dtype)
+    fill = np.nan if dtype.lower() == "float64" else 0
+    values = s.to_numpy(dtype=dtype.lower(), na_value=fill)
+    valid = ~s.isna().to_numpy() if dtype[0].isupper() or dtype == "float64" else None
+    return values, valid
+
+
+def _floats(s: pd.Series) -> np.ndarray:
+    """A column as float64 (``NaN`` for what is not a number), without a copy when it is float64 already."""
+    if s.dtype == np.float64:
+        return s.to_numpy()
+    return pd.to_numeric(s, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _point_wkb(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, None]:
+    """Little-endian 2D point WKB of non-empty points, built from their coordinates in one pass."""
+    m = len(geoms)
+    rec = np.empty((m, 21), dtype=np.uint8)
+    rec[:, 0] = 1  # little endian
+    rec[:, 1:5] = np.frombuffer(np.array(1, dtype="<u4").tobytes(), dtype=np.uint8)  # wkbPoint
+    rec[:, 5:] = np.ascontiguousarray(shapely.get_coordinates(geoms), dtype="<f8").view(np.uint8).reshape(m, 16)
+    return np.arange(0, 21 * (m + 1), 21, dtype=np.int32), rec.reshape(-1), None
+
+
+def _any_wkb(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """WKB of any geometries (``NULL`` for missing ones), as Arrow binary buffers."""
+    wkb = shapely.to_wkb(geoms)
+    valid = np.array([w is not None for w in wkb], dtype=bool)
+    sizes = np.array([len(w) if w is not None else 0 for w in wkb], dtype=np.int64)
+    offsets = np.zeros(len(wkb) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError("a batch of geometries exceeds 2 GB of WKB")
+    data = np.frombuffer(b"".join(w for w in wkb if w is not None), dtype=np.uint8)
+    return offsets.astype(np.int32), data, (None if valid.all() else valid)
+
+
+def _geometry_column(geometry: Any) -> tuple[str, Any] | None:
+    """The layer type and a batch maker of a geometry column for the Arrow path, or None when pyogrio must write it.
+
+    Mirrors pyogrio's choice of layer type: one geometry type (missing geometries aside), 2D.
+    """
+    geoms = np.asarray(geometry, dtype=object)
+    ids = shapely.get_type_id(geoms)
+    types = np.unique(ids[ids >= 0])
+    if len(types) != 1 or int(types[0]) not in _GEOM_TYPES:
+        return None
+    present = ids >= 0
+    empty = shapely.is_empty(geoms)
+    if shapely.has_z(geoms[present & ~empty]).any():
+        return None
+    if int(types[0]) == 0 and present.all() and not empty.any():
+        return _GEOM_TYPES[0], lambda a, b: _point_wkb(geoms[a:b])
+    return _GEOM_TYPES[int(types[0])], lambda a, b: _any_wkb(geoms[a:b])
+
+
+def _crs_text(crs: Any) -> str | None:
+    """The CRS as pyogrio passes it to GDAL (``EPSG:<code>`` when it has one, else WKT1_GDAL)."""
+    if not crs:
+        return None
+    epsg = crs.to_epsg()
+    return f"EPSG:{epsg}" if epsg else crs.to_wkt("WKT1_GDAL")
+
+
+def _write_store(path: str | os.PathLike[str], store: str, n: int, columns: list[_Stored],
+                 geometry: Any, crs: Any, key: str | None) -> None:
+    """Write the stored table of a compact layer: through GDAL's Arrow interface when it can, else with pyogrio.
+
+    Both give the same table (columns, types, values); the Arrow path hands GDAL whole batches of
+    :data:`STORE_BATCH_ROWS` rows instead of one Python value at a time (2–3× faster for a
+    million cells) and never holds more than a batch of converted columns.
+    """
+    options = {"SPATIAL_INDEX": "NO"} if geometry is not None else {}
+    if key:
+        options["FID"] = key
+    fmts = {"codes": b"i", "scaled": b"l"}
+    arrow: list[Any] = []
+    for c in columns:
+        fmt = fmts.get(c.kind) or _PLAIN_FORMATS.get(str(c.sources[0].dtype))
+        if fmt is None or c.name == "geom":
+            arrow = []
+            break
+        arrow.append((c.name, fmt, lambda a, b, c=c: _stored_part(c, a, b)))
+    geom = _geometry_column(geometry) if geometry is not None and arrow else None
+    if arrow and (geometry is None or geom is not None) and _ARROW_WRITE:
+        if geom is not None:
+            arrow.insert(0, ("geom", b"z", geom[1]))
+        stream = ArrowStream(n, arrow, batch_rows=STORE_BATCH_ROWS)
+        try:
+            with warnings.catch_warnings():  # a layer without CRS is written as before, without a warning
+                warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
+                write_arrow(stream, path, layer=store, driver="GPKG", geometry_name="geom" if geom else None,
+                            geometry_type=geom[0] if geom else None, crs=_crs_text(crs) if geom else None,
+                            layer_options=options)
+        except Exception as exc:
+            if stream.error is not None:  # the cause, not pyogrio's "error while accessing batch"
+                raise stream.error from exc
+            raise
+        return
+    data: dict[str, Any] = {}
+    for c in columns:
+        if c.kind == "plain":
+            data[c.name] = c.sources[0].to_numpy()
+            continue
+        values, valid = _stored_part(c, 0, n)
+        data[c.name] = pd.array(values, dtype="Int32" if c.kind == "codes" else "Int64")
+        data[c.name][~valid] = pd.NA  # type: ignore[operator]
+    if geometry is not None:
+        pyogrio.write_dataframe(GeoDataFrame(data, geometry=geometry, crs=crs), path, driver="GPKG", layer=store,
+                                layer_options=options)
+    else:
+        pyogrio.write_dataframe(pd.DataFrame(data), path, driver="GPKG", layer=store, layer_options=options)
 
 
 def _view_column(layer: str, column: str, stored: str, spec: Mapping[str, int | None],
@@ -310,7 +497,7 @@ def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
+def gpkg_ready(df: pd.DataFrame, layer: str = "", *, as_is: Collection[str] = ()) -> pd.DataFrame:
     """Return a copy of ``df`` whose columns a GeoPackage can store.
 
     Parameters
@@ -319,6 +506,9 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
         The table. It is not modified.
     layer : str
         Layer name, used in error messages only.
+    as_is : collection of str
+        Numeric columns passed on unconverted (no ``±inf`` → NaN copy): the compact writer scales
+        them itself and stores what is not finite as ``NULL``.
 
     Returns
     -------
@@ -363,7 +553,7 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "") -> pd.DataFrame:
         lowered[c.lower()] = c
 
     for c in list(out.columns):
-        if c == geom_name:
+        if c == geom_name or (c in as_is and pd.api.types.is_float_dtype(out[c].dtype)):
             continue
         if isinstance(out[c].dtype, GeometryDtype):  # a second geometry column: store as WKT
             out[c] = pd.Series(
