@@ -416,8 +416,8 @@ def _write_summary(ws: Worksheet, summary: Mapping, gaps: pd.DataFrame) -> None:
     sums = [sum(r[i] for r in rows) for i in range(1, 5)]
     rows.append(("合计", *sums))
     _write_table(ws, headers, rows, [None, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE, FMT_PEOPLE], start_row=row)
-    for c in range(1, 6):
-        ws.cell(row=row + len(rows), column=c).font = _TOTAL_FONT
+    for col in range(1, 6):
+        ws.cell(row=row + len(rows), column=col).font = _TOTAL_FONT
     row += len(rows) + 2
     # what changed the figures (assumed age shares, suspected GCJ-02, a broken road network …)
     warnings = [w for w in summary.get("warnings") or [] if isinstance(w, Mapping)]
@@ -671,7 +671,7 @@ def _value_width(v: Any, fmt: str | None) -> float:
         if fmt == FMT_LONLAT:
             return 11.0
         if fmt in (FMT_PEOPLE, FMT_WAN, "#,##0.0"):
-            s = f"{float(v):,.1f}"
+            s = f"{float(v):,.1f}"  # type: ignore[arg-type]  # a numbers.Number here is always real
         else:
             s = f"{v}"
         return float(len(s))
