@@ -82,3 +82,26 @@ def test_totals_preserved(values):
     assert d["pop"].sum() == pytest.approx(total.sum())
     assert d["age0_2"].sum() == pytest.approx(total.sum() / 10)
     assert (d["pop"] > 0).all()
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(1, 6), st.integers(0, 300))
+def test_point_in_unit_equals_shapely_within(seed, n_polys, n_pts):
+    """The bounding-box + contains_xy test of demand cells equals shapely's ``within`` on a tree, boundary points included."""
+    import shapely
+
+    from coverage.demand import _contains
+
+    rng = np.random.default_rng(seed)
+    polys = []
+    for _ in range(n_polys):
+        cx, cy = rng.integers(0, 10, 2)
+        w, h = rng.integers(1, 5, 2)
+        box = shapely.box(cx, cy, cx + w, cy + h)
+        polys.append(box if rng.random() < 0.5 else shapely.buffer(box, float(rng.random()), quad_segs=2))
+    polys = np.array(polys, dtype=object)
+    x = rng.integers(-1, 15, n_pts).astype(float)  # on the integer lattice: many points on edges
+    y = rng.integers(-1, 15, n_pts).astype(float)
+    got = set(zip(*(a.tolist() for a in _contains(polys, x, y))))
+    want = set(zip(*(a.tolist() for a in shapely.STRtree(polys).query(shapely.points(x, y), predicate="within"))))
+    assert got == want

@@ -27,10 +27,31 @@ from coverage.io.population import PopulationGrid, grid_xy
 log = logging.getLogger(__name__)
 
 
-def _contains(polys: np.ndarray, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (point index, polygon index) with the point inside the polygon."""
-    tree = shapely.STRtree(polys)
-    return tree.query(pts, predicate="within")
+def _contains(polys: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (point index, polygon index) with the point inside the polygon (``contains``: not on its boundary).
+
+    The points are sorted by x once; each polygon tests only the points in its bounding box, on
+    coordinates (``shapely.contains_xy`` on the prepared polygon, no point geometries).
+    """
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    p_parts, u_parts = [], []
+    for k, poly in enumerate(polys):
+        if poly is None or shapely.is_empty(poly):
+            continue
+        minx, miny, maxx, maxy = shapely.bounds(poly)
+        lo, hi = np.searchsorted(xs, minx, "left"), np.searchsorted(xs, maxx, "right")
+        cand = order[lo:hi]
+        cand = cand[(y[cand] >= miny) & (y[cand] <= maxy)]
+        if not len(cand):
+            continue
+        shapely.prepare(poly)
+        hit = cand[shapely.contains_xy(poly, x[cand], y[cand])]
+        p_parts.append(hit)
+        u_parts.append(np.full(len(hit), k, dtype=np.int64))
+    if not p_parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(p_parts).astype(np.int64), np.concatenate(u_parts)
 
 
 def cells(
@@ -61,7 +82,6 @@ def cells(
     rr, cc = np.nonzero(total > 0)  # row-major order = sorted by cell id
     x, y = grid_xy(grid.transform, cc + 0.5, rr + 0.5)
     n = len(rr)
-    pts = shapely.points(x, y)  # made once: the cells' geometry, and the unit test below
     data: dict[str, object] = {
         "cell": (rr.astype("int64") * ncols + cc).astype("int64"),
         "row": rr.astype("int64"),
@@ -75,7 +95,7 @@ def cells(
     urban = np.zeros(n, dtype=bool)
     if units is not None and len(units) and n:
         u = units.to_crs(grid.crs) if units.crs is not None and not units.crs.equals(grid.crs) else units
-        pi, ui = _contains(np.asarray(u.geometry.values), pts)
+        pi, ui = _contains(np.asarray(u.geometry.values), x, y)
         order = np.lexsort((ui, pi))
         pi, ui = pi[order], ui[order]
         first = np.ones(len(pi), dtype=bool)
@@ -103,7 +123,7 @@ def cells(
     df = pd.DataFrame(data)
     df["unit_code"] = df["unit_code"].astype(str)
     df["unit_name"] = df["unit_name"].astype(str)
-    return gpd.GeoDataFrame(df, geometry=gpd.array.from_shapely(pts, crs=grid.crs), crs=grid.crs)
+    return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
 
 
 __all__ = ["cells"]
