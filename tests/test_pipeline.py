@@ -283,3 +283,21 @@ def test_service_circles_layer_one_row_per_drawing(demo_out, summary):
     assert len(ids) == len(set(ids))
     rules = {r.id for r in load_preset(summary["preset"]).active_circles()}
     assert set(ids) == rules - {x["rule"] for x in summary.get("no_data") or []}
+
+
+def test_model_keeps_grid_provenance_not_rasters(repo_root):
+    """A built model keeps the grid's shape, transform and provenance but not its arrays; the caller's inputs keep theirs."""
+    from coverage import pipeline
+
+    inputs = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
+    people = float(inputs.grid.total.sum())
+    model = pipeline.build_model(inputs)
+    light = model.inputs.grid
+    assert light.shape == inputs.grid.shape and light.transform == inputs.grid.transform
+    assert light.method == inputs.grid.method and light.source_resolution_m == inputs.grid.source_resolution_m
+    assert light.groups == {} and light.total.strides == (0, 0)  # a view: no memory
+    assert np.isnan(light.total.sum())  # a figure from it is not a number, never 0
+    assert float(inputs.grid.total.sum()) == people and inputs.grid.groups  # the caller's are untouched
+    assert float(model.cells["pop"].sum()) == pytest.approx(people)  # the cells hold the people
+    result = pipeline.evaluate_model(model)
+    assert result.summary["population_grid"]["resolution_m"] == pytest.approx(abs(inputs.grid.transform.a))

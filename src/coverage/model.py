@@ -217,7 +217,10 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
         sf[mode] = access.snap(g, inputs.facilities)
     problems = [*inputs.problems, *road_notes]
     problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
-    return Model(inputs=inputs, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
+    # the model keeps the grid's shape and provenance, not its arrays: the cells hold the people now
+    # (the caller's inputs are left as they were; a caller that drops them frees the rasters)
+    light = dataclasses.replace(inputs, grid=inputs.grid.without_arrays())
+    return Model(inputs=light, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
                  problems=problems)
 
 
@@ -241,6 +244,7 @@ def with_facilities(model: Model, inputs: Inputs) -> Model:
     Model
     """
     sf = {mode: access.snap(g, inputs.facilities) for mode, g in model.graphs.items()}
+    inputs = dataclasses.replace(inputs, grid=model.inputs.grid)  # the same data: no second grid
     base_problems = set(model.inputs.problems)
     network_problems = [p for p in model.problems if p not in base_problems]
     out = Model(inputs=inputs, cells=model.cells, graphs=model.graphs, snapped_cells=model.snapped_cells,

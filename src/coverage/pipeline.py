@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from rich.console import Console
 
 from coverage import access, categories, evaluate, settings
@@ -560,6 +562,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
                           compact={k: compact_spec(layers[k], metres) for k in CELL_LAYERS if k in layers},
                           sides={"demand_cells": rule_sides(inputs.preset)}, rows_of={"uncovered": "demand_cells"},
                           keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"))
+        del layers  # the per-cell layer frames (a million rows each) are not needed after this
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
@@ -718,7 +721,9 @@ def circles_layer(circles: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """
     if not len(circles):
         return circles
-    key = circles.geometry.to_wkb()
+    # one drawing at a time (the WKB of a large county's circles runs to ~100 MB together)
+    key = pd.Series([hashlib.sha256(shapely.to_wkb(g)).hexdigest() for g in circles.geometry.array],
+                    index=circles.index)
     first = ~key.duplicated()
     out = circles[first.to_numpy()].copy()
     for col in ("rule_id", "label", "applies_to"):

@@ -557,6 +557,7 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
     inputs = pipeline.load_inputs(path)
     base = pipeline.evaluate_model(pipeline.build_model(inputs, step), step)
     model = base.model  # with the baseline's circle times
+    inputs = model.inputs  # the model's inputs: the population rasters are freed (the cells hold the people)
     svc, _, fixed = siting_rules(inputs.preset, service)
     ex = read_vector(exclude, what_zh="禁建区", what_en="exclusion") if exclude is not None else None
     cands = candidate_sites(model, svc, generate, exclude=ex)

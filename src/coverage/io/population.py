@@ -134,6 +134,25 @@ class PopulationGrid:
         """``(rows, cols)``."""
         return self.total.shape  # type: ignore[return-value]
 
+    def without_arrays(self) -> PopulationGrid:
+        """The grid's shape, transform, CRS and provenance, without its arrays.
+
+        What a model keeps once the demand cells are made from the arrays (they are its largest
+        input: 150 MB for a county of a million cells). ``total`` becomes a read-only all-NaN view
+        of the grid's shape (no memory), ``groups`` is empty and ``nodata_mask`` all True: a figure
+        computed from it is visibly not a number, never a zero.
+
+        Returns
+        -------
+        PopulationGrid
+        """
+        shape = self.shape
+        return PopulationGrid(
+            total=np.broadcast_to(np.float64(np.nan), shape), groups={}, transform=self.transform, crs=self.crs,
+            nodata_mask=np.broadcast_to(np.True_, shape), source_resolution_m=self.source_resolution_m,
+            method=self.method, details=dict(self.details),
+        )
+
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell-centre coordinates ``(x, y)`` as 2-D arrays in ``crs``."""
         rows, cols = np.indices(self.shape)
