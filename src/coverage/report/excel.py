@@ -570,8 +570,10 @@ def _write_table(
         n += 1
         for j, value in enumerate(row):
             v = _cell(value)
-            c = ws.cell(row=i, column=j + 1, value=v)
             fmt = formats[j] if j < len(formats) else None
+            if fmt == FMT_LONLAT and isinstance(v, float):
+                v = round(v, 6)  # stored as shown: 1e-6° ≈ 0.1 m, not 16 digits of float noise
+            c = ws.cell(row=i, column=j + 1, value=v)
             number = fmt if (fmt and _is_number(v)) or fmt == FMT_TEXT else None
             key = (j in wrap_idx, number)
             style = styles.get(key)
