@@ -561,7 +561,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         gpkg.write_layers(tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS,
                           compact={k: compact_spec(layers[k], metres) for k in CELL_LAYERS if k in layers},
                           sides={"demand_cells": rule_sides(inputs.preset)}, rows_of={"uncovered": "demand_cells"},
-                          keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"))
+                          keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"), lattices=_cell_lattice(inputs))
         del layers  # the per-cell layer frames (a million rows each) are not needed after this
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
@@ -766,6 +766,14 @@ def compact_spec(layer: pd.DataFrame, metres: Collection[str] = ()) -> dict[str,
         else:
             spec[c] = 2
     return spec
+
+
+def _cell_lattice(inputs: Inputs) -> dict[str, Any]:
+    """The grid the demand cells' points lie on (a :class:`coverage.report.gpkg.Lattice`), so layers.gpkg builds them instead of storing them."""
+    from coverage.report import gpkg
+
+    axes = inputs.grid.axes() if inputs.grid is not None else None
+    return {} if axes is None else {"demand_cells": gpkg.Lattice(*axes)}
 
 
 def cells_layer(result: RunResult) -> gpd.GeoDataFrame:

@@ -242,3 +242,117 @@ def test_compact_layers_read_back_as_written(tmp_path_factory, data) -> None:
     np.testing.assert_allclose(u["short"], _expected(people[sub] / 3, 2), atol=1e-9)
     assert np.allclose(u.geometry.x, cells.geometry.x[sub])
     assert u.crs == cells.crs
+
+
+# --- points on a lattice (write_layers(lattices=...)): built by the view, the same bytes ----------
+
+@settings(max_examples=20, deadline=None)
+@given(st.data())
+def test_lattice_points_read_back_bit_for_bit(tmp_path_factory, data) -> None:
+    """Random north-up grids (any origin, cell size and sign of the y step) and random populated
+    cells: the view builds each point from the lattice table with exactly the bytes the point has
+    when it is stored, for the cell layer and for the subset layer joined to it; the extent is the
+    cells', and neither the stored nor the lattice table is listed as a layer."""
+    import shapely
+
+    from coverage.io.population import grid_xy
+    from coverage.report.gpkg import Lattice
+
+    nrows, ncols = data.draw(st.integers(1, 30)), data.draw(st.integers(1, 30))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    res = float(data.draw(st.sampled_from([100.0, 30.0, 0.000833333333333, 1000.0 / 3])))
+    dy = -res if data.draw(st.booleans()) else res
+    x0, y0 = rng.uniform(-2e5, 6e5), rng.uniform(-1e6, 4e6)
+    from affine import Affine
+    t = Affine(res, 0.0, x0, 0.0, dy, y0)
+    n = data.draw(st.integers(1, nrows * ncols))
+    cell = np.sort(rng.choice(nrows * ncols, n, replace=False)).astype(np.int64)
+    x, y = grid_xy(t, cell % ncols + 0.5, cell // ncols + 0.5)
+    cells = gpd.GeoDataFrame({"cell": cell, "pop": rng.random(n) * 50, "urban": rng.integers(0, 2, n)},
+                             geometry=gpd.points_from_xy(x, y), crs=4545)
+    sub = rng.random(n) < 0.5
+    unc = gpd.GeoDataFrame({"cell": cell[sub], "short": rng.random(int(sub.sum()))}, geometry=cells.geometry.array[sub],
+                           crs=4545)
+    lat = Lattice(np.asarray(grid_xy(t, np.arange(ncols) + 0.5, np.zeros(ncols))[0]),
+                  np.asarray(grid_xy(t, np.zeros(nrows), np.arange(nrows) + 0.5)[1]))
+    assert lat.fits(cell, cells.geometry.array)
+    path = tmp_path_factory.mktemp("lattice") / "l.gpkg"
+    write_layers(path, {"demand_cells": cells, "uncovered": unc}, compact={"demand_cells": {"pop": 2}, "uncovered": {"short": 2}},
+                 rows_of={"uncovered": "demand_cells"}, keys={"demand_cells": "cell", "uncovered": "cell"},
+                 lattices={"demand_cells": lat})
+    assert sorted(n for n, _ in pyogrio.list_layers(path)) == ["demand_cells", "uncovered", "value_codes"]
+    import sqlite3
+    con = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        stored = [r[1] for r in con.execute('PRAGMA table_info("demand_cells__store")')]
+        box = con.execute("SELECT min_x, min_y, max_x, max_y FROM gpkg_contents WHERE table_name = 'demand_cells'").fetchone()
+    finally:
+        con.close()
+    assert "demand_cells__lattice" in tables and "geom" not in stored  # the points are not stored
+    assert box == (x.min(), y.min(), x.max(), y.max())
+    back = pyogrio.read_dataframe(path, layer="demand_cells")
+    assert back["cell"].tolist() == cell.tolist()
+    assert shapely.to_wkb(back.geometry.array).tolist() == shapely.to_wkb(cells.geometry.array).tolist()
+    u = pyogrio.read_dataframe(path, layer="uncovered")
+    assert u["cell"].tolist() == cell[sub].tolist()
+    assert shapely.to_wkb(u.geometry.array).tolist() == shapely.to_wkb(unc.geometry.array).tolist()
+    assert back.crs == cells.crs == u.crs
+
+
+def test_points_off_the_lattice_are_stored(tmp_path) -> None:
+    """One point a hair off its cell centre: the lattice does not fit, so every point is stored
+    (and read back exactly); a rotated grid has no lattice at all."""
+    import shapely
+    from affine import Affine
+
+    from coverage.io.population import PopulationGrid
+    from coverage.report.gpkg import Lattice
+
+    lat = Lattice(np.array([50.0, 150.0, 250.0]), np.array([950.0, 850.0]))
+    cell = np.array([0, 2, 4])
+    x = np.array([50.0, 250.0, np.nextafter(150.0, 200.0)])
+    y = np.array([950.0, 950.0, 850.0])
+    cells = gpd.GeoDataFrame({"cell": cell, "pop": [1.0, 2.0, 3.0]}, geometry=gpd.points_from_xy(x, y), crs=4545)
+    assert not lat.fits(cell, cells.geometry.array)
+    assert lat.fits(cell[:2], cells.geometry.array[:2])
+    path = tmp_path / "off.gpkg"
+    write_layers(path, {"demand_cells": cells}, compact={"demand_cells": {"pop": 2}}, keys={"demand_cells": "cell"},
+                 lattices={"demand_cells": lat})
+    back = pyogrio.read_dataframe(path, layer="demand_cells")
+    assert shapely.to_wkb(back.geometry.array).tolist() == shapely.to_wkb(cells.geometry.array).tolist()
+    import sqlite3
+    con = sqlite3.connect(path)
+    try:
+        assert not con.execute("SELECT count(*) FROM sqlite_master WHERE name = 'demand_cells__lattice'").fetchone()[0]
+    finally:
+        con.close()
+    grid = PopulationGrid(total=np.ones((2, 3)), groups={}, transform=Affine(100, 0, 0, 0, -100, 1000), crs=None)
+    ax = grid.axes()
+    assert ax is not None and ax[0].tolist() == [50.0, 150.0, 250.0] and ax[1].tolist() == [950.0, 850.0]
+    rotated = PopulationGrid(total=np.ones((2, 3)), groups={}, transform=Affine(100, 5, 0, 5, -100, 1000), crs=None)
+    assert rotated.axes() is None
+
+
+@pytest.mark.parametrize("crs", [4326, None])  # the raster's own grid; warped to the metric CRS
+def test_lattice_of_a_worldpop_grid(shared_data, tmp_path, crs) -> None:
+    """Macau's WorldPop raster: the demand cells' points are their grid's lattice points bit for bit,
+    so layers.gpkg builds them; they read back as the points the cells have."""
+    import shapely
+
+    from coverage import demand
+    from coverage.io.population import read_population
+    from coverage.report.gpkg import Lattice
+
+    g = read_population(shared_data / "macau" / "worldpop" / "mac_pd_2020_1km.tif", target_crs=crs)
+    cells = demand.cells(g)
+    axes = g.axes()
+    assert axes is not None and Lattice(*axes).fits(cells["cell"].to_numpy(), cells.geometry.array)
+    path = tmp_path / "macau.gpkg"
+    layer = cells[["cell", "pop", "geometry"]]
+    write_layers(path, {"demand_cells": layer}, compact={"demand_cells": {"pop": 2}}, keys={"demand_cells": "cell"},
+                 lattices={"demand_cells": Lattice(*axes)})
+    back = pyogrio.read_dataframe(path, layer="demand_cells")
+    assert len(back) == len(cells) > 10
+    assert shapely.to_wkb(back.geometry.array).tolist() == shapely.to_wkb(cells.geometry.array).tolist()
+    assert back.crs == cells.crs

@@ -153,6 +153,22 @@ class PopulationGrid:
             method=self.method, details=dict(self.details),
         )
 
+    def axes(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Cell-centre x of each grid column and y of each grid row, as :meth:`centres` computes them.
+
+        Returns
+        -------
+        tuple of numpy.ndarray, or None
+            ``(x, y)``; None for a rotated grid (a centre's x then depends on its row too).
+        """
+        t = self.transform
+        if t.b != 0 or t.d != 0:
+            return None
+        nrows, ncols = self.shape
+        x, _ = grid_xy(t, np.arange(ncols) + 0.5, np.full(ncols, 0.5))
+        _, y = grid_xy(t, np.full(nrows, 0.5), np.arange(nrows) + 0.5)
+        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+
     def centres(self) -> tuple[np.ndarray, np.ndarray]:
         """Cell-centre coordinates ``(x, y)`` as 2-D arrays in ``crs``."""
         rows, cols = np.indices(self.shape)

@@ -63,7 +63,7 @@ except ImportError:  # pragma: no cover - older pyogrio
     write_arrow = None
     _ARROW_WRITE = False
 
-__all__ = ["gpkg_ready", "write_compact", "write_layers"]
+__all__ = ["Lattice", "gpkg_ready", "write_compact", "write_layers"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,43 @@ log = logging.getLogger(__name__)
 CODES_TABLE = "value_codes"
 
 _LAYER_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+
+
+class Lattice(NamedTuple):
+    """Cell centres of a north-up grid, whose points a compact layer need not store (:func:`write_compact`).
+
+    The point of the row with key ``k`` (``cell = row * ncols + col``) is ``(x[k % ncols],
+    y[k // ncols])``, ``ncols = len(x)``. A million points cost 33 MB in a GeoPackage (8 bytes of
+    header, 21 of WKB and one of record header each); on a lattice the view builds each point from
+    one stored point per grid column and row (the table ``<layer>__lattice``), exactly the same
+    bytes.
+
+    Attributes
+    ----------
+    x : numpy.ndarray of float64
+        Centre x of each grid column.
+    y : numpy.ndarray of float64
+        Centre y of each grid row.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def fits(self, keys: Any, geometry: Any) -> bool:
+        """Whether every geometry is the point of its key, bit for bit (else the layer stores its points)."""
+        k = np.asarray(keys)
+        if not len(k):
+            return False
+        if not np.issubdtype(k.dtype, np.integer):
+            return False
+        geoms = np.asarray(geometry, dtype=object)
+        if (shapely.get_type_id(geoms) != 0).any() or shapely.is_empty(geoms).any() or shapely.has_z(geoms).any():
+            return False
+        nx = len(self.x)
+        if k.min() < 0 or k.max() >= nx * len(self.y):
+            return False
+        xy = shapely.get_coordinates(geoms)
+        return bool(np.array_equal(xy[:, 0], self.x[k % nx]) and np.array_equal(xy[:, 1], self.y[k // nx]))
 
 
 def write_layers(
@@ -82,6 +119,7 @@ def write_layers(
     sides: Mapping[str, Mapping[str, str]] | None = None,
     rows_of: Mapping[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
+    lattices: Mapping[str, Lattice] | None = None,
 ) -> Path:
     """Write several layers into one GeoPackage, atomically.
 
@@ -110,6 +148,10 @@ def write_layers(
         (:func:`write_compact`).
     keys : mapping, optional
         Compact layer → its unique integer key column (stored as the primary key).
+    lattices : mapping, optional
+        Compact layer → the :class:`Lattice` its points lie on, keyed by its key column: the points
+        are then built by the view instead of stored (when every point is its key's, bit for bit;
+        otherwise they are stored). A layer joined to it by ``rows_of`` shares them.
 
     Returns
     -------
@@ -155,7 +197,7 @@ def write_layers(
             )
 
     compact = compact or {}
-    written: dict[str, GeoDataFrame] = {}
+    written: dict[str, tuple[GeoDataFrame, Lattice | None]] = {}
     with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite():
         for name, df in layers.items():
             # the compact writer scales numbers itself: they skip the inf → NaN copy
@@ -164,10 +206,11 @@ def write_layers(
             if (name in compact and isinstance(ready, GeoDataFrame) and len(ready)
                     and not any(c.lower() == "fid" for c in ready.columns)):
                 other = (rows_of or {}).get(name)
-                write_compact(tmp, name, ready, compact[name], (sides or {}).get(name),
-                              rows_of=(other, written[other], compact[other]) if other in written else None,
-                              key=(keys or {}).get(name))
-                written[name] = ready
+                used = write_compact(tmp, name, ready, compact[name], (sides or {}).get(name),
+                                     rows_of=(other, written[other][0], compact[other]) if other in written else None,
+                                     key=(keys or {}).get(name),
+                                     lattice=written[other][1] if other in written else (lattices or {}).get(name))
+                written[name] = (ready, used)
                 continue
             if as_is:  # not compact after all: convert every column
                 ready = gpkg_ready(df, layer=name)
@@ -206,7 +249,7 @@ def _scratch_sqlite() -> Iterator[None]:
 def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  # noqa: C901 - one pass per column kind
                   spec: Mapping[str, int | None], sides: Mapping[str, str] | None = None,
                   rows_of: tuple[str, GeoDataFrame, Mapping[str, int | None]] | None = None,
-                  key: str | None = None) -> None:
+                  key: str | None = None, lattice: Lattice | None = None) -> Lattice | None:
     """Write a large layer compactly: scaled integers and coded text, read through a view.
 
     SQLite stores every non-integral REAL in 8 bytes, a text value in full on every row and one
@@ -242,6 +285,16 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
     key : str, optional
         A unique integer column (``cell``) stored as the table's primary key, so it costs no
         space; it is also the view's ``fid``.
+    lattice : Lattice, optional
+        The grid the points lie on, by ``key``: when every point is its key's (or, with
+        ``rows_of``, when that layer's points were built from this lattice), no point is stored;
+        the view builds each from the table ``<name>__lattice`` (one point per grid column and
+        row, not registered as a layer) — the same bytes a stored point has.
+
+    Returns
+    -------
+    Lattice or None
+        The lattice the view's points are built from, or None when the points are stored.
     """
     store = f"{name}__store"
     geom = gdf.geometry.name
@@ -279,8 +332,14 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
             columns.append(_Stored(col, "scaled", (*sources, urban) if c in paired else sources, int(spec[c])))  # type: ignore[arg-type]
         elif c != geom:
             columns.append(_Stored(col, "plain", (gdf[c],)))
-    geometry = gdf.geometry.array if rows_of is None else None
-    _write_store(path, store, len(gdf), columns, geometry, gdf.crs if rows_of is None else None, key)
+    if lattice is not None and key is not None and rows_of is None:
+        lattice = lattice if lattice.fits(gdf[key].to_numpy(), gdf.geometry.array) else None
+        if lattice is not None and not _write_lattice(path, f"{name}__lattice", lattice, gdf.crs):
+            lattice = None
+    elif key is None:
+        lattice = None
+    geometry = gdf.geometry.array if rows_of is None and lattice is None else None
+    _write_store(path, store, len(gdf), columns, geometry, gdf.crs if geometry is not None else None, key)
     if not codes_rows:  # the table exists even without codes: see the note on GDAL below
         codes_rows.append(pd.DataFrame({"layer": pd.Series([], dtype=object), "field": pd.Series([], dtype=object),
                                         "code": pd.Series([], dtype=np.int32), "value": pd.Series([], dtype=object)}))
@@ -288,7 +347,9 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
                             append=CODES_TABLE in {n for n, _ in pyogrio.list_layers(path)})
     cols, source = [], f"{_quote(store)} AS s"
     for c in gdf.columns:
-        if c == geom:
+        if c == geom and lattice is not None and key is not None:
+            cols.append(f'{_lattice_point(rows_of[0] if rows_of else name, lattice, f"s.{_quote(key)}")} AS "geom"')
+        elif c == geom:
             cols.append(f'{"d" if rows_of is not None else "s"}."geom" AS "geom"')
         elif c in shared and rows_of is not None:
             cols.append(f"{_view_column(rows_of[0], c, c, rows_of[2], None, alias='d')} AS {_quote(c)}")
@@ -299,6 +360,7 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
         if key is None:
             raise ValueError("rows_of needs the key both layers share")
         source += f" JOIN {_quote(rows_of[0] + '__store')} AS d ON d.{_quote(key)} = s.{_quote(key)}"
+    like = rows_of[0] if rows_of else (f"{name}__lattice" if lattice is not None else store)  # registered as
     con = sqlite3.connect(path)
     try:
         con.execute("PRAGMA synchronous = OFF")  # a temporary file (see SCRATCH_SQLITE)
@@ -308,18 +370,59 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
             con.execute(
                 "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) "
                 "SELECT ?, 'features', ?, ?, min_x, min_y, max_x, max_y, srs_id FROM gpkg_contents WHERE table_name = ?",
-                (name, name, f"compact: stored in {store} (scaled integers, codes in {CODES_TABLE})", rows_of[0] if rows_of else store),
+                (name, name, f"compact: stored in {store} (scaled integers, codes in {CODES_TABLE})", like),
             )
             con.execute(
                 "INSERT INTO gpkg_geometry_columns SELECT ?, column_name, geometry_type_name, srs_id, z, m "
-                "FROM gpkg_geometry_columns WHERE table_name = ?", (name, rows_of[0] if rows_of else store),
+                "FROM gpkg_geometry_columns WHERE table_name = ?", (name, like),
             )
-            # the stored table is not a layer of its own: GDAL (and so QGIS) lists only registered
-            # tables once an attribute table (value_codes) is registered
+            if lattice is not None and rows_of is None and key is not None:  # the extent of the points, not the grid's
+                k = gdf[key].to_numpy()
+                x, y = lattice.x[k % len(lattice.x)], lattice.y[k // len(lattice.x)]
+                con.execute("UPDATE gpkg_contents SET min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?",
+                            (float(x.min()), float(y.min()), float(x.max()), float(y.max()), name))
+            # the stored tables are not layers of their own: GDAL (and so QGIS) lists only
+            # registered tables once an attribute table (value_codes) is registered
             for meta in ("gpkg_geometry_columns", "gpkg_contents", "gpkg_ogr_contents"):
-                con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (store,))
+                con.executemany(f"DELETE FROM {meta} WHERE table_name = ?", [(store,), (f"{name}__lattice",)])
     finally:
         con.close()
+    return lattice
+
+
+def _write_lattice(path: str | os.PathLike[str], table: str, lattice: Lattice, crs: Any) -> bool:
+    """Write the points of a :class:`Lattice` (point ``i``: column ``i``'s x, row ``i``'s y; ``fid = i + 1``).
+
+    Returns False, leaving no table, when GDAL did not write them as :func:`_lattice_point` reads
+    them (a GeoPackage header of 8 bytes, no envelope, then little-endian 2D point WKB).
+    """
+    n = max(len(lattice.x), len(lattice.y))
+    xs = np.concatenate([lattice.x, np.full(n - len(lattice.x), lattice.x[-1])])
+    ys = np.concatenate([lattice.y, np.full(n - len(lattice.y), lattice.y[-1])])
+    pyogrio.write_dataframe(GeoDataFrame({"i": np.arange(n, dtype=np.int64)}, geometry=shapely.points(xs, ys), crs=crs),
+                            path, driver="GPKG", layer=table, layer_options={"SPATIAL_INDEX": "NO"})
+    con = sqlite3.connect(path)
+    try:
+        bad = con.execute(f"SELECT count(*) FROM {_quote(table)} WHERE fid != i + 1 OR length(geom) != 29 "
+                          "OR substr(geom, 1, 2) != CAST('GP' AS BLOB) OR substr(geom, 4, 1) != x'01' "
+                          "OR substr(geom, 9, 5) != x'0101000000'").fetchone()[0]
+        if bad:
+            with con:
+                con.execute(f"DROP TABLE {_quote(table)}")
+                for meta in ("gpkg_geometry_columns", "gpkg_contents", "gpkg_ogr_contents"):
+                    con.execute(f"DELETE FROM {meta} WHERE table_name = ?", (table,))
+            log.debug("lattice points not in the expected encoding: %s stores its points", table)
+    finally:
+        con.close()
+    return not bad
+
+
+def _lattice_point(layer: str, lattice: Lattice, key_sql: str) -> str:
+    """The SQL of a view's point built from the lattice table of ``layer`` (see :func:`_write_lattice`)."""
+    table, nx = _quote(f"{layer}__lattice"), len(lattice.x)
+    at = f"(SELECT g.geom FROM {table} AS g WHERE g.fid = {{}} + 1)"
+    return (f"CAST(substr({at.format(f'{key_sql} % {nx}')}, 1, 21) || "
+            f"substr({at.format(f'{key_sql} / {nx}')}, 22, 8) AS BLOB)")
 
 
 class _Stored(NamedTuple):
