@@ -70,6 +70,22 @@ def _tolerant_streams() -> None:
             stream.reconfigure(errors="replace")
 
 
+def _malloc_arenas() -> None:
+    """Limit glibc's malloc arenas to :data:`coverage.settings.MALLOC_ARENAS` (elsewhere: nothing)."""
+    import ctypes
+    import sys
+
+    from coverage import settings
+
+    if not settings.MALLOC_ARENAS or not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # glibc (musl has none)
+    except (OSError, AttributeError):
+        return
+    mallopt(-8, int(settings.MALLOC_ARENAS))  # M_ARENA_MAX
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(
@@ -78,6 +94,7 @@ def main(
 ) -> None:
     """covplan: 公共服务覆盖评估 / public-service coverage planning."""
     _tolerant_streams()
+    _malloc_arenas()
 
 
 @app.command()

@@ -781,22 +781,18 @@ def cells_layer(result: RunResult) -> gpd.GeoDataFrame:
 
     ``unit_name`` is left out (``unit_code`` joins the ``units`` layer, which has the names), so are
     the grid ``row`` and ``col`` (the point is the cell's centre; ``cell`` identifies it) and the
-    15 km circle's ``f_`` column (its source is always the 城区), and
-    travel times are rounded to 0.1 min (metres rules: to 1 m); everything else is as computed.
+    15 km circle's ``f_`` column (its source is always the 城区); everything else is as computed.
+    layers.gpkg stores it compactly (:func:`compact_spec`: travel times to 0.1 min, metres rules to
+    1 m, people to 0.01), so the columns are not rounded here (a million-cell copy of each).
     """
     cells = result.model.cells
     out = cells.copy(deep=False)  # columns are dropped or replaced, never written into
     for c in ("unit_name", "lon", "lat", "row", "col"):  # row and col: the point is the cell's centre
         if c in out.columns:
             del out[c]
-    rules = [*result.model.inputs.preset.active_circles(), result.model.inputs.preset.urban_rural()]
     urc = result.model.inputs.preset.urban_rural()
     if urc is not None and f"f_{urc.id}" in out.columns:  # always the 城区: t_<id> says who is reached
         del out[f"f_{urc.id}"]
-    for rule in rules:
-        if rule is not None and rule.column in out.columns:
-            t = out[rule.column].to_numpy(dtype=float)
-            out[rule.column] = np.round(t, 1 if rule.unit == "minutes" else 0)
     return out
 
 

@@ -356,3 +356,35 @@ def test_lattice_of_a_worldpop_grid(shared_data, tmp_path, crs) -> None:
     assert len(back) == len(cells) > 10
     assert shapely.to_wkb(back.geometry.array).tolist() == shapely.to_wkb(cells.geometry.array).tolist()
     assert back.crs == cells.crs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_text_codes_match_pandas_factorize(data) -> None:
+    """The compact writer's codes of a text column (plain or categorical, alone or an urban/rural
+    pair) are those of ``pd.factorize(sort=True)`` on the column as text, with the same values."""
+    from coverage.report.gpkg import _factorize
+
+    words = ["卫生院", "F1", "F10", "F2", "b", "A", "村卫生室'3"]
+    n = data.draw(st.integers(0, 30))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+
+    def column() -> pd.Series:
+        v = np.array(words + [None], dtype=object)[rng.integers(0, len(words) + 1, n)]
+        s = pd.Series(v, dtype=object)
+        kind = data.draw(st.sampled_from(["object", "category", "category+unused"]))
+        if kind == "category":
+            return s.astype("category")
+        if kind == "category+unused":
+            return pd.Series(pd.Categorical(v, categories=rng.permutation(words)))
+        return s
+
+    a, b = column(), column()
+    urban = rng.random(n) < 0.5
+    for sources, mask, text in (([a], None, a.astype(object)),
+                                ([a, b], urban, a.astype(object).where(urban, b.astype(object)))):
+        want_codes, want_values = pd.factorize(text, sort=True)
+        codes, values = _factorize(sources, mask)
+        assert codes.dtype == np.int32
+        assert codes.tolist() == want_codes.tolist()
+        assert [str(v) for v in values] == [str(v) for v in want_values]

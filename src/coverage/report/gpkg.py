@@ -201,7 +201,7 @@ def write_layers(
     with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite():
         for name, df in layers.items():
             # the compact writer scales numbers itself: they skip the inf → NaN copy
-            as_is = [c for c, d in compact.get(name, {}).items() if d is not None]
+            as_is = list(compact.get(name, {}))
             ready = gpkg_ready(df, layer=name, as_is=as_is)
             if (name in compact and isinstance(ready, GeoDataFrame) and len(ready)
                     and not any(c.lower() == "fid" for c in ready.columns)):
@@ -319,12 +319,9 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
             continue
         col = paired.get(c, c)
         if spec.get(c, 0) is None:
-            values = gdf[c]
-            if c in paired:
-                u, r = pairs[col]
-                values = gdf[u].where(urban, gdf[r])
-            codes, uniques = pd.factorize(values, sort=True)
-            columns.append(_Stored(col, "codes", (codes.astype(np.int32),)))
+            codes, uniques = _factorize([gdf[x] for x in (pairs[col] if c in paired else (c,))],
+                                        urban if c in paired else None)
+            columns.append(_Stored(col, "codes", (codes,)))
             codes_rows.append(pd.DataFrame({"layer": name, "field": col, "code": np.arange(len(uniques), dtype=np.int32),
                                             "value": [str(x) for x in uniques]}))
         elif c in spec:
@@ -423,6 +420,30 @@ def _lattice_point(layer: str, lattice: Lattice, key_sql: str) -> str:
     at = f"(SELECT g.geom FROM {table} AS g WHERE g.fid = {{}} + 1)"
     return (f"CAST(substr({at.format(f'{key_sql} % {nx}')}, 1, 21) || "
             f"substr({at.format(f'{key_sql} / {nx}')}, 22, 8) AS BLOB)")
+
+
+def _factorize(sources: list[pd.Series], urban: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (int32, ``-1`` for missing) and sorted distinct values of a text column, as ``pd.factorize(sort=True)`` gives them.
+
+    ``sources`` is the column, or its urban and rural columns (``urban`` says which to read on each
+    row). A categorical column is coded from its categories, without one Python string per row.
+    """
+    parts = []
+    for s in sources:
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes, cats = s.cat.codes.to_numpy(), np.asarray(s.cat.categories, dtype=object)
+        else:
+            codes, cats = pd.factorize(s)
+            cats = np.asarray(cats, dtype=object)
+        parts.append((np.asarray(codes, dtype=np.int64), cats))
+    union = np.unique(np.concatenate([cats[np.unique(codes[codes >= 0])] for codes, cats in parts]))
+    mapped = [np.where(codes >= 0, np.searchsorted(union, cats)[np.maximum(codes, 0)] if len(cats) else -1, -1)
+              for codes, cats in parts]
+    code = mapped[0] if urban is None else np.where(urban, mapped[0], mapped[1])
+    used = np.unique(code[code >= 0])  # values of the rows, in order
+    remap = np.full(len(union) + 1, -1, dtype=np.int32)
+    remap[used] = np.arange(len(used), dtype=np.int32)
+    return remap[code], union[used]
 
 
 class _Stored(NamedTuple):
@@ -610,8 +631,9 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "", *, as_is: Collection[str] = ()
     layer : str
         Layer name, used in error messages only.
     as_is : collection of str
-        Numeric columns passed on unconverted (no ``±inf`` → NaN copy): the compact writer scales
-        them itself and stores what is not finite as ``NULL``.
+        Columns of a compact layer passed on unconverted when they are float (no ``±inf`` → NaN
+        copy: the compact writer scales them itself and stores what is not finite as ``NULL``) or
+        categoricals of text (the writer codes them from their categories).
 
     Returns
     -------
@@ -656,7 +678,7 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "", *, as_is: Collection[str] = ()
         lowered[c.lower()] = c
 
     for c in list(out.columns):
-        if c == geom_name or (c in as_is and pd.api.types.is_float_dtype(out[c].dtype)):
+        if c == geom_name or (c in as_is and (pd.api.types.is_float_dtype(out[c].dtype) or _text_categories(out[c]))):
             continue
         if isinstance(out[c].dtype, GeometryDtype):  # a second geometry column: store as WKT
             out[c] = pd.Series(
@@ -665,6 +687,11 @@ def gpkg_ready(df: pd.DataFrame, layer: str = "", *, as_is: Collection[str] = ()
             continue
         out[c] = _convert(out[c])
     return out
+
+
+def _text_categories(s: pd.Series) -> bool:
+    """Whether ``s`` is a categorical whose categories are all text."""
+    return isinstance(s.dtype, pd.CategoricalDtype) and all(isinstance(v, str) for v in s.cat.categories)
 
 
 def _convert(s: pd.Series) -> pd.Series:
