@@ -565,3 +565,27 @@ def test_nearest_time_on_real_graph_matches_networkx(shared_data):
     assert np.isfinite(expect).sum() > 100
     bad = ~np.isclose(t.to_numpy(), expect, rtol=0, atol=1e-9)
     assert not bad.any(), (t.to_numpy()[bad][:5], expect[bad][:5])
+
+
+@HS
+@given(geo_problems())
+def test_trimmed_search_targets_are_rebuilt_the_same(p):
+    """A large set's cached search targets are dropped by ``trim_cache`` (a small one keeps them) and
+    the next search, which builds them again, gives the same times and facilities."""
+    n, xy, edges, demand, facilities, limit = p
+    g = geo_build(n, xy, edges)
+    d, f = access.snap(g, points(demand, "d")), access.snap(g, points(facilities, "f"))
+    before = access.nearest(g, d, f, limit=limit)
+    targets = [k for k in d._ends_cache if isinstance(k, tuple) and k[0] == "targets"]
+    assert targets
+    d.trim_cache()  # a small set: kept
+    assert all(k in d._ends_cache for k in targets)
+    keep = access._ENDS_CACHE_MAX
+    access._ENDS_CACHE_MAX = 0  # every set counts as large
+    try:
+        d.trim_cache()
+        assert not any(isinstance(k, tuple) and k[0] == "targets" for k in d._ends_cache)
+        after = access.nearest(g, d, f, limit=limit)
+    finally:
+        access._ENDS_CACHE_MAX = keep
+    pd.testing.assert_frame_equal(before, after)

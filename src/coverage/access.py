@@ -143,6 +143,17 @@ class Snapped:
     def __len__(self) -> int:
         return int(self.node.shape[0])
 
+    def trim_cache(self) -> None:
+        """Forget the search targets :func:`nearest` cached, when more than ``_ENDS_CACHE_MAX`` points.
+
+        They take about 36 MB per weight for a million points; a caller that has run its searches
+        (:func:`coverage.model.circle_times`) frees them, and a later search builds them again
+        (about 50 ms). Smaller sets keep them.
+        """
+        if len(self) > _ENDS_CACHE_MAX:
+            for k in [k for k in self._ends_cache if isinstance(k, tuple) and k[0] == "targets"]:
+                del self._ends_cache[k]
+
     def take(self, mask: ArrayLike) -> "Snapped":
         """The snapped points selected by a boolean mask (or integer positions), index kept."""
         sel = np.asarray(mask)

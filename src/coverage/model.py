@@ -331,6 +331,8 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
         for job, (t, f) in zip(jobs, ex.map(search, jobs), strict=True):
             progress_step(progress, f"可达性 / access: {job[0].id}")
             columns[job[0].column], columns[f"f_{job[0].id}"] = t, f
+    for s in model.snapped_cells.values():  # the searches are done: a million cells' targets go
+        s.trim_cache()
     for col, values in columns.items():
         cells[col] = values
     ok = np.zeros(len(cells), dtype=bool)
