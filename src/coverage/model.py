@@ -602,7 +602,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     unit_names = np.empty(len(unit_codes), dtype=object)
     unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
     out: dict[str, Any] = {}
-    indexes: dict[str, tuple] = {}
+    jobs = []  # (service, rule, mode, use, side), in the order of the columns
     for service in categories.SERVICES:
         for rules in inputs.preset.headline(service).values():
             for rule in rules:
@@ -615,29 +615,48 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
                 col = f"e2sfca_{rule.id}"
                 if (reuse is not None and rule.id in reuse.summary.get("supply_ratio", {})
                         and col in reuse.model.cells.columns and _unchanged(model, reuse, rule, capacity=True)):
-                    cells[col] = reuse.model.cells[col].to_numpy()
-                    out[rule.id] = reuse.summary["supply_ratio"][rule.id]
+                    jobs.append((service, rule, None, None, None))  # taken from the earlier run
                     continue
-                mode = mode_of(rule, inputs.scenario)
-                g = model.graphs[mode]
                 # demand = the rule's group on the rule's side (urban/rural) only
                 side = evaluate.applies_mask(cells, rule.applies_to)
-                weight = cells[rule.group].to_numpy(dtype=float) * side
-                if mode not in indexes:  # one cell index per mode, for all its rules
-                    indexes[mode] = access.cell_index(g, model.snapped_cells[mode])
-                a = access.e2sfca(
-                    g, model.snapped_cells[mode], model.snapped_facilities[mode].take(use),
-                    rule.threshold, capacity=cap[use], population=weight, cell_index=indexes[mode],
-                ).to_numpy() * 1000.0
-                col = f"e2sfca_{rule.id}"
-                cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
-                units_ = _unit_means(cells[col].to_numpy(dtype=float), weight, unit_idx, unit_codes, unit_names)
-                out[rule.id] = {
-                    "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
-                    "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
-                    "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
-                    "county": _weighted_mean(cells[col], pd.Series(weight)), "by_unit": units_,
-                }
+                jobs.append((service, rule, mode_of(rule, inputs.scenario), use, side))
+    if not jobs:
+        return cells, out
+    # the searches release the GIL: one cell index per mode, then the rules, side by side (as in
+    # circle_times); results are put in the rules' order whatever finishes first
+    n_threads = max(1, min(len(jobs), os.cpu_count() or 1, 4))
+    modes = sorted({job[2] for job in jobs if job[2] is not None})
+    with ThreadPoolExecutor(n_threads) as ex:
+        indexes = dict(zip(modes, ex.map(lambda m: access.cell_index(model.graphs[m], model.snapped_cells[m]), modes),
+                           strict=True))
+
+        def ratio(job: tuple) -> np.ndarray | None:
+            _service, rule, mode, use, side = job
+            if mode is None:
+                return None
+            return access.e2sfca(  # type: ignore[no-any-return]
+                model.graphs[mode], model.snapped_cells[mode], model.snapped_facilities[mode].take(use),
+                rule.threshold, capacity=cap[use], population=cells[rule.group].to_numpy(dtype=float) * side,
+                cell_index=indexes[mode],
+            ).to_numpy() * 1000.0
+
+        for (service, rule, mode, use, side), a in zip(jobs, ex.map(ratio, jobs), strict=True):
+            col = f"e2sfca_{rule.id}"
+            if a is None:
+                cells[col] = reuse.model.cells[col].to_numpy()  # type: ignore[union-attr]
+                out[rule.id] = reuse.summary["supply_ratio"][rule.id]  # type: ignore[union-attr]
+                continue
+            cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
+            del a
+            weight = cells[rule.group].to_numpy(dtype=float) * side
+            of_type = fac["ftype"].isin(rule.ftypes).to_numpy()
+            units_ = _unit_means(cells[col].to_numpy(dtype=float), weight, unit_idx, unit_codes, unit_names)
+            out[rule.id] = {
+                "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
+                "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
+                "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
+                "county": _weighted_mean(cells[col], pd.Series(weight)), "by_unit": units_,
+            }
     return cells, out
 
 
