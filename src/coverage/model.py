@@ -602,7 +602,8 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     unit_names = np.empty(len(unit_codes), dtype=object)
     unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
     out: dict[str, Any] = {}
-    jobs = []  # (service, rule, mode, use, side), in the order of the columns
+    # (service, rule, mode, use, side) in the order of the columns; mode None: from ``reuse``
+    jobs: list[tuple[str, Any, Any, Any, Any]] = []
     for service in categories.SERVICES:
         for rules in inputs.preset.headline(service).values():
             for rule in rules:
@@ -625,7 +626,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     # the searches release the GIL: one cell index per mode, then the rules, side by side (as in
     # circle_times); results are put in the rules' order whatever finishes first
     n_threads = max(1, min(len(jobs), os.cpu_count() or 1, 4))
-    modes = sorted({job[2] for job in jobs if job[2] is not None})
+    modes: list[str] = sorted({job[2] for job in jobs if job[2] is not None})
     with ThreadPoolExecutor(n_threads) as ex:
         indexes = dict(zip(modes, ex.map(lambda m: access.cell_index(model.graphs[m], model.snapped_cells[m]), modes),
                            strict=True))
