@@ -40,7 +40,7 @@ _RIGHT_FIRST = _turn_table(1)
 _LEFT_FIRST = _turn_table(3)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_bounds(ax, ay, bx, by, half):  # pragma: no cover - compiled
     """Smallest and largest x and y of the points :func:`sample_segments` draws (same arithmetic)."""
     xmin = np.inf
@@ -62,7 +62,7 @@ def sample_bounds(ax, ay, bx, by, half):  # pragma: no cover - compiled
     return xmin, xmax, ymin, ymax
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sample_segments(grid, ax, ay, bx, by, half, x0, y1, cell):  # pragma: no cover - compiled
     """Mark the cells of ``grid`` (row 0 at ``y1``, column 0 at ``x0``) holding points spaced at most ``half`` along each segment ``a → b``, both ends included."""
     for s in range(ax.shape[0]):
@@ -76,7 +76,7 @@ def sample_segments(grid, ax, ay, bx, by, half, x0, y1, cell):  # pragma: no cov
             grid[np.int64((y1 - py) / cell), np.int64((px - x0) / cell)] = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _runs(mask, value):  # pragma: no cover - compiled
     """Row runs of cells equal to ``value``: ``ptr`` (per row), ``start``, ``stop`` (half-open)."""
     nrow, ncol = mask.shape
@@ -111,7 +111,7 @@ def _runs(mask, value):  # pragma: no cover - compiled
     return ptr, start, stop
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _find(parent, a):  # pragma: no cover - compiled
     while parent[a] != a:
         parent[a] = parent[parent[a]]
@@ -119,7 +119,7 @@ def _find(parent, a):  # pragma: no cover - compiled
     return a
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _components(ptr, start, stop, slack):  # pragma: no cover - compiled
     """Component number of each run: runs of adjacent rows join when they overlap (``slack`` 0: 4-connected) or touch at a corner too (``slack`` 1: 8-connected)."""
     n = start.shape[0]
@@ -151,7 +151,7 @@ def _components(ptr, start, stop, slack):  # pragma: no cover - compiled
     return comp, ncomp
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def fill_holes(mask, cell, max_area):  # pragma: no cover - compiled
     """Set the background regions (8-connected) that do not touch the grid's edge and whose area (cells × ``cell``²) is below ``max_area``; in place."""
     nrow, ncol = mask.shape
@@ -173,7 +173,7 @@ def fill_holes(mask, cell, max_area):  # pragma: no cover - compiled
                     mask[i, j] = True
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def trace_rings(mask):  # pragma: no cover - compiled
     """Outlines of the 4-connected foreground regions of ``mask`` along the cell edges.
 
@@ -281,7 +281,7 @@ def trace_rings(mask):  # pragma: no cover - compiled
     return vi[:nv].copy(), vj[:nv].copy(), ring_ptr[: nr + 1].copy(), hole[:nr].copy(), owner
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _as_gdal(vi, vj, p0, p1, i, j):  # pragma: no cover - compiled
     """Turn the open ring ``p0:p1`` round and start it at corner ``(i, j)`` (the left end of its first edge): the order of GDAL's outlines, so the Douglas–Peucker simplification that follows picks the same vertices."""
     lo, hi = p0, p1 - 1
@@ -303,7 +303,7 @@ def _as_gdal(vi, vj, p0, p1, i, j):  # pragma: no cover - compiled
         vj[p0 + k] = rj[(q + k) % n]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _comp_at(ptr, start, comp, i, j):  # pragma: no cover - compiled
     """Component of foreground cell ``(i, j)`` (its row run found by bisection)."""
     lo, hi = ptr[i], ptr[i + 1]  # the last run starting at or before j (a plain bisection
@@ -316,7 +316,7 @@ def _comp_at(ptr, start, comp, i, j):  # pragma: no cover - compiled
     return comp[lo]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def block_boxes(mask, block):  # pragma: no cover - compiled
     """Per block of ``block × block`` cells, the first and last row and column of its True cells (-1 where it has none), shape ``(block rows, block columns, 4)``."""
     nrow, ncol = mask.shape
