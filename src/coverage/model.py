@@ -462,11 +462,15 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     speeds = scenario_speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
     # cell coordinates once for every rule's clusters
     xy = shapely.get_coordinates(cells.geometry.array) if isinstance(cells, gpd.GeoDataFrame) else None
-    by_rule = {
-        rule.id: (reuse.clusters[rule.id] if _unchanged(model, reuse, rule) and rule.id in reuse.clusters  # type: ignore[union-attr]
-                  else evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, cell_xy=xy))
-        for rule in rules_of(preset)
-    }
+    def clusters_of(rule: Any) -> pd.DataFrame | None:
+        if _unchanged(model, reuse, rule) and rule.id in reuse.clusters:  # type: ignore[union-attr]
+            return reuse.clusters[rule.id]  # type: ignore[union-attr,no-any-return]
+        return evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, cell_xy=xy)
+
+    # rules side by side (their k-means and neighbour searches release the GIL), in the rules' order
+    rules = rules_of(preset)
+    with ThreadPoolExecutor(max(1, min(len(rules), os.cpu_count() or 1, 4))) as ex:
+        by_rule = dict(zip([r.id for r in rules], ex.map(clusters_of, rules), strict=True))
     clusters = [c for c in by_rule.values() if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
