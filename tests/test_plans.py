@@ -132,3 +132,38 @@ def test_site_clinics_close_clinic_gaps(repo_root, tmp_path):
     # what the solver counted is what the re-evaluated plan shows
     assert county["gained"] == pytest.approx(s["siting"]["new_covered"], rel=1e-6) and county["gained"] > 0
     assert county["lost"] == 0
+
+
+def test_service_cover_matches_one_search_per_site(repo_root):
+    """The cover matrix of the school service (kindergartens and primary schools share a mode and a
+    threshold, so they share searches over the union of their cells) against an independent count:
+    a (rule, cell) row is covered by a site exactly when ``access.nearest`` from that site alone
+    reaches the cell within the rule's threshold and the site's type counts for the rule."""
+    import numpy as np
+
+    from coverage import access, pipeline, plans
+
+    model = pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))
+    cands = model.inputs.candidates
+    cover, weights, locked, rows = plans.service_cover(model, "school", cands)
+    fac = model.inputs.facilities
+    existing = fac[fac["category"] == "school"].reset_index(drop=True)
+    n_exist = len(existing)
+    assert list(locked) == list(range(n_exist)) and cover.shape == (len(rows), n_exist + len(cands))
+    ftypes = np.concatenate([existing["ftype"].to_numpy(), plans.candidate_ftypes(model, "school", cands)])
+    rules = {r.id: r for rs in model.inputs.preset.headline("school").values() for r in rs}
+    assert len({(pipeline.mode_of(r, model.inputs.scenario), r.threshold) for r in rules.values()}) < len(rules)
+    rng = np.random.default_rng(7)
+    cover = cover.tocsc()
+    for j in rng.choice(cover.shape[1], 12, replace=False):
+        site = existing.iloc[[j]] if j < n_exist else cands.iloc[[j - n_exist]]
+        got = cover[:, [j]].toarray().ravel()
+        want = np.zeros(len(rows), dtype=bool)
+        for rid, idx in rows.groupby("rule_id").indices.items():
+            rule = rules[rid]
+            mode = pipeline.mode_of(rule, model.inputs.scenario)
+            t = access.nearest(model.graphs[mode], model.snapped_cells[mode], access.snap(model.graphs[mode], site),
+                               limit=rule.threshold)[rule.unit].to_numpy()
+            want[idx] = (t[rows["cell"].to_numpy()[idx]] <= rule.threshold) & (ftypes[j] in rule.ftypes)
+        assert np.array_equal(got, want), j
+    assert np.allclose(weights, [model.cells[rules[r].group].iloc[c] for r, c in zip(rows["rule_id"], rows["cell"])])

@@ -174,34 +174,48 @@ def service_cover(
     cand_ftype = candidate_ftypes(model, what, candidates)
     existing_mask = (fac["category"] == service).to_numpy() if existing is None else np.asarray(existing, dtype=bool)
     n_exist = int(existing_mask.sum())
-    blocks, weights, rows = [], [], []
+    plan = []  # (rule, mode, cells) in the order of the row blocks
     for side, rules in sides.items():
         applies = evaluate.applies_mask(model.cells, side)
         for rule in rules:
-            mode = pipeline.mode_of(rule, inputs.scenario)
-            g = model.graphs[mode]
             group = model.cells[rule.group].to_numpy(dtype=float)
             keep = applies & (group > 0)
             if demand is not None:
                 keep &= demand.get(rule.id, np.ones(len(keep), dtype=bool))
             sel = np.flatnonzero(keep)
-            if not len(sel):
-                continue
-            d = model.snapped_cells[mode].take(sel)
-            counts = fac["ftype"].isin(rule.ftypes).to_numpy()[existing_mask]
-            if n_exist:
-                ex = access.catchments(g, d, model.snapped_facilities[mode].take(existing_mask), rule.threshold, rule.unit)
-                ex = sp.diags(counts.astype(float)) @ sp.csr_matrix(ex)  # facilities of other types don't count here
-            else:
-                ex = sp.csr_matrix((0, len(sel)))
-            ca = sp.csr_matrix(access.catchments(g, d, access.snap(g, candidates), rule.threshold, rule.unit))
-            ca = sp.diags(np.isin(cand_ftype, rule.ftypes).astype(float)) @ ca
-            m = sp.vstack([ex, ca]).T.tocsr()
-            m.data[:] = 1.0
-            m.eliminate_zeros()
-            blocks.append(m)
-            weights.append(group[sel])
-            rows.append(pd.DataFrame({"rule_id": rule.id, "cell": sel}))
+            if len(sel):
+                plan.append((rule, pipeline.mode_of(rule, inputs.scenario), sel))
+    # one search per site for the rules that share a mode and a threshold (kindergartens and primary
+    # schools): catchments over the union of their cells, each rule reading its own cells
+    union: dict[tuple, np.ndarray] = {}
+    for rule, mode, sel in plan:
+        key = (mode, rule.threshold, rule.unit)
+        union[key] = np.union1d(union[key], sel) if key in union else sel
+    reach: dict[tuple, tuple[sp.csr_matrix, sp.csr_matrix]] = {}
+    cand_snaps: dict[str, Any] = {}
+    blocks, weights, rows = [], [], []
+    for rule, mode, sel in plan:
+        key = (mode, rule.threshold, rule.unit)
+        if key not in reach:
+            g = model.graphs[mode]
+            d = model.snapped_cells[mode].take(union[key])
+            if mode not in cand_snaps:
+                cand_snaps[mode] = access.snap(g, candidates)
+            ex = (sp.csr_matrix(access.catchments(g, d, model.snapped_facilities[mode].take(existing_mask), rule.threshold,
+                                                  rule.unit)) if n_exist else sp.csr_matrix((0, len(union[key]))))
+            ca = sp.csr_matrix(access.catchments(g, d, cand_snaps[mode], rule.threshold, rule.unit))
+            m = sp.vstack([ex, ca]).T.tocsr()  # cells × sites
+            m.data[:] = 1.0  # reached (a time of 0 included)
+            reach[key] = (m, union[key])
+        m, cells_of = reach[key]
+        counts = fac["ftype"].isin(rule.ftypes).to_numpy()[existing_mask]  # other types don't count here
+        kinds = np.concatenate([counts, np.isin(cand_ftype, rule.ftypes)]).astype(float)
+        b = (m[np.searchsorted(cells_of, sel)] @ sp.diags(kinds)).tocsr()
+        b.eliminate_zeros()
+        b.sort_indices()
+        blocks.append(b)
+        weights.append(model.cells[rule.group].to_numpy(dtype=float)[sel])
+        rows.append(pd.DataFrame({"rule_id": rule.id, "cell": sel}))
     if not blocks:  # nobody left to cover
         return (sp.csr_matrix((0, n_exist + len(candidates)), dtype=bool), np.zeros(0), np.arange(n_exist),
                 pd.DataFrame({"rule_id": pd.Series([], dtype=object), "cell": pd.Series([], dtype=np.int64)}))
