@@ -301,3 +301,16 @@ def test_model_keeps_grid_provenance_not_rasters(repo_root):
     assert float(model.cells["pop"].sum()) == pytest.approx(people)  # the cells hold the people
     result = pipeline.evaluate_model(model)
     assert result.summary["population_grid"]["resolution_m"] == pytest.approx(abs(inputs.grid.transform.a))
+
+
+def test_project_year_follows_the_run_date(repo_root, monkeypatch):
+    """Without ``output.year`` the project bank is for the year after the run's date, which
+    ``SOURCE_DATE_EPOCH`` fixes (not the clock's year)."""
+    from coverage import pipeline
+
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1900000000")  # 2030-03-17
+    inputs = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
+    assert inputs.scenario.output.year is None
+    result = pipeline.evaluate_model(pipeline.build_model(inputs))
+    assert result.summary["run"]["date"] == "2030-03-17"
+    assert len(result.gaps) and set(result.gaps["year"]) == {2031}

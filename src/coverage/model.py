@@ -473,7 +473,7 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
         by_rule = dict(zip([r.id for r in rules], ex.map(clusters_of, rules), strict=True))
     clusters = [c for c in by_rule.values() if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
-    year = inputs.scenario.output.year or (pd.Timestamp.today().year + 1)
+    year = inputs.scenario.output.year or (int(run_date()[:4]) + 1)  # the year after the run date
     gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data,
                               cells=cells)
     return RunResult(

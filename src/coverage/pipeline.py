@@ -511,7 +511,10 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     inputs = result.model.inputs
     cells = result.model.cells
     title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
-    with atomic_output_dir(out) as tmp:
+    # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
+    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL)
+    with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg:
+        drawing = bg.submit(circle_polygons, result)
         progress_step(progress, "写出 / writing outputs")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
@@ -536,7 +539,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         units = unit_shares(result, svc)
         lack = lacking(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
-        circles, urc = circle_polygons(result)
+        circles, urc = drawing.result()
         layers = {
             "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
             "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
@@ -564,7 +567,8 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         gpkg.write_layers(tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS,
                           compact={k: compact_spec(layers[k], metres) for k in CELL_LAYERS if k in layers},
                           sides={"demand_cells": rule_sides(inputs.preset)}, rows_of={"uncovered": "demand_cells"},
-                          keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"), lattices=_cell_lattice(inputs))
+                          keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"), lattices=_cell_lattice(inputs),
+                          date=str((result.summary.get("run") or {}).get("date") or ""))
         del layers  # the per-cell layer frames (a million rows each) are not needed after this
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,

@@ -607,7 +607,7 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
     plan_model = pipeline.with_facilities(model, plan_inputs)
     plan = pipeline.evaluate_model(plan_model, step, reuse=base)
     county = pipeline.county_name(inputs)
-    year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else pd.Timestamp.today().year + 1
+    year = int(plan.gaps["year"].iloc[0]) if len(plan.gaps) else int(pipeline.run_date()[:4]) + 1
     site_rows = proposed_gap_rows(proposed, inputs.preset, county, year)
     gap_change = gap_rows_change(base.gaps, plan.gaps, len(site_rows))
     plan.gaps = pd.concat([site_rows, plan.gaps], ignore_index=True)

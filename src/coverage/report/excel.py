@@ -247,7 +247,36 @@ def write_gaps_xlsx(
         wb = _workbook(scenario, bank, reserve, gaps, summary, by_service, comparison)
         with atomic_target(path, suffix=".xlsx") as tmp:
             wb.save(tmp)
+            _stamp(tmp, str((summary.get("run") or {}).get("date") or ""))
     return Path(path)
+
+
+def _stamp(path: Path, date: str) -> None:
+    """Give a saved workbook the run's date instead of the clock's, so the same inputs give the same file.
+
+    openpyxl writes the time of saving into ``docProps/core.xml`` (created, modified) and as the
+    time of every zip entry. Both become ``date`` (ISO ``YYYY-MM-DD``, midnight UTC: the date
+    ``summary.json`` shows, fixed by ``SOURCE_DATE_EPOCH``); the entries keep their order and
+    contents. Nothing changes when ``date`` is not an ISO date.
+    """
+    import re
+    import zipfile
+
+    m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", date)
+    if not m:
+        return
+    when = (int(m[1]), int(m[2]), int(m[3]), 0, 0, 0)
+    with zipfile.ZipFile(path) as z:
+        entries = [(info, z.read(info)) for info in z.infolist()]
+    with zipfile.ZipFile(path, "w") as out:
+        for info, data in entries:
+            if info.filename == "docProps/core.xml":
+                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                              rb"\g<1>" + f"{date}T00:00:00Z".encode() + rb"\g<2>", data)
+            stamped = zipfile.ZipInfo(info.filename, date_time=when)
+            stamped.compress_type = info.compress_type
+            stamped.external_attr = info.external_attr
+            out.writestr(stamped, data)
 
 
 @contextmanager

@@ -110,7 +110,7 @@ class Lattice(NamedTuple):
         return bool(np.array_equal(xy[:, 0], self.x[k % nx]) and np.array_equal(xy[:, 1], self.y[k // nx]))
 
 
-def write_layers(
+def write_layers(  # noqa: PLR0913 - the compact-layer options are keyword-only
     path: str | os.PathLike[str],
     layers: Mapping[str, GeoDataFrame],
     *,
@@ -120,6 +120,7 @@ def write_layers(
     rows_of: Mapping[str, str] | None = None,
     keys: Mapping[str, str] | None = None,
     lattices: Mapping[str, Lattice] | None = None,
+    date: str | None = None,
 ) -> Path:
     """Write several layers into one GeoPackage, atomically.
 
@@ -152,6 +153,9 @@ def write_layers(
         Compact layer → the :class:`Lattice` its points lie on, keyed by its key column: the points
         are then built by the view instead of stored (when every point is its key's, bit for bit;
         otherwise they are stored). A layer joined to it by ``rows_of`` shares them.
+    date : str, optional
+        ISO date (``YYYY-MM-DD``) recorded as every layer's ``last_change`` instead of the clock's
+        time (GDAL's ``OGR_CURRENT_DATE``), so the same inputs give the same file.
 
     Returns
     -------
@@ -198,7 +202,8 @@ def write_layers(
 
     compact = compact or {}
     written: dict[str, tuple[GeoDataFrame, Lattice | None]] = {}
-    with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite():
+    stamp = {"OGR_CURRENT_DATE": f"{date}T00:00:00.000Z"} if date and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else {}
+    with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite(stamp):
         for name, df in layers.items():
             # the compact writer scales numbers itself: they skip the inf → NaN copy
             as_is = list(compact.get(name, {}))
@@ -236,10 +241,11 @@ SCRATCH_SQLITE = {"OGR_SQLITE_SYNCHRONOUS": "OFF", "OGR_SQLITE_JOURNAL": "MEMORY
 
 
 @contextmanager
-def _scratch_sqlite() -> Iterator[None]:
-    """Apply :data:`SCRATCH_SQLITE` (GDAL config options are process-wide) and restore the previous values."""
-    before = {k: pyogrio.get_gdal_config_option(k) for k in SCRATCH_SQLITE}
-    pyogrio.set_gdal_config_options(SCRATCH_SQLITE)
+def _scratch_sqlite(more: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Apply :data:`SCRATCH_SQLITE` and ``more`` (GDAL config options are process-wide) and restore the previous values."""
+    options = {**SCRATCH_SQLITE, **(more or {})}
+    before = {k: pyogrio.get_gdal_config_option(k) for k in options}
+    pyogrio.set_gdal_config_options(options)
     try:
         yield
     finally:
@@ -365,8 +371,9 @@ def write_compact(path: str | os.PathLike[str], name: str, gdf: GeoDataFrame,  #
             con.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {CODES_TABLE}_key ON {CODES_TABLE} (layer, field, code)")
             con.execute(f"CREATE VIEW {_quote(name)} AS SELECT {fid} AS fid, {', '.join(cols)} FROM {source}")
             con.execute(
-                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, min_x, min_y, max_x, max_y, srs_id) "
-                "SELECT ?, 'features', ?, ?, min_x, min_y, max_x, max_y, srs_id FROM gpkg_contents WHERE table_name = ?",
+                "INSERT INTO gpkg_contents (table_name, data_type, identifier, description, last_change, min_x, min_y, "
+                "max_x, max_y, srs_id) SELECT ?, 'features', ?, ?, last_change, min_x, min_y, max_x, max_y, srs_id "
+                "FROM gpkg_contents WHERE table_name = ?",
                 (name, name, f"compact: stored in {store} (scaled integers, codes in {CODES_TABLE})", like),
             )
             con.execute(
