@@ -231,6 +231,13 @@ def test_real_counties_macau_and_xixiang(shared_data, tmp_path):
     assert t.loc["820000", "clinic_share"] > 0.5  # a dense city with 1,383 Amap medical POIs
     scn = yaml.safe_load((tmp_path / "out" / "西乡县" / "scenario.yaml").read_text(encoding="utf-8"))
     assert scn["population"]["groups"]["age60plus"]["share"] > 0.15  # the county's own census shares
+    import zipfile
+
+    from coverage import pipeline
+    day = tuple(int(x) for x in pipeline.run_date().split("-"))
+    for book in sorted((tmp_path / "out").rglob("gaps.xlsx")):  # the run's date, not the clock's time
+        with zipfile.ZipFile(book) as z:
+            assert {i.date_time for i in z.infolist()} == {(*day, 0, 0, 0)}, book
 
 
 # ----------------------------------------------------------------------------------------------

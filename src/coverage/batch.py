@@ -1040,6 +1040,7 @@ def _write_gaps(path: Path, name: str, table: pd.DataFrame, records: list[dict])
     from openpyxl import load_workbook
     from openpyxl.styles import Font
 
+    from coverage import pipeline
     from coverage.report import excel
 
     from coverage.evaluate import select_bank
@@ -1066,6 +1067,7 @@ def _write_gaps(path: Path, name: str, table: pd.DataFrame, records: list[dict])
             ws.append([None if (v is pd.NA or (isinstance(v, float) and np.isnan(v))) else (v.item() if hasattr(v, "item") else v) for v in row])
         ws.freeze_panes = "A2"
     wb.save(path)
+    excel.stamp_date(path, pipeline.run_date())  # the run's date, not the clock's: same inputs, same file
 
 
 def _write_map(path: Path, name: str, synthetic: bool, jobs: list[CountyJob], table: pd.DataFrame) -> None:

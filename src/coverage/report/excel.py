@@ -75,6 +75,7 @@ __all__ = [
     "PROJECT_BANK_COLUMNS",
     "SUBTOTAL_HEADERS",
     "project_bank_frame",
+    "stamp_date",
     "subtotal_rows",
     "write_gaps_xlsx",
 ]
@@ -247,17 +248,24 @@ def write_gaps_xlsx(
         wb = _workbook(scenario, bank, reserve, gaps, summary, by_service, comparison)
         with atomic_target(path, suffix=".xlsx") as tmp:
             wb.save(tmp)
-            _stamp(tmp, str((summary.get("run") or {}).get("date") or ""))
+            stamp_date(tmp, str((summary.get("run") or {}).get("date") or ""))
     return Path(path)
 
 
-def _stamp(path: Path, date: str) -> None:
+def stamp_date(path: str | os.PathLike[str], date: str) -> None:
     """Give a saved workbook the run's date instead of the clock's, so the same inputs give the same file.
 
     openpyxl writes the time of saving into ``docProps/core.xml`` (created, modified) and as the
     time of every zip entry. Both become ``date`` (ISO ``YYYY-MM-DD``, midnight UTC: the date
     ``summary.json`` shows, fixed by ``SOURCE_DATE_EPOCH``); the entries keep their order and
     contents. Nothing changes when ``date`` is not an ISO date.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A saved ``.xlsx`` file, rewritten in place.
+    date : str
+        The run's date, ``YYYY-MM-DD``.
     """
     import re
     import zipfile
