@@ -512,7 +512,8 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     cells = result.model.cells
     title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
-    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL)
+    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL);
+    # then the what-if panel's catchments are computed there while this one writes layers.gpkg
     with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg:
         drawing = bg.submit(circle_polygons, result)
         progress_step(progress, "写出 / writing outputs")
@@ -540,6 +541,8 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         lack = lacking(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
         circles, urc = drawing.result()
+        # the what-if panel's searches (compiled, releasing the GIL) run while GDAL writes the layers
+        panel = bg.submit(whatif_data, result, svc, proposed)
         layers = {
             "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
             "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
@@ -573,7 +576,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
-            change=change, derived_urban=derived, whatif=whatif_data(result, svc, proposed),
+            change=change, derived_urban=derived, whatif=panel.result(),
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=inputs.scenario.name, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
             service=map_service(result.summary), run=result.summary.get("run"),
