@@ -373,3 +373,13 @@ def test_map_service_is_the_siting_category_or_the_worst_covered() -> None:
     assert map_service({"categories": cats}) == "fitness"  # elderly has no data: not "worst"
     assert map_service({"categories": cats, "siting": {"service": "clinic"}}) == "clinic"
     assert map_service({"categories": {"elderly": {"share_covered": None}}}) is None
+
+
+def test_page_text_is_not_read_as_a_template(tmp_path, yanqing_units, macau_facilities) -> None:
+    """A title holding Jinja syntax (a planner may type braces) is shown as typed, not evaluated."""
+    title = "规划{{ 1 + 1 }}方案{% if x %}甲{% endif %}"
+    text = write_map(tmp_path / "m.html", units=yanqing_units, facilities=macau_facilities, title=title,
+                     synthetic=False).read_text(encoding="utf-8")
+    import html as html_
+
+    assert f'<div class="cov-title">{html_.escape(title)} · ' in text
