@@ -382,6 +382,32 @@ def build_segments(indptr, indices, n):
     return a[:ns].copy(), b[:ns].copy(), eab[:ns].copy(), eba[:ns].copy(), cnt, node_seg
 
 
+@njit(cache=True)
+def bucket_grid(px, py, x0, y0, cell, nx, ny):
+    """Dense bucket grid of points (a counting sort, O(n + buckets)).
+
+    Point ``i`` falls in bucket ``(floor((px - x0) / cell), floor((py - y0) / cell))``, key
+    ``i_x * ny + i_y``. Returns ``ptr`` (int32, ``nx * ny + 1``) and ``order`` (int32): bucket ``k``
+    holds ``order[ptr[k]:ptr[k + 1]]``, in increasing point number.
+    """
+    n = px.shape[0]
+    key = np.empty(n, dtype=np.int64)
+    ptr = np.zeros(nx * ny + 1, dtype=np.int32)
+    for i in range(n):
+        k = np.int64(np.floor((px[i] - x0) / cell)) * ny + np.int64(np.floor((py[i] - y0) / cell))
+        key[i] = k
+        ptr[k + 1] += 1
+    for k in range(nx * ny):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        k = key[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return ptr, order
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _to_segment(s, px, py, x, y, seg_a, seg_b):
     """Squared distance from ``(px, py)`` to segment ``s`` and the position ``t`` of the nearest point on it."""

@@ -300,21 +300,17 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         geom = geom.to_crs(graph.crs)
     arr = geom.to_numpy()
     n = len(arr)
-    if n and (shapely.get_type_id(arr) == 0).all() and not shapely.is_empty(arr).any():
-        # only points (the demand cells): their coordinates in one call
-        xy = shapely.get_coordinates(arr)
-        qx, qy = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
-        del xy
-    else:
-        missing = shapely.is_missing(arr) | shapely.is_empty(arr)
-        pts = arr.copy()
-        not_point = ~missing & (shapely.get_type_id(np.where(missing, None, arr)) != 0)
-        if not_point.any():
-            pts[not_point] = shapely.point_on_surface(arr[not_point])
+    point = (shapely.get_type_id(arr) == 0) & ~shapely.is_empty(arr)
+    if point.all():  # only points (the demand cells): no copies
+        qx, qy = shapely.get_x(arr), shapely.get_y(arr)
+    else:  # other geometries use their representative point; missing and empty ones have none
         qx, qy = np.full(n, np.nan), np.full(n, np.nan)
-        if (~missing).any():
-            qx[~missing] = shapely.get_x(pts[~missing])
-            qy[~missing] = shapely.get_y(pts[~missing])
+        if point.any():
+            qx[point], qy[point] = shapely.get_x(arr[point]), shapely.get_y(arr[point])
+        other = ~point & ~(shapely.is_missing(arr) | shapely.is_empty(arr))
+        if other.any():
+            rep = shapely.point_on_surface(arr[other])
+            qx[other], qy[other] = shapely.get_x(rep), shapely.get_y(rep)
     return Snapped(index=pd.Index(geom.index), **_snap_xy(graph, qx, qy, max_leg_m))
 
 

@@ -603,18 +603,13 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
     while (math.floor(w / (k * L)) + 1) * (math.floor(h / (k * L)) + 1) > most:
         k += 1.0
     cell = k * L
-    bx = np.floor((px - x0) / cell).astype(np.int64)
-    by = np.floor((py - y0) / cell).astype(np.int64)
-    nx = int(bx.max(initial=0)) + 1
-    ny = int(by.max(initial=0)) + 1
-    key = bx * ny + by
-    del bx, by
-    order = np.argsort(key, kind="stable").astype(np.int32)
-    ptr = np.zeros(nx * ny + 1, dtype=np.int32)
-    np.cumsum(np.bincount(key, minlength=nx * ny), out=ptr[1:])
-    del key
+    nx = int(math.floor(w / cell)) + 1
+    ny = int(math.floor(h / cell)) + 1
+    px = np.ascontiguousarray(px, dtype=np.float64)
+    py = np.ascontiguousarray(py, dtype=np.float64)
+    ptr, order = _kernels.bucket_grid(px, py, x0, y0, cell, nx, ny)
     idx = SegmentIndex(a=a, b=b, e_ab=e_ab, e_ba=e_ba, node_ptr=node_ptr, node_seg=node_seg, piece_seg=piece_seg,
-                       px=np.ascontiguousarray(px, dtype=np.float64), py=np.ascontiguousarray(py, dtype=np.float64),
+                       px=px, py=py,
                        reach=reach, x0=x0, y0=y0, cell=cell, nx=nx, ny=ny, ptr=ptr, order=order)
     graph._tree = idx
     return idx
