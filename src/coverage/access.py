@@ -229,7 +229,7 @@ def _snap_xy(graph: RoadGraph, qx: NDArray[np.float64], qy: NDArray[np.float64],
     consecutive chunks of points (the results do not depend on the chunks).
     """
     n = len(qx)
-    out = {
+    out: dict[str, NDArray] = {
         "seg": np.full(n, -1, dtype=np.int32), "u": np.zeros(n, dtype=np.int32), "v": np.zeros(n, dtype=np.int32),
         "e_uv": np.full(n, -1, dtype=np.int32), "e_vu": np.full(n, -1, dtype=np.int32),
         "node": np.zeros(n, dtype=np.int32), "t": np.zeros(n), "leg_m": np.full(n, np.inf),
