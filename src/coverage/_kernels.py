@@ -431,7 +431,7 @@ def _to_segment(s, px, py, x, y, seg_a, seg_b):
 @njit(cache=True, nogil=True)
 def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, e_ab, e_ba, px, py,
                   reach, x0, y0, cell, nx, ny, ptr, order, max_leg, m_per_min,
-                  seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok):
+                  seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok, mark):
     """Exact nearest segment of each point, by a ring search over a dense bucket grid of index points.
 
     The index points are the road nodes (standing for the segments ending there) followed by the
@@ -500,6 +500,7 @@ def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, s
                 b2, bt = _to_segment(prev, qxi, qyi, x, y, seg_a, seg_b)
                 best = np.sqrt(b2)
                 bs = prev
+                mark[prev] = i
             lim = best + slack
             lim2 = lim * lim
             glim = (lim + margin) / cell
@@ -545,6 +546,9 @@ def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, s
                                         hi = 0
                                     for rr in range(lo, hi):
                                         s = piece_seg[q - n_nodes] if rr < 0 else node_seg[rr]
+                                        if mark[s] == i:
+                                            continue
+                                        mark[s] = i
                                         d2, t = _to_segment(s, qxi, qyi, x, y, seg_a, seg_b)
                                         if d2 > tie2:
                                             continue

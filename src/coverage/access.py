@@ -242,11 +242,12 @@ def _snap_xy(graph: RoadGraph, qx: NDArray[np.float64], qy: NDArray[np.float64],
     names = ("seg", "u", "v", "e_uv", "e_vu", "node", "t", "leg_m", "leg_min", "ok")
 
     def run(lo: int, hi: int) -> None:
+        mark = np.full(idx.n_segments, -1, dtype=np.int32)
         _kernels.snap_segments(
             qx[lo:hi], qy[lo:hi], graph.x, graph.y, graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg,
             idx.a, idx.b, idx.e_ab, idx.e_ba, idx.px, idx.py, float(idx.reach), float(idx.x0), float(idx.y0),
             float(idx.cell), int(idx.nx), int(idx.ny), idx.ptr, idx.order, float(max_leg_m), float(m_per_min),
-            *(out[k][lo:hi] for k in names),
+            *(out[k][lo:hi] for k in names), mark,
         )
 
     n_threads = n_threads or min(os.cpu_count() or 1, 8)
