@@ -126,6 +126,11 @@ def test_missing_empty_and_other_geometries():
     assert s.leg_m[0] == 10.0 and s.leg_m[3] == 20.0 and s.leg_m[5] == pytest.approx(20.0)
     assert np.isinf(s.leg_m[[1, 2, 4]]).all() and list(s.ok) == [True, False, False, True, False, True]
     assert list(s.node) == [0, 0, 0, 1, 0, 0] and list(s.e_uv[[1, 2, 4]]) == [-1, -1, -1]
+    # points very far from the roads (outside the bucket grid, any side): found, exact, no huge scratch
+    far = np.array([[1e12, 5.0], [-1e12, -3e11], [50.0, 4e9], [np.inf, 0.0], [50.0, -1e-3]])
+    s = access.snap(g, gpd.GeoSeries(gpd.points_from_xy(far[:, 0], far[:, 1]), crs="EPSG:32650"))
+    check_arrays(g, s, far[:, 0], far[:, 1])
+    assert list(s.seg >= 0) == [True, True, True, False, True] and s.leg_m[4] == 1e-3
 
 
 @pytest.mark.filterwarnings("ignore:edges.shp")  # the layer has no .prj: lon/lat, as the reader says

@@ -408,6 +408,30 @@ def bucket_grid(px, py, x0, y0, cell, nx, ny):
     return ptr, order
 
 
+@njit(cache=True)
+def strip_order(qx, x0, width, n_strips):
+    """Positions of points ordered by vertical strips ``floor((qx - x0) / width)``, clamped to
+    ``0 … n_strips - 1`` (a counting sort, stable: within a strip, the given order; non-finite
+    ``qx`` first)."""
+    n = qx.shape[0]
+    sid = np.zeros(n, dtype=np.int32)
+    for i in range(n):
+        f = (qx[i] - x0) / width
+        if np.isfinite(f):
+            sid[i] = np.int32(min(max(np.floor(f), 0.0), n_strips - 1.0)) + 1
+    cnt = np.zeros(n_strips + 2, dtype=np.int64)
+    for i in range(n):
+        cnt[sid[i] + 1] += 1
+    for k in range(n_strips + 1):
+        cnt[k + 1] += cnt[k]
+    perm = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = sid[i]
+        perm[cnt[k]] = i
+        cnt[k] += 1
+    return perm
+
+
 @njit(cache=True, nogil=True, inline="always")
 def _to_segment(s, px, py, x, y, seg_a, seg_b):
     """Squared distance from ``(px, py)`` to segment ``s`` and the position ``t`` of the nearest point on it."""
@@ -431,7 +455,7 @@ def _to_segment(s, px, py, x, y, seg_a, seg_b):
 @njit(cache=True, nogil=True)
 def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, e_ab, e_ba, px, py,
                   reach, x0, y0, cell, nx, ny, ptr, order, max_leg, m_per_min,
-                  seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok, mark):
+                  seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok, mark, perm):
     """Exact nearest segment of each point, by a ring search over a dense bucket grid of index points.
 
     The index points are the road nodes (standing for the segments ending there) followed by the
@@ -441,14 +465,15 @@ def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, s
     so once that exceeds ``best + reach`` no unseen segment can be nearer and the answer is exact.
     Within the search, a bucket whose rectangle and an index point that are farther than
     ``best + reach`` are skipped (none of their segments can be the nearest, which has an index
-    point within ``best + reach``), and a segment is measured (square root) only when its squared
-    distance can tie the best. The search starts from the previous point's segment (points come in
-    raster order, so that is usually the answer or close to it): the result does not depend on it.
+    point within ``best + reach``), and a segment is measured once per point (``mark``), with a square
+    root only when its squared distance can tie the best. The search starts from the previous
+    point's segment (points come in raster order, so that is usually the answer or close to it):
+    the result does not depend on it, nor on the order of the points.
 
     Parameters
     ----------
     qx, qy : ndarray of float64
-        Query points (non-finite: no segment, ``leg = inf``).
+        Query points (non-finite: no segment, ``leg = inf``); only those at ``perm`` are searched.
     x, y : ndarray of float64
         Node coordinates.
     n_nodes : int
@@ -470,15 +495,21 @@ def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, s
     max_leg, m_per_min : float
         Longest allowed leg (for ``ok``) and the walking speed of the leg (for ``leg_min``).
     seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok : ndarray
-        Outputs (int32 / float64 / bool), one per query point, filled in place: nearest segment
-        (-1 when none; ties go to the lowest segment number), its ends and edges, the nearer end,
-        position ``t`` from ``u`` (0) to ``v`` (1), distance, distance in minutes, ``leg <= max_leg``.
+        Outputs (int32 / float64 / bool), one per query point, written at the positions ``perm``:
+        nearest segment (-1 when none; ties go to the lowest segment number), its ends and edges,
+        the nearer end, position ``t`` from ``u`` (0) to ``v`` (1), distance, distance in minutes,
+        ``leg <= max_leg``.
+    mark : ndarray of int32
+        Scratch, one per segment, all ``-1`` on entry (one per thread).
+    perm : ndarray of int64
+        Positions of the points to search, in this order (see :func:`strip_order`).
     """
-    npt = qx.shape[0]
+    npt = perm.shape[0]
     slack = reach * (1.0 + 1e-9) + 1e-9
     margin = 1e-9 * cell + 1e-9  # rounding of the bucket rectangles
     prev = -1
-    for i in range(npt):
+    for j in range(npt):
+        i = perm[j]
         qxi = qx[i]
         qyi = qy[i]
         best = np.inf
@@ -500,7 +531,7 @@ def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, s
                 b2, bt = _to_segment(prev, qxi, qyi, x, y, seg_a, seg_b)
                 best = np.sqrt(b2)
                 bs = prev
-                mark[prev] = i
+                mark[prev] = j
             lim = best + slack
             lim2 = lim * lim
             glim = (lim + margin) / cell
@@ -546,9 +577,9 @@ def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, s
                                         hi = 0
                                     for rr in range(lo, hi):
                                         s = piece_seg[q - n_nodes] if rr < 0 else node_seg[rr]
-                                        if mark[s] == i:
+                                        if mark[s] == j:
                                             continue
-                                        mark[s] = i
+                                        mark[s] = j
                                         d2, t = _to_segment(s, qxi, qyi, x, y, seg_a, seg_b)
                                         if d2 > tie2:
                                             continue

@@ -220,14 +220,22 @@ def _in_threads(run: Callable[[NDArray[np.int64]], Any], n: int, n_threads: int 
         return list(ex.map(run, chunks))
 
 
+#: Points are searched strip by strip (strips of this many buckets, west to east; within a strip in
+#: their own order, i.e. raster rows): the roads near one stretch of rows stay in the CPU cache.
+_STRIP_BUCKETS = 16
+
+
 def _snap_xy(graph: RoadGraph, qx: NDArray[np.float64], qy: NDArray[np.float64], max_leg_m: float,
              n_threads: int | None = None) -> dict[str, NDArray]:
     """The :class:`Snapped` arrays of points ``(qx, qy)`` (non-finite: no road access).
 
     Exact nearest segment by the compiled ring search over the bucket grid of
     :func:`coverage.network.segment_index`; the kernel writes every array in place, in threads over
-    consecutive chunks of points (the results do not depend on the chunks).
+    chunks of the points ordered by strips (``_STRIP_BUCKETS``). Each point's result depends on
+    neither the order nor the chunks.
     """
+    qx = np.ascontiguousarray(qx, dtype=np.float64)
+    qy = np.ascontiguousarray(qy, dtype=np.float64)
     n = len(qx)
     out: dict[str, NDArray] = {
         "seg": np.full(n, -1, dtype=np.int32), "u": np.zeros(n, dtype=np.int32), "v": np.zeros(n, dtype=np.int32),
@@ -241,13 +249,16 @@ def _snap_xy(graph: RoadGraph, qx: NDArray[np.float64], qy: NDArray[np.float64],
     m_per_min = settings.kmh_to_m_per_min(settings.SNAP_KMH)
     names = ("seg", "u", "v", "e_uv", "e_vu", "node", "t", "leg_m", "leg_min", "ok")
 
+    perm = _kernels.strip_order(qx, float(idx.x0), float(_STRIP_BUCKETS * idx.cell),
+                                int(idx.nx) // _STRIP_BUCKETS + 1)
+
     def run(lo: int, hi: int) -> None:
         mark = np.full(idx.n_segments, -1, dtype=np.int32)
         _kernels.snap_segments(
-            qx[lo:hi], qy[lo:hi], graph.x, graph.y, graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg,
+            qx, qy, graph.x, graph.y, graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg,
             idx.a, idx.b, idx.e_ab, idx.e_ba, idx.px, idx.py, float(idx.reach), float(idx.x0), float(idx.y0),
             float(idx.cell), int(idx.nx), int(idx.ny), idx.ptr, idx.order, float(max_leg_m), float(m_per_min),
-            *(out[k][lo:hi] for k in names), mark,
+            *(out[k] for k in names), mark, perm[lo:hi],
         )
 
     n_threads = n_threads or min(os.cpu_count() or 1, 8)
