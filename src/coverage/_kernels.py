@@ -410,9 +410,11 @@ def bucket_grid(px, py, x0, y0, cell, nx, ny):
 
 @njit(cache=True)
 def strip_order(qx, x0, width, n_strips):
-    """Positions of points ordered by vertical strips ``floor((qx - x0) / width)``, clamped to
-    ``0 … n_strips - 1`` (a counting sort, stable: within a strip, the given order; non-finite
-    ``qx`` first)."""
+    """Positions of points ordered by vertical strips ``floor((qx - x0) / width)`` (a counting sort).
+
+    Strips are clamped to ``0 … n_strips - 1``; the sort is stable (within a strip, the given
+    order); points with a non-finite ``qx`` come first.
+    """
     n = qx.shape[0]
     sid = np.zeros(n, dtype=np.int32)
     for i in range(n):

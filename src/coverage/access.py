@@ -247,19 +247,19 @@ def _snap_xy(graph: RoadGraph, qx: NDArray[np.float64], qy: NDArray[np.float64],
         return out
     idx = segment_index(graph)
     m_per_min = settings.kmh_to_m_per_min(settings.SNAP_KMH)
-    names = ("seg", "u", "v", "e_uv", "e_vu", "node", "t", "leg_m", "leg_min", "ok")
 
     perm = _kernels.strip_order(qx, float(idx.x0), float(_STRIP_BUCKETS * idx.cell),
                                 int(idx.nx) // _STRIP_BUCKETS + 1)
 
+    args = (qx, qy, graph.x, graph.y, graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b,
+            idx.e_ab, idx.e_ba, idx.px, idx.py, float(idx.reach), float(idx.x0), float(idx.y0), float(idx.cell),
+            int(idx.nx), int(idx.ny), idx.ptr, idx.order, float(max_leg_m), float(m_per_min),
+            out["seg"], out["u"], out["v"], out["e_uv"], out["e_vu"], out["node"], out["t"], out["leg_m"],
+            out["leg_min"], out["ok"])
+
     def run(lo: int, hi: int) -> None:
         mark = np.full(idx.n_segments, -1, dtype=np.int32)
-        _kernels.snap_segments(
-            qx, qy, graph.x, graph.y, graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg,
-            idx.a, idx.b, idx.e_ab, idx.e_ba, idx.px, idx.py, float(idx.reach), float(idx.x0), float(idx.y0),
-            float(idx.cell), int(idx.nx), int(idx.ny), idx.ptr, idx.order, float(max_leg_m), float(m_per_min),
-            *(out[k] for k in names), mark, perm[lo:hi],
-        )
+        _kernels.snap_segments(*args, mark, perm[lo:hi])
 
     n_threads = n_threads or min(os.cpu_count() or 1, 8)
     n_threads = max(1, min(int(n_threads), n // 20_000))  # small inputs: one thread, no pool
