@@ -26,6 +26,8 @@ is linear in the graph size; catchment output buffers grow by doubling.
   bucket grid of index points (nodes and midpoints of long-segment pieces) that skips buckets and
   points too far to matter and stops once no unseen segment can be nearer; it writes every array
   of a :class:`coverage.access.Snapped` in place (chunks of points in threads: ``nogil``).
+  :func:`bucket_grid` builds the grid (a counting sort) and :func:`strip_order` orders the points
+  by strips west to east so that the roads near a stretch of raster rows stay in the CPU cache.
 
 numba is imported plainly: numba's probe for coverage.py (``import coverage``) is answered with
 ``ImportError`` by the package itself (see :mod:`coverage`), in every import order.
