@@ -22,9 +22,12 @@ is linear in the graph size; catchment output buffers grow by doubling.
 * :func:`weighted_kmeans` — population-weighted k-means (k-means++ seeding, Lloyd) of many
   small point sets in one call: scikit-learn's per-fit overhead (validation, threads) was most of
   the time of :func:`coverage.evaluate.uncovered_clusters` on a large county (848 fits).
-* :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a bucket
-  grid of index points (nodes and midpoints of long-segment pieces) that stops once no unseen
-  segment can be nearer.
+* :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a dense
+  bucket grid of index points (nodes and midpoints of long-segment pieces) that skips buckets and
+  points too far to matter and stops once no unseen segment can be nearer; it writes every array
+  of a :class:`coverage.access.Snapped` in place (chunks of points in threads: ``nogil``).
+  :func:`bucket_grid` builds the grid (a counting sort) and :func:`strip_order` orders the points
+  by strips west to east so that the roads near a stretch of raster rows stay in the CPU cache.
 
 numba is imported plainly: numba's probe for coverage.py (``import coverage``) is answered with
 ``ImportError`` by the package itself (see :mod:`coverage`), in every import order.
@@ -381,138 +384,245 @@ def build_segments(indptr, indices, n):
     return a[:ns].copy(), b[:ns].copy(), eab[:ns].copy(), eba[:ns].copy(), cnt, node_seg
 
 
+@njit(cache=True)
+def bucket_grid(px, py, x0, y0, cell, nx, ny):
+    """Dense bucket grid of points (a counting sort, O(n + buckets)).
+
+    Point ``i`` falls in bucket ``(floor((px - x0) / cell), floor((py - y0) / cell))``, key
+    ``i_x * ny + i_y``. Returns ``ptr`` (int32, ``nx * ny + 1``) and ``order`` (int32): bucket ``k``
+    holds ``order[ptr[k]:ptr[k + 1]]``, in increasing point number.
+    """
+    n = px.shape[0]
+    key = np.empty(n, dtype=np.int64)
+    ptr = np.zeros(nx * ny + 1, dtype=np.int32)
+    for i in range(n):
+        k = np.int64(np.floor((px[i] - x0) / cell)) * ny + np.int64(np.floor((py[i] - y0) / cell))
+        key[i] = k
+        ptr[k + 1] += 1
+    for k in range(nx * ny):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        k = key[i]
+        order[fill[k]] = i
+        fill[k] += 1
+    return ptr, order
+
+
+@njit(cache=True)
+def strip_order(qx, x0, width, n_strips):
+    """Positions of points ordered by vertical strips ``floor((qx - x0) / width)`` (a counting sort).
+
+    Strips are clamped to ``0 … n_strips - 1``; the sort is stable (within a strip, the given
+    order); points with a non-finite ``qx`` come first.
+    """
+    n = qx.shape[0]
+    sid = np.zeros(n, dtype=np.int32)
+    for i in range(n):
+        f = (qx[i] - x0) / width
+        if np.isfinite(f):
+            sid[i] = np.int32(min(max(np.floor(f), 0.0), n_strips - 1.0)) + 1
+    cnt = np.zeros(n_strips + 2, dtype=np.int64)
+    for i in range(n):
+        cnt[sid[i] + 1] += 1
+    for k in range(n_strips + 1):
+        cnt[k + 1] += cnt[k]
+    perm = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        k = sid[i]
+        perm[cnt[k]] = i
+        cnt[k] += 1
+    return perm
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _bucket(keys, key):
-    """Position of ``key`` in the sorted ``keys``, -1 if absent (binary search)."""
-    lo = 0
-    hi = keys.shape[0]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if keys[mid] < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < keys.shape[0] and keys[lo] == key:
-        return lo
-    return -1
+def _to_segment(s, px, py, x, y, seg_a, seg_b):
+    """Squared distance from ``(px, py)`` to segment ``s`` and the position ``t`` of the nearest point on it."""
+    xa = x[seg_a[s]]
+    ya = y[seg_a[s]]
+    dx = x[seg_b[s]] - xa
+    dy = y[seg_b[s]] - ya
+    l2 = dx * dx + dy * dy
+    t = 0.0
+    if l2 > 0.0:
+        t = ((px - xa) * dx + (py - ya) * dy) / l2
+        if t < 0.0:
+            t = 0.0
+        elif t > 1.0:
+            t = 1.0
+    ux = px - (xa + t * dx)
+    uy = py - (ya + t * dy)
+    return ux * ux + uy * uy, t
 
 
 @njit(cache=True, nogil=True)
-def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, reach,
-                  x0, y0, cell, nx, ny, keys, ptr, order):
-    """Exact nearest segment of each point, by a ring search over a bucket grid of index points.
+def snap_segments(qx, qy, x, y, n_nodes, node_ptr, node_seg, piece_seg, seg_a, seg_b, e_ab, e_ba, px, py,
+                  reach, x0, y0, cell, nx, ny, ptr, order, max_leg, m_per_min,
+                  seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok, mark, perm):
+    """Exact nearest segment of each point, by a ring search over a dense bucket grid of index points.
 
     The index points are the road nodes (standing for the segments ending there) followed by the
     midpoints of the pieces of long segments; every point of a segment lies within ``reach`` of one
     of its index points. Rings of buckets around the query point are searched outward; after ring
     ``r`` every unseen index point is farther than ``r·cell + (distance to the own bucket's edge)``,
     so once that exceeds ``best + reach`` no unseen segment can be nearer and the answer is exact.
+    Within the search, a bucket whose rectangle and an index point that are farther than
+    ``best + reach`` are skipped (none of their segments can be the nearest, which has an index
+    point within ``best + reach``), and a segment is measured once per point (``mark``), with a square
+    root only when its squared distance can tie the best. The search starts from the previous
+    point's segment (points come in raster order, so that is usually the answer or close to it):
+    the result does not depend on it, nor on the order of the points.
 
     Parameters
     ----------
     qx, qy : ndarray of float64
-        Query points.
+        Query points (non-finite: no segment, ``leg = inf``); only those at ``perm`` are searched.
     x, y : ndarray of float64
         Node coordinates.
     n_nodes : int
-    node_ptr, node_seg : ndarray of int64
+    node_ptr, node_seg : ndarray of int64 / int32
         CSR node → segments.
-    piece_seg : ndarray of int64
+    piece_seg : ndarray of int32
         Segment of each piece midpoint (index point ``n_nodes + i``).
-    seg_a, seg_b : ndarray of int64
-        Segment end nodes.
+    seg_a, seg_b, e_ab, e_ba : ndarray of int32
+        Segment end nodes and their directed edge ids (-1: none).
+    px, py : ndarray of float64
+        Index point coordinates.
     reach : float
     x0, y0, cell : float
         Bucket grid origin and side.
     nx, ny : int
-        Bucket grid size; key of bucket ``(i, j)`` is ``i * ny + j``.
-    keys, ptr, order : ndarray of int64
-        Non-empty buckets (sorted keys) and their index points ``order[ptr[k]:ptr[k + 1]]``.
-
-    Returns
-    -------
-    seg : ndarray of int64
-        Nearest segment (-1 when the graph has none); ties go to the lowest segment number.
-    t : ndarray of float64
-        Position of the nearest point along the segment from ``a`` (0) to ``b`` (1).
-    dist : ndarray of float64
-        Distance to it.
+        Bucket grid size; bucket ``(i, j)`` (``i`` along x) holds ``order[ptr[i * ny + j]:ptr[i * ny + j + 1]]``.
+    ptr, order : ndarray of int32
+        Dense bucket grid: ``ptr`` has ``nx * ny + 1`` entries.
+    max_leg, m_per_min : float
+        Longest allowed leg (for ``ok``) and the walking speed of the leg (for ``leg_min``).
+    seg, u, v, e_uv, e_vu, node, tt, leg, leg_min, ok : ndarray
+        Outputs (int32 / float64 / bool), one per query point, written at the positions ``perm``:
+        nearest segment (-1 when none; ties go to the lowest segment number), its ends and edges,
+        the nearer end, position ``t`` from ``u`` (0) to ``v`` (1), distance, distance in minutes,
+        ``leg <= max_leg``.
+    mark : ndarray of int32
+        Scratch, one per segment, all ``-1`` on entry (one per thread).
+    perm : ndarray of int64
+        Positions of the points to search, in this order (see :func:`strip_order`).
     """
-    npt = qx.shape[0]
-    seg = np.full(npt, -1, dtype=np.int64)
-    tt = np.zeros(npt)
-    dd = np.full(npt, np.inf)
+    npt = perm.shape[0]
     slack = reach * (1.0 + 1e-9) + 1e-9
-    if keys.shape[0] == 0:
-        return seg, tt, dd
-    for i in range(npt):
-        px = qx[i]
-        py = qy[i]
-        fx = (px - x0) / cell
-        fy = (py - y0) / cell
-        cx = np.int64(np.floor(fx))
-        cy = np.int64(np.floor(fy))
-        ex = min(fx - cx, cx + 1 - fx) * cell  # distance to the own bucket's nearest edge
-        ey = min(fy - cy, cy + 1 - fy) * cell
-        edge = min(ex, ey)
-        # rings beyond rmax hold no bucket of the grid
-        rmax = max(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))
+    margin = 1e-9 * cell + 1e-9  # rounding of the bucket rectangles
+    prev = -1
+    for j in range(npt):
+        i = perm[j]
+        qxi = qx[i]
+        qyi = qy[i]
         best = np.inf
+        b2 = np.inf
         bs = -1
         bt = 0.0
-        r = 0
-        while True:
-            ilo = max(cx - r, 0)
-            ihi = min(cx + r, nx - 1)
-            for bi in range(ilo, ihi + 1):
-                side = bi == cx - r or bi == cx + r
+        if np.isfinite(qxi) and np.isfinite(qyi) and nx > 0:
+            fx = (qxi - x0) / cell
+            fy = (qyi - y0) / cell
+            cx = np.int64(np.floor(fx))
+            cy = np.int64(np.floor(fy))
+            ex = min(fx - cx, cx + 1 - fx) * cell  # distance to the own bucket's nearest edge
+            ey = min(fy - cy, cy + 1 - fy) * cell
+            edge = min(ex, ey)
+            # rings beyond rmax hold no bucket of the grid, rings before r hold none either
+            rmax = max(max(cx, nx - 1 - cx), max(cy, ny - 1 - cy))
+            r = max(max(-cx, cx - (nx - 1)), max(-cy, cy - (ny - 1)), 0)
+            if prev >= 0:
+                b2, bt = _to_segment(prev, qxi, qyi, x, y, seg_a, seg_b)
+                best = np.sqrt(b2)
+                bs = prev
+                mark[prev] = j
+            lim = best + slack
+            lim2 = lim * lim
+            glim = (lim + margin) / cell
+            glim2 = glim * glim
+            tie2 = b2 * (1.0 + 1e-12)  # beyond this a squared distance cannot round to a tie
+            while True:
+                ilo = max(cx - r, 0)
+                ihi = min(cx + r, nx - 1)
                 jlo = max(cy - r, 0)
                 jhi = min(cy + r, ny - 1)
-                step = 1 if side else 2 * r
-                if step == 0:
-                    step = 1
-                bj = jlo if side else cy - r
-                while bj <= jhi:
-                    if bj >= 0:
-                        k = _bucket(keys, bi * ny + bj)
-                        if k >= 0:
-                            for pp in range(ptr[k], ptr[k + 1]):
-                                q = order[pp]
-                                if q < n_nodes:
-                                    lo = node_ptr[q]
-                                    hi = node_ptr[q + 1]
-                                else:
-                                    lo = -1
-                                    hi = 0
-                                for rr in range(lo, hi):
-                                    s = piece_seg[q - n_nodes] if rr < 0 else node_seg[rr]
-                                    xa = x[seg_a[s]]
-                                    ya = y[seg_a[s]]
-                                    dx = x[seg_b[s]] - xa
-                                    dy = y[seg_b[s]] - ya
-                                    l2 = dx * dx + dy * dy
-                                    t = 0.0
-                                    if l2 > 0.0:
-                                        t = ((px - xa) * dx + (py - ya) * dy) / l2
-                                        if t < 0.0:
-                                            t = 0.0
-                                        elif t > 1.0:
-                                            t = 1.0
-                                    ux = px - (xa + t * dx)
-                                    uy = py - (ya + t * dy)
-                                    d = np.sqrt(ux * ux + uy * uy)
-                                    if d < best or (d == best and s < bs):
-                                        best = d
-                                        bs = s
-                                        bt = t
-                    bj += step
-            if best == 0.0 or r * cell + edge > best + slack or r >= rmax:
-                break
-            r += 1
+                for bi in range(ilo, ihi + 1):
+                    gx = 0.0
+                    if bi > cx:
+                        gx = bi - fx
+                    elif bi < cx:
+                        gx = fx - (bi + 1)
+                    gx2 = gx * gx
+                    if gx2 > glim2:
+                        continue
+                    side = bi == cx - r or bi == cx + r
+                    step = 1 if side or r == 0 else 2 * r
+                    bj = jlo if side else cy - r
+                    while bj <= jhi:
+                        if bj >= 0:
+                            gy = 0.0
+                            if bj > cy:
+                                gy = bj - fy
+                            elif bj < cy:
+                                gy = fy - (bj + 1)
+                            if gx2 + gy * gy <= glim2:
+                                k = bi * ny + bj
+                                for pp in range(ptr[k], ptr[k + 1]):
+                                    q = order[pp]
+                                    ddx = px[q] - qxi
+                                    ddy = py[q] - qyi
+                                    if ddx * ddx + ddy * ddy > lim2:
+                                        continue
+                                    if q < n_nodes:
+                                        lo = node_ptr[q]
+                                        hi = node_ptr[q + 1]
+                                    else:
+                                        lo = -1
+                                        hi = 0
+                                    for rr in range(lo, hi):
+                                        s = piece_seg[q - n_nodes] if rr < 0 else node_seg[rr]
+                                        if mark[s] == j:
+                                            continue
+                                        mark[s] = j
+                                        d2, t = _to_segment(s, qxi, qyi, x, y, seg_a, seg_b)
+                                        if d2 > tie2:
+                                            continue
+                                        d = np.sqrt(d2)
+                                        if d < best or (d == best and s < bs):
+                                            best = d
+                                            b2 = d2
+                                            bs = s
+                                            bt = t
+                                            tie2 = b2 * (1.0 + 1e-12)
+                                            lim = best + slack
+                                            lim2 = lim * lim
+                                            glim = (lim + margin) / cell
+                                            glim2 = glim * glim
+                        bj += step
+                if best == 0.0 or r * cell + edge > best + slack or r >= rmax:
+                    break
+                r += 1
         seg[i] = bs
         tt[i] = bt
-        dd[i] = best
-    return seg, tt, dd
+        if bs >= 0:
+            a = seg_a[bs]
+            b = seg_b[bs]
+            u[i] = a
+            v[i] = b
+            e_uv[i] = e_ab[bs]
+            e_vu[i] = e_ba[bs]
+            node[i] = a if bt <= 0.5 else b
+        else:
+            best = np.inf
+            u[i] = 0
+            v[i] = 0
+            e_uv[i] = -1
+            e_vu[i] = -1
+            node[i] = 0
+        leg[i] = best
+        leg_min[i] = best / m_per_min
+        ok[i] = best <= max_leg
+        prev = bs
 
 
 @njit(cache=True, inline="always")

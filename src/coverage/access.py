@@ -231,21 +231,56 @@ def _in_threads(run: Callable[[NDArray[np.int64]], Any], n: int, n_threads: int 
         return list(ex.map(run, chunks))
 
 
-def _nearest_segments(graph: RoadGraph, xy: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
-    """Exact nearest segment of each point: ``(segment, t, distance)`` (compiled ring search over the bucket grid of :func:`coverage.network.segment_index`, in threads over chunks of points)."""
+#: Points are searched strip by strip (strips of this many buckets, west to east; within a strip in
+#: their own order, i.e. raster rows): the roads near one stretch of rows stay in the CPU cache.
+_STRIP_BUCKETS = 16
+
+
+def _snap_xy(graph: RoadGraph, qx: NDArray[np.float64], qy: NDArray[np.float64], max_leg_m: float,
+             n_threads: int | None = None) -> dict[str, NDArray]:
+    """The :class:`Snapped` arrays of points ``(qx, qy)`` (non-finite: no road access).
+
+    Exact nearest segment by the compiled ring search over the bucket grid of
+    :func:`coverage.network.segment_index`; the kernel writes every array in place, in threads over
+    chunks of the points ordered by strips (``_STRIP_BUCKETS``). Each point's result depends on
+    neither the order nor the chunks.
+    """
+    qx = np.ascontiguousarray(qx, dtype=np.float64)
+    qy = np.ascontiguousarray(qy, dtype=np.float64)
+    n = len(qx)
+    out: dict[str, NDArray] = {
+        "seg": np.full(n, -1, dtype=np.int32), "u": np.zeros(n, dtype=np.int32), "v": np.zeros(n, dtype=np.int32),
+        "e_uv": np.full(n, -1, dtype=np.int32), "e_vu": np.full(n, -1, dtype=np.int32),
+        "node": np.zeros(n, dtype=np.int32), "t": np.zeros(n), "leg_m": np.full(n, np.inf),
+        "leg_min": np.full(n, np.inf), "ok": np.zeros(n, dtype=bool),
+    }
+    if not graph.n_nodes or not n:
+        return out
     idx = segment_index(graph)
-    qx, qy = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    m_per_min = settings.kmh_to_m_per_min(settings.SNAP_KMH)
 
-    def run(ch: NDArray[np.int64]) -> tuple[NDArray, NDArray, NDArray]:
-        lo, hi = (int(ch[0]), int(ch[-1]) + 1) if len(ch) else (0, 0)
-        return _kernels.snap_segments(
-            qx[lo:hi], qy[lo:hi], graph.x, graph.y, graph.n_nodes,
-            idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b, float(idx.reach), float(idx.x0),
-            float(idx.y0), float(idx.cell), int(idx.nx), int(idx.ny), idx.keys, idx.ptr, idx.order,
-        )
+    perm = _kernels.strip_order(qx, float(idx.x0), float(_STRIP_BUCKETS * idx.cell),
+                                int(idx.nx) // _STRIP_BUCKETS + 1)
 
-    parts = _in_threads(run, len(qx), min_per_thread=20_000)  # small inputs: one thread, no pool
-    return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
+    args = (qx, qy, graph.x, graph.y, graph.n_nodes, idx.node_ptr, idx.node_seg, idx.piece_seg, idx.a, idx.b,
+            idx.e_ab, idx.e_ba, idx.px, idx.py, float(idx.reach), float(idx.x0), float(idx.y0), float(idx.cell),
+            int(idx.nx), int(idx.ny), idx.ptr, idx.order, float(max_leg_m), float(m_per_min),
+            out["seg"], out["u"], out["v"], out["e_uv"], out["e_vu"], out["node"], out["t"], out["leg_m"],
+            out["leg_min"], out["ok"])
+
+    def run(lo: int, hi: int) -> None:
+        mark = np.full(idx.n_segments, -1, dtype=np.int32)
+        _kernels.snap_segments(*args, mark, perm[lo:hi])
+
+    n_threads = n_threads or min(os.cpu_count() or 1, 8)
+    n_threads = max(1, min(int(n_threads), n // 20_000))  # small inputs: one thread, no pool
+    bounds = [n * k // n_threads for k in range(n_threads + 1)]
+    if n_threads == 1:
+        run(0, n)
+    else:
+        with ThreadPoolExecutor(n_threads) as ex:
+            list(ex.map(run, bounds[:-1], bounds[1:]))
+    return out
 
 
 def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapped:
@@ -287,41 +322,19 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
     if geom.crs is not None and not graph.crs.equals(geom.crs):
         geom = geom.to_crs(graph.crs)
     arr = geom.to_numpy()
-    missing = shapely.is_missing(arr) | shapely.is_empty(arr)
-    pts = arr.copy()
-    not_point = ~missing & (shapely.get_type_id(np.where(missing, None, arr)) != 0)
-    if not_point.any():
-        pts[not_point] = shapely.point_on_surface(arr[not_point])
-    xy = np.full((len(arr), 2), np.nan)
-    if (~missing).any():
-        xy[~missing, 0] = shapely.get_x(pts[~missing])
-        xy[~missing, 1] = shapely.get_y(pts[~missing])
     n = len(arr)
-    seg = np.full(n, -1, dtype=np.int64)
-    t = np.zeros(n)
-    leg = np.full(n, np.inf)
-    good = np.isfinite(xy).all(axis=1)
-    if graph.n_nodes and good.any():
-        seg[good], t[good], leg[good] = _nearest_segments(graph, xy[good])
-    idx = segment_index(graph) if graph.n_nodes else None
-    has = seg >= 0
-    u = np.zeros(n, dtype=np.int32)
-    v = np.zeros(n, dtype=np.int32)
-    e_uv = np.full(n, -1, dtype=np.int32)
-    e_vu = np.full(n, -1, dtype=np.int32)
-    if idx is not None and has.any():
-        sh = seg[has]
-        u[has], v[has], e_uv[has], e_vu[has] = idx.a[sh], idx.b[sh], idx.e_ab[sh], idx.e_ba[sh]
-    leg[~has] = np.inf
-    ok = leg <= max_leg_m
-    return Snapped(
-        node=np.where(t <= 0.5, u, v),
-        leg_m=leg,
-        leg_min=leg / settings.kmh_to_m_per_min(settings.SNAP_KMH),
-        ok=ok,
-        index=pd.Index(geom.index),
-        u=u, v=v, t=t, e_uv=e_uv, e_vu=e_vu, seg=seg.astype(np.int32),
-    )
+    point = (shapely.get_type_id(arr) == 0) & ~shapely.is_empty(arr)
+    if point.all():  # only points (the demand cells): no copies
+        qx, qy = shapely.get_x(arr), shapely.get_y(arr)
+    else:  # other geometries use their representative point; missing and empty ones have none
+        qx, qy = np.full(n, np.nan), np.full(n, np.nan)
+        if point.any():
+            qx[point], qy[point] = shapely.get_x(arr[point]), shapely.get_y(arr[point])
+        other = ~point & ~(shapely.is_missing(arr) | shapely.is_empty(arr))
+        if other.any():
+            rep = shapely.point_on_surface(arr[other])
+            qx[other], qy[other] = shapely.get_x(rep), shapely.get_y(rep)
+    return Snapped(index=pd.Index(geom.index), **_snap_xy(graph, qx, qy, max_leg_m))
 
 
 def _as_snapped(graph: RoadGraph, pts: Any) -> Snapped:

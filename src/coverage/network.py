@@ -493,9 +493,10 @@ class SegmentIndex:
     A segment is an undirected pair of nodes joined by an edge in at least one direction, drawn as the
     straight line between them (the graph keeps no curved geometry). Built by :func:`segment_index`.
 
-    The spatial index is a bucket grid over *index points*: the nodes (standing for the segments
-    ending there) followed by the midpoints of the pieces of long segments. Only non-empty buckets
-    are stored (sorted keys), so memory is linear in the number of index points.
+    The spatial index is a dense bucket grid over *index points*: the nodes (standing for the
+    segments ending there) followed by the midpoints of the pieces of long segments. The grid has at
+    most ``max(2 × index points, 1024)`` buckets (their side grows where the extent would need
+    more), so memory is linear in the number of index points.
 
     Attributes
     ----------
@@ -513,10 +514,10 @@ class SegmentIndex:
         Every point of a segment lies within ``reach`` metres of an index point of that segment.
     x0, y0, cell : float
         Origin and side of the bucket grid; bucket ``(i, j)`` holds ``x0 + i·cell <= x < x0 + (i+1)·cell``.
-    ny : int
-        Number of bucket rows (a bucket's key is ``i * ny + j``).
-    keys, ptr, order : ndarray of int64, int64, int32
-        Sorted keys of the non-empty buckets; bucket ``k`` holds index points ``order[ptr[k]:ptr[k+1]]``.
+    nx, ny : int
+        Number of bucket columns and rows (a bucket's key is ``i * ny + j``).
+    ptr, order : ndarray of int32
+        Bucket ``k`` holds index points ``order[ptr[k]:ptr[k+1]]`` (``ptr`` has ``nx * ny + 1`` entries).
     """
 
     a: NDArray[np.int32]
@@ -534,8 +535,7 @@ class SegmentIndex:
     cell: float
     nx: int
     ny: int
-    keys: NDArray[np.int64]
-    ptr: NDArray[np.int64]
+    ptr: NDArray[np.int32]
     order: NDArray[np.int32]
 
     @property
@@ -550,8 +550,10 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
     Segments no longer than ``L = max(mean length, 2 × median length)`` are found through their end
     nodes (a point of such a segment is within ``L / 2`` of one end); longer ones are also cut into
     ``ceil(length / L)`` equal pieces whose midpoints are indexed. So the index holds at most
-    ``n_nodes + 2 × n_segments`` points (memory linear in the graph), ``reach <= L / 2``, and the
-    buckets have side ``L``; on an urban graph with no long segments the index points are the nodes.
+    ``n_nodes + 2 × n_segments`` points (memory linear in the graph) and ``reach <= L / 2``; on an
+    urban graph with no long segments the index points are the nodes. The buckets have side ``L``,
+    or an integer multiple of it where the extent would otherwise need more than twice as many
+    buckets as index points (a dense grid: 4 bytes per bucket, no search for a bucket's entries).
     O(n + m log m) time (one sort of the bucket keys).
 
     Parameters
@@ -590,21 +592,25 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
         xa, ya = graph.x[a[piece_seg]], graph.y[a[piece_seg]]
         px = np.concatenate([graph.x, xa + frac * (graph.x[b[piece_seg]] - xa)])
         py = np.concatenate([graph.y, ya + frac * (graph.y[b[piece_seg]] - ya)])
-    cell = L
     x0 = float(px.min()) if len(px) else 0.0
     y0 = float(py.min()) if len(py) else 0.0
-    bx = np.floor((px - x0) / cell).astype(np.int64)
-    by = np.floor((py - y0) / cell).astype(np.int64)
-    nx = int(bx.max(initial=0)) + 1
-    ny = int(by.max(initial=0)) + 1
-    key = bx * ny + by
-    order = np.argsort(key, kind="stable").astype(np.int32)
-    keys, first = np.unique(key[order], return_index=True)
-    ptr = np.append(first, len(order)).astype(np.int64)
+    w = float(px.max()) - x0 if len(px) else 0.0
+    h = float(py.max()) - y0 if len(py) else 0.0
+    # a dense grid of buckets of side L, or k·L where that would hold more buckets than twice the
+    # index points (memory stays linear: 4 bytes per bucket)
+    most = max(2 * len(px), 1024)
+    k = max(1.0, math.floor(math.sqrt((w / L + 1.0) * (h / L + 1.0) / most)))
+    while (math.floor(w / (k * L)) + 1) * (math.floor(h / (k * L)) + 1) > most:
+        k += 1.0
+    cell = k * L
+    nx = int(math.floor(w / cell)) + 1
+    ny = int(math.floor(h / cell)) + 1
+    px = np.ascontiguousarray(px, dtype=np.float64)
+    py = np.ascontiguousarray(py, dtype=np.float64)
+    ptr, order = _kernels.bucket_grid(px, py, x0, y0, cell, nx, ny)
     idx = SegmentIndex(a=a, b=b, e_ab=e_ab, e_ba=e_ba, node_ptr=node_ptr, node_seg=node_seg, piece_seg=piece_seg,
-                       px=np.ascontiguousarray(px, dtype=np.float64), py=np.ascontiguousarray(py, dtype=np.float64),
-                       reach=reach, x0=x0, y0=y0, cell=cell, nx=nx, ny=ny, keys=keys.astype(np.int64), ptr=ptr,
-                       order=order)
+                       px=px, py=py,
+                       reach=reach, x0=x0, y0=y0, cell=cell, nx=nx, ny=ny, ptr=ptr, order=order)
     graph._tree = idx
     return idx
 
