@@ -75,16 +75,17 @@ class RoadLines:
         Vertices of the LineString parts, part after part.
     z : ndarray of float64 or None
         Their z (NaN for 2-D parts); ``None`` when no geometry has z.
-    line : ndarray of int64
+    line : ndarray of int32
         Part number of each vertex (parts without vertices keep their number).
-    part_feature : ndarray of int64
+    part_feature : ndarray of int32
         Feature (row) number of each part.
     feature_type : ndarray of int8
         shapely type id of each feature's geometry (-1 missing).
     columns : tuple of str
         Every attribute field of the layer.
     fields : dict
-        The attribute fields read (``{name: values per feature}``).
+        The attribute fields read (``{name: values per feature}``; text with one object per distinct
+        value, ``None`` where missing).
     kinds : dict
         ``{geometry type: count}`` of the features, filled only when the layer holds no line feature
         (for the message that says what it holds instead).
@@ -97,8 +98,8 @@ class RoadLines:
     bounds: tuple[float, float, float, float]
     xy: NDArray[np.float64]
     z: NDArray[np.float64] | None
-    line: NDArray[np.int64]
-    part_feature: NDArray[np.int64]
+    line: NDArray[np.int32]
+    part_feature: NDArray[np.int32]
     feature_type: NDArray[np.int8]
     columns: tuple[str, ...]
     fields: dict[str, NDArray] = field(default_factory=dict)
@@ -200,7 +201,24 @@ def wanted_fields(
     return [c for c in dict.fromkeys([cls, oneway_field, maxspeed_field]) if c is not None and c in columns]
 
 
-def _decode_lines(wkb: NDArray) -> tuple[NDArray[np.int8], NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.int64], NDArray[np.int64]] | None:
+def _shared_values(values: NDArray) -> NDArray:
+    """Text values with one object per distinct value (``None`` where missing); other arrays as they are.
+
+    A road layer has a handful of classes but one string object per row as read: shared, the fields
+    kept until the graph build take 8 bytes a row.
+    """
+    import pandas as pd
+
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        codes, uniq = pd.factorize(values, use_na_sentinel=True)
+        table = np.empty(len(uniq) + 1, dtype=object)
+        table[:-1] = uniq
+        table[-1] = None
+        return table[codes]
+    return values
+
+
+def _decode_lines(wkb: NDArray) -> tuple[NDArray[np.int8], NDArray[np.float64], NDArray[np.float64] | None, NDArray[np.int32], NDArray[np.int32]] | None:
     """``(feature_type, xy, z, line, part_feature)`` of WKB LineStrings/MultiLineStrings (``None`` missing).
 
     The same parts, vertices and numbering as shapely (``from_wkb``, ``get_parts``,
@@ -227,8 +245,8 @@ def _decode_lines(wkb: NDArray) -> tuple[NDArray[np.int8], NDArray[np.float64], 
     nv = int(vert_start[-1])
     bits = np.empty((nv, 2), dtype=np.uint64)
     zbits = np.empty(nv if any_z else 0, dtype=np.uint64)
-    line = np.empty(nv, dtype=np.int64)
-    feat = np.empty(int(part_start[-1]), dtype=np.int64)
+    line = np.empty(nv, dtype=np.int32)
+    feat = np.empty(int(part_start[-1]), dtype=np.int32)
     _wkb_fill(buf, offs, ftype, part_start, vert_start, bits, zbits, bool(any_z), line, feat)
     xy = bits.view(np.float64)
     z = zbits.view(np.float64) if any_z else None
@@ -417,20 +435,21 @@ def read_road_lines(
             f"cannot read {what[1]} {p.name}: {err}. Use GPKG, SHP or GeoJSON.",
             file=p,
         ) from None
-    fields = {str(name): values[i] for i, name in enumerate(meta["fields"])}
+    fields = {str(name): _shared_values(values[i]) for i, name in enumerate(meta["fields"])}
+    del values
     crs = CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
     if wkb is None:
         wkb = np.empty(0, dtype=object)
     fast = _decode_lines(wkb)
     if fast is not None:  # LineStrings and MultiLineStrings only: decoded without shapely objects
-        ftype, xy, z, line, feat = fast
+        ftype, xy, z, line32, feat32 = fast
         if len(xy):
             bounds = (float(np.nanmin(xy[:, 0])), float(np.nanmin(xy[:, 1])), float(np.nanmax(xy[:, 0])), float(np.nanmax(xy[:, 1])))
         else:
             bounds = (np.nan, np.nan, np.nan, np.nan)
         return RoadLines(
-            path=p, layer=layer, crs=crs, n_features=len(wkb), bounds=bounds, xy=xy, z=z, line=line,
-            part_feature=feat, feature_type=ftype, columns=columns, fields=fields, kinds={},
+            path=p, layer=layer, crs=crs, n_features=len(wkb), bounds=bounds, xy=xy, z=z, line=line32,
+            part_feature=feat32, feature_type=ftype, columns=columns, fields=fields, kinds={},
         )
     geoms = shapely.from_wkb(wkb)
     del wkb
@@ -466,7 +485,7 @@ def read_road_lines(
         kinds = {str(k): int(v) for k, v in gpd.GeoSeries(geoms).geom_type.value_counts().items()}
     return RoadLines(
         path=p, layer=layer, crs=crs, n_features=n, bounds=bounds,  # type: ignore[arg-type]
-        xy=xy, z=z, line=line.astype(np.int64), part_feature=feat.astype(np.int64), feature_type=ftype,
+        xy=xy, z=z, line=line.astype(np.int32), part_feature=feat.astype(np.int32), feature_type=ftype,
         columns=columns, fields=fields, kinds=kinds,
     )
 
