@@ -20,7 +20,9 @@ Checks, in reading order (each names the file, row and field, and says what to d
 * 城区 and seat: without ``area.urban`` (``auto``) or ``area.seat`` they are derived from the
   population grid (:mod:`coverage.urban`, Degree of Urbanisation), with a warning (``urban_derived``,
   ``seat_derived``; ``urban_not_found``, ``seat_not_found`` when the grid has no town);
-* roads: the file and layer open, hold lines (not points or polygons);
+* roads: the file and layer open, hold lines (not points or polygons); a line layer is read here
+  once (:func:`coverage.io.roads.read_road_lines`) and handed to the graph build
+  (:attr:`Inputs.road_lines`);
 * facilities and candidates: every row's coordinates (non-numeric, empty, swapped, out of range),
   facilities far outside the area (error beyond 20 km, warning nearer), the ``crs:`` declaration
   against the road vertices (GCJ-02 suspected), type names that map to no service, the same

@@ -12,6 +12,9 @@ Builders
   class field, or with no class at all (imagery-derived networks). Lines are joined where they share
   a vertex (coordinates equal after rounding to ``snap_m``, default 1 cm, in the metric CRS) and split
   at every shared vertex and at every line end.
+* :func:`from_lines` — the same from lines already read (:func:`coverage.io.roads.read_road_lines`;
+  ``covplan run`` reads the road file once, in the inputs stage); every mode in one call, the
+  mode-independent work done once.
 * :func:`from_graphml`, :func:`from_networkx` — osmnx-style MultiDiGraphs.
 * :func:`from_edges` — plain arrays (used by the builders above and by tests).
 
