@@ -20,7 +20,9 @@ Checks, in reading order (each names the file, row and field, and says what to d
 * 城区 and seat: without ``area.urban`` (``auto``) or ``area.seat`` they are derived from the
   population grid (:mod:`coverage.urban`, Degree of Urbanisation), with a warning (``urban_derived``,
   ``seat_derived``; ``urban_not_found``, ``seat_not_found`` when the grid has no town);
-* roads: the file and layer open, hold lines (not points or polygons);
+* roads: the file and layer open, hold lines (not points or polygons); a line layer is read here
+  once (:func:`coverage.io.roads.read_road_lines`) and handed to the graph build
+  (:attr:`Inputs.road_lines`);
 * facilities and candidates: every row's coordinates (non-numeric, empty, swapped, out of range),
   facilities far outside the area (error beyond 20 km, warning nearer), the ``crs:`` declaration
   against the road vertices (GCJ-02 suspected), type names that map to no service, the same
@@ -46,7 +48,6 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 from pyproj import CRS
 
 from coverage import categories, settings, standards, urban
@@ -55,6 +56,7 @@ from coverage.errors import InputError, Problem
 from coverage.io import boundaries, parse_crs
 from coverage.io import facilities as fac_io
 from coverage.io import population
+from coverage.io.roads import RoadLines, RoadLinesOnce
 from coverage.scenario import Layer, Scenario, Share, parse_scenario
 
 log = logging.getLogger(__name__)
@@ -90,6 +92,10 @@ class Inputs:
         Given, or derived from the grid (``seat_derived``); ``None``: the 15 km circle has no data.
     urban_derived, seat_derived : bool
         The 城区 / the seat were derived by :mod:`coverage.urban` (outputs mark them 推算).
+    road_lines : coverage.io.roads.RoadLinesOnce
+        The road line layer as read for its checks, handed once to the graph build
+        (:func:`coverage.model.build_model`), so a run reads the road file once; empty for PBF, OSM
+        XML and GraphML files and once taken.
     synthetic : bool
         Every output is labelled 合成示例数据.
     problems : list of Problem
@@ -111,6 +117,7 @@ class Inputs:
     problems: list[Problem] = field(default_factory=list)
     urban_derived: bool = False
     seat_derived: bool = False
+    road_lines: RoadLinesOnce = field(default_factory=lambda: RoadLinesOnce(None))
 
     @property
     def warnings(self) -> list[Problem]:
@@ -602,12 +609,16 @@ def _derive_urban(sc: Scenario, area: _Area, grid: population.PopulationGrid | N
 # ----------------------------------------------------------------------------------------------
 
 
-def _road_points(sc: Scenario, r: _Reader, max_points: int = 300_000) -> np.ndarray | None:
-    """Lon/lat vertices of a road line layer, after checking it opens and holds lines.
+def _road_points(sc: Scenario, r: _Reader, max_points: int = 300_000) -> tuple[np.ndarray | None, RoadLines | None]:
+    """Lon/lat vertices of a road line layer, after checking it opens and holds lines, and the lines read.
 
-    PBF, OSM XML and GraphML files are checked when the graph is built.
+    The layer is read once (:func:`coverage.io.roads.read_road_lines`); the lines are handed to the
+    graph build through :attr:`Inputs.road_lines`. The vertices (at most ``max_points``, evenly
+    spaced) are those of the line features with the declared ``crs:`` applied, for the facilities'
+    ``crs:`` check. PBF, OSM XML and GraphML files are checked when the graph is built.
     """
-    from coverage.io import VECTOR_SUFFIXES, apply_declared_crs, read_vector
+    from coverage.io import VECTOR_SUFFIXES, declared_crs
+    from coverage.io.roads import read_road_lines, transform_vertices
 
     if sc.network is None:
         r.add(Problem(
@@ -615,34 +626,56 @@ def _road_points(sc: Scenario, r: _Reader, max_points: int = 300_000) -> np.ndar
             en="the scenario has no network.roads (road file). Service circles follow the roads, so a road file is needed.",
             file=str(r.yml), field="network", code="no_roads",
         ))
-        return None
+        return None, None
     layer = sc.network.roads
     if not r.exists(layer.path, "network.roads"):
-        return None
+        return None, None
     if layer.path.suffix.lower() not in VECTOR_SUFFIXES:
-        return None
-    g = None
+        return None, None
+    lines: RoadLines | None = None
+    kind, crs = "file", None
     with r.guard("network.roads", layer.path):
-        g = apply_declared_crs(read_vector(layer.path, layer=layer.layer, what_zh="道路", what_en="road"), layer.crs, layer.path)
-    if g is None:
-        return None
-    if g.empty:
+        lines = read_road_lines(layer.path, layer=layer.layer, class_field=sc.network.class_field, what=("道路", "road"))
+        file_crs = lines.crs
+        if file_crs is None and lines.n_features:  # as coverage.io.read_vector
+            b = lines.bounds
+            if -180 <= b[0] <= b[2] <= 180 and -90 <= b[1] <= b[3] <= 90:
+                file_crs = CRS.from_epsg(4326)
+            else:
+                p = layer.path
+                raise InputError(
+                    f"{p.name} 没有坐标系信息（缺少 .prj），且坐标不是经纬度。请在情景文件中用 crs: 指定 EPSG 代码。",
+                    f"{p.name} has no CRS (missing .prj) and its coordinates are not lon/lat; declare it with crs: EPSG code in the scenario.",
+                    file=p,
+                    field="crs",
+                )
+        kind, crs = declared_crs(file_crs, layer.crs, layer.path)
+    if lines is None:
+        return None, None
+    if lines.n_features == 0:
         r.add(Problem(zh="道路图层是空的（0 条道路）。", en="the road layer is empty (0 roads).",
                       file=str(layer.path), field="network.roads", code="roads_empty"))
-        return None
-    kinds = g.geom_type.value_counts()
-    lines = g[g.geom_type.isin(["LineString", "MultiLineString"])]
-    if lines.empty:
+        return None, None
+    if not lines.has_lines:
+        kinds = lines.kinds
         r.add(Problem(
             zh=f"道路图层中没有线要素（只有 {', '.join(f'{k} {v}' for k, v in kinds.items())}）。请给出道路中心线图层（线），而不是点或面。",
             en=f"the road layer holds no lines (only {', '.join(f'{k} {v}' for k, v in kinds.items())}). Give a road centre-line layer (lines), not points or polygons.",
             file=str(layer.path), field="network.roads", code="roads_not_lines",
         ))
-        return None
-    xy = shapely.get_coordinates(np.asarray(gpd.GeoSeries(lines.geometry.values, crs=lines.crs).to_crs(4326).values))
-    if len(xy) > max_points:
-        xy = xy[np.linspace(0, len(xy) - 1, max_points).astype(int)]
-    return xy
+        return None, None
+    mask = lines.line_feature_mask()
+    xy = lines.xy if mask is None else lines.xy[mask]
+    z = None if lines.z is None else (lines.z if mask is None else lines.z[mask])
+    if kind in ("gcj02", "bd09"):  # every vertex converted at once, as coverage.io.apply_declared_crs does
+        lon, lat = to_wgs84(xy[:, 0], xy[:, 1], kind)
+        xy = np.column_stack([lon, lat])
+    if len(xy) > max_points:  # the sample first: the transform is vertex by vertex
+        pick = np.linspace(0, len(xy) - 1, max_points).astype(int)
+        xy, z = xy[pick], (None if z is None else z[pick])
+    assert crs is not None
+    out = transform_vertices(xy, z, crs, CRS.from_epsg(4326))
+    return (out.copy() if out is lines.xy else out), lines
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1020,7 +1053,7 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
         preset = standards.load_preset(sc.standards)
     grid = _read_population(sc, area, preset, r)
     _derive_urban(sc, area, grid, r)
-    road_xy = _road_points(sc, r)
+    road_xy, road_lines = _road_points(sc, r)
     fac = _read_facilities(sc, area, road_xy, r)
     candidates = _read_candidates(sc, area, r)
     fids = set(fac["fid"].astype(str)) if fac is not None else set()
@@ -1040,6 +1073,7 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
         urban_area=area.urban, grid=grid, facilities=fac, candidates=candidates, preset=preset,
         seat=area.seat, synthetic=bool(sc.output.synthetic), problems=r.problems,
         urban_derived=area.urban_derived, seat_derived=area.seat_derived,
+        road_lines=RoadLinesOnce(road_lines),
     ), r.problems
 
 

@@ -34,6 +34,7 @@ import shapely
 from coverage import access, categories, checks, demand, evaluate, network
 from coverage.errors import InputError, Problem
 from coverage.inputs import Inputs
+from coverage.io.roads import RoadLines, RoadLinesOnce, wanted_fields
 
 __all__ = [
     "Model", "RunResult", "build_model", "circle_times", "county_name", "evaluate_model", "evaluated", "mode_of",
@@ -96,8 +97,13 @@ def rules_of(preset: Any) -> list[Any]:
     return rules
 
 
-def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
+def read_roads(net: Any, modes: list[str], crs: Any, lines: RoadLines | None = None) -> dict[str, network.RoadGraph]:
     """Build the road graph of each mode from the scenario's ``network`` section (a line layer is read once for all modes).
+
+    ``lines``: the road lines the inputs stage read (:attr:`coverage.inputs.Inputs.road_lines`); the
+    graphs are built from them (:func:`coverage.network.from_lines`, the same graphs as reading the
+    file) when they come from the scenario's file and layer and hold the fields the build uses;
+    otherwise the file is read.
 
     Raises
     ------
@@ -105,7 +111,7 @@ def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGr
         Any failure to read the road file, with the file and what to check.
     """
     try:
-        return _read_roads(net, modes, crs)
+        return _read_roads(net, modes, crs, lines)
     except InputError:
         raise
     except (MemoryError, KeyboardInterrupt):
@@ -118,9 +124,18 @@ def read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGr
         ) from err
 
 
-def _read_roads(net: Any, modes: list[str], crs: Any) -> dict[str, network.RoadGraph]:
+def _read_roads(net: Any, modes: list[str], crs: Any, lines: RoadLines | None) -> dict[str, network.RoadGraph]:
     path = Path(net.roads.path)
     speeds = scenario_speeds(net.speeds)
+    if (
+        lines is not None
+        and lines.same_source(path, net.roads.layer)
+        and all(f in lines.fields for f in wanted_fields(lines.columns, net.class_field, "oneway", "maxspeed"))
+    ):
+        return network.from_lines(
+            lines, modes, class_field=net.class_field, crs=crs, speeds=speeds, join_m=net.snap_m,
+            class_map=net.class_map,
+        )
     name = path.name.lower()
     if name.endswith((".pbf", ".osm")):
         return {m: network.read_osm(path, mode=m, crs=crs, speeds=speeds) for m in modes}
@@ -201,7 +216,7 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
     progress_step(progress, f"路网 / road graphs: {', '.join(modes)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UserWarning)
-        graphs = read_roads(scn.network, modes, inputs.crs)
+        graphs = read_roads(scn.network, modes, inputs.crs, inputs.road_lines.take())
     # the readers' own warnings (a layer without CRS taken as lon/lat …) become problems, printed
     # and recorded like every other, instead of Python warnings with a source line
     road_notes: list[Problem] = []
@@ -219,7 +234,7 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
     problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
     # the model keeps the grid's shape and provenance, not its arrays: the cells hold the people now
     # (the caller's inputs are left as they were; a caller that drops them frees the rasters)
-    light = dataclasses.replace(inputs, grid=inputs.grid.without_arrays())
+    light = dataclasses.replace(inputs, grid=inputs.grid.without_arrays(), road_lines=RoadLinesOnce(None))
     return Model(inputs=light, cells=cells, graphs=graphs, snapped_cells=sc, snapped_facilities=sf,
                  problems=problems)
 

@@ -12,6 +12,9 @@ Builders
   class field, or with no class at all (imagery-derived networks). Lines are joined where they share
   a vertex (coordinates equal after rounding to ``snap_m``, default 1 cm, in the metric CRS) and split
   at every shared vertex and at every line end.
+* :func:`from_lines` — the same from lines already read (:func:`coverage.io.roads.read_road_lines`;
+  ``covplan run`` reads the road file once, in the inputs stage); every mode in one call, the
+  mode-independent work done once.
 * :func:`from_graphml`, :func:`from_networkx` — osmnx-style MultiDiGraphs.
 * :func:`from_edges` — plain arrays (used by the builders above and by tests).
 
@@ -63,14 +66,12 @@ from pyproj import CRS, Transformer
 from coverage import settings
 from coverage.crs import local_metric_crs
 from coverage.errors import InputError
+from coverage.io.roads import CLASS_FIELDS, RoadLines, find_class_field, read_road_lines, transform_vertices
+from coverage.io.roads import CN_CLASS_FIELDS as CN_CLASS_FIELDS  # re-exported (network.CN_CLASS_FIELDS)
 
 log = logging.getLogger(__name__)
 
 MODES = ("walk", "ebike", "drive")
-#: Names of the road-class field looked for when ``class_field=None`` (first match wins; case is
-#: ignored). OSM fields first, then Chinese GIS fields: GB/T 13923 codes, route numbers, class names.
-CLASS_FIELDS = ("highway", "fclass")
-CN_CLASS_FIELDS = ("GB", "gbcode", "GB_CODE", "subtype", "RN", "ref", "道路等级", "行政等级", "公路等级", "技术等级", "等级", "class", "kind")
 #: Classes a ``class_map`` may map to besides ``settings.DRIVE_KMH`` (walk-only or no-car ways).
 WALK_ONLY_CLASSES = ("footway", "path", "pedestrian", "steps", "cycleway", "bridleway")
 #: Class values that mean "no class" (the way is then treated like an unclassified line).
@@ -242,6 +243,10 @@ def parse_maxspeed(values: Iterable[Any]) -> NDArray[np.float64]:
     -------
     ndarray of float64
     """
+    if isinstance(values, np.ndarray):  # each distinct value parsed once
+        raw, codes, _ = _distinct(values)
+        if len(raw) < len(codes):
+            return np.append(parse_maxspeed(raw), np.nan)[codes]
     vals = list(values) if not isinstance(values, (str, bytes)) else [values]
     out = np.full(len(vals), np.nan)
     for i, v in enumerate(vals):
@@ -280,6 +285,10 @@ def parse_oneway(values: Iterable[Any], junction: Iterable[Any] | None = None) -
     -------
     ndarray of int8
     """
+    if junction is None and isinstance(values, np.ndarray):  # each distinct value parsed once
+        raw, codes, _ = _distinct(values)
+        if len(raw) < len(codes):
+            return np.append(parse_oneway(raw), np.int8(0))[codes]
     s = pd.Series(list(values), dtype=object)
     txt = s.map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
     txt = txt.str.strip().str.lower()
@@ -309,6 +318,25 @@ def _clean_class(values: Iterable[Any]) -> NDArray:
         t = str(v).strip().lower()
         out.append("" if t in _NO_CLASS else t)
     return np.asarray(out, dtype=object)
+
+
+def _distinct(values: Iterable[Any]) -> tuple[list, NDArray[np.intp], NDArray[np.int64]]:
+    """``(distinct values, code of each value, count of each distinct value)``; code -1 = missing.
+
+    Strings (with ``None``/NaN for missing) and plain numbers are grouped with :func:`pandas.factorize`
+    (in order of first appearance); anything else (lists, mixed types, where ``1 == 1.0 == True``
+    would merge values that print differently) is kept one value per entry.
+    """
+    arr = values if isinstance(values, np.ndarray) else None
+    if arr is not None and arr.ndim == 1 and (
+        arr.dtype.kind in "iufbUS"
+        or (arr.dtype == object and pd.api.types.infer_dtype(arr, skipna=True) in ("string", "empty"))
+    ):
+        codes, uniq = pd.factorize(arr, use_na_sentinel=True)
+        counts = np.bincount(codes[codes >= 0], minlength=len(uniq)).astype(np.int64)
+        return list(uniq), np.asarray(codes, dtype=np.intp), counts
+    raw = list(values)
+    return raw, np.arange(len(raw), dtype=np.intp), np.ones(len(raw), dtype=np.int64)
 
 
 _REF = re.compile(r"^([GSXYZCQ])\s*(\d+)")
@@ -398,29 +426,32 @@ def road_class(
                 file=file, field="network.class_map",
             )
         cmap[str(k).strip().lower()] = "" if c2 == "unknown" else c2
-    raw = list(values)
+    # each distinct value is classified once (a layer has a handful of classes, not one per way)
+    raw, codes, counts = _distinct(values)
     cleaned = _clean_class(raw)
-    out = np.empty(len(raw), dtype=object)
+    res = np.empty(len(raw) + 1, dtype=object)
+    res[-1] = ""  # code -1: a missing value
     cache: dict[str, str] = {}
     unknown: dict[str, int] = {}
     for i, (v, c) in enumerate(zip(raw, cleaned)):
         if c == "":
-            out[i] = ""
+            res[i] = ""
             continue
         if isinstance(v, float) and v.is_integer():
             c = str(int(v))  # codes read as numbers: 420101.0
         if c in cmap:
-            out[i] = cmap[c]
+            res[i] = cmap[c]
         elif osm or c in allowed or c in settings.WALK_EXCLUDE:
-            out[i] = c  # OSM field, or an OSM class in another field (Overture ``class``)
+            res[i] = c  # OSM field, or an OSM class in another field (Overture ``class``)
         else:
             if c not in cache:
                 cache[c] = _cn_class(str(c)) or ""
                 if cache[c] == "":
                     unknown[c] = 0
-            out[i] = cache[c]
+            res[i] = cache[c]
             if c in unknown:
-                unknown[c] += 1
+                unknown[c] += int(counts[i])
+    out = res[codes]
     if unknown:
         top = ", ".join(f"{k}×{n}" for k, n in sorted(unknown.items(), key=lambda kv: -kv[1])[:8])
         log.warning(
@@ -432,29 +463,30 @@ def road_class(
     return out
 
 
-def find_class_field(columns: Sequence[str]) -> tuple[str | None, bool]:
-    """The road-class field among ``columns`` and whether it holds OSM classes.
-
-    OSM fields (:data:`CLASS_FIELDS`) win over Chinese ones (:data:`CN_CLASS_FIELDS`); names are
-    compared without regard to case (``GBCODE``, ``gb``, ``Ref``).
-
-    Returns
-    -------
-    tuple
-        ``(field or None, is_osm)``.
-    """
-    low = {str(c).lower(): c for c in columns}
-    for names, osm in ((CLASS_FIELDS, True), (CN_CLASS_FIELDS, False)):
-        for n in names:
-            if n.lower() in low:
-                return low[n.lower()], osm
-    return None, False
-
-
 def _mode_speeds(
     mode: str, cls: NDArray, maxspeed: NDArray[np.float64], speeds: dict | None
 ) -> NDArray[np.float64]:
-    """km/h per way for ``mode``; NaN where the way is not usable in that mode."""
+    """km/h per way for ``mode``; NaN where the way is not usable in that mode.
+
+    The class speeds are looked up once per distinct class (:func:`_class_speeds`), then a drive
+    way's parsed ``maxspeed`` replaces its class speed.
+    """
+    cls = np.asarray(cls, dtype=object)
+    codes, uniq = pd.factorize(cls, use_na_sentinel=True)
+    if len(cls) and (codes < 0).any():  # not the str classes of road_class / _clean_class
+        return _class_speeds(mode, cls, maxspeed, speeds)
+    base = _class_speeds(mode, np.asarray(uniq, dtype=object), np.full(len(uniq), np.nan), speeds)
+    kmh = base[codes]
+    if mode == "drive":
+        tagged = np.isfinite(maxspeed) & np.isfinite(kmh)
+        kmh[tagged] = maxspeed[tagged]
+    return kmh
+
+
+def _class_speeds(
+    mode: str, cls: NDArray, maxspeed: NDArray[np.float64], speeds: dict | None
+) -> NDArray[np.float64]:
+    """km/h per way for ``mode`` (one entry per way); NaN where the way is not usable in that mode."""
     speeds = dict(speeds or {})
     n = len(cls)
     kmh = np.full(n, np.nan)
@@ -714,6 +746,16 @@ def from_edges(  # noqa: PLR0913 - issue 11: to narrow/split
     minutes = minutes[sel]
     metres = metres[sel]
     del sel, u, v
+    return _from_csr_edges(x, y, tail, indices, minutes, metres, mode, crs, min_n, osmid, drop_unused, stats)
+
+
+def _from_csr_edges(  # noqa: PLR0913
+    x: NDArray[np.float64], y: NDArray[np.float64], tail: NDArray[np.int64], indices: NDArray[np.int64],
+    minutes: NDArray[np.float64], metres: NDArray[np.float64], mode: str, crs: CRS, min_n: int,
+    osmid: NDArray | None, drop_unused: bool, stats: dict,
+) -> RoadGraph:
+    """The tail of :func:`from_edges`: edges already without self-loops and parallels, in CSR order (by tail, then head)."""
+    n = len(x)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(tail, minlength=n), out=indptr[1:])
 
@@ -828,14 +870,17 @@ def _from_ways(  # noqa: PLR0913 - issue 11: to narrow/split
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; use one of {MODES}")
     node_crs = CRS.from_user_input(node_crs)
-    if node_crs.is_geographic:
-        lon, lat = node_x, node_y
+    if crs is not None:
+        dst = _resolve_crs(np.empty(0), np.empty(0), crs)  # the lon/lat of the nodes are not needed
     else:
-        lon, lat = _project(node_x, node_y, node_crs, CRS.from_epsg(4326))
-    used = np.zeros(len(node_x), dtype=bool)
-    used[u] = True
-    used[v] = True
-    dst = _resolve_crs(lon[used], lat[used], crs)
+        if node_crs.is_geographic:
+            lon, lat = node_x, node_y
+        else:
+            lon, lat = _project(node_x, node_y, node_crs, CRS.from_epsg(4326))
+        used = np.zeros(len(node_x), dtype=bool)
+        used[u] = True
+        used[v] = True
+        dst = _resolve_crs(lon[used], lat[used], crs)
     if node_crs.equals(dst):
         x, y = np.asarray(node_x, float), np.asarray(node_y, float)
     else:
@@ -1186,29 +1231,69 @@ def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
     -------
     RoadGraph, or dict of mode → RoadGraph when ``mode`` is a sequence
     """
-    import geopandas as gpd
-    import shapely
-
     path = Path(path)
     if not path.exists():
         raise InputError(zh=f"找不到路网文件 {path}。", en=f"road file {path} not found.", file=path)
-    from coverage.io import dbf_encoding
+    lines = read_road_lines(path, layer=layer, class_field=class_field, oneway_field=oneway_field,
+                            maxspeed_field=maxspeed_field)
+    graphs = from_lines(
+        lines, [mode] if isinstance(mode, str) else list(mode), class_field=class_field, crs=crs,
+        speeds=speeds, min_component_nodes=min_component_nodes, snap_m=snap_m, oneway_field=oneway_field,
+        maxspeed_field=maxspeed_field, join_m=join_m, class_map=class_map,
+    )
+    return graphs[mode] if isinstance(mode, str) else graphs
 
-    kw: dict[str, Any] = {} if layer is None else {"layer": layer}
-    enc = dbf_encoding(path)
-    if enc is not None:
-        kw["encoding"] = enc
-    gdf = gpd.read_file(path, **kw)
-    if gdf.crs is None:
-        b = gdf.total_bounds
-        if len(gdf) and -180 <= b[0] <= b[2] <= 180 and -90 <= b[1] <= b[3] <= 90:
+
+def from_lines(  # noqa: PLR0913, PLR0915
+    lines: RoadLines,
+    modes: Sequence[str],
+    class_field: str | None = None,
+    crs: Any = None,
+    speeds: dict | None = None,
+    min_component_nodes: int | None = None,
+    snap_m: float = 0.01,
+    oneway_field: str | None = "oneway",
+    maxspeed_field: str | None = "maxspeed",
+    join_m: float = 0.0,
+    class_map: dict[Any, str] | None = None,
+) -> dict[str, RoadGraph]:
+    """The road graph of each mode from lines already read (:func:`coverage.io.roads.read_road_lines`).
+
+    What :func:`read_lines` does after reading the file (it calls this), with the same parameters:
+    the graphs are identical array for array. The work that does not depend on the mode (the
+    vertices in the metric CRS, their joining, dangling ends, the split into segments, the order of
+    the directed segments) is done once; each mode then only picks its segments, their speeds and
+    the quickest of parallel edges.
+
+    Parameters
+    ----------
+    lines : coverage.io.roads.RoadLines
+        Must hold the fields the graph uses (the class field, ``oneway_field``, ``maxspeed_field``
+        where the layer has them).
+    modes : sequence of {"walk", "ebike", "drive"}
+    class_field, crs, speeds, min_component_nodes, snap_m, oneway_field, maxspeed_field, join_m, class_map
+        As in :func:`read_lines`.
+
+    Returns
+    -------
+    dict
+        ``{mode: RoadGraph}`` in the order of ``modes``.
+    """
+    for m in modes:
+        if m not in MODES:
+            raise ValueError(f"unknown mode {m!r}; use one of {MODES}")
+    path = lines.path
+    src_crs = lines.crs
+    if src_crs is None:
+        b = lines.bounds
+        if lines.n_features and -180 <= b[0] <= b[2] <= 180 and -90 <= b[1] <= b[3] <= 90:
             warnings.warn(
                 f"{path.name}: 路网图层没有坐标系（缺少 .prj），按 EPSG:4326 经纬度处理 / the road layer "
                 "has no CRS (no .prj); assuming EPSG:4326 lon/lat",
                 UserWarning,
                 stacklevel=2,
             )
-            gdf = gdf.set_crs(4326)
+            src_crs = CRS.from_epsg(4326)
         else:
             raise InputError(
                 zh=f"路网图层 {path.name} 没有坐标系，且坐标不像经纬度；请补上 .prj 或在配置中写明 crs。",
@@ -1216,19 +1301,22 @@ def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
                 "or state the crs in the scenario.",
                 file=path,
             )
-    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
-    gdf = gdf.explode(index_parts=False, ignore_index=True)
-    gdf = gdf[gdf.geom_type == "LineString"]
-    if len(gdf) == 0:
+    if lines.n_parts == 0:
         raise InputError(zh=f"{path.name} 中没有线要素。", en=f"no line features in {path.name}.", file=path)
-    lonlat = gdf.geometry.to_crs(4326) if not gdf.crs.is_geographic else gdf.geometry
-    b = lonlat.total_bounds
-    dst = _resolve_crs(np.array([b[0], b[2]]), np.array([b[1], b[3]]), crs)
-    geom = gdf.geometry.to_crs(dst)
+    if crs is None:  # the local metric CRS of the lines' lon/lat extent
+        lonlat = lines.xy if src_crs.is_geographic else _line_coords(lines, src_crs, CRS.from_epsg(4326))
+        lo = np.nanmin(lonlat, axis=0) if len(lonlat) else np.full(2, np.nan)
+        hi = np.nanmax(lonlat, axis=0) if len(lonlat) else np.full(2, np.nan)
+        del lonlat
+        dst = _resolve_crs(np.array([lo[0], hi[0]]), np.array([lo[1], hi[1]]), crs)
+    else:
+        dst = _resolve_crs(np.empty(0), np.empty(0), crs)
+    coords = _line_coords(lines, src_crs, dst)
 
+    columns = list(lines.columns)
     if class_field is None:
-        class_field, osm_field = find_class_field(list(gdf.columns))
-    elif class_field not in gdf.columns:
+        class_field, osm_field = find_class_field(columns)
+    elif class_field not in columns:
         raise InputError(
             zh=f"{path.name} 中没有道路等级字段“{class_field}”。",
             en=f"road class field '{class_field}' not in {path.name}.",
@@ -1236,27 +1324,25 @@ def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
         )
     else:
         osm_field = class_field.lower() in CLASS_FIELDS
-    n_lines = len(gdf)
+    n_lines = lines.n_parts
     cls = (
-        road_class(gdf[class_field].to_numpy(), class_map, osm=osm_field, field=class_field, file=path)
+        road_class(lines.part_values(class_field), class_map, osm=osm_field, field=class_field, file=path)
         if class_field
         else np.full(n_lines, "", object)
     )
     oneway = (
-        parse_oneway(gdf[oneway_field].to_numpy())
-        if oneway_field and oneway_field in gdf.columns
+        _per_part(lines, oneway_field, parse_oneway)
+        if oneway_field and oneway_field in columns
         else np.zeros(n_lines, np.int8)
     )
     maxspeed = (
-        parse_maxspeed(gdf[maxspeed_field].to_numpy())
-        if maxspeed_field and maxspeed_field in gdf.columns
+        _per_part(lines, maxspeed_field, parse_maxspeed)
+        if maxspeed_field and maxspeed_field in columns
         else np.full(n_lines, np.nan)
     )
 
-    coords, line = shapely.get_coordinates(geom.to_numpy(), return_index=True)
-    keys = np.round(coords / snap_m).astype(np.int64)
-    _, first_pos, vid = np.unique(keys, axis=0, return_index=True, return_inverse=True)
-    vid = vid.ravel()
+    line = lines.line
+    vid, first_pos = _vertex_ids(np.round(coords / snap_m).astype(np.int64))
     vx, vy = coords[first_pos, 0], coords[first_pos, 1]
     start = np.ones(len(line), dtype=bool)
     start[1:] = line[1:] != line[:-1]
@@ -1265,23 +1351,119 @@ def read_lines(  # noqa: PLR0913 - issue 11: to narrow/split
     vid, dangling = _join_dangling(vid, line, start | end, vx, vy, line[first_pos], join_m)
     uses = np.bincount(vid, minlength=len(first_pos))
     is_break = start | end | (uses[vid] > 1)
+    del uses
     step = np.zeros(len(line))
     d = np.hypot(np.diff(coords[:, 0]), np.diff(coords[:, 1]))
     step[1:] = np.where(start[1:], 0.0, d)
+    del d, coords
     cum = np.cumsum(step)
+    del step
     eu, ev, elen, eline = _split(is_break, line, vid, cum)
+    del cum, is_break, vid
     if len(eu) == 0:
         _empty_error(path)
-    modes = [mode] if isinstance(mode, str) else list(mode)
-    graphs = {
-        m: _with_stats(_from_ways(
-            vx, vy, dst, eu.astype(np.int64), ev.astype(np.int64), elen, cls[eline], oneway[eline],
-            maxspeed[eline], m, crs if crs is not None else dst, speeds, min_component_nodes,
-            source=str(path),
-        ), dangling)
-        for m in modes
-    }
-    return graphs[mode] if isinstance(mode, str) else graphs
+    out_crs = CRS.from_user_input(crs) if crs is not None else dst
+    dedup = _DirectedSegments(eu.astype(np.int64), ev.astype(np.int64), len(vx))
+    del eu, ev
+    min_n = settings.MIN_COMPONENT_NODES if min_component_nodes is None else int(min_component_nodes)
+    graphs = {}
+    for m in modes:
+        kmh = _mode_speeds(m, cls, maxspeed, speeds)[eline]
+        ok = np.isfinite(kmh) & (kmh > 0) & np.isfinite(elen)
+        minutes = elen / (kmh * 1000.0 / 60.0)
+        del kmh
+        ow = oneway[eline] if m == "drive" else np.zeros(len(eline), dtype=np.int8)
+        tail, head, mm, ll = dedup.edges(ok & (ow >= 0), ok & (ow <= 0), minutes, elen)
+        del minutes, ow
+        stats = {"source": str(path), "ways_in": int(len(eline)), "ways_used": int(ok.sum())}
+        g = _from_csr_edges(vx, vy, tail, head, mm, ll, m, out_crs, min_n, None, True, stats)
+        del tail, head, mm, ll
+        if g.n_nodes == 0:
+            raise InputError(
+                zh=f"{path} 中没有可用于“{m}”方式的道路。",
+                en=f"no road usable for mode '{m}' in {path}.",
+                file=str(path),
+            )
+        graphs[m] = _with_stats(g, dangling)
+    return graphs
+
+
+def _line_coords(lines: RoadLines, src: CRS, dst: CRS) -> NDArray[np.float64]:
+    """The lines' vertices in ``dst``, as :meth:`geopandas.GeoSeries.to_crs` gives them."""
+    return transform_vertices(lines.xy, lines.z, src, dst)
+
+
+def _per_part(lines: RoadLines, name: str, parse: Any) -> NDArray:
+    """``parse`` (:func:`parse_oneway`, :func:`parse_maxspeed`) on the values of the features that have parts, spread to their parts."""
+    pf = lines.part_feature
+    first = np.ones(len(pf), dtype=bool)
+    first[1:] = pf[1:] != pf[:-1]
+    vals = np.asarray(lines.fields[name])[pf[first]]
+    return np.asarray(parse(vals))[np.cumsum(first) - 1]
+
+
+def _vertex_ids(keys: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(vertex id of each row, first row of each vertex)`` of ``np.unique(keys, axis=0)`` (rows in lexicographic order).
+
+    Rows of two integers are packed into one int64 (same order) when their ranges allow it: a 1-D
+    sort instead of a sort of row records.
+    """
+    if len(keys):
+        lo = keys.min(axis=0)
+        span = keys.max(axis=0) - lo + 1
+        if int(span[0]) * int(span[1]) < 2**62:
+            packed = (keys[:, 0] - lo[0]) * span[1] + (keys[:, 1] - lo[1])
+            _, first_pos, vid = np.unique(packed, return_index=True, return_inverse=True)
+            return vid.ravel().astype(np.int64), first_pos
+    _, first_pos, vid = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    return vid.ravel().astype(np.int64), first_pos
+
+
+class _DirectedSegments:
+    """Both directions of every segment, sorted once by (tail, head) for all modes.
+
+    :meth:`edges` then gives a mode's edges in the order and with the choice of :func:`from_edges`
+    (CSR order; of parallel edges the one with the least ``minutes``, then ``metres``), without a
+    sort per mode: only the few parallel groups are sorted.
+    """
+
+    def __init__(self, u: NDArray[np.int64], v: NDArray[np.int64], n: int) -> None:
+        self.m = len(u)
+        uu = np.concatenate([u, v])
+        vv = np.concatenate([v, u])
+        key = uu * max(n, 1) + vv
+        order = np.argsort(key, kind="stable")
+        order = order[uu[order] != vv[order]]  # no self-loops
+        self.order = order
+        self.key = key[order]
+        self.tail = uu[order]
+        self.head = vv[order]
+
+    def edges(
+        self, fwd: NDArray[np.bool_], bwd: NDArray[np.bool_], minutes: NDArray[np.float64], metres: NDArray[np.float64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+        """``(tail, head, minutes, metres)`` of the edges ``u → v`` where ``fwd`` and ``v → u`` where ``bwd``."""
+        pick = np.concatenate([fwd, bwd])[self.order]
+        pos = self.order[pick]
+        key = self.key[pick]
+        seg = np.where(pos < self.m, pos, pos - self.m)
+        mm, ll = minutes[seg], metres[seg]
+        del seg
+        same = key[1:] == key[:-1]
+        if same.any():  # parallel edges: keep the least minutes, then the least metres
+            grouped = np.zeros(len(key), dtype=bool)
+            grouped[1:] |= same
+            grouped[:-1] |= same
+            idx = np.flatnonzero(grouped)
+            o = np.lexsort((ll[idx], mm[idx], key[idx]))
+            ko = key[idx][o]
+            lead = np.ones(len(o), dtype=bool)
+            lead[1:] = ko[1:] != ko[:-1]
+            keep = ~grouped
+            keep[idx[o[lead]]] = True
+            sel = np.flatnonzero(keep)
+            return self.tail[pick][sel], self.head[pick][sel], mm[sel], ll[sel]
+        return self.tail[pick], self.head[pick], mm, ll
 
 
 def _with_stats(g: RoadGraph, extra: dict) -> RoadGraph:

@@ -201,6 +201,26 @@ def dbf_encoding(path: str | Path) -> str | None:
     return None
 
 
+def check_layer(path: Path, layer: str | int) -> None:
+    """Raise a bilingual :class:`InputError` when the file ``path`` has no layer named ``layer``.
+
+    An integer ``layer`` (a position) and a file whose layers cannot be listed pass.
+    """
+    import pyogrio
+
+    try:
+        names = [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+    except Exception:  # noqa: BLE001
+        names = []
+    if names and not isinstance(layer, int) and str(layer) not in names:
+        raise InputError(
+            f"{path.name} 中没有图层 '{layer}'，现有图层：{', '.join(names)}。",
+            f"{path.name} has no layer '{layer}'; its layers are: {', '.join(names)}.",
+            file=path,
+            field="layer",
+        )
+
+
 def read_vector(
     path: str | Path,
     layer: str | int | None = None,
@@ -218,21 +238,10 @@ def read_vector(
     (logged); otherwise a missing CRS is an error.
     """
     import geopandas as gpd
-    import pyogrio
 
     p = check_exists(path, what_zh, what_en)
     if layer is not None:
-        try:
-            names = [str(n) for n in pyogrio.list_layers(p)[:, 0]]
-        except Exception:  # noqa: BLE001
-            names = []
-        if names and not isinstance(layer, int) and str(layer) not in names:
-            raise InputError(
-                f"{p.name} 中没有图层 '{layer}'，现有图层：{', '.join(names)}。",
-                f"{p.name} has no layer '{layer}'; its layers are: {', '.join(names)}.",
-                file=p,
-                field="layer",
-            )
+        check_layer(p, layer)
     enc = dbf_encoding(p)
     if enc is not None:
         log.info("%s: no .cpg file; attribute text read as %s", p.name, enc)
@@ -293,24 +302,54 @@ def lonlat_geometries_to_wgs84(geoms: Any, system: str) -> np.ndarray:
     return shapely.transform(np.asarray(getattr(geoms, "values", geoms)), _f)
 
 
+def declared_crs(file_crs: CRS | None, crs: Any, file: str | Path | None = None) -> tuple[str, CRS | None]:
+    """The CRS of a layer's coordinates once a declared ``crs`` is applied (:func:`apply_declared_crs`).
+
+    Parameters
+    ----------
+    file_crs : pyproj.CRS or None
+        The CRS stored in the file.
+    crs : str, int or None
+        The declaration (:func:`parse_crs`).
+    file : path, optional
+        Named in messages.
+
+    Returns
+    -------
+    (str, CRS or None)
+        ``(kind, CRS)``: kind ``"file"`` keeps ``file_crs``; ``"gcj02"``/``"bd09"`` mean the vertices
+        are to be converted to WGS-84 (EPSG:4326); otherwise the declared CRS overrides the file's.
+
+    Raises
+    ------
+    InputError
+        ``gcj02``/``bd09`` declared for a projected layer.
+    """
+    kind, c = parse_crs(crs, file)
+    if kind == "file":
+        return kind, file_crs
+    if kind in ("gcj02", "bd09"):
+        if file_crs is not None and not file_crs.is_geographic:
+            raise InputError(
+                f"crs: {crs} 表示经纬度（度），但 {Path(str(file)).name if file else '该图层'} 是投影坐标（{file_crs.to_string()}）。",
+                f"crs: {crs} means lon/lat degrees, but {Path(str(file)).name if file else 'the layer'} is projected ({file_crs.to_string()}).",
+                file=file,
+                field="crs",
+            )
+        return kind, CRS.from_epsg(4326)
+    return kind, c
+
+
 def apply_declared_crs(gdf, crs: Any, file: str | Path | None = None):
     """Apply a declared ``crs`` to a layer read from a file.
 
     ``"gcj02"``/``"bd09"`` convert every vertex to WGS-84 (the file must hold lon/lat degrees);
     ``"wgs84"`` or an EPSG code overrides the CRS stored in the file; ``None`` keeps it.
     """
-    kind, c = parse_crs(crs, file)
+    kind, c = declared_crs(gdf.crs, crs, file)
     if kind == "file":
         return gdf
     if kind in ("gcj02", "bd09"):
-        if gdf.crs is not None and not gdf.crs.is_geographic:
-            raise InputError(
-                f"crs: {crs} 表示经纬度（度），但 {Path(str(file)).name if file else '该图层'} 是投影坐标（{gdf.crs.to_string()}）。",
-                f"crs: {crs} means lon/lat degrees, but {Path(str(file)).name if file else 'the layer'} is projected ({gdf.crs.to_string()}).",
-                file=file,
-                field="crs",
-            )
-
         out = gdf.copy()
         out.geometry = lonlat_geometries_to_wgs84(gdf.geometry, kind)
         return out.set_crs(4326, allow_override=True)
@@ -334,6 +373,8 @@ __all__ = [
     "LONLAT_KEYWORDS",
     "apply_declared_crs",
     "check_exists",
+    "check_layer",
+    "declared_crs",
     "dbf_encoding",
     "lonlat_geometries_to_wgs84",
     "metric_crs_for",
