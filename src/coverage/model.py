@@ -211,12 +211,16 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
             "情景缺少 network.roads（路网文件）。", "The scenario has no network.roads (road file).",
             file=scn.source, field="network", code="no_roads",
         )
-    cells = demand.cells(inputs.grid, inputs.units, inputs.urban_area)
     modes = sorted({mode_of(r, scn) for r in rules_of(inputs.preset)})
-    progress_step(progress, f"路网 / road graphs: {', '.join(modes)}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", UserWarning)
-        graphs = read_roads(scn.network, modes, inputs.crs, inputs.road_lines.take())
+    # the demand cells are made in a thread while this one builds the road graphs (both spend much
+    # of their time in compiled code that releases the GIL); the graph build's warnings are caught here
+    with ThreadPoolExecutor(1) as ex:
+        making = ex.submit(demand.cells, inputs.grid, inputs.units, inputs.urban_area)
+        progress_step(progress, f"路网 / road graphs: {', '.join(modes)}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)
+            graphs = read_roads(scn.network, modes, inputs.crs, inputs.road_lines.take())
+        cells = making.result()
     # the readers' own warnings (a layer without CRS taken as lon/lat …) become problems, printed
     # and recorded like every other, instead of Python warnings with a source line
     road_notes: list[Problem] = []
