@@ -378,8 +378,11 @@ def test_map_service_is_the_siting_category_or_the_worst_covered() -> None:
 def test_page_text_is_not_read_as_a_template(tmp_path, yanqing_units, macau_facilities) -> None:
     """A title holding Jinja syntax (a planner may type braces) is shown as typed, not evaluated."""
     title = "规划{{ 1 + 1 }}方案{% if x %}甲{% endif %}"
-    text = write_map(tmp_path / "m.html", units=yanqing_units, facilities=macau_facilities, title=title,
+    fac = macau_facilities.copy()
+    fac.loc[fac.index[0], "name"] = "卫生站{{ 2 + 2 }}{% raw %}"  # in a compact layer's data
+    text = write_map(tmp_path / "m.html", units=yanqing_units, facilities=fac, title=title,
                      synthetic=False).read_text(encoding="utf-8")
     import html as html_
 
     assert f'<div class="cov-title">{html_.escape(title)} · ' in text
+    assert "{{ 2 + 2 }}{% raw %}" in text  # the name as typed (JSON may escape its Chinese)
