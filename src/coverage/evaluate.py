@@ -698,7 +698,7 @@ def _nearest_village(cells: pd.DataFrame | None, villages: gpd.GeoDataFrame) -> 
     cells = _to_crs(cells, villages.crs)
     vp = villages.geometry.representative_point()
     tree = cKDTree(np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()]))
-    _, idx = tree.query(shapely.get_coordinates(cells.geometry.array))
+    _, idx = tree.query(shapely.get_coordinates(cells.geometry.array), workers=-1)  # the same answer on every core
     return np.asarray(idx)
 
 
