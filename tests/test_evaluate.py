@@ -485,3 +485,19 @@ def test_cell_spacing_equals_full_kdtree():
         k = int(rng.choice([5000, 50]))
         d, _ = cKDTree(xy).query(xy[:k], k=2)
         assert ev._cell_spacing(xy, 150.0, sample=k) == float(np.median(d[:, 1]))
+
+
+def test_village_population_takes_only_cells_of_the_villages_own_township(tiny):
+    """Each cell goes to the nearest village of its own 乡镇 (checked by a plain loop); the 街道's
+    cell, nearest to 桥头村 but in no 行政村, counts for no village."""
+    units, villages, fac, cells = tiny
+    pr = ev.presence(fac, units, villages, PRESET, cells=cells).set_index(["rule_id", "unit_code"])
+    want = dict.fromkeys(villages["code"], 0.0)
+    for c in cells.itertuples():
+        mine = villages[villages["unit_code"] == c.unit_code]
+        if len(mine):
+            d = [math.dist((c.geometry.x, c.geometry.y), (v.x, v.y)) for v in mine.geometry]
+            want[mine["code"].iloc[int(np.argmin(d))]] += c.pop
+    assert want == {"A1": 1000.0, "A2": 3000.0, "A3": 0.0}
+    for code, people in want.items():
+        assert pr.loc[("clinic_village_clinic_per_village", code), "population"] == people

@@ -692,25 +692,39 @@ def _unit_populations(cells: pd.DataFrame | None) -> Callable[[str], pd.Series]:
 
 
 def _nearest_village(cells: pd.DataFrame | None, villages: gpd.GeoDataFrame) -> np.ndarray | None:
-    """Per cell the position of its nearest village point (``None`` without cells or villages)."""
+    """Per cell the position of its nearest village point, ``-1`` for a cell in no village (``None`` without cells or villages).
+
+    As for the clusters (:func:`uncovered_clusters`): when the villages carry ``unit_code``, a cell
+    takes only the villages of its own 乡镇, and a cell of a unit without villages (a 街道's
+    communities are not 行政村) belongs to none; otherwise the nearest of all.
+    """
     if cells is None or not isinstance(cells, gpd.GeoDataFrame) or len(villages) == 0 or len(cells) == 0:
         return None
     cells = _to_crs(cells, villages.crs)
     vp = villages.geometry.representative_point()
-    tree = cKDTree(np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()]))
-    _, idx = tree.query(shapely.get_coordinates(cells.geometry.array), workers=-1)  # the same answer on every core
-    return np.asarray(idx)
+    vxy = np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()])
+    xy = shapely.get_coordinates(cells.geometry.array)
+    if "unit_code" not in villages.columns or "unit_code" not in cells.columns:
+        return np.asarray(cKDTree(vxy).query(xy, workers=-1)[1])  # the same answer on every core
+    out = np.full(len(cells), -1, dtype=np.int64)
+    of_unit = pd.Series(np.arange(len(cells))).groupby(cells["unit_code"].astype(str).to_numpy()).indices
+    for code, vrows in pd.Series(np.arange(len(villages))).groupby(villages["unit_code"].astype(str).to_numpy()).indices.items():
+        rows = of_unit.get(code)
+        if rows is not None:
+            out[rows] = vrows[cKDTree(vxy[vrows]).query(xy[rows])[1]]
+    return out
 
 
 def _village_population(
     cells: pd.DataFrame | None, villages: gpd.GeoDataFrame, group: str, nearest: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Population of ``group`` per village: each cell goes to its nearest village point."""
+    """Population of ``group`` per village: each cell goes to its nearest village point (:func:`_nearest_village`)."""
     if nearest is None:
         nearest = _nearest_village(cells, villages)
     if nearest is None or cells is None:
         return np.full(len(villages), np.nan)
-    return np.bincount(nearest, weights=_group(cells, group), minlength=len(villages))
+    inside = nearest >= 0
+    return np.bincount(nearest[inside], weights=_group(cells, group)[inside], minlength=len(villages))
 
 
 def presence(
