@@ -343,10 +343,12 @@ def whatif_data(
         prop_cov = np.asarray(cover[:, list(prop_cols)].sum(axis=1)).ravel() > 0 if prop_cols else np.zeros(len(rows), bool)
         # covered in the run, as evaluate counts it (the rule's time within its threshold)
         run_cov = np.zeros(len(rows), dtype=bool)
-        for rid, idx in rows.groupby("rule_id").indices.items():
-            rule = rules[rid]
-            t = pd.to_numeric(cells[rule.column], errors="coerce").to_numpy(dtype=float)[cell[idx]]
-            run_cov[idx] = t <= rule.threshold
+        rid = rows["rule_id"].to_numpy()
+        cuts = np.flatnonzero(rid[1:] != rid[:-1]) + 1  # one block of rows per rule
+        for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, len(rid)], strict=True):
+            rule = rules[rid[lo]]
+            t = pd.to_numeric(cells[rule.column], errors="coerce").to_numpy(dtype=float)[cell[lo:hi]]
+            run_cov[lo:hi] = t <= rule.threshold
         drop = run_cov & ~fixed_cov & prop_cov  # covered only thanks to a proposed site
         base_rows = run_cov & ~drop
         new = cover[:, list(toggles)].tocsr()
@@ -402,8 +404,8 @@ def _site_groups(
 
     Notes
     -----
-    Exact and vectorised: rows with the same number of sites are compared whole (``np.unique``
-    over ``[unit, sorted sites]``), a handful of lengths in all; no hashing.
+    Exact and vectorised: rows with the same number of sites are compared whole
+    (:func:`_unique_rows` over ``[unit, sorted sites]``), a handful of lengths in all; no hashing.
     """
     import scipy.sparse as sp
 
@@ -419,10 +421,9 @@ def _site_groups(
     for k in np.unique(length):
         rk = rows[length == k]
         sites = by_site.indices[by_site.indptr[rk][:, None] + np.arange(k)]
-        keys = np.column_stack([row_unit[rk], sites])
-        _, first, inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+        first, inv = _unique_rows(np.column_stack([row_unit[rk], sites]))
         first_parts.append(rk[first])
-        local_parts.append(inv.ravel() + n_before)
+        local_parts.append(inv + n_before)
         pos_parts.append(rk)
         n_before += len(first)
     first_row = np.concatenate(first_parts)
@@ -445,6 +446,24 @@ def _site_groups(
         if len(chunk):
             site_groups[int(pair_site[chunk[0]])] = pair_gid[chunk].tolist()
     return w.tolist(), gu.tolist(), site_groups
+
+
+def _unique_rows(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(first row of each distinct row, group of each row)`` of a 2-D integer array, groups in lexicographic order.
+
+    What ``np.unique(keys, axis=0, return_index=True, return_inverse=True)`` gives, by one stable
+    ``lexsort`` on the columns instead of a sort of row records (several times faster).
+    """
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.lexsort(keys.T[::-1])  # stable: the first of equal rows is the lowest row
+    s = keys[order]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = (s[1:] != s[:-1]).any(axis=1)
+    group = np.cumsum(new) - 1
+    inv = np.empty(len(keys), dtype=np.int64)
+    inv[order] = group
+    return order[new], inv
 
 
 def _fixed_covered(model: Model, rules: list[Any], exclude: set[str]) -> dict[str, np.ndarray]:

@@ -187,10 +187,12 @@ def service_cover(
                 plan.append((rule, pipeline.mode_of(rule, inputs.scenario), sel))
     # one search per site for the rules that share a mode and a threshold (kindergartens and primary
     # schools): catchments over the union of their cells, each rule reading its own cells
-    union: dict[tuple, np.ndarray] = {}
+    wanted: dict[tuple, np.ndarray] = {}
     for rule, mode, sel in plan:
         key = (mode, rule.threshold, rule.unit)
-        union[key] = np.union1d(union[key], sel) if key in union else sel
+        wanted.setdefault(key, np.zeros(len(model.cells), dtype=bool))[sel] = True
+    union = {key: np.flatnonzero(mask) for key, mask in wanted.items()}  # ascending
+    del wanted
     reach: dict[tuple, tuple[sp.csr_matrix, sp.csr_matrix]] = {}
     cand_snaps: dict[str, Any] = {}
     blocks, weights, rows = [], [], []
@@ -199,10 +201,10 @@ def service_cover(
         if key not in reach:
             g = model.graphs[mode]
             d = model.snapped_cells[mode].take(union[key])
-            if mode not in cand_snaps:
-                cand_snaps[mode] = access.snap(g, candidates)
             ex = (sp.csr_matrix(access.catchments(g, d, model.snapped_facilities[mode].take(existing_mask), rule.threshold,
                                                   rule.unit)) if n_exist else sp.csr_matrix((0, len(union[key]))))
+            if mode not in cand_snaps:
+                cand_snaps[mode] = access.snap(g, candidates)
             ca = sp.csr_matrix(access.catchments(g, d, cand_snaps[mode], rule.threshold, rule.unit))
             m = sp.vstack([ex, ca]).T.tocsr()  # cells × sites
             m.data[:] = 1.0  # reached (a time of 0 included)

@@ -192,3 +192,19 @@ def test_site_groups_equal_plain_loop(seed, n_rows, n_cols, n_units, density):
     want = _site_groups_reference(new, col_site, row_unit, weights)
     assert got[1] == want[1] and got[2] == want[2]
     assert got[0] == want[0]  # same rows summed in the same order: bit-identical
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.integers(0, 60), st.integers(1, 5), st.integers(1, 4))
+def test_unique_rows_equal_numpy_unique(seed, n_rows, n_cols, span):
+    """The lexsort grouping of rows equals ``np.unique(axis=0)``: first rows and groups, in order."""
+    from coverage.pipeline import _unique_rows
+
+    keys = np.random.default_rng(seed).integers(-1, span, (n_rows, n_cols))
+    first, inv = _unique_rows(keys)
+    if n_rows == 0:
+        assert len(first) == 0 and len(inv) == 0
+        return
+    _, want_first, want_inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    assert first.tolist() == want_first.tolist()
+    assert inv.tolist() == want_inv.ravel().tolist()
