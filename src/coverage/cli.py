@@ -200,7 +200,8 @@ def site(
     typer.echo(
         f"选址 / siting ({s['model']}, {s['method']}): {len(s['selected'])} 个点位 / sites, "
         f"新增覆盖 {s['new_covered']:,.0f} 人 / newly covered; "
-        f"最优性差距 / optimality gap {s['gap']:.2%}"
+        f"最优性差距 / optimality gap {s['gap']:.2%}; "
+        f"求解 / solved in {run.solution.timings.get('total', float('nan')):.1f} s"
     )
     if add is not None and len(s["selected"]) < add:
         typer.echo(

@@ -623,7 +623,6 @@ def _site(  # noqa: PLR0913 - issue 11: to narrow/split
         "new_covered": float(proposed["new_covered"].sum()) if len(proposed) else 0.0,
         "objective": float(sol.objective), "bound": float(sol.upper_bound), "gap": float(sol.gap),
         "method": sol.method, "proven_optimal": bool(sol.proven_optimal),
-        "seconds": float(sol.timings.get("total", np.nan)),
         "group": group,
         "sites": siting_sites(proposed, site_rows, group),
         "marginal_curve": marginal_curve(cover, weights, sol, len(locked)),
