@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1051,9 +1052,16 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
     preset = None
     with r.guard("standards"):
         preset = standards.load_preset(sc.standards)
-    grid = _read_population(sc, area, preset, r)
-    _derive_urban(sc, area, grid, r)
-    road_xy, road_lines = _road_points(sc, r)
+    # the road lines are read in a thread while this one reads the population rasters (both spend
+    # much of their time in GDAL, which releases the GIL); the roads' problems keep their place after
+    # the population's, as when read one after the other
+    roads_r = _Reader(yml, [])
+    with ThreadPoolExecutor(1) as ex:
+        roads = ex.submit(_road_points, sc, roads_r)
+        grid = _read_population(sc, area, preset, r)
+        _derive_urban(sc, area, grid, r)
+        road_xy, road_lines = roads.result()
+    r.problems.extend(roads_r.problems)
     fac = _read_facilities(sc, area, road_xy, r)
     candidates = _read_candidates(sc, area, r)
     fids = set(fac["fid"].astype(str)) if fac is not None else set()
