@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -196,12 +196,28 @@ def uncovered_cells(
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=cells.crs)
 
 
-def circle_polygons(result: RunResult) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame | None]:
-    """Service-circle polygons drawn from the reached road network (not buffers), per circle rule, and the 15 km 城乡服务圈 polygon."""
+def circle_polygons(model: Model | RunResult) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]:
+    """Service-circle polygons drawn from the reached road network (not buffers), per circle rule, and the 15 km 城乡服务圈 polygon.
+
+    They depend on the facilities and the roads only, so they can be drawn from the built model
+    while it is evaluated (:func:`run_scenario` does).
+
+    Parameters
+    ----------
+    model : Model or RunResult
+
+    Returns
+    -------
+    circles : geopandas.GeoDataFrame or None
+        One row per circle rule with facilities (``service``, ``rule_id``, ``label``, ``applies_to``,
+        ``mode``, ``threshold``, ``unit``); ``None`` when no rule has any.
+    urban_rural : geopandas.GeoDataFrame or None
+        The 城乡服务圈 polygon.
+    """
     from coverage.network import segment_index
     from coverage.report.circles import reached_area
 
-    model = result.model
+    model = model.model if isinstance(model, RunResult) else model
     scn = model.inputs.scenario
     rows, urc = [], None
     drawn: dict[tuple, Any] = {}  # rules with the same sources, mode and threshold share a polygon
@@ -499,6 +515,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     proposed: gpd.GeoDataFrame | None = None,
     extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
     change: gpd.GeoDataFrame | None = None,
+    circles: Future[tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]] | None = None,
 ) -> RunResult:
     """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html into ``out`` atomically.
 
@@ -523,6 +540,9 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     change : geopandas.GeoDataFrame, optional
         Per-cell gains and losses against a baseline (:func:`coverage.compare.cell_diff`): a map
         layer and the ``coverage_change`` layer of ``layers.gpkg``.
+    circles : concurrent.futures.Future, optional
+        :func:`circle_polygons` of the run's model, already being drawn (:func:`run_scenario` starts
+        it beside the evaluation); by default they are drawn here.
     """
     from coverage.report import excel, gpkg, html, tables
     from coverage.report import map as map_
@@ -531,16 +551,19 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     cells = result.model.cells
     title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
-    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL);
-    # then the what-if panel's catchments are computed there while this one writes layers.gpkg
+    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL),
+    # unless the caller drew them already; then the what-if panel's catchments are computed there
     with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg:
-        drawing = bg.submit(circle_polygons, result)
+        drawing = circles if circles is not None else bg.submit(circle_polygons, result)
         progress_step(progress, "写出 / writing outputs")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
         )
         no_data = no_data_of(result.summary)
         svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)  # once, for all files
+        # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
+        # background thread (at once when the circles come drawn) while this one writes the files
+        panel = bg.submit(whatif_data, result, svc, proposed)
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
         if no_data:  # rows without input data say so instead of showing 0 covered
             csv = _no_data_csv(tables.coverage_csv_frame(result.summary, svc, result.by_unit, rule_labels),
@@ -559,15 +582,13 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         units = unit_shares(result, svc)
         lack = lacking(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
-        circles, urc = drawing.result()
-        # the what-if panel's searches (compiled, releasing the GIL) run while GDAL writes the layers
-        panel = bg.submit(whatif_data, result, svc, proposed)
+        drawn, urc = drawing.result()
         layers = {
             "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
             "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
         }
-        if circles is not None:
-            layers["service_circles"] = circles_layer(circles)
+        if drawn is not None:
+            layers["service_circles"] = circles_layer(drawn)
         if urc is not None:
             layers["urban_rural_circle"] = urc
         if inputs.villages is not None:
@@ -594,7 +615,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         del layers  # the per-cell layer frames (a million rows each) are not needed after this
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
-            circles=circles, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
+            circles=drawn, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
             change=change, derived_urban=derived, whatif=panel.result(),
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=inputs.scenario.name, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
@@ -907,9 +928,16 @@ def run_scenario(
     check_tiles(tiles, tianditu_key)  # before the long run, not after it
     with progress(console) as step:
         step("读取输入 / reading inputs")
-        # no name holds the inputs or the model before evaluation: what only they use is freed
-        result = evaluate_model(build_model(load_inputs(path), step), step)
-        return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key)
+        # no name holds the inputs or the model past evaluation: what only they use is freed
+        model = build_model(load_inputs(path), step)
+        # the circles need only the facilities and the roads: drawn in a thread (compiled searches
+        # and grid passes, releasing the GIL) while this one evaluates, whose tables and checks are
+        # pandas work that keeps one core
+        with ThreadPoolExecutor(1) as bg:
+            drawing = bg.submit(circle_polygons, model)
+            result = evaluate_model(model, step)
+            del model
+            return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key, circles=drawing)
 
 
 @contextlib.contextmanager
