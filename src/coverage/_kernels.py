@@ -349,11 +349,12 @@ def e2sfca(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, c
     Per site ``j``: the bounded single-source Dijkstra of :func:`catchments` gives the least time
     to every reached cell (scratch ``best``, the cells in ``ctouched``); the site's same-segment
     pairs (direct times along the shared segment, all ``<= limit``) then lower those times or add
-    cells not reached otherwise. The site's cells are sorted, so that
-    ``demand_j = Σ P_c W(t_c)`` is summed in cell order (as the sparse product ``C @ P`` of a
-    catchment matrix sums it); ``R_j = S_j / demand_j`` (0 when ``demand_j <= 0``, NaN included)
-    and ``acc[c] += W(t_c) R_j`` over the site's cells, in site order. The scratch is reset after
-    each site, so the work is O(nodes and cells reached) per site.
+    cells not reached otherwise. Then ``demand_j = Σ P_c W(t_c)`` over the site's cells,
+    ``R_j = S_j / demand_j`` (0 when ``demand_j <= 0``, NaN included) and ``acc[c] += W(t_c) R_j``,
+    sites in order. The cells are taken in the order the search reached them (fixed by the
+    inputs: heap ties go to the lower node), not sorted (a sort per site cost a fifth of the
+    time), so the sums equal those of a catchment matrix up to rounding. The scratch is reset
+    after each site, so the work is O(nodes and cells reached) per site.
 
     Parameters
     ----------
@@ -447,7 +448,6 @@ def e2sfca(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, c
                 best[cid] = t
             elif t < best[cid]:
                 best[cid] = t
-        ctouched[:nct].sort()
         demand = 0.0
         for i in range(nct):
             cid = ctouched[i]

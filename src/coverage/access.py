@@ -830,10 +830,11 @@ def e2sfca(
 
     ``d`` is the time of :func:`catchments` (network or directly along a shared segment), but no
     catchment is kept: a compiled kernel (:func:`coverage._kernels.e2sfca`) searches from each
-    facility, sums its ``R_j`` over the reached cells in cell order and adds ``R_j W`` to them at
-    once. The facilities with road access run in ``E2SFCA_CHUNKS`` fixed chunks, in threads, each
-    into its own array of ``A`` (summed in chunk order): memory is O(cells × chunks + graph), and
-    the result does not depend on the number of CPUs.
+    facility, gets its ``R_j`` from the cells it reaches and adds ``R_j W`` to them at once (equal
+    to the catchment-matrix products up to rounding, ~1e-14 relative). The facilities with road
+    access run in ``E2SFCA_CHUNKS`` fixed chunks, in threads, each into its own array of ``A``
+    (summed in chunk order): memory is O(cells × chunks + graph), and the result does not depend
+    on the number of CPUs.
 
     Parameters
     ----------

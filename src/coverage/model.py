@@ -690,8 +690,9 @@ def _weighted_means(
 ) -> tuple[float | None, list[dict[str, Any]]]:
     """Weighted means of ``values`` over the cells with weight > 0: the county's, and every unit's.
 
-    One pass of two ``np.bincount`` over all cells (the others add 0): ``bins`` is the unit's
-    position + 1 (0: a cell without a unit, counted for the county only).
+    One ``np.bincount`` pair over the weighted cells (taken once, by position), the county from the
+    same sums. ``bins`` is the unit's position + 1 (0: a cell without a unit, counted for the county
+    only).
 
     Returns
     -------
@@ -700,13 +701,15 @@ def _weighted_means(
     by_unit : list of dict
         ``[{code, name, value}]`` in code order, units without weight left out (NaN as above).
     """
-    keep = weights > 0
-    with np.errstate(invalid="ignore"):  # inf·0 off the kept cells: dropped by the where
-        vw = np.where(keep, values * weights, 0.0)
+    pos = np.flatnonzero(weights > 0)
+    if not len(pos):
+        return None, []
+    b = bins[pos]
+    w = weights[pos]
     n = len(codes) + 1
-    wsum = np.bincount(bins, weights=np.where(keep, weights, 0.0), minlength=n)
-    vsum = np.bincount(bins, weights=vw, minlength=n)
-    county = float(vsum.sum() / wsum.sum()) if keep.any() else None
+    wsum = np.bincount(b, weights=w, minlength=n)
+    vsum = np.bincount(b, weights=values[pos] * w, minlength=n)
+    county = float(vsum.sum() / wsum.sum())
     by_unit = [{"code": str(codes[i - 1]), "name": str(names[i - 1]), "value": float(vsum[i] / wsum[i])}
                for i in np.flatnonzero(wsum[1:] > 0) + 1]
     return county, by_unit
