@@ -627,17 +627,8 @@ def _cell_index(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDA
     """CSR node → demand-cell entries (cells with road access hang on both ends of their segment), with each entry's offset = cell leg + partial edge from that node."""
     cells = np.flatnonzero(d.ok).astype(np.int64)
     _, _, in_u, in_v = _ends(graph, d, weight)
-    leg = _leg(d, weight)
-    nodes = np.concatenate([d.u[cells], d.v[cells]])
-    ids = np.concatenate([cells, cells])
-    off = np.concatenate([leg[cells] + in_u[cells], leg[cells] + in_v[cells]])
-    keep = np.isfinite(off)
-    if not keep.all():
-        nodes, ids, off = nodes[keep], ids[keep], off[keep]
-    order = np.argsort(nodes, kind="stable")
-    ptr = np.zeros(graph.n_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(nodes, minlength=graph.n_nodes), out=ptr[1:])
-    return ptr, ids[order], off[order]
+    # entries of a node: its cells as u end, then as v end, each in cell order (a stable counting sort)
+    return _kernels.node_cells(graph.n_nodes, cells, d.u, d.v, _leg(d, weight), in_u, in_v)
 
 
 def catchments(
