@@ -921,12 +921,13 @@ def _e2sfca_sum(
 
     n_threads = min(len(chunks), os.cpu_count() or 1, 8)
     if n_threads == 1:
-        parts = [run(ch) for ch in chunks]
-    else:
-        with ThreadPoolExecutor(n_threads) as ex:
-            parts = list(ex.map(run, chunks))
-    for a in parts:  # in chunk order
-        A += a
+        for ch in chunks:
+            A += run(ch)
+        return A
+    with ThreadPoolExecutor(n_threads) as ex:
+        for a in ex.map(run, chunks):  # in chunk order, each array dropped once added
+            A += a
+            del a
     return A
 
 
