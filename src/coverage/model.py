@@ -691,8 +691,18 @@ def _weighted_means(
     """Weighted means of ``values`` over the cells with weight > 0: the county's, and every unit's.
 
     One ``np.bincount`` pair over the weighted cells (taken once, by position), the county from the
-    same sums. ``bins`` is the unit's position + 1 (0: a cell without a unit, counted for the county
-    only).
+    same sums.
+
+    Parameters
+    ----------
+    values, weights : numpy.ndarray of float
+        One per cell; only cells with ``weights > 0`` count (NaN weights do not).
+    bins : numpy.ndarray of intp
+        The cell's unit position + 1 (0: a cell without a unit code, counted for the county only).
+    codes : sequence
+        Unit codes in order (position ``i`` is bin ``i + 1``).
+    names : numpy.ndarray of object
+        Unit names, aligned with ``codes``.
 
     Returns
     -------
