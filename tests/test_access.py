@@ -137,15 +137,15 @@ def test_e2sfca_matches_reference(p, decay, data):
     got = access.e2sfca(g, snapped(demand), snapped(facilities), limit, capacity=supply,
                         population=pop, decay=decay)
     assert np.allclose(got.to_numpy(), expect, rtol=1e-9, atol=1e-12)
-    # in blocks of one or two facilities (as a large county runs): the same ratios
-    block = access.E2SFCA_BLOCK
+    # in another number of chunks of facilities: the same ratios (only the order of the sums differs)
+    chunks = access.E2SFCA_CHUNKS
     try:
-        access.E2SFCA_BLOCK = data.draw(st.integers(1, 2))
-        blocked = access.e2sfca(g, snapped(demand), snapped(facilities), limit, capacity=supply,
+        access.E2SFCA_CHUNKS = data.draw(st.integers(1, 9))
+        chunked = access.e2sfca(g, snapped(demand), snapped(facilities), limit, capacity=supply,
                                 population=pop, decay=decay)
     finally:
-        access.E2SFCA_BLOCK = block
-    assert np.allclose(blocked.to_numpy(), expect, rtol=1e-9, atol=1e-12)
+        access.E2SFCA_CHUNKS = chunks
+    assert np.allclose(chunked.to_numpy(), got.to_numpy(), rtol=1e-12, atol=1e-15)
 
 
 # ---------------------------------------------------------------- edge snapping vs brute force
@@ -296,6 +296,60 @@ def test_edge_snapped_queries_match_dijkstra_on_the_split_graph(p, decay, data):
         e2 = ref.e2sfca(adj, dem, fac, limit, supply, pop, decay)
         a2 = access.e2sfca(g, d, f, limit, capacity=supply, population=pop, decay=decay)
         assert np.allclose(a2.to_numpy(), e2, rtol=1e-9, atol=1e-12)
+
+
+def e2sfca_by_catchments(g, d, f, limit, supply, pop, decay):
+    """E2SFCA from the sparse catchment matrix (the way :func:`access.e2sfca` computed it before its kernel)."""
+    C = access.catchments(g, d, f, limit)
+    wfun = access.step_weights if decay == "step" else access.gaussian_weight
+    C.data = wfun(C.data, float(limit))
+    P = np.nan_to_num(np.asarray(pop, dtype=float), nan=0.0)
+    dem = C @ P
+    with np.errstate(over="ignore"):
+        R = np.divide(np.asarray(supply, dtype=float), dem, out=np.zeros(len(dem)), where=dem > 0)
+    return C.T @ R
+
+
+@HS
+@given(geo_problems(), st.sampled_from(["step", "gaussian"]), st.data())
+def test_e2sfca_equals_the_catchment_products_whatever_the_chunks(p, decay, data):
+    """Edge-snapped points (many share a segment: direct pairs), any chunking and threads: the one-pass
+    kernel gives the weighted sums of the catchment matrix, to rounding."""
+    n, xy, edges, demand, facilities, limit = p
+    g = geo_build(n, xy, edges)
+    d = access.snap(g, points(demand, "d"))
+    f = access.snap(g, points(facilities, "f"))
+    supply = data.draw(st.lists(st.floats(0, 100), min_size=len(f), max_size=len(f)))
+    pop = data.draw(st.lists(st.one_of(st.floats(0, 1000), st.just(math.nan)), min_size=len(d), max_size=len(d)))
+    expect = e2sfca_by_catchments(g, d, f, limit, supply, pop, decay)
+    chunks = access.E2SFCA_CHUNKS
+    try:
+        access.E2SFCA_CHUNKS = data.draw(st.integers(1, 9))
+        got = access.e2sfca(g, d, f, limit, capacity=supply, population=pop, decay=decay)
+    finally:
+        access.E2SFCA_CHUNKS = chunks
+    assert list(got.index) == list(d.index)
+    # (NaN where both have it: a Gaussian decay with T = 0 weighs a time of 0 by exp(-0.5 (0/0)²))
+    assert np.allclose(got.to_numpy(), expect, rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+def test_e2sfca_counts_a_cell_reached_only_along_the_shared_segment():
+    """A 10-minute road: the facility at 0.4 reaches the cells at 0.5 and 0.7 of it directly (1 and 3
+    minutes, the bounds of the first and last step zones of T = 3), not through the road's ends."""
+    g = network.from_edges(np.array([0.0, 1000.0]), np.array([0.0, 0.0]), [0, 1], [1, 0], np.array([10.0, 10.0]),
+                           np.array([800.0, 800.0]), mode="walk", crs="EPSG:32650", min_component_nodes=1)
+    d = access.snap(g, points([(500.0, 0.0), (700.0, 0.0), (1000.0, 0.0)], "d"))
+    f = access.snap(g, points([(400.0, 0.0)], "f"))
+    pop = [10.0, 20.0, 30.0]
+    a = access.e2sfca(g, d, f, 3.0, capacity=[5.0], population=pop)
+    w = access.step_weights(access.catchments(g, d, f, 3.0).toarray()[0, :2], 3.0)
+    assert w.tolist() == [1.0, 0.22]
+    R = 5.0 / (10.0 * 1.0 + 20.0 * 0.22)
+    assert a.tolist() == pytest.approx([R, 0.22 * R, 0.0], rel=1e-12)
+    assert np.allclose(a.to_numpy(), e2sfca_by_catchments(g, d, f, 3.0, [5.0], pop, "step"), rtol=1e-12)
+    # a cell at the facility's own snap point: time 0 is a reach (weight 1), also with T = 0
+    z = access.e2sfca(g, f, f, 0.0, capacity=[5.0], population=[4.0])
+    assert z.tolist() == [1.25]
 
 
 # ---------------------------------------------------------------- properties

@@ -36,6 +36,8 @@ Every query is computed by compiled kernels (:mod:`coverage._kernels`):
 * :func:`catchments` runs one bounded single-source Dijkstra per site (seeded at both ends of its
   segment) that visits only reached nodes and resets only what it touched (never a dense sites ×
   nodes matrix), in threads over chunks of sites.
+* :func:`e2sfca` runs the same search per facility and turns it at once into the facility's ratio
+  and its share of each reached cell's accessibility, without keeping the catchments.
 """
 
 from __future__ import annotations
@@ -625,17 +627,8 @@ def _cell_index(graph: RoadGraph, d: Snapped, weight: str) -> tuple[NDArray, NDA
     """CSR node → demand-cell entries (cells with road access hang on both ends of their segment), with each entry's offset = cell leg + partial edge from that node."""
     cells = np.flatnonzero(d.ok).astype(np.int64)
     _, _, in_u, in_v = _ends(graph, d, weight)
-    leg = _leg(d, weight)
-    nodes = np.concatenate([d.u[cells], d.v[cells]])
-    ids = np.concatenate([cells, cells])
-    off = np.concatenate([leg[cells] + in_u[cells], leg[cells] + in_v[cells]])
-    keep = np.isfinite(off)
-    if not keep.all():
-        nodes, ids, off = nodes[keep], ids[keep], off[keep]
-    order = np.argsort(nodes, kind="stable")
-    ptr = np.zeros(graph.n_nodes + 1, dtype=np.int64)
-    np.cumsum(np.bincount(nodes, minlength=graph.n_nodes), out=ptr[1:])
-    return ptr, ids[order], off[order]
+    # entries of a node: its cells as u end, then as v end, each in cell order (a stable counting sort)
+    return _kernels.node_cells(graph.n_nodes, cells, d.u, d.v, _leg(d, weight), in_u, in_v)
 
 
 def catchments(
@@ -826,11 +819,20 @@ def e2sfca(
     0.68, 0.22 on the thirds of T) or :func:`gaussian_weight` (``"gaussian"``: W(0)=1, W(T)=0.01),
     ``W = 0`` beyond ``T``. ``A_i`` is supply per person (e.g. beds per resident).
 
+    ``d`` is the time of :func:`catchments` (network or directly along a shared segment), but no
+    catchment is kept: a compiled kernel (:func:`coverage._kernels.e2sfca`) searches from each
+    facility, gets its ``R_j`` from the cells it reaches and adds ``R_j W`` to them at once (equal
+    to the catchment-matrix products up to rounding, ~1e-14 relative). The facilities with road
+    access run in ``E2SFCA_CHUNKS`` fixed chunks, in threads, each into its own array of ``A``
+    (summed in chunk order): memory is O(cells × chunks + graph), and the result does not depend
+    on the number of CPUs.
+
     Parameters
     ----------
     graph : RoadGraph
     demand, facilities : GeoDataFrame (or Snapped with explicit arrays)
     max_minutes : float
+        ``T``, minutes (a negative or NaN value: ``ValueError``).
     capacity : str or array_like
         Facility column (or values) with the supply S_j. Missing capacities are refused.
     population : str or array_like
@@ -848,7 +850,6 @@ def e2sfca(
     """
     if decay not in ("step", "gaussian"):
         raise ValueError("decay must be 'step' or 'gaussian'")
-    wfun = step_weights if decay == "step" else gaussian_weight
     d = _as_snapped(graph, demand)
     f = _as_snapped(graph, facilities)
     S = _values(facilities, capacity, len(f), "capacity 容量")
@@ -862,24 +863,72 @@ def e2sfca(
             row=int(bad[0] + 1),
             field=capacity if isinstance(capacity, str) else None,
         )
-    # facilities in blocks: a facility's ratio needs only its own catchment, so the sparse
-    # facilities × cells matrix is never held whole (a large county's catchments run to GBs)
-    A = np.zeros(len(d))
-    index = cell_index if cell_index is not None or len(f) <= E2SFCA_BLOCK else _cell_index(graph, d, "minutes")
-    for lo in range(0, len(f), E2SFCA_BLOCK):
-        sel = np.arange(lo, min(lo + E2SFCA_BLOCK, len(f)))
-        C = catchments(graph, d, f.take(sel), max_minutes, cell_index=index)
-        C.data = wfun(C.data, float(max_minutes))  # times → weights, in place of the times
-        demand_j = C @ P  # sparse products: no temporaries the size of the catchments
-        with np.errstate(over="ignore"):
-            R = np.divide(S[sel], demand_j, out=np.zeros(len(sel)), where=demand_j > 0)
-        A += C.T @ R
-        del C
+    A = _e2sfca_sum(graph, d, f, _check_limit(max_minutes), S, P, decay, cell_index)
     return pd.Series(A, index=d.index, name="e2sfca")
 
 
-#: Facilities per block in :func:`e2sfca` (bounds its memory; the result does not depend on it).
-E2SFCA_BLOCK = 64
+#: Facilities with road access are split into this many chunks (consecutive, of equal count) for
+#: :func:`e2sfca`, whatever the number of CPUs: each chunk adds its cells' accessibility into its
+#: own array (``E2SFCA_CHUNKS × cells × 8`` bytes: 35 MB for 1.1 M cells), and the arrays are summed
+#: in chunk order, so the result does not depend on the threads.
+E2SFCA_CHUNKS = 4
+
+
+def _e2sfca_sum(
+    graph: RoadGraph, d: Snapped, f: Snapped, limit: float, S: NDArray[np.float64], P: NDArray[np.float64],
+    decay: str, cell_index: tuple[NDArray, NDArray, NDArray] | None,
+) -> NDArray[np.float64]:
+    """``A_i`` of :func:`e2sfca` for snapped points: the kernel over fixed chunks of facilities, in threads."""
+    weight = "minutes"
+    w = graph.weights(weight)
+    ptr, cell_ids, cell_off = cell_index if cell_index is not None else _cell_index(graph, d, weight)
+    sel = np.flatnonzero(f.ok).astype(np.int64)
+    A = np.zeros(len(d))
+    if not len(sel):
+        return A
+    out_u, out_v, _, _ = _ends(graph, f, weight)
+    fleg = _leg(f, weight)
+    su, sv = f.u[sel].astype(np.int64), f.v[sel].astype(np.int64)
+    su_init = (fleg[sel] + out_u[sel]).astype(np.float64)
+    sv_init = (fleg[sel] + out_v[sel]).astype(np.float64)
+    # same-segment pairs within the limit, as a CSR by position in ``sel`` (as :func:`catchments`)
+    fi, di, along = _same_segment_pairs(graph, f, sel, d, None, weight)
+    direct = fleg[fi] + along + _leg(d, weight)[di]
+    near = direct <= limit
+    pos = np.searchsorted(sel, fi[near])
+    order = np.argsort(pos, kind="stable")
+    pair_cell = di[near][order].astype(np.int64)
+    pair_time = direct[near][order].astype(np.float64)
+    pair_ptr = np.zeros(len(sel) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pos, minlength=len(sel)), out=pair_ptr[1:])
+    supply = np.ascontiguousarray(S[sel], dtype=np.float64)
+    pop = np.ascontiguousarray(P, dtype=np.float64)
+    gaussian = decay == "gaussian"
+    zone_hi = np.array([frac * limit for frac, _ in STEP_ZONES], dtype=np.float64)  # as in step_weights
+    zone_w = np.array([wgt for _, wgt in STEP_ZONES], dtype=np.float64)
+    beta = limit / math.sqrt(-2.0 * math.log(GAUSSIAN_W_AT_T))  # as in gaussian_weight
+    chunks = np.array_split(np.arange(len(sel), dtype=np.int64), min(len(sel), E2SFCA_CHUNKS))
+
+    def run(ch: NDArray[np.int64]) -> NDArray[np.float64]:
+        acc = np.zeros(len(d))
+        lo, hi = int(ch[0]), int(ch[-1]) + 1
+        _kernels.e2sfca(
+            graph.indptr, graph.indices, w, su[lo:hi], su_init[lo:hi], sv[lo:hi], sv_init[lo:hi], limit, ptr,
+            cell_ids, cell_off, len(d), pair_ptr[lo:hi + 1] - pair_ptr[lo], pair_cell[pair_ptr[lo]:pair_ptr[hi]],
+            pair_time[pair_ptr[lo]:pair_ptr[hi]], supply[lo:hi], pop, gaussian, zone_hi, zone_w, beta, acc,
+        )
+        return acc
+
+    n_threads = min(len(chunks), os.cpu_count() or 1, 8)
+    if n_threads == 1:
+        for ch in chunks:
+            A += run(ch)
+        return A
+    with ThreadPoolExecutor(n_threads) as ex:
+        for a in ex.map(run, chunks):  # in chunk order, each array dropped once added
+            A += a
+            del a
+    return A
 
 
 def node_times(graph: RoadGraph, sources: Any, limit: float, weight: str = "minutes") -> NDArray[np.float64]:

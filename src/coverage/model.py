@@ -624,6 +624,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     first = pd.Series(unit_idx).drop_duplicates()
     unit_names = np.empty(len(unit_codes), dtype=object)
     unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
+    bins = unit_idx.astype(np.intp) + 1  # for np.bincount: 0 = no unit code (county only)
     out: dict[str, Any] = {}
     # (service, rule, mode, use, side) in the order of the columns; mode None: from ``reuse``
     jobs: list[tuple[str, Any, Any, Any, Any]] = []
@@ -674,33 +675,54 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
             del a
             weight = cells[rule.group].to_numpy(dtype=float) * side
             of_type = fac["ftype"].isin(rule.ftypes).to_numpy()
-            units_ = _unit_means(cells[col].to_numpy(dtype=float), weight, unit_idx, unit_codes, unit_names)
+            county, units_ = _weighted_means(cells[col].to_numpy(dtype=float), weight, bins, unit_codes, unit_names)
             out[rule.id] = {
                 "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
                 "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
                 "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
-                "county": _weighted_mean(cells[col], pd.Series(weight)), "by_unit": units_,
+                "county": county, "by_unit": units_,
             }
     return cells, out
 
 
-def _unit_means(
-    values: np.ndarray, weights: np.ndarray, unit_idx: np.ndarray, codes: Any, names: np.ndarray
-) -> list[dict[str, Any]]:
-    """:func:`_weighted_mean` of every unit at once: ``[{code, name, value}]`` in code order, units without weight left out (a NaN value among the weighted cells makes the unit's value NaN, as in ``numpy.average``)."""
-    keep = weights > 0
-    n = len(codes)
-    wsum = np.bincount(unit_idx[keep], weights=weights[keep], minlength=n)
-    vsum = np.bincount(unit_idx[keep], weights=values[keep] * weights[keep], minlength=n)
-    return [{"code": str(codes[i]), "name": str(names[i]), "value": float(vsum[i] / wsum[i])}
-            for i in np.flatnonzero(wsum > 0)]
+def _weighted_means(
+    values: np.ndarray, weights: np.ndarray, bins: np.ndarray, codes: Any, names: np.ndarray
+) -> tuple[float | None, list[dict[str, Any]]]:
+    """Weighted means of ``values`` over the cells with weight > 0: the county's, and every unit's.
 
+    One ``np.bincount`` pair over the weighted cells (taken once, by position), the county from the
+    same sums.
 
-def _weighted_mean(values: pd.Series, weights: pd.Series) -> float | None:
-    """Weighted mean over cells with weight > 0 (None when there are none)."""
-    w = weights.to_numpy(dtype=float)
-    keep = w > 0
-    return float(np.average(values.to_numpy(dtype=float)[keep], weights=w[keep])) if keep.any() else None
+    Parameters
+    ----------
+    values, weights : numpy.ndarray of float
+        One per cell; only cells with ``weights > 0`` count (NaN weights do not).
+    bins : numpy.ndarray of intp
+        The cell's unit position + 1 (0: a cell without a unit code, counted for the county only).
+    codes : sequence
+        Unit codes in order (position ``i`` is bin ``i + 1``).
+    names : numpy.ndarray of object
+        Unit names, aligned with ``codes``.
+
+    Returns
+    -------
+    county : float or None
+        None when no cell has weight; NaN when a weighted cell's value is NaN (as ``numpy.average``).
+    by_unit : list of dict
+        ``[{code, name, value}]`` in code order, units without weight left out (NaN as above).
+    """
+    pos = np.flatnonzero(weights > 0)
+    if not len(pos):
+        return None, []
+    b = bins[pos]
+    w = weights[pos]
+    n = len(codes) + 1
+    wsum = np.bincount(b, weights=w, minlength=n)
+    vsum = np.bincount(b, weights=values[pos] * w, minlength=n)
+    county = float(vsum.sum() / wsum.sum())
+    by_unit = [{"code": str(codes[i - 1]), "name": str(names[i - 1]), "value": float(vsum[i] / wsum[i])}
+               for i in np.flatnonzero(wsum[1:] > 0) + 1]
+    return county, by_unit
 
 
 def county_name(inputs: Inputs) -> str:
