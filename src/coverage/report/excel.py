@@ -659,46 +659,78 @@ def _write_table(
     for j, h in enumerate(headers):
         if h:
             ws.write_string(r0, j, h, book.header)
-        else:
+        else:  # XlsxWriter would store "" as a string
             ws.write_blank(r0, j, None, book.header)
     ncol = len(headers)
     wrap_idx = {j for j, h in enumerate(headers) if h in wrap}
     fmts = [formats[j] if j < len(formats) else None for j in range(ncol)]
-    body = book.body
+    # the formats of each column (text/empty, number, date): plain rows and bold (合计) rows
+    cols = [(fmts[j], j in wrap_idx) for j in range(ncol)]
+    plain = [_column_formats(book, fmt, wrapped, False) for fmt, wrapped in cols]
+    strong = [_column_formats(book, fmt, wrapped, True) for fmt, wrapped in cols] if bold else plain
+    lonlat = [fmt == FMT_LONLAT for fmt in fmts]
     write_string, write_number, write_blank = ws.write_string, ws.write_number, ws.write_blank
     n = 0
     for i, row in enumerate(rows, start=r0 + 1):
-        strong = n in bold
+        fs = strong if n in bold else plain
         n += 1
         for j, value in enumerate(row):
-            v = _cell(value)
-            fmt = fmts[j]
-            wrapped = j in wrap_idx
-            if v is None:
-                write_blank(i, j, None, body(FMT_TEXT if fmt == FMT_TEXT else None, wrapped, strong))
-                continue
-            if fmt == FMT_LONLAT and isinstance(v, float):
-                v = round(v, 6)  # stored as shown: 1e-6° ≈ 0.1 m, not 16 digits of float noise
-            if isinstance(v, str):
-                if v:
-                    write_string(i, j, v, body(FMT_TEXT if fmt == FMT_TEXT else None, wrapped, strong))
-                else:
-                    write_blank(i, j, None, body(FMT_TEXT if fmt == FMT_TEXT else None, wrapped, strong))
-                widths[j] = max(widths[j], _display_width(v) + 2)
-                continue
-            if isinstance(v, bool):
-                ws.write_boolean(i, j, v, body(FMT_TEXT if fmt == FMT_TEXT else None, wrapped, strong))
-            elif isinstance(v, datetime):
-                ws.write_datetime(i, j, v, body(FMT_TEXT if fmt == FMT_TEXT else FMT_DATETIME, wrapped, strong))
+            t = type(value)  # the common exact types first; anything else through _cell
+            if t is str:
+                v: Any = value or None  # XlsxWriter would store "" as a string: an empty cell, as before
+            elif t is float:
+                v = value if value - value == 0.0 else None  # NaN and ±inf: empty
+            elif t is int:
+                v = value
             else:
-                write_number(i, j, v, body(fmt, wrapped, strong))
-            widths[j] = max(widths[j], _value_width(v, fmt) + 2)
+                v = _cell(value)
+                t = str if isinstance(v, str) else type(v)
+                v = None if t is str and not v else v
+            if v is None:
+                write_blank(i, j, None, fs[j][0])
+            elif t is str:
+                write_string(i, j, v, fs[j][0])
+                w = _display_width(v) + 2
+                if w > widths[j]:
+                    widths[j] = w
+            elif t is float or t is int:
+                if lonlat[j] and t is float:
+                    v = round(v, 6)  # stored as shown: 1e-6° ≈ 0.1 m, not 16 digits of float noise
+                write_number(i, j, v, fs[j][1])
+                w = _value_width(v, fmts[j]) + 2
+                if w > widths[j]:
+                    widths[j] = w
+            else:
+                widths[j] = max(widths[j], _write_other(ws, i, j, v, fs[j], fmts[j]) + 2)
     sh.max_row = max(sh.max_row, r0 + 1 + n)
     sh.max_col = max(sh.max_col, ncol)
     for j, w in enumerate(widths):
         w = min(max(w, _MIN_WIDTH), _MAX_WIDTH if j in wrap_idx else 60.0)
         sh.widths[j] = max(sh.widths.get(j, _BASE_WIDTH), w)
     return n
+
+
+def _write_other(ws: Worksheet, row: int, col: int, v: Any, formats: tuple[Format, Format, Format],
+                 fmt: str | None) -> float:
+    """Write a bool, a date-time or another number (a :func:`_cell` value); return its width."""
+    if isinstance(v, bool):
+        ws.write_boolean(row, col, v, formats[0])
+    elif isinstance(v, datetime):
+        ws.write_datetime(row, col, v, formats[2])
+    else:
+        ws.write_number(row, col, v, formats[1])
+    return _value_width(v, fmt)
+
+
+def _column_formats(book: _Book, fmt: str | None, wrapped: bool, bold: bool) -> tuple[Format, Format, Format]:
+    """A column's cell formats for text and empty cells, numbers, and dates.
+
+    The column's number format applies to numbers only, except ``@`` (text), which every cell of
+    the column gets.
+    """
+    text = FMT_TEXT if fmt == FMT_TEXT else None
+    return (book.body(text, wrapped, bold), book.body(fmt, wrapped, bold),
+            book.body(text or FMT_DATETIME, wrapped, bold))
 
 
 def _page_setup(
