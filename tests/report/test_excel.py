@@ -14,6 +14,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+import xlsxwriter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -297,11 +298,11 @@ def test_atomic_replace_and_failure_leaves_old_file(tmp_path: Path, units: pd.Da
 
     target.write_bytes(b"old")
 
-    def boom(self, filename):  # noqa: ANN001
-        Path(filename).write_bytes(b"partial")
+    def boom(self):  # noqa: ANN001
+        Path(self.filename).write_bytes(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(openpyxl.Workbook, "save", boom)
+    monkeypatch.setattr(xlsxwriter.Workbook, "close", boom)
     with pytest.raises(OSError):
         write_gaps_xlsx(target, make_gaps(units), make_summary(units))
     assert target.read_bytes() == b"old"
