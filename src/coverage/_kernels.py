@@ -676,6 +676,62 @@ def _first_above(c, r):
     return c.shape[0] - 1
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _first_above_many(c, r, out):
+    """:func:`_first_above` of every ``r[t]`` in one scan (``c >= 0``: the running sum only grows)."""
+    order = np.argsort(r)
+    m = r.shape[0]
+    j = 0
+    acc = 0.0
+    for i in range(c.shape[0]):
+        acc += c[i]
+        while j < m and acc > r[order[j]]:
+            out[order[j]] = i
+            j += 1
+        if j == m:
+            return
+    while j < m:
+        out[order[j]] = c.shape[0] - 1
+        j += 1
+
+
+@njit(cache=True, nogil=True)
+def _potentials(px, py, pw, d2, cand, p):
+    """``p[t] = Σ_i pw[i] · min(d2[i], |i - cand[t]|²)``, four trials per pass over the points.
+
+    Each sum runs in point order, as one trial at a time would: the same floats, but four
+    independent additions in flight instead of one.
+    """
+    m = cand.shape[0]
+    for t0 in range(0, m, 4):
+        c0 = cand[t0]
+        c1 = cand[min(t0 + 1, m - 1)]
+        c2 = cand[min(t0 + 2, m - 1)]
+        c3 = cand[min(t0 + 3, m - 1)]
+        x0, y0, x1, y1 = px[c0], py[c0], px[c1], py[c1]
+        x2, y2, x3, y3 = px[c2], py[c2], px[c3], py[c3]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for i in range(px.shape[0]):
+            xi = px[i]
+            yi = py[i]
+            di = d2[i]
+            wi = pw[i]
+            s0 += wi * min(di, (xi - x0) * (xi - x0) + (yi - y0) * (yi - y0))
+            s1 += wi * min(di, (xi - x1) * (xi - x1) + (yi - y1) * (yi - y1))
+            s2 += wi * min(di, (xi - x2) * (xi - x2) + (yi - y2) * (yi - y2))
+            s3 += wi * min(di, (xi - x3) * (xi - x3) + (yi - y3) * (yi - y3))
+        p[t0] = s0
+        if t0 + 1 < m:
+            p[t0 + 1] = s1
+        if t0 + 2 < m:
+            p[t0 + 2] = s2
+        if t0 + 3 < m:
+            p[t0 + 3] = s3
+
+
 @njit(cache=True, nogil=True)
 def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
     """Population-weighted k-means of many small point sets at once (k-means++ seeding, Lloyd).
@@ -738,19 +794,23 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
             pot += c[i]
         trials = 2 + int(np.log(k))
         ui = 1
+        cand = np.empty(trials, dtype=np.int64)
+        r = np.empty(trials)
+        p = np.empty(trials)
         for ci in range(1, k):
+            # the trials' draws in one scan and their potentials in one pass (independent sums,
+            # each in point order: the same floats as one trial at a time)
+            for t in range(trials):
+                r[t] = u[ui + t] * pot
+            ui += trials
+            _first_above_many(c, r, cand)
+            _potentials(px, py, pw, d2, cand, p)
             best_pot = np.inf
             best = 0
-            for _t in range(trials):
-                cand = _first_above(c, u[ui] * pot)
-                ui += 1
-                p = 0.0
-                for i in range(n):
-                    d = (px[i] - px[cand]) * (px[i] - px[cand]) + (py[i] - py[cand]) * (py[i] - py[cand])
-                    p += pw[i] * min(d2[i], d)
-                if p < best_pot:
-                    best_pot = p
-                    best = cand
+            for t in range(trials):
+                if p[t] < best_pot:
+                    best_pot = p[t]
+                    best = cand[t]
             cx[ci] = px[best]
             cy[ci] = py[best]
             pot = 0.0
@@ -805,3 +865,67 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
                 break
         labels[a:b] = lab
     return labels
+
+
+@njit(cache=True, nogil=True)
+def first_seen(values, n_values):
+    """``values`` (ints in ``0 … n_values - 1``) renumbered 0, 1, … in the order of their first occurrence.
+
+    The codes of :func:`pandas.factorize`, without hashing.
+    """
+    code = np.full(n_values, -1, dtype=np.int64)
+    out = np.empty(values.shape[0], dtype=np.int64)
+    nxt = 0
+    for i in range(values.shape[0]):
+        v = values[i]
+        if code[v] < 0:
+            code[v] = nxt
+            nxt += 1
+        out[i] = code[v]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def label_reach(labels, x, y, w, n_labels):
+    """Per label: points, weight, weighted centre and the farthest point's distance from it.
+
+    The sums run in point order, as :func:`numpy.bincount` adds them (the same floats).
+    """
+    size = np.zeros(n_labels, dtype=np.int64)
+    sw = np.zeros(n_labels)
+    sx = np.zeros(n_labels)
+    sy = np.zeros(n_labels)
+    for i in range(labels.shape[0]):
+        q = labels[i]
+        size[q] += 1
+        sw[q] += w[i]
+        sx[q] += w[i] * x[i]
+        sy[q] += w[i] * y[i]
+    cx = sx / sw
+    cy = sy / sw
+    reach = np.zeros(n_labels)
+    for i in range(labels.shape[0]):
+        q = labels[i]
+        dx = x[i] - cx[q]
+        dy = y[i] - cy[q]
+        d = np.sqrt(dx * dx + dy * dy)
+        if d > reach[q]:
+            reach[q] = d
+    return size, sw, cx, cy, reach
+
+
+@njit(cache=True, nogil=True)
+def rows_of_labels(labels, rank, ptr):
+    """The points of the chosen labels, label by label, each label's points in their order.
+
+    ``rank[label]``: the label's place, -1 if not chosen; ``ptr``: offsets of the places (a stable
+    counting sort).
+    """
+    out = np.empty(ptr[-1], dtype=np.int64)
+    fill = ptr[:-1].copy()
+    for i in range(labels.shape[0]):
+        r = rank[labels[i]]
+        if r >= 0:
+            out[fill[r]] = i
+            fill[r] += 1
+    return out
