@@ -929,3 +929,110 @@ def rows_of_labels(labels, rank, ptr):
             out[fill[r]] = i
             fill[r] += 1
     return out
+
+
+@njit(cache=True, inline="always")
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def link_keys(sk, deltas, order):
+    """Components of points linked when their keys differ by one of ``deltas``, numbered by first point.
+
+    ``sk``: the points' keys sorted strictly increasing (``sk[s]`` is point ``order[s]``'s key;
+    ``order`` empty: the points' own order);
+    ``deltas``: positive key differences of linked points (grid offsets folded into keys). Each
+    delta is one merge-like pass over the sorted keys (union-find); the components are numbered
+    0, 1, … in the order of each one's first point (``0 … n - 1``), as
+    :func:`scipy.sparse.csgraph.connected_components` numbers them.
+    """
+    n = sk.shape[0]
+    parent = np.arange(n)
+    for t in range(deltas.shape[0]):
+        d = deltas[t]
+        q = 0
+        for p in range(n):
+            want = sk[p] + d
+            while q < n and sk[q] < want:
+                q += 1
+            if q == n:
+                break
+            if sk[q] == want:
+                a = _root(parent, p)
+                b = _root(parent, q)
+                if a != b:
+                    if a < b:
+                        parent[b] = a
+                    else:
+                        parent[a] = b
+    identity = order.shape[0] == 0
+    pos = np.empty(0 if identity else n, dtype=np.int64)
+    if not identity:
+        for s in range(n):
+            pos[order[s]] = s
+    code = np.full(n, -1, dtype=np.int64)
+    out = np.empty(n, dtype=np.int64)
+    nxt = 0
+    for i in range(n):
+        r = _root(parent, i if identity else pos[i])
+        if code[r] < 0:
+            code[r] = nxt
+            nxt += 1
+        out[i] = code[r]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def raster_keys(i, j, pad):
+    """Keys of grid nodes ``(i, j)`` (from 0) in raster order, and whether they strictly increase.
+
+    Rows from the largest ``j`` down, ``i`` rising in a row, ``pad`` spare columns each side.
+
+    Returns
+    -------
+    key : ndarray of int64
+        ``(max(j) - j) · width + i + pad`` with ``width = max(i) + 2 · pad + 1``.
+    width : int
+    increasing : bool
+        Whether the keys strictly increase in the points' order (cells read from a raster do).
+    """
+    n = i.shape[0]
+    imax = 0
+    jmax = 0
+    for s in range(n):
+        imax = max(imax, i[s])
+        jmax = max(jmax, j[s])
+    width = imax + 2 * pad + 1
+    key = np.empty(n, dtype=np.int64)
+    increasing = True
+    for s in range(n):
+        key[s] = (jmax - j[s]) * width + i[s] + pad
+        if s > 0 and key[s] <= key[s - 1]:
+            increasing = False
+    return key, width, increasing
+
+
+@njit(cache=True, nogil=True)
+def gather_nodes(ij, rows):
+    """Columns ``rows`` of the ``(2, n)`` grid nodes ``ij``, shifted to start at 0 on both axes."""
+    m = rows.shape[0]
+    out = np.empty((2, m), dtype=np.int64)
+    if m == 0:
+        return out
+    lo0 = ij[0, rows[0]]
+    lo1 = ij[1, rows[0]]
+    for s in range(m):
+        a = ij[0, rows[s]]
+        b = ij[1, rows[s]]
+        out[0, s] = a
+        out[1, s] = b
+        lo0 = min(lo0, a)
+        lo1 = min(lo1, b)
+    for s in range(m):
+        out[0, s] -= lo0
+        out[1, s] -= lo1
+    return out

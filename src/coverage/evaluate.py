@@ -35,7 +35,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from scipy import ndimage
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 import shapely
@@ -1006,7 +1005,7 @@ class ClusterCells:
         self._cols = _Columns(cells)
         self._units: tuple[np.ndarray, np.ndarray] | None = None
         self._spacing: dict[float, float] = {}
-        self._lattice: tuple[tuple[np.ndarray, float, float] | None] | None = None
+        self._nodes: tuple[_Nodes | None] | None = None
         self._lock = threading.RLock()
 
     def xy(self) -> np.ndarray:
@@ -1039,20 +1038,19 @@ class ClusterCells:
                 self._units = idx, codes
             return self._units
 
-    def lattice(self, rows: np.ndarray) -> tuple[np.ndarray, float, float] | None:
-        """Grid nodes (from 0) and steps of the cells ``rows``, or ``None``.
+    def nodes(self, rows: np.ndarray) -> _Nodes | None:
+        """Grid nodes of the cells ``rows``, or ``None`` when the cells are not all on one grid.
 
-        From :func:`_lattice` of all the cells, read once; ``None`` when they are not on one grid.
+        From :func:`_lattice` and the raster keys of all the cells, read once.
         """
         with self._lock:
-            if self._lattice is None:
-                self._lattice = (_lattice(self.xy()),)
-            lat = self._lattice[0]
-        if lat is None or not len(rows):
-            return None
-        ij = lat[0][rows]
-        ij -= ij.min(axis=0)
-        return ij, lat[1], lat[2]
+            if self._nodes is None:
+                lat = _lattice(self.xy())
+                self._nodes = (None if lat is None else _Nodes(lat[1], lat[2], lat[0]),)
+                if lat is not None:
+                    self._nodes[0].keys(1)  # type: ignore[union-attr]
+            full = self._nodes[0]
+        return None if full is None or not len(rows) else full.subset(rows)
 
     def spacing(self, cluster_m: float) -> float:
         """Cell spacing (:func:`_cell_spacing`) of all the cells."""
@@ -1140,7 +1138,7 @@ def uncovered_clusters(  # noqa: PLR0913 - keyword options of one documented cal
     xy = shared.xy()[idx]
     w = g[idx]
     pt = shared.group("pop")[idx] if "pop" in cells.columns else w
-    labels = _link_labels(xy, cluster_m, shared.lattice(idx))
+    labels = _link_labels(xy, cluster_m, shared.nodes(idx))
     if split_m is None:
         split_m = reach_m(rule, speeds)
     if split_m and len(idx) > 1:
@@ -1375,64 +1373,127 @@ def _keys(ij: np.ndarray, pad: int) -> tuple[np.ndarray, int]:
     return ij[:, 0] * width + (ij[:, 1] + pad), width
 
 
-def _link_labels(xy: np.ndarray, cluster_m: float,
-                 lattice: tuple[np.ndarray, float, float] | None = None) -> np.ndarray:
+class _Nodes:
+    """Points' nodes on a grid of steps ``(sx, sy)``: ``ij`` (from 0) and raster keys, on demand.
+
+    Built on the points' own nodes, or as :meth:`subset` of a superset's (then a subset's keys are
+    the superset's keys: the same neighbours one step away, no new pass over the grid).
+    """
+
+    _PAD = 1  # spare columns of the raster keys: links one step away at most
+
+    def __init__(self, sx: float, sy: float, ij: np.ndarray | None, base: _Nodes | None = None,
+                 rows: np.ndarray | None = None) -> None:
+        self.sx, self.sy = sx, sy
+        self._ij = ij
+        self._base, self._rows = base, rows
+        self._keys: tuple[np.ndarray, int, bool] | None = None
+        self._ij_rows: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> _Nodes:
+        """The nodes of the points ``rows`` (their keys taken from these)."""
+        return _Nodes(self.sx, self.sy, None, self, rows)
+
+    def ij(self) -> np.ndarray:
+        """``(n, 2)`` integer nodes, from 0 on both axes."""
+        if self._ij is None:
+            base = self._base
+            assert base is not None and self._rows is not None
+            if base._ij_rows is None:
+                base._ij_rows = np.ascontiguousarray(base.ij().T)
+            self._ij = _kernels.gather_nodes(base._ij_rows, self._rows).T  # columns contiguous
+        return self._ij
+
+    def keys(self, pad: int) -> tuple[np.ndarray, int, bool]:
+        """Raster keys (:func:`coverage._kernels.raster_keys`) with ``pad`` (at most 1) spare columns."""
+        if self._keys is None:
+            if self._base is not None:
+                key, width, increasing = self._base.keys(self._PAD)
+                self._keys = key[self._rows], width, increasing  # a subset in order stays increasing
+            else:
+                ij = self.ij()
+                self._keys = _kernels.raster_keys(ij[:, 0], ij[:, 1], self._PAD)
+        assert pad <= self._PAD
+        return self._keys
+
+
+def _link_near(nodes: _Nodes, offs: np.ndarray) -> np.ndarray | None:
+    """Components of points linked to neighbours one step away at most (``None``: two on one node).
+
+    Keys in raster order (rows north to south), one merge pass over the sorted keys per offset
+    (:func:`coverage._kernels.link_keys`): linear in the points, not in the grid's extent.
+    """
+    key, width, increasing = nodes.keys(1)
+    if increasing:  # cells read from a raster: in this order already
+        order, sk = np.empty(0, dtype=np.int64), key
+    else:
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        if not (np.diff(sk) > 0).all():
+            return None
+    deltas = np.abs(-offs[:, 1] * width + offs[:, 0]).astype(np.int64)
+    return _kernels.link_keys(sk, deltas, order)  # type: ignore[no-any-return]
+
+
+def _link_far(ij: np.ndarray, offs: np.ndarray, pad: int) -> np.ndarray | None:
+    """Components of points on grid nodes ``ij`` linked by ``offs`` (``None``: two on one node).
+
+    A lookup grid of point numbers (one gather per offset) when the extent is at most
+    :data:`_DENSE_MAX` nodes, else sorted keys and ``searchsorted``.
+    """
+    n = len(ij)
+    shape = (int(ij[:, 0].max()) + 2 * pad + 1, int(ij[:, 1].max()) + 2 * pad + 1)
+    a_parts, b_parts = [], []
+    if shape[0] * shape[1] <= _DENSE_MAX:
+        grid = np.full(shape, -1, dtype=np.int64)
+        gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
+        grid[gi, gj] = np.arange(n)
+        if (grid >= 0).sum() != n:
+            return None
+        for di, dj in offs:
+            nb = grid[gi + di, gj + dj]
+            hit = nb >= 0
+            a_parts.append(np.flatnonzero(hit))
+            b_parts.append(nb[hit])
+        return _components(n, a_parts, b_parts)
+    key, width = _keys(ij, pad)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    if len(sk) >= 2 and not (np.diff(sk) > 0).all():
+        return None
+    for di, dj in offs:
+        want = key + di * width + dj
+        pos = np.minimum(np.searchsorted(sk, want), n - 1)
+        hit = sk[pos] == want
+        a_parts.append(np.flatnonzero(hit))
+        b_parts.append(order[pos[hit]])
+    return _components(n, a_parts, b_parts)
+
+
+def _link_labels(xy: np.ndarray, cluster_m: float, nodes: _Nodes | None = None) -> np.ndarray:
     """Single-linkage labels: connected components of "closer than or at ``cluster_m``".
 
     Points on a regular grid (demand cells) are linked through the few grid offsets within
-    ``cluster_m``: with neighbours one step away at most (150 m on a 100 m grid) by labelling the
-    image of occupied nodes (``scipy.ndimage.label``, linear in the grid's extent), farther through
-    a lookup grid or sorted cell keys and ``searchsorted`` (n log n, a fixed handful of neighbours
-    per cell); other points through a KD-tree's pairs. Components are numbered in the order of
+    ``cluster_m``: with neighbours one step away at most (150 m on a 100 m grid) by a union-find
+    over the cells' keys in raster order, one merge pass per offset
+    (:func:`coverage._kernels.link_keys`, linear in the cells, not in the grid's extent; keys sorted
+    first when the cells come in another order), farther through a lookup grid or sorted cell keys
+    and ``searchsorted`` (n log n, a fixed handful of neighbours per cell); other points through a
+    KD-tree's pairs. Components are numbered in the order of
     their first point, as :func:`scipy.sparse.csgraph.connected_components` numbers them.
-    ``lattice``: the points' grid nodes (``ij`` from 0) and steps when known (from the grid of a
-    superset of the points: the same components), else found by :func:`_lattice`.
+    ``nodes``: the points' grid nodes when known (from the grid of a superset of the points: the
+    same components), else found by :func:`_lattice`.
     """
     n = len(xy)
-    lat = lattice if lattice is not None else _lattice(xy)
-    offs = _offsets(lat[1], lat[2], cluster_m, half=True) if lat is not None else np.empty((0, 2))
-    if lat is not None and (len(offs) or cluster_m < min(lat[1], lat[2])):
-        ij = lat[0]
+    if nodes is None:
+        lat = _lattice(xy)
+        nodes = None if lat is None else _Nodes(lat[1], lat[2], lat[0])
+    offs = _offsets(nodes.sx, nodes.sy, cluster_m, half=True) if nodes is not None else np.empty((0, 2))
+    if nodes is not None and (len(offs) or cluster_m < min(nodes.sx, nodes.sy)):
         pad = int(np.abs(offs).max()) if len(offs) else 0
-        shape = (int(ij[:, 0].max()) + 2 * pad + 1, int(ij[:, 1].max()) + 2 * pad + 1)
-        a_parts, b_parts = [], []
-        if shape[0] * shape[1] <= _DENSE_MAX and pad <= 1:
-            # links to the 8 neighbours at most: labelling of the image of occupied nodes
-            img = np.zeros(shape, dtype=bool)
-            gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
-            img[gi, gj] = True
-            if int(img.sum()) == n:  # no two points on one node
-                st = np.zeros((3, 3), dtype=bool)
-                st[1, 1] = True
-                for di, dj in offs:
-                    st[1 + di, 1 + dj] = st[1 - di, 1 - dj] = True
-                comp, n_comp = ndimage.label(img, structure=st)
-                # numbered in the order of each component's first point, as connected_components
-                return _kernels.first_seen(comp[gi, gj], int(n_comp) + 1)
-        elif shape[0] * shape[1] <= _DENSE_MAX:
-            # a lookup grid of point numbers (-1 = empty): one gather per offset
-            grid = np.full(shape, -1, dtype=np.int64)
-            gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
-            grid[gi, gj] = np.arange(n)
-            if (grid >= 0).sum() == n:  # no two points on one node
-                for di, dj in offs:
-                    nb = grid[gi + di, gj + dj]
-                    hit = nb >= 0
-                    a_parts.append(np.flatnonzero(hit))
-                    b_parts.append(nb[hit])
-                return _components(n, a_parts, b_parts)
-        else:
-            key, width = _keys(ij, pad)
-            order = np.argsort(key, kind="stable")
-            sk = key[order]
-            if len(sk) < 2 or (np.diff(sk) > 0).all():
-                for di, dj in offs:
-                    want = key + di * width + dj
-                    pos = np.minimum(np.searchsorted(sk, want), n - 1)
-                    hit = sk[pos] == want
-                    a_parts.append(np.flatnonzero(hit))
-                    b_parts.append(order[pos[hit]])
-                return _components(n, a_parts, b_parts)
+        labels = _link_near(nodes, offs) if pad <= 1 else _link_far(nodes.ij(), offs, pad)
+        if labels is not None:
+            return labels
     pairs = cKDTree(xy).query_pairs(cluster_m, output_type="ndarray")
     adj = (coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs)
            else coo_matrix((n, n)))
