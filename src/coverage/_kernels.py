@@ -676,44 +676,44 @@ def _first_above(c, r):
     return c.shape[0] - 1
 
 
+#: Margin of the k-means bounds (relative, and metres): far above the rounding of the bounds.
+_MARGIN_REL, _MARGIN_ABS = 1e-9, 1e-6
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _first_above_many(c, r, out):
-    """:func:`_first_above` of every ``r[t]`` in one scan (``c >= 0``: the running sum only grows)."""
-    order = np.argsort(r)
-    m = r.shape[0]
-    j = 0
-    acc = 0.0
-    for i in range(c.shape[0]):
-        acc += c[i]
-        while j < m and acc > r[order[j]]:
-            out[order[j]] = i
-            j += 1
-        if j == m:
-            return
-    while j < m:
-        out[order[j]] = c.shape[0] - 1
-        j += 1
+def _scan(x, y, cx, cy, k):
+    """Nearest centre of a point (the lowest on a tie): squared distance, centre, next squared distance."""
+    bd = np.inf
+    bq = 0
+    sd = np.inf
+    for q in range(k):
+        d = (x - cx[q]) * (x - cx[q]) + (y - cy[q]) * (y - cy[q])
+        if d < bd:
+            sd = bd
+            bd = d
+            bq = q
+        elif d < sd:
+            sd = d
+    return bd, bq, sd
 
 
 @njit(cache=True, nogil=True)
 def _potentials(px, py, pw, d2, cand, p):
-    """``p[t] = Σ_i pw[i] · min(d2[i], |i - cand[t]|²)``, four trials per pass over the points.
+    """``p[t] = Σ_i pw[i] · min(d2[i], |i - cand[t]|²)``, up to eight trials per pass over the points.
 
-    Each sum runs in point order, as one trial at a time would: the same floats, but four
+    Each sum runs in point order, as one trial at a time would: the same floats, but several
     independent additions in flight instead of one.
     """
     m = cand.shape[0]
-    for t0 in range(0, m, 4):
-        c0 = cand[t0]
-        c1 = cand[min(t0 + 1, m - 1)]
-        c2 = cand[min(t0 + 2, m - 1)]
-        c3 = cand[min(t0 + 3, m - 1)]
-        x0, y0, x1, y1 = px[c0], py[c0], px[c1], py[c1]
-        x2, y2, x3, y3 = px[c2], py[c2], px[c3], py[c3]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
+    for t0 in range(0, m, 8):
+        cc = np.empty(8, dtype=np.int64)
+        for t in range(8):
+            cc[t] = cand[min(t0 + t, m - 1)]
+        x0, y0, x1, y1 = px[cc[0]], py[cc[0]], px[cc[1]], py[cc[1]]
+        x2, y2, x3, y3 = px[cc[2]], py[cc[2]], px[cc[3]], py[cc[3]]
+        x4, y4, x5, y5 = px[cc[4]], py[cc[4]], px[cc[5]], py[cc[5]]
+        x6, y6, x7, y7 = px[cc[6]], py[cc[6]], px[cc[7]], py[cc[7]]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
         for i in range(px.shape[0]):
             xi = px[i]
             yi = py[i]
@@ -723,14 +723,13 @@ def _potentials(px, py, pw, d2, cand, p):
             s1 += wi * min(di, (xi - x1) * (xi - x1) + (yi - y1) * (yi - y1))
             s2 += wi * min(di, (xi - x2) * (xi - x2) + (yi - y2) * (yi - y2))
             s3 += wi * min(di, (xi - x3) * (xi - x3) + (yi - y3) * (yi - y3))
-        p[t0] = s0
-        if t0 + 1 < m:
-            p[t0 + 1] = s1
-        if t0 + 2 < m:
-            p[t0 + 2] = s2
-        if t0 + 3 < m:
-            p[t0 + 3] = s3
-
+            s4 += wi * min(di, (xi - x4) * (xi - x4) + (yi - y4) * (yi - y4))
+            s5 += wi * min(di, (xi - x5) * (xi - x5) + (yi - y5) * (yi - y5))
+            s6 += wi * min(di, (xi - x6) * (xi - x6) + (yi - y6) * (yi - y6))
+            s7 += wi * min(di, (xi - x7) * (xi - x7) + (yi - y7) * (yi - y7))
+        sums = (s0, s1, s2, s3, s4, s5, s6, s7)
+        for t in range(min(8, m - t0)):
+            p[t0 + t] = sums[t]
 
 @njit(cache=True, nogil=True)
 def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
@@ -786,24 +785,24 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
         cx[0] = px[j]
         cy[0] = py[j]
         d2 = np.empty(n)
-        c = np.empty(n)
+        cum = np.empty(n)  # running sums of w·d², as _first_above adds them: draws by bisection
         pot = 0.0
         for i in range(n):
             d2[i] = (px[i] - cx[0]) * (px[i] - cx[0]) + (py[i] - cy[0]) * (py[i] - cy[0])
-            c[i] = pw[i] * d2[i]
-            pot += c[i]
+            pot += pw[i] * d2[i]
+            cum[i] = pot
         trials = 2 + int(np.log(k))
         ui = 1
         cand = np.empty(trials, dtype=np.int64)
         r = np.empty(trials)
         p = np.empty(trials)
         for ci in range(1, k):
-            # the trials' draws in one scan and their potentials in one pass (independent sums,
-            # each in point order: the same floats as one trial at a time)
+            # the trials' draws by bisection of the running sums and their potentials in one pass
+            # (independent sums, each in point order: the same floats as one trial at a time)
             for t in range(trials):
                 r[t] = u[ui + t] * pot
             ui += trials
-            _first_above_many(c, r, cand)
+            cand[:] = np.minimum(np.searchsorted(cum, r, side="right"), n - 1)
             _potentials(px, py, pw, d2, cand, p)
             best_pot = np.inf
             best = 0
@@ -818,20 +817,24 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
                 d = (px[i] - cx[ci]) * (px[i] - cx[ci]) + (py[i] - cy[ci]) * (py[i] - cy[ci])
                 if d < d2[i]:
                     d2[i] = d
-                c[i] = pw[i] * d2[i]
-                pot += c[i]
-        # Lloyd
+                pot += pw[i] * d2[i]
+                cum[i] = pot
+        # Lloyd, skipping the points whose centre cannot change (Hamerly's bounds, kept with a margin
+        # far above rounding: a point is rescanned, exactly as a plain Lloyd step would, unless its
+        # centre is nearer than any other by more than the margin)
         lab = np.zeros(n, dtype=np.int64)
+        ub = np.empty(n)  # upper bound of the distance to the point's centre
+        lb = np.empty(n)  # lower bound of the distance to any other centre
         for i in range(n):
-            bd = np.inf
-            for q in range(k):
-                d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
-                if d < bd:
-                    bd = d
-                    lab[i] = q
+            bd, bq, sd = _scan(px[i], py[i], cx, cy, k)
+            lab[i] = bq
+            ub[i] = np.sqrt(bd)
+            lb[i] = np.sqrt(sd)
         sw = np.empty(k)
         sx = np.empty(k)
         sy = np.empty(k)
+        moved = np.empty(k)
+        half = np.empty(k)
         for _it in range(max_iter):
             sw[:] = 0.0
             sx[:] = 0.0
@@ -843,21 +846,45 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
                 sy[q] += pw[i] * py[i]
             shift = 0.0
             for q in range(k):
+                moved[q] = 0.0
                 if sw[q] > 0:
                     nx = sx[q] / sw[q]
                     ny = sy[q] / sw[q]
                     shift += (nx - cx[q]) * (nx - cx[q]) + (ny - cy[q]) * (ny - cy[q])
+                    moved[q] = np.sqrt((nx - cx[q]) * (nx - cx[q]) + (ny - cy[q]) * (ny - cy[q]))
                     cx[q] = nx
                     cy[q] = ny
+            m1 = -1.0
+            m2 = -1.0
+            qm = 0
+            for q in range(k):
+                if moved[q] > m1:
+                    m2 = m1
+                    m1 = moved[q]
+                    qm = q
+                elif moved[q] > m2:
+                    m2 = moved[q]
+            for q in range(k):
+                h = np.inf
+                for q2 in range(k):
+                    if q2 != q:
+                        h = min(h, (cx[q] - cx[q2]) * (cx[q] - cx[q2]) + (cy[q] - cy[q2]) * (cy[q] - cy[q2]))
+                half[q] = 0.5 * np.sqrt(h)
             changed = False
             for i in range(n):
-                bd = np.inf
-                bq = 0
-                for q in range(k):
-                    d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
-                    if d < bd:
-                        bd = d
-                        bq = q
+                q = lab[i]
+                ub[i] += moved[q]
+                lb[i] -= m2 if q == qm else m1
+                bound = max(half[q], lb[i])
+                if ub[i] + _MARGIN_REL * (ub[i] + bound) + _MARGIN_ABS < bound:
+                    continue
+                d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
+                ub[i] = np.sqrt(d)
+                if ub[i] + _MARGIN_REL * (ub[i] + bound) + _MARGIN_ABS < bound:
+                    continue
+                bd, bq, sd = _scan(px[i], py[i], cx, cy, k)
+                ub[i] = np.sqrt(bd)
+                lb[i] = np.sqrt(sd)
                 if bq != lab[i]:
                     lab[i] = bq
                     changed = True
