@@ -698,11 +698,13 @@ def _scan(x, y, cx, cy, k):
 
 
 @njit(cache=True, nogil=True)
-def _potentials(px, py, pw, d2, cand, p):
+def _potentials(px, py, pw, d2, c, row_start, row_max, cand, p):
     """``p[t] = Σ_i pw[i] · min(d2[i], |i - cand[t]|²)``, up to eight trials per pass over the points.
 
     Each sum runs in point order, as one trial at a time would: the same floats, but several
-    independent additions in flight instead of one.
+    independent additions in flight instead of one. In a row (points ``row_start[r]`` … with one
+    ``y``) farther from a candidate in ``y`` alone than ``√row_max[r]`` (the row's largest ``d2``),
+    every term is ``c[i] = pw[i] · d2[i]`` exactly, so the candidate's distances are not computed.
     """
     m = cand.shape[0]
     for t0 in range(0, m, 8):
@@ -714,19 +716,44 @@ def _potentials(px, py, pw, d2, cand, p):
         x4, y4, x5, y5 = px[cc[4]], py[cc[4]], px[cc[5]], py[cc[5]]
         x6, y6, x7, y7 = px[cc[6]], py[cc[6]], px[cc[7]], py[cc[7]]
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        for i in range(px.shape[0]):
-            xi = px[i]
-            yi = py[i]
-            di = d2[i]
-            wi = pw[i]
-            s0 += wi * min(di, (xi - x0) * (xi - x0) + (yi - y0) * (yi - y0))
-            s1 += wi * min(di, (xi - x1) * (xi - x1) + (yi - y1) * (yi - y1))
-            s2 += wi * min(di, (xi - x2) * (xi - x2) + (yi - y2) * (yi - y2))
-            s3 += wi * min(di, (xi - x3) * (xi - x3) + (yi - y3) * (yi - y3))
-            s4 += wi * min(di, (xi - x4) * (xi - x4) + (yi - y4) * (yi - y4))
-            s5 += wi * min(di, (xi - x5) * (xi - x5) + (yi - y5) * (yi - y5))
-            s6 += wi * min(di, (xi - x6) * (xi - x6) + (yi - y6) * (yi - y6))
-            s7 += wi * min(di, (xi - x7) * (xi - x7) + (yi - y7) * (yi - y7))
+        for rr in range(row_start.shape[0] - 1):
+            i0, i1 = row_start[rr], row_start[rr + 1]
+            yr, mx = py[i0], row_max[rr]
+            # far: (y - y_t)² >= every d2 of the row, so min(d2, dx² + dy²) is d2
+            f0 = (yr - y0) * (yr - y0) >= mx
+            f1 = (yr - y1) * (yr - y1) >= mx
+            f2 = (yr - y2) * (yr - y2) >= mx
+            f3 = (yr - y3) * (yr - y3) >= mx
+            f4 = (yr - y4) * (yr - y4) >= mx
+            f5 = (yr - y5) * (yr - y5) >= mx
+            f6 = (yr - y6) * (yr - y6) >= mx
+            f7 = (yr - y7) * (yr - y7) >= mx
+            if f0 and f1 and f2 and f3 and f4 and f5 and f6 and f7:
+                for i in range(i0, i1):
+                    ci = c[i]
+                    s0 += ci
+                    s1 += ci
+                    s2 += ci
+                    s3 += ci
+                    s4 += ci
+                    s5 += ci
+                    s6 += ci
+                    s7 += ci
+                continue
+            for i in range(i0, i1):
+                xi = px[i]
+                yi = py[i]
+                di = d2[i]
+                wi = pw[i]
+                ci = c[i]
+                s0 += ci if f0 else wi * min(di, (xi - x0) * (xi - x0) + (yi - y0) * (yi - y0))
+                s1 += ci if f1 else wi * min(di, (xi - x1) * (xi - x1) + (yi - y1) * (yi - y1))
+                s2 += ci if f2 else wi * min(di, (xi - x2) * (xi - x2) + (yi - y2) * (yi - y2))
+                s3 += ci if f3 else wi * min(di, (xi - x3) * (xi - x3) + (yi - y3) * (yi - y3))
+                s4 += ci if f4 else wi * min(di, (xi - x4) * (xi - x4) + (yi - y4) * (yi - y4))
+                s5 += ci if f5 else wi * min(di, (xi - x5) * (xi - x5) + (yi - y5) * (yi - y5))
+                s6 += ci if f6 else wi * min(di, (xi - x6) * (xi - x6) + (yi - y6) * (yi - y6))
+                s7 += ci if f7 else wi * min(di, (xi - x7) * (xi - x7) + (yi - y7) * (yi - y7))
         sums = (s0, s1, s2, s3, s4, s5, s6, s7)
         for t in range(min(8, m - t0)):
             p[t0 + t] = sums[t]
@@ -785,12 +812,27 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
         cx[0] = px[j]
         cy[0] = py[j]
         d2 = np.empty(n)
+        c = np.empty(n)  # w·d²
         cum = np.empty(n)  # running sums of w·d², as _first_above adds them: draws by bisection
-        pot = 0.0
+        # rows: runs of points with the same y (a raster's rows), with their largest d²
+        row_start = np.empty(n + 1, dtype=np.int64)
+        n_rows = 0
         for i in range(n):
-            d2[i] = (px[i] - cx[0]) * (px[i] - cx[0]) + (py[i] - cy[0]) * (py[i] - cy[0])
-            pot += pw[i] * d2[i]
-            cum[i] = pot
+            if i == 0 or py[i] != py[i - 1]:
+                row_start[n_rows] = i
+                n_rows += 1
+        row_start[n_rows] = n
+        row_max = np.empty(n_rows)
+        pot = 0.0
+        for rr in range(n_rows):
+            m = 0.0
+            for i in range(row_start[rr], row_start[rr + 1]):
+                d2[i] = (px[i] - cx[0]) * (px[i] - cx[0]) + (py[i] - cy[0]) * (py[i] - cy[0])
+                c[i] = pw[i] * d2[i]
+                pot += c[i]
+                cum[i] = pot
+                m = max(m, d2[i])
+            row_max[rr] = m
         trials = 2 + int(np.log(k))
         ui = 1
         cand = np.empty(trials, dtype=np.int64)
@@ -803,7 +845,7 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
                 r[t] = u[ui + t] * pot
             ui += trials
             cand[:] = np.minimum(np.searchsorted(cum, r, side="right"), n - 1)
-            _potentials(px, py, pw, d2, cand, p)
+            _potentials(px, py, pw, d2, c, row_start[:n_rows + 1], row_max, cand, p)
             best_pot = np.inf
             best = 0
             for t in range(trials):
@@ -813,12 +855,17 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
             cx[ci] = px[best]
             cy[ci] = py[best]
             pot = 0.0
-            for i in range(n):
-                d = (px[i] - cx[ci]) * (px[i] - cx[ci]) + (py[i] - cy[ci]) * (py[i] - cy[ci])
-                if d < d2[i]:
-                    d2[i] = d
-                pot += pw[i] * d2[i]
-                cum[i] = pot
+            for rr in range(n_rows):
+                m = 0.0
+                for i in range(row_start[rr], row_start[rr + 1]):
+                    d = (px[i] - cx[ci]) * (px[i] - cx[ci]) + (py[i] - cy[ci]) * (py[i] - cy[ci])
+                    if d < d2[i]:
+                        d2[i] = d
+                    c[i] = pw[i] * d2[i]
+                    pot += c[i]
+                    cum[i] = pot
+                    m = max(m, d2[i])
+                row_max[rr] = m
         # Lloyd, skipping the points whose centre cannot change (Hamerly's bounds, kept with a margin
         # far above rounding: a point is rescanned, exactly as a plain Lloyd step would, unless its
         # centre is nearer than any other by more than the margin)
