@@ -1110,3 +1110,86 @@ def gather_nodes(ij, rows):
         out[0, s] -= lo0
         out[1, s] -= lo1
     return out
+
+
+@njit(cache=True, nogil=True)
+def label_sums(labels, n_labels, w, pt, x, y):
+    """Per label: ``Σ w``, ``Σ pt``, points, ``Σ w·x``, ``Σ w·y``, in point order (as :func:`numpy.bincount`)."""
+    sw = np.zeros(n_labels)
+    spt = np.zeros(n_labels)
+    cnt = np.zeros(n_labels, dtype=np.int64)
+    sx = np.zeros(n_labels)
+    sy = np.zeros(n_labels)
+    for i in range(labels.shape[0]):
+        q = labels[i]
+        sw[q] += w[i]
+        spt[q] += pt[i]
+        cnt[q] += 1
+        sx[q] += w[i] * x[i]
+        sy[q] += w[i] * y[i]
+    return sw, spt, cnt, sx, sy
+
+
+@njit(cache=True, nogil=True)
+def first_and_sums(codes, n_codes, w):
+    """Per code: its first position and ``Σ w`` in order (as :func:`numpy.bincount`)."""
+    first = np.full(n_codes, -1, dtype=np.int64)
+    s = np.zeros(n_codes)
+    for i in range(codes.shape[0]):
+        q = codes[i]
+        if first[q] < 0:
+            first[q] = i
+        s[q] += w[i]
+    return first, s
+
+
+@njit(cache=True, nogil=True)
+def uncovered_rows(t, threshold, side, g):
+    """Rows with ``side``, people (``g > 0``) and a time above ``threshold`` (a missing time: never reached)."""
+    out = np.empty(t.shape[0], dtype=np.int64)
+    m = 0
+    for i in range(t.shape[0]):
+        ti = t[i]
+        if np.isnan(ti):
+            ti = np.inf
+        if side[i] and ti > threshold and g[i] > 0:
+            out[m] = i
+            m += 1
+    return out[:m].copy()
+
+
+@njit(cache=True, nogil=True)
+def cluster_unit_pairs(lab, kept, unit, rows, w):
+    """The (cluster, unit) pairs of the points of kept clusters, in order of their first point.
+
+    Point ``i`` is in cluster ``lab[i]`` (skipped unless ``kept[lab[i]]``) and unit ``unit[rows[i]]``.
+    Returns per pair its cluster, unit, first point's row (``rows[i]``) and ``Σ w`` in point order
+    (as :func:`numpy.bincount` of the :func:`pandas.factorize` codes adds them). A cluster's pairs
+    are a linked list searched from its latest pair (neighbouring cells mostly share a unit).
+    """
+    n = lab.shape[0]
+    head = np.full(kept.shape[0], -1, dtype=np.int64)
+    nxt = np.empty(n, dtype=np.int64)
+    pl = np.empty(n, dtype=np.int64)
+    pu = np.empty(n, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    pw = np.zeros(n)
+    m = 0
+    for i in range(n):
+        c = lab[i]
+        if not kept[c]:
+            continue
+        u = unit[rows[i]]
+        p = head[c]
+        while p >= 0 and pu[p] != u:
+            p = nxt[p]
+        if p < 0:
+            p = m
+            m += 1
+            pl[p] = c
+            pu[p] = u
+            first[p] = rows[i]
+            nxt[p] = head[c]
+            head[c] = p
+        pw[p] += w[i]
+    return pl[:m].copy(), pu[:m].copy(), first[:m].copy(), pw[:m].copy()

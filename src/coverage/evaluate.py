@@ -175,6 +175,12 @@ def applies_mask(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
 
 
 def _times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
+    t = _raw_times(cells, rule)
+    return np.where(np.isnan(t), np.inf, t)
+
+
+def _raw_times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
+    """``t_<id>`` as floats (``NaN``: not reached); an :class:`InputError` when the column is missing."""
     col = rule.column
     if col not in cells.columns:
         raise InputError(
@@ -183,8 +189,7 @@ def _times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
             "one per circle rule",
             field=col,
         )
-    t = pd.to_numeric(cells[col], errors="coerce").to_numpy(dtype=float)
-    return np.where(np.isnan(t), np.inf, t)
+    return pd.to_numeric(cells[col], errors="coerce").to_numpy(dtype=float)
 
 
 def covered_mask(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
@@ -1006,6 +1011,8 @@ class ClusterCells:
         self._units: tuple[np.ndarray, np.ndarray] | None = None
         self._spacing: dict[float, float] = {}
         self._nodes: tuple[_Nodes | None] | None = None
+        self._xy_cols: np.ndarray | None = None
+        self._villages: dict[tuple[int, str], tuple[gpd.GeoDataFrame, tuple[Any, ...]]] = {}
         self._lock = threading.RLock()
 
     def xy(self) -> np.ndarray:
@@ -1019,6 +1026,25 @@ class ClusterCells:
                     _need(cells, ["x", "y"], "需求格网 demand cells ")
                     self._xy = cells[["x", "y"]].to_numpy(float)
             return self._xy
+
+    def xy_of(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), 2)`` coordinates of the cells ``rows``, each column contiguous."""
+        with self._lock:
+            if self._xy_cols is None:
+                self._xy_cols = np.ascontiguousarray(self.xy().T)
+            cols = self._xy_cols
+        out = np.empty((2, len(rows)))
+        np.take(cols[0], rows, out=out[0])
+        np.take(cols[1], rows, out=out[1])
+        return out.T
+
+    def village_table(self, villages: gpd.GeoDataFrame, crs: Any) -> tuple[Any, ...]:
+        """The villages as arrays for naming clusters (:func:`_village_table`), read once."""
+        with self._lock:
+            key = (id(villages), str(crs))
+            if key not in self._villages:
+                self._villages[key] = (villages, _village_table(villages, crs))  # villages kept: id stays theirs
+            return self._villages[key][1]
 
     def group(self, group: str) -> np.ndarray:
         """People of ``group`` per cell (0 where missing or not positive)."""
@@ -1130,12 +1156,11 @@ def uncovered_clusters(  # noqa: PLR0913 - keyword options of one documented cal
     elif shared.cells is not cells:
         raise ValueError("shared must be built on the same cells")
     g = shared.group(rule.group)
-    t = _times(cells, rule)
-    mask = shared.side(rule.applies_to) & (t > rule.threshold) & (g > 0)
-    idx = np.flatnonzero(mask)
+    idx = _kernels.uncovered_rows(np.ascontiguousarray(_raw_times(cells, rule)), float(rule.threshold),
+                                  shared.side(rule.applies_to), g)
     if len(idx) == 0:
         return _no_clusters(crs)
-    xy = shared.xy()[idx]
+    xy = shared.xy_of(idx)
     w = g[idx]
     pt = shared.group("pop")[idx] if "pop" in cells.columns else w
     labels = _link_labels(xy, cluster_m, shared.nodes(idx))
@@ -1147,19 +1172,20 @@ def uncovered_clusters(  # noqa: PLR0913 - keyword options of one documented cal
     # of the group; the lowest code on a tie) and that unit's name as first met in the cluster
     used = np.bincount(labels) > 0
     lab = (np.cumsum(used) - 1)[labels]  # labels numbered 0.. in their order (np.unique's inverse)
-    popc = np.bincount(lab, weights=w)
-    keep = np.flatnonzero(popc >= min_people)
+    sums = _kernels.label_sums(lab, int(used.sum()), w, np.ascontiguousarray(pt, dtype=float), xy[:, 0], xy[:, 1])
+    keep = np.flatnonzero(sums[0] >= min_people)
     if not len(keep):
         return _no_clusters(crs)
-    units = _main_units(cells, shared, idx, lab, w, popc >= min_people)
-    df = _cluster_table(rule, lab, keep, w, pt, xy, units)
+    units = _main_units(cells, shared, idx, lab, w, sums[0] >= min_people)
+    df = _cluster_table(rule, keep, sums, units)
     geom = gpd.GeoSeries(gpd.points_from_xy(df["x"].to_numpy(), df["y"].to_numpy()), crs=crs)
     if crs is not None:
         ll = geom.to_crs(4326)
         df["lon"], df["lat"] = ll.x.to_numpy(), ll.y.to_numpy()
     else:
         df["lon"], df["lat"] = np.nan, np.nan
-    df["village"], df["village_code"], df["village_dist_m"] = _nearest_villages(df, villages, crs, village_max_m)
+    vt = shared.village_table(villages, crs) if villages is not None and len(villages) else None
+    df["village"], df["village_code"], df["village_dist_m"] = _nearest_villages(df, vt, village_max_m)
     return gpd.GeoDataFrame(df[_CLUSTER_COLUMNS], geometry=geom.values, crs=crs)
 
 
@@ -1167,18 +1193,17 @@ def _no_clusters(crs: Any) -> gpd.GeoDataFrame:
     return gpd.GeoDataFrame({c: [] for c in _CLUSTER_COLUMNS}, geometry=[], crs=crs)
 
 
-def _cluster_table(rule: AnyCircle, lab: np.ndarray, keep: np.ndarray, w: np.ndarray, pt: np.ndarray,
-                   xy: np.ndarray, units: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+def _cluster_table(rule: AnyCircle, keep: np.ndarray, sums: tuple[np.ndarray, ...],
+                   units: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """One row per kept cluster, largest first, then by ``x``, then by ``y`` (a stable sort), numbered from 1.
 
-    ``lab``: the cluster of each uncovered cell; ``keep``: the kept clusters; ``w``, ``pt``:
-    people of the group and all people per cell; ``units``: main unit code and name per kept cluster.
+    ``keep``: the kept clusters; ``sums``: per cluster people of the group, all people, cells and
+    the group's ``Σ w·x``, ``Σ w·y`` (:func:`coverage._kernels.label_sums`); ``units``: main unit
+    code and name per kept cluster.
     """
-    popc = np.bincount(lab, weights=w)
-    ptc = np.bincount(lab, weights=pt)
-    nc = np.bincount(lab)
-    cx = np.bincount(lab, weights=w * xy[:, 0])[keep] / popc[keep]
-    cy = np.bincount(lab, weights=w * xy[:, 1])[keep] / popc[keep]
+    popc, ptc, nc, sx, sy = sums
+    cx = sx[keep] / popc[keep]
+    cy = sy[keep] / popc[keep]
     code, name = units
     order = np.lexsort((cy, cx, -popc[keep]))
     k = keep[order]
@@ -1191,35 +1216,43 @@ def _cluster_table(rule: AnyCircle, lab: np.ndarray, keep: np.ndarray, w: np.nda
     return df
 
 
-def _nearest_villages(df: pd.DataFrame, villages: gpd.GeoDataFrame | None, crs: Any,
-                      village_max_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Name, code and distance of each cluster's nearest village within ``village_max_m``.
-
-    Only villages of the cluster's unit when the villages carry ``unit_code``; ``""``, ``""``,
-    ``NaN`` where none.
-    """
-    n = len(df)
-    vil = np.full(n, "", dtype=object)
-    vcd = np.full(n, "", dtype=object)
-    vdist = np.full(n, np.nan)
-    if villages is None or not len(villages):
-        return vil, vcd, vdist
+def _village_table(villages: gpd.GeoDataFrame, crs: Any) -> tuple[Any, ...]:
+    """Villages as arrays for :func:`_nearest_villages`: points, names, codes and rows per unit."""
     v = _to_crs(villages, crs).reset_index(drop=True)
     vp = v.geometry.representative_point()
     vxy = np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()])
     vname = v["name"].astype(str).to_numpy()
     vcode = v["code"].astype(str).to_numpy() if "code" in v else np.full(len(v), "")
+    if "unit_code" not in v:
+        return vxy, vname, vcode, None, None, None
+    vu, vinv = np.unique(v["unit_code"].astype(str).to_numpy(), return_inverse=True)
+    vorder = np.argsort(vinv, kind="stable")
+    vstart = np.searchsorted(vinv[vorder], np.arange(len(vu) + 1))
+    return vxy, vname, vcode, vu, vorder, vstart
+
+
+def _nearest_villages(df: pd.DataFrame, table: tuple[Any, ...] | None,
+                      village_max_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Name, code and distance of each cluster's nearest village within ``village_max_m``.
+
+    ``table``: the villages (:func:`_village_table`, ``None``: none). Only villages of the
+    cluster's unit when the villages carry ``unit_code``; ``""``, ``""``, ``NaN`` where none.
+    """
+    n = len(df)
+    vil = np.full(n, "", dtype=object)
+    vcd = np.full(n, "", dtype=object)
+    vdist = np.full(n, np.nan)
+    if table is None:
+        return vil, vcd, vdist
+    vxy, vname, vcode, vu, vorder, vstart = table
     x, y = df["x"].to_numpy(), df["y"].to_numpy()
-    if "unit_code" in v:  # only villages of the cluster's own unit (街道 often have none)
-        vu, vinv = np.unique(v["unit_code"].astype(str).to_numpy(), return_inverse=True)
+    if vu is not None:  # only villages of the cluster's own unit (街道 often have none)
         cu = df["unit_code"].astype(str).to_numpy()
         pos = np.minimum(np.searchsorted(vu, cu), max(len(vu) - 1, 0))
         ok = vu[pos] == cu
-        vorder = np.argsort(vinv, kind="stable")
-        vstart = np.searchsorted(vinv[vorder], np.arange(len(vu) + 1))
         groups = [(np.flatnonzero(ok & (pos == u)), vorder[vstart[u]:vstart[u + 1]]) for u in np.unique(pos[ok])]
     else:
-        groups = [(np.arange(n), np.arange(len(v)))]
+        groups = [(np.arange(n), np.arange(len(vxy)))]
     for rows_all, cand in groups:
         step = max(1, 1_000_000 // max(len(cand), 1))  # distance blocks of about a million
         for s0 in range(0, len(rows_all), step):
@@ -1281,21 +1314,14 @@ def _main_units(cells: pd.DataFrame, shared: ClusterCells, idx: np.ndarray, lab:
     clusters, ``kept``: per cluster whether kept). The units of the cells come from ``shared``,
     read once for all the rules.
     """
-    sub = np.flatnonzero(kept[lab])
     uall, ucodes = shared.units()
-    nu = len(ucodes)
-    key = lab[sub] * nu + uall[idx[sub]]
-    f, pairs = pd.factorize(key)  # (cluster, unit) pairs in order of their first cell
-    seen = np.maximum.accumulate(f)
-    first = np.flatnonzero(np.r_[True, f[1:] > seen[:-1]])  # first cell of each pair (codes rise by 1)
-    pw = np.bincount(f, weights=w[sub])
-    pairs = np.asarray(pairs)
-    pl, pu = pairs // nu, pairs % nu
+    # (cluster, unit) pairs in order of their first cell: clusters, units, first cells, people
+    pl, pu, first, pw = _kernels.cluster_unit_pairs(lab, kept, uall, idx, np.ascontiguousarray(w, dtype=float))
     o = np.lexsort((pu, -pw, pl))
     o = o[np.r_[True, pl[o][1:] != pl[o][:-1]]]  # the best pair of each cluster
     code = ucodes[pu[o]]
     if "unit_name" in cells.columns:
-        nm = cells["unit_name"].iloc[idx[sub[first[o]]]].astype("string").fillna(UNASSIGNED_NAME)
+        nm = cells["unit_name"].iloc[first[o]].astype("string").fillna(UNASSIGNED_NAME)
         nm = nm.to_numpy(dtype=object)
     else:
         nm = code
