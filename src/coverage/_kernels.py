@@ -1020,24 +1020,25 @@ def link_keys(sk, deltas, order):
     ``sk``: the points' keys sorted strictly increasing (``sk[s]`` is point ``order[s]``'s key;
     ``order`` empty: the points' own order);
     ``deltas``: positive key differences of linked points (grid offsets folded into keys). Each
-    delta is one merge-like pass over the sorted keys (union-find); the components are numbered
+    delta has a pointer moving forward over the sorted keys, all in one pass (union-find); the
+    components are numbered
     0, 1, … in the order of each one's first point (``0 … n - 1``), as
     :func:`scipy.sparse.csgraph.connected_components` numbers them.
     """
     n = sk.shape[0]
     parent = np.arange(n)
-    for t in range(deltas.shape[0]):
-        d = deltas[t]
-        q = 0
-        for p in range(n):
-            want = sk[p] + d
-            while q < n and sk[q] < want:
-                q += 1
-            if q == n:
-                break
-            if sk[q] == want:
+    nd = deltas.shape[0]
+    q = np.zeros(nd, dtype=np.int64)  # per delta: the first key at or after sk[p] + delta
+    for p in range(n):
+        for t in range(nd):
+            want = sk[p] + deltas[t]
+            j = q[t]
+            while j < n and sk[j] < want:
+                j += 1
+            q[t] = j
+            if j < n and sk[j] == want:
                 a = _root(parent, p)
-                b = _root(parent, q)
+                b = _root(parent, j)
                 if a != b:
                     if a < b:
                         parent[b] = a

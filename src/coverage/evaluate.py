@@ -189,7 +189,10 @@ def _raw_times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
             "one per circle rule",
             field=col,
         )
-    return pd.to_numeric(cells[col], errors="coerce").to_numpy(dtype=float)
+    t = cells[col]
+    if t.dtype == np.float64:  # already numbers: as pd.to_numeric would leave them, without its checks
+        return t.to_numpy()
+    return pd.to_numeric(t, errors="coerce").to_numpy(dtype=float)
 
 
 def covered_mask(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
