@@ -21,7 +21,15 @@ is linear in the graph size; catchment output buffers grow by doubling.
   (one-way streets have one), O(n + m).
 * :func:`weighted_kmeans` — population-weighted k-means (k-means++ seeding, Lloyd) of many
   small point sets in one call: scikit-learn's per-fit overhead (validation, threads) was most of
-  the time of :func:`coverage.evaluate.uncovered_clusters` on a large county (848 fits).
+  the time of :func:`coverage.evaluate.uncovered_clusters` on a large county (848 fits). Its sums
+  run in the same order as the plain algorithm's (the same floats); the work skipped (draws by
+  bisection, rows of a raster far from a trial, Lloyd points whose centre cannot change) never
+  changes a label.
+* :func:`link_keys`, :func:`raster_keys`, :func:`gather_nodes`, :func:`first_seen`,
+  :func:`label_reach`, :func:`rows_of_labels`, :func:`label_sums`, :func:`first_and_sums`,
+  :func:`cluster_unit_pairs`, :func:`uncovered_rows` — the per-cell passes of
+  :func:`coverage.evaluate.uncovered_clusters` (linking on the grid, per-cluster sums in
+  ``numpy.bincount``'s order, main units), each one pass without pandas hashing.
 * :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a dense
   bucket grid of index points (nodes and midpoints of long-segment pieces) that skips buckets and
   points too far to matter and stops once no unseen segment can be nearer; it writes every array
