@@ -1152,6 +1152,11 @@ def uncovered_clusters(  # noqa: PLR0913 - keyword options of one documented cal
         One row per cluster, largest first: ``rule_id, service, cluster_id, population,
         pop_total, n_cells, unit_code, unit_name, village, village_code, village_dist_m, x, y, lon,
         lat, geometry`` (population-weighted centroid, CRS of the cells).
+
+    Raises
+    ------
+    ValueError
+        ``cell_xy`` not one ``(x, y)`` per cell, or ``shared`` built on other cells.
     """
     crs = getattr(cells, "crs", None)
     if shared is None:
