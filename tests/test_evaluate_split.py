@@ -301,3 +301,118 @@ def test_unassigned_cells_only_when_there_are_some():
                                                 geometry=[Point(500000, 3900000), Point(500100, 3900000)], crs=CRS),
                                PRESET.circle("clinic_urban_15min"), min_people=0)
     assert list(cl["unit_code"]) == ["B"] and list(cl["unit_name"]) == ["乙"]  # B has more people
+
+
+# --- compiled helpers of uncovered_clusters against plain references ----------------------------
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.integers(3, 14), st.integers(3, 14), st.integers(0, 2**31 - 1), st.integers(2, 12))
+def test_kernel_equals_plain_reference_on_raster_rows(nx, ny, seed, k):
+    """Cells in raster order (rows of one ``y``, north to south), as uncovered cells come: the rows
+    skipped by the seeding and the points skipped by the Lloyd bounds change no label."""
+    rng = np.random.default_rng(seed)
+    jj, ii = np.meshgrid(np.arange(ny)[::-1], np.arange(nx), indexing="ij")
+    keep = rng.random(jj.size) < 0.8
+    x = 465000.0 + 100.0 * ii.ravel()[keep]
+    y = 3900000.0 + 100.0 * jj.ravel()[keep]
+    if len(x) < 2:
+        return
+    w = rng.integers(1, 40, len(x)).astype(float)
+    k = min(k, len(x))
+    u = _uniforms(k)
+    got = _kernels.weighted_kmeans(x, y, w, np.array([0, len(x)]), np.array([k]), u, 30, 1e-3)
+    assert got.tolist() == reference_kmeans(x, y, w, k, u)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 4), st.integers(1, 9)), min_size=1, max_size=60),
+       st.data())
+def test_cluster_unit_pairs_equal_factorize(points, data):
+    """(cluster, unit) pairs in order of their first point, with their first row and people, as
+    pandas.factorize and numpy.bincount give them; points of clusters not kept are left out."""
+    lab = np.array([p[0] for p in points], dtype=np.int64)
+    unit = np.array([p[1] for p in points], dtype=np.int64)
+    w = np.array([p[2] for p in points], dtype=float) / 7.0
+    kept = np.array(data.draw(st.lists(st.booleans(), min_size=6, max_size=6)))
+    rows = np.arange(len(points), dtype=np.int64) * 3 + 1  # the points' rows among all the cells
+    unit_of_row = np.zeros(3 * len(points) + 1, dtype=np.int64)
+    unit_of_row[rows] = unit
+    pl, pu, first, pw = _kernels.cluster_unit_pairs(lab, kept, unit_of_row, rows, w)
+    sub = np.flatnonzero(kept[lab])
+    f, pairs = pd.factorize(lab[sub] * 10 + unit[sub])
+    assert pl.tolist() == (np.asarray(pairs) // 10).tolist()
+    assert pu.tolist() == (np.asarray(pairs) % 10).tolist()
+    assert first.tolist() == rows[sub][pd.Series(f).drop_duplicates().index.to_numpy()].tolist()
+    assert pw.tolist() == np.bincount(f, weights=w[sub]).tolist()
+
+
+def test_linking_on_nodes_of_all_cells_equals_kdtree():
+    """A subset linked on the grid nodes and raster keys of all the cells (as ClusterCells gives
+    them), in raster order or shuffled: the components of the KD-tree's pairs."""
+    from test_evaluate import _kdtree_labels
+
+    rng = np.random.default_rng(5)
+    for trial in range(30):
+        side = int(rng.integers(5, 60))
+        jj, ii = np.meshgrid(np.arange(side)[::-1], np.arange(side), indexing="ij")
+        xy_all = np.column_stack([465050.0 + 100.0 * ii.ravel(), 3929650.0 + 100.0 * jj.ravel()])
+        xy_all = xy_all[rng.random(len(xy_all)) < 0.9]
+        if trial % 3 == 2:
+            xy_all = xy_all[rng.permutation(len(xy_all))]  # not in raster order
+        shared = ev.ClusterCells(pd.DataFrame({"x": xy_all[:, 0], "y": xy_all[:, 1]}))
+        rows = np.flatnonzero(rng.random(len(xy_all)) < rng.uniform(0.1, 0.9))
+        if len(rows) < 2:
+            continue
+        for r in (150.0, 100.0, 50.0):
+            got = ev._link_labels(xy_all[rows], r, shared.nodes(rows))
+            assert (got == _kdtree_labels(xy_all[rows], r)).all(), (trial, r)
+
+
+def _plain_clusters(cells: pd.DataFrame, rule, min_people: float) -> pd.DataFrame:
+    """uncovered_clusters without splitting, from its docstring: loops and pandas groupbys."""
+    from test_evaluate import _kdtree_labels
+
+    t = pd.to_numeric(cells[rule.column]).fillna(np.inf)
+    sel = cells[(t > rule.threshold) & (cells["pop"] > 0)].reset_index(drop=True)
+    lab = _kdtree_labels(sel[["x", "y"]].to_numpy(), 150.0)
+    rows = []
+    for c in sorted(set(lab)):
+        part = sel[lab == c]
+        pop = part["pop"].sum()
+        if pop < min_people:
+            continue
+        by_unit = part.groupby("unit_code", sort=True)["pop"].sum()
+        best = by_unit[by_unit == by_unit.max()].index[0]  # the lowest code on a tie
+        name = part[part["unit_code"] == best]["unit_name"].iloc[0]
+        rows.append({"population": pop, "n_cells": len(part), "unit_code": best, "unit_name": name,
+                     "x": (part["pop"] * part["x"]).sum() / pop, "y": (part["pop"] * part["y"]).sum() / pop})
+    df = pd.DataFrame(rows, columns=["population", "n_cells", "unit_code", "unit_name", "x", "y"])
+    return df.sort_values(["population", "x", "y"], ascending=[False, True, True], kind="stable").reset_index(drop=True)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([0.0, 20.0, 60.0]))
+def test_clusters_equal_plain_reference(seed, min_people):
+    """Sums, main unit (most people, lowest code on a tie), its name as first met, order: as plain
+    loops over the clusters give them, with or without ClusterCells shared between rules."""
+    rng = np.random.default_rng(seed)
+    side = 14
+    jj, ii = np.meshgrid(np.arange(side)[::-1], np.arange(side), indexing="ij")
+    n = side * side
+    cells = pd.DataFrame({
+        "x": 500000.0 + 100.0 * ii.ravel(), "y": 3900000.0 + 100.0 * jj.ravel(),
+        "pop": rng.integers(0, 4, n).astype(float) * 5.0,
+        "t_clinic_urban_15min": np.where(rng.random(n) < 0.55, 40.0, 5.0), "urban": True,
+        "unit_code": rng.choice(["A", "B", "C"], n), "unit_name": rng.choice(["甲镇", "乙镇", "丙镇"], n),
+    })
+    rule = PRESET.circle("clinic_urban_15min")
+    want = _plain_clusters(cells, rule, min_people)
+    shared = ev.ClusterCells(cells)
+    for kw in ({}, {"shared": shared}, {"shared": shared}):
+        got = ev.uncovered_clusters(cells, rule, min_people=min_people, split_m=0, **kw)
+        assert len(got) == len(want)
+        pd.testing.assert_frame_equal(
+            pd.DataFrame(got)[["population", "n_cells", "unit_code", "unit_name", "x", "y"]].reset_index(drop=True),
+            want, check_dtype=False, rtol=1e-12)
+        assert got["cluster_id"].tolist() == list(range(1, len(got) + 1))

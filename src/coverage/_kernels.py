@@ -23,7 +23,15 @@ is linear in the graph size; catchment output buffers grow by doubling.
   (one-way streets have one), O(n + m).
 * :func:`weighted_kmeans` — population-weighted k-means (k-means++ seeding, Lloyd) of many
   small point sets in one call: scikit-learn's per-fit overhead (validation, threads) was most of
-  the time of :func:`coverage.evaluate.uncovered_clusters` on a large county (848 fits).
+  the time of :func:`coverage.evaluate.uncovered_clusters` on a large county (848 fits). Its sums
+  run in the same order as the plain algorithm's (the same floats); the work skipped (draws by
+  bisection, rows of a raster far from a trial, Lloyd points whose centre cannot change) never
+  changes a label.
+* :func:`link_keys`, :func:`raster_keys`, :func:`gather_nodes`, :func:`first_seen`,
+  :func:`label_reach`, :func:`rows_of_labels`, :func:`label_sums`, :func:`first_and_sums`,
+  :func:`cluster_unit_pairs`, :func:`uncovered_rows` — the per-cell passes of
+  :func:`coverage.evaluate.uncovered_clusters` (linking on the grid, per-cluster sums in
+  ``numpy.bincount``'s order, main units), each one pass without pandas hashing.
 * :func:`snap_segments` — the exact nearest segment of each point, by a ring search over a dense
   bucket grid of index points (nodes and midpoints of long-segment pieces) that skips buckets and
   points too far to matter and stops once no unseen segment can be nearer; it writes every array
@@ -873,6 +881,88 @@ def _first_above(c, r):
     return c.shape[0] - 1
 
 
+#: Margin of the k-means bounds (relative, and metres): far above the rounding of the bounds.
+_MARGIN_REL, _MARGIN_ABS = 1e-9, 1e-6
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _scan(x, y, cx, cy, k):
+    """Nearest centre of a point (the lowest on a tie): squared distance, centre, next squared distance."""
+    bd = np.inf
+    bq = 0
+    sd = np.inf
+    for q in range(k):
+        d = (x - cx[q]) * (x - cx[q]) + (y - cy[q]) * (y - cy[q])
+        if d < bd:
+            sd = bd
+            bd = d
+            bq = q
+        elif d < sd:
+            sd = d
+    return bd, bq, sd
+
+
+@njit(cache=True, nogil=True)
+def _potentials(px, py, pw, d2, c, row_start, row_max, cand, p):
+    """``p[t] = Σ_i pw[i] · min(d2[i], |i - cand[t]|²)``, up to eight trials per pass over the points.
+
+    Each sum runs in point order, as one trial at a time would: the same floats, but several
+    independent additions in flight instead of one. In a row (points ``row_start[r]`` … with one
+    ``y``) farther from a candidate in ``y`` alone than ``√row_max[r]`` (the row's largest ``d2``),
+    every term is ``c[i] = pw[i] · d2[i]`` exactly, so the candidate's distances are not computed.
+    """
+    m = cand.shape[0]
+    for t0 in range(0, m, 8):
+        cc = np.empty(8, dtype=np.int64)
+        for t in range(8):
+            cc[t] = cand[min(t0 + t, m - 1)]
+        x0, y0, x1, y1 = px[cc[0]], py[cc[0]], px[cc[1]], py[cc[1]]
+        x2, y2, x3, y3 = px[cc[2]], py[cc[2]], px[cc[3]], py[cc[3]]
+        x4, y4, x5, y5 = px[cc[4]], py[cc[4]], px[cc[5]], py[cc[5]]
+        x6, y6, x7, y7 = px[cc[6]], py[cc[6]], px[cc[7]], py[cc[7]]
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        for rr in range(row_start.shape[0] - 1):
+            i0, i1 = row_start[rr], row_start[rr + 1]
+            yr, mx = py[i0], row_max[rr]
+            # far: (y - y_t)² >= every d2 of the row, so min(d2, dx² + dy²) is d2
+            f0 = (yr - y0) * (yr - y0) >= mx
+            f1 = (yr - y1) * (yr - y1) >= mx
+            f2 = (yr - y2) * (yr - y2) >= mx
+            f3 = (yr - y3) * (yr - y3) >= mx
+            f4 = (yr - y4) * (yr - y4) >= mx
+            f5 = (yr - y5) * (yr - y5) >= mx
+            f6 = (yr - y6) * (yr - y6) >= mx
+            f7 = (yr - y7) * (yr - y7) >= mx
+            if f0 and f1 and f2 and f3 and f4 and f5 and f6 and f7:
+                for i in range(i0, i1):
+                    ci = c[i]
+                    s0 += ci
+                    s1 += ci
+                    s2 += ci
+                    s3 += ci
+                    s4 += ci
+                    s5 += ci
+                    s6 += ci
+                    s7 += ci
+                continue
+            for i in range(i0, i1):
+                xi = px[i]
+                yi = py[i]
+                di = d2[i]
+                wi = pw[i]
+                ci = c[i]
+                s0 += ci if f0 else wi * min(di, (xi - x0) * (xi - x0) + (yi - y0) * (yi - y0))
+                s1 += ci if f1 else wi * min(di, (xi - x1) * (xi - x1) + (yi - y1) * (yi - y1))
+                s2 += ci if f2 else wi * min(di, (xi - x2) * (xi - x2) + (yi - y2) * (yi - y2))
+                s3 += ci if f3 else wi * min(di, (xi - x3) * (xi - x3) + (yi - y3) * (yi - y3))
+                s4 += ci if f4 else wi * min(di, (xi - x4) * (xi - x4) + (yi - y4) * (yi - y4))
+                s5 += ci if f5 else wi * min(di, (xi - x5) * (xi - x5) + (yi - y5) * (yi - y5))
+                s6 += ci if f6 else wi * min(di, (xi - x6) * (xi - x6) + (yi - y6) * (yi - y6))
+                s7 += ci if f7 else wi * min(di, (xi - x7) * (xi - x7) + (yi - y7) * (yi - y7))
+        sums = (s0, s1, s2, s3, s4, s5, s6, s7)
+        for t in range(min(8, m - t0)):
+            p[t0 + t] = sums[t]
+
 @njit(cache=True, nogil=True)
 def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
     """Population-weighted k-means of many small point sets at once (k-means++ seeding, Lloyd).
@@ -927,48 +1017,76 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
         cx[0] = px[j]
         cy[0] = py[j]
         d2 = np.empty(n)
-        c = np.empty(n)
-        pot = 0.0
+        c = np.empty(n)  # w·d²
+        cum = np.empty(n)  # running sums of w·d², as _first_above adds them: draws by bisection
+        # rows: runs of points with the same y (a raster's rows), with their largest d²
+        row_start = np.empty(n + 1, dtype=np.int64)
+        n_rows = 0
         for i in range(n):
-            d2[i] = (px[i] - cx[0]) * (px[i] - cx[0]) + (py[i] - cy[0]) * (py[i] - cy[0])
-            c[i] = pw[i] * d2[i]
-            pot += c[i]
+            if i == 0 or py[i] != py[i - 1]:
+                row_start[n_rows] = i
+                n_rows += 1
+        row_start[n_rows] = n
+        row_max = np.empty(n_rows)
+        pot = 0.0
+        for rr in range(n_rows):
+            m = 0.0
+            for i in range(row_start[rr], row_start[rr + 1]):
+                d2[i] = (px[i] - cx[0]) * (px[i] - cx[0]) + (py[i] - cy[0]) * (py[i] - cy[0])
+                c[i] = pw[i] * d2[i]
+                pot += c[i]
+                cum[i] = pot
+                m = max(m, d2[i])
+            row_max[rr] = m
         trials = 2 + int(np.log(k))
         ui = 1
+        cand = np.empty(trials, dtype=np.int64)
+        r = np.empty(trials)
+        p = np.empty(trials)
         for ci in range(1, k):
+            # the trials' draws by bisection of the running sums and their potentials in one pass
+            # (independent sums, each in point order: the same floats as one trial at a time)
+            for t in range(trials):
+                r[t] = u[ui + t] * pot
+            ui += trials
+            cand[:] = np.minimum(np.searchsorted(cum, r, side="right"), n - 1)
+            _potentials(px, py, pw, d2, c, row_start[:n_rows + 1], row_max, cand, p)
             best_pot = np.inf
             best = 0
-            for _t in range(trials):
-                cand = _first_above(c, u[ui] * pot)
-                ui += 1
-                p = 0.0
-                for i in range(n):
-                    d = (px[i] - px[cand]) * (px[i] - px[cand]) + (py[i] - py[cand]) * (py[i] - py[cand])
-                    p += pw[i] * min(d2[i], d)
-                if p < best_pot:
-                    best_pot = p
-                    best = cand
+            for t in range(trials):
+                if p[t] < best_pot:
+                    best_pot = p[t]
+                    best = cand[t]
             cx[ci] = px[best]
             cy[ci] = py[best]
             pot = 0.0
-            for i in range(n):
-                d = (px[i] - cx[ci]) * (px[i] - cx[ci]) + (py[i] - cy[ci]) * (py[i] - cy[ci])
-                if d < d2[i]:
-                    d2[i] = d
-                c[i] = pw[i] * d2[i]
-                pot += c[i]
-        # Lloyd
+            for rr in range(n_rows):
+                m = 0.0
+                for i in range(row_start[rr], row_start[rr + 1]):
+                    d = (px[i] - cx[ci]) * (px[i] - cx[ci]) + (py[i] - cy[ci]) * (py[i] - cy[ci])
+                    if d < d2[i]:
+                        d2[i] = d
+                    c[i] = pw[i] * d2[i]
+                    pot += c[i]
+                    cum[i] = pot
+                    m = max(m, d2[i])
+                row_max[rr] = m
+        # Lloyd, skipping the points whose centre cannot change (Hamerly's bounds, kept with a margin
+        # far above rounding: a point is rescanned, exactly as a plain Lloyd step would, unless its
+        # centre is nearer than any other by more than the margin)
         lab = np.zeros(n, dtype=np.int64)
+        ub = np.empty(n)  # upper bound of the distance to the point's centre
+        lb = np.empty(n)  # lower bound of the distance to any other centre
         for i in range(n):
-            bd = np.inf
-            for q in range(k):
-                d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
-                if d < bd:
-                    bd = d
-                    lab[i] = q
+            bd, bq, sd = _scan(px[i], py[i], cx, cy, k)
+            lab[i] = bq
+            ub[i] = np.sqrt(bd)
+            lb[i] = np.sqrt(sd)
         sw = np.empty(k)
         sx = np.empty(k)
         sy = np.empty(k)
+        moved = np.empty(k)
+        half = np.empty(k)
         for _it in range(max_iter):
             sw[:] = 0.0
             sx[:] = 0.0
@@ -980,21 +1098,45 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
                 sy[q] += pw[i] * py[i]
             shift = 0.0
             for q in range(k):
+                moved[q] = 0.0
                 if sw[q] > 0:
                     nx = sx[q] / sw[q]
                     ny = sy[q] / sw[q]
                     shift += (nx - cx[q]) * (nx - cx[q]) + (ny - cy[q]) * (ny - cy[q])
+                    moved[q] = np.sqrt((nx - cx[q]) * (nx - cx[q]) + (ny - cy[q]) * (ny - cy[q]))
                     cx[q] = nx
                     cy[q] = ny
+            m1 = -1.0
+            m2 = -1.0
+            qm = 0
+            for q in range(k):
+                if moved[q] > m1:
+                    m2 = m1
+                    m1 = moved[q]
+                    qm = q
+                elif moved[q] > m2:
+                    m2 = moved[q]
+            for q in range(k):
+                h = np.inf
+                for q2 in range(k):
+                    if q2 != q:
+                        h = min(h, (cx[q] - cx[q2]) * (cx[q] - cx[q2]) + (cy[q] - cy[q2]) * (cy[q] - cy[q2]))
+                half[q] = 0.5 * np.sqrt(h)
             changed = False
             for i in range(n):
-                bd = np.inf
-                bq = 0
-                for q in range(k):
-                    d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
-                    if d < bd:
-                        bd = d
-                        bq = q
+                q = lab[i]
+                ub[i] += moved[q]
+                lb[i] -= m2 if q == qm else m1
+                bound = max(half[q], lb[i])
+                if ub[i] + _MARGIN_REL * (ub[i] + bound) + _MARGIN_ABS < bound:
+                    continue
+                d = (px[i] - cx[q]) * (px[i] - cx[q]) + (py[i] - cy[q]) * (py[i] - cy[q])
+                ub[i] = np.sqrt(d)
+                if ub[i] + _MARGIN_REL * (ub[i] + bound) + _MARGIN_ABS < bound:
+                    continue
+                bd, bq, sd = _scan(px[i], py[i], cx, cy, k)
+                ub[i] = np.sqrt(bd)
+                lb[i] = np.sqrt(sd)
                 if bq != lab[i]:
                     lab[i] = bq
                     changed = True
@@ -1002,3 +1144,258 @@ def weighted_kmeans(x, y, w, ptr, ks, u, max_iter, tol):
                 break
         labels[a:b] = lab
     return labels
+
+
+@njit(cache=True, nogil=True)
+def first_seen(values, n_values):
+    """``values`` (ints in ``0 … n_values - 1``) renumbered 0, 1, … in the order of their first occurrence.
+
+    The codes of :func:`pandas.factorize`, without hashing.
+    """
+    code = np.full(n_values, -1, dtype=np.int64)
+    out = np.empty(values.shape[0], dtype=np.int64)
+    nxt = 0
+    for i in range(values.shape[0]):
+        v = values[i]
+        if code[v] < 0:
+            code[v] = nxt
+            nxt += 1
+        out[i] = code[v]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def label_reach(labels, x, y, w, n_labels):
+    """Per label: points, weight, weighted centre and the farthest point's distance from it.
+
+    The sums run in point order, as :func:`numpy.bincount` adds them (the same floats).
+    """
+    size = np.zeros(n_labels, dtype=np.int64)
+    sw = np.zeros(n_labels)
+    sx = np.zeros(n_labels)
+    sy = np.zeros(n_labels)
+    for i in range(labels.shape[0]):
+        q = labels[i]
+        size[q] += 1
+        sw[q] += w[i]
+        sx[q] += w[i] * x[i]
+        sy[q] += w[i] * y[i]
+    cx = sx / sw
+    cy = sy / sw
+    reach = np.zeros(n_labels)
+    for i in range(labels.shape[0]):
+        q = labels[i]
+        dx = x[i] - cx[q]
+        dy = y[i] - cy[q]
+        d = np.sqrt(dx * dx + dy * dy)
+        if d > reach[q]:
+            reach[q] = d
+    return size, sw, cx, cy, reach
+
+
+@njit(cache=True, nogil=True)
+def rows_of_labels(labels, rank, ptr):
+    """The points of the chosen labels, label by label, each label's points in their order.
+
+    ``rank[label]``: the label's place, -1 if not chosen; ``ptr``: offsets of the places (a stable
+    counting sort).
+    """
+    out = np.empty(ptr[-1], dtype=np.int64)
+    fill = ptr[:-1].copy()
+    for i in range(labels.shape[0]):
+        r = rank[labels[i]]
+        if r >= 0:
+            out[fill[r]] = i
+            fill[r] += 1
+    return out
+
+
+@njit(cache=True, inline="always")
+def _root(parent, i):
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@njit(cache=True, nogil=True)
+def link_keys(sk, deltas, order):
+    """Components of points linked when their keys differ by one of ``deltas``, numbered by first point.
+
+    ``sk``: the points' keys sorted strictly increasing (``sk[s]`` is point ``order[s]``'s key;
+    ``order`` empty: the points' own order);
+    ``deltas``: positive key differences of linked points (grid offsets folded into keys). Each
+    delta has a pointer moving forward over the sorted keys, all in one pass (union-find); the
+    components are numbered
+    0, 1, … in the order of each one's first point (``0 … n - 1``), as
+    :func:`scipy.sparse.csgraph.connected_components` numbers them.
+    """
+    n = sk.shape[0]
+    parent = np.arange(n)
+    nd = deltas.shape[0]
+    q = np.zeros(nd, dtype=np.int64)  # per delta: the first key at or after sk[p] + delta
+    for p in range(n):
+        for t in range(nd):
+            want = sk[p] + deltas[t]
+            j = q[t]
+            while j < n and sk[j] < want:
+                j += 1
+            q[t] = j
+            if j < n and sk[j] == want:
+                a = _root(parent, p)
+                b = _root(parent, j)
+                if a != b:
+                    if a < b:
+                        parent[b] = a
+                    else:
+                        parent[a] = b
+    identity = order.shape[0] == 0
+    pos = np.empty(0 if identity else n, dtype=np.int64)
+    if not identity:
+        for s in range(n):
+            pos[order[s]] = s
+    code = np.full(n, -1, dtype=np.int64)
+    out = np.empty(n, dtype=np.int64)
+    nxt = 0
+    for i in range(n):
+        r = _root(parent, i if identity else pos[i])
+        if code[r] < 0:
+            code[r] = nxt
+            nxt += 1
+        out[i] = code[r]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def raster_keys(i, j, pad):
+    """Keys of grid nodes ``(i, j)`` (from 0) in raster order, and whether they strictly increase.
+
+    Rows from the largest ``j`` down, ``i`` rising in a row, ``pad`` spare columns each side.
+
+    Returns
+    -------
+    key : ndarray of int64
+        ``(max(j) - j) · width + i + pad`` with ``width = max(i) + 2 · pad + 1``.
+    width : int
+    increasing : bool
+        Whether the keys strictly increase in the points' order (cells read from a raster do).
+    """
+    n = i.shape[0]
+    imax = 0
+    jmax = 0
+    for s in range(n):
+        imax = max(imax, i[s])
+        jmax = max(jmax, j[s])
+    width = imax + 2 * pad + 1
+    key = np.empty(n, dtype=np.int64)
+    increasing = True
+    for s in range(n):
+        key[s] = (jmax - j[s]) * width + i[s] + pad
+        if s > 0 and key[s] <= key[s - 1]:
+            increasing = False
+    return key, width, increasing
+
+
+@njit(cache=True, nogil=True)
+def gather_nodes(ij, rows):
+    """Columns ``rows`` of the ``(2, n)`` grid nodes ``ij``, shifted to start at 0 on both axes."""
+    m = rows.shape[0]
+    out = np.empty((2, m), dtype=np.int64)
+    if m == 0:
+        return out
+    lo0 = ij[0, rows[0]]
+    lo1 = ij[1, rows[0]]
+    for s in range(m):
+        a = ij[0, rows[s]]
+        b = ij[1, rows[s]]
+        out[0, s] = a
+        out[1, s] = b
+        lo0 = min(lo0, a)
+        lo1 = min(lo1, b)
+    for s in range(m):
+        out[0, s] -= lo0
+        out[1, s] -= lo1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def label_sums(labels, n_labels, w, pt, x, y):
+    """Per label: ``Σ w``, ``Σ pt``, points, ``Σ w·x``, ``Σ w·y``, in point order (as :func:`numpy.bincount`)."""
+    sw = np.zeros(n_labels)
+    spt = np.zeros(n_labels)
+    cnt = np.zeros(n_labels, dtype=np.int64)
+    sx = np.zeros(n_labels)
+    sy = np.zeros(n_labels)
+    for i in range(labels.shape[0]):
+        q = labels[i]
+        sw[q] += w[i]
+        spt[q] += pt[i]
+        cnt[q] += 1
+        sx[q] += w[i] * x[i]
+        sy[q] += w[i] * y[i]
+    return sw, spt, cnt, sx, sy
+
+
+@njit(cache=True, nogil=True)
+def first_and_sums(codes, n_codes, w):
+    """Per code: its first position and ``Σ w`` in order (as :func:`numpy.bincount`)."""
+    first = np.full(n_codes, -1, dtype=np.int64)
+    s = np.zeros(n_codes)
+    for i in range(codes.shape[0]):
+        q = codes[i]
+        if first[q] < 0:
+            first[q] = i
+        s[q] += w[i]
+    return first, s
+
+
+@njit(cache=True, nogil=True)
+def uncovered_rows(t, threshold, side, g):
+    """Rows with ``side``, people (``g > 0``) and a time above ``threshold`` (a missing time: never reached)."""
+    out = np.empty(t.shape[0], dtype=np.int64)
+    m = 0
+    for i in range(t.shape[0]):
+        ti = t[i]
+        if np.isnan(ti):
+            ti = np.inf
+        if side[i] and ti > threshold and g[i] > 0:
+            out[m] = i
+            m += 1
+    return out[:m].copy()
+
+
+@njit(cache=True, nogil=True)
+def cluster_unit_pairs(lab, kept, unit, rows, w):
+    """The (cluster, unit) pairs of the points of kept clusters, in order of their first point.
+
+    Point ``i`` is in cluster ``lab[i]`` (skipped unless ``kept[lab[i]]``) and unit ``unit[rows[i]]``.
+    Returns per pair its cluster, unit, first point's row (``rows[i]``) and ``Σ w`` in point order
+    (as :func:`numpy.bincount` of the :func:`pandas.factorize` codes adds them). A cluster's pairs
+    are a linked list searched from its latest pair (neighbouring cells mostly share a unit).
+    """
+    n = lab.shape[0]
+    head = np.full(kept.shape[0], -1, dtype=np.int64)
+    nxt = np.empty(n, dtype=np.int64)
+    pl = np.empty(n, dtype=np.int64)
+    pu = np.empty(n, dtype=np.int64)
+    first = np.empty(n, dtype=np.int64)
+    pw = np.zeros(n)
+    m = 0
+    for i in range(n):
+        c = lab[i]
+        if not kept[c]:
+            continue
+        u = unit[rows[i]]
+        p = head[c]
+        while p >= 0 and pu[p] != u:
+            p = nxt[p]
+        if p < 0:
+            p = m
+            m += 1
+            pl[p] = c
+            pu[p] = u
+            first[p] = rows[i]
+            nxt[p] = head[c]
+            head[c] = p
+        pw[p] += w[i]
+    return pl[:m].copy(), pu[:m].copy(), first[:m].copy(), pw[:m].copy()

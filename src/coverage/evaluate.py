@@ -27,6 +27,7 @@ population`` (NaN — ``None`` in JSON — when the unit has nobody of the group
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,7 +35,6 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
-from scipy import ndimage
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 import shapely
@@ -175,6 +175,12 @@ def applies_mask(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
 
 
 def _times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
+    t = _raw_times(cells, rule)
+    return np.where(np.isnan(t), np.inf, t)
+
+
+def _raw_times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
+    """``t_<id>`` as floats (``NaN``: not reached); an :class:`InputError` when the column is missing."""
     col = rule.column
     if col not in cells.columns:
         raise InputError(
@@ -183,8 +189,10 @@ def _times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
             "one per circle rule",
             field=col,
         )
-    t = pd.to_numeric(cells[col], errors="coerce").to_numpy(dtype=float)
-    return np.where(np.isnan(t), np.inf, t)
+    t = cells[col]
+    if t.dtype == np.float64:  # already numbers: as pd.to_numeric would leave them, without its checks
+        return t.to_numpy()
+    return pd.to_numeric(t, errors="coerce").to_numpy(dtype=float)
 
 
 def covered_mask(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
@@ -979,7 +987,113 @@ def reach_m(rule: AnyCircle, speeds: Mapping[str, float] | None = None) -> float
     return float(rule.threshold) * settings.kmh_to_m_per_min(float(kmh))
 
 
-def uncovered_clusters(  # noqa: C901, PLR0913 - issue 11: to narrow/split
+class ClusterCells:
+    """What :func:`uncovered_clusters` reads from the cells, read once for the rules of one call site.
+
+    The cell coordinates, the unit of every cell (:func:`_unit_index`), the groups' people, the
+    urban/rural masks and the cell spacing are the same for every rule on the same cells: a caller
+    running several rules (``evaluate_model``, 11 rules on a million cells) builds one and passes
+    it to every call. Each array is computed on first use, once even when rules run in threads.
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame or geopandas.GeoDataFrame
+        The demand cells (as for :func:`uncovered_clusters`); not copied, not to be changed while
+        in use.
+    cell_xy : numpy.ndarray, optional
+        ``(n, 2)`` coordinates of every cell when already read (``shapely.get_coordinates`` of the
+        geometry).
+    """
+
+    def __init__(self, cells: pd.DataFrame, cell_xy: np.ndarray | None = None) -> None:
+        if cell_xy is not None and np.shape(cell_xy) != (len(cells), 2):
+            raise ValueError(f"cell_xy must hold one (x, y) per cell: {np.shape(cell_xy)} for {len(cells)} cells")
+        self.cells = cells
+        self._xy = None if cell_xy is None else np.asarray(cell_xy, dtype=float)
+        self._cols = _Columns(cells)
+        self._units: tuple[np.ndarray, np.ndarray] | None = None
+        self._spacing: dict[float, float] = {}
+        self._nodes: tuple[_Nodes | None] | None = None
+        self._xy_cols: np.ndarray | None = None
+        self._villages: dict[tuple[int, str], tuple[gpd.GeoDataFrame, tuple[Any, ...]]] = {}
+        self._lock = threading.RLock()
+
+    def xy(self) -> np.ndarray:
+        """``(n, 2)`` coordinates of every cell (the geometry's, or the ``x``, ``y`` columns)."""
+        with self._lock:
+            if self._xy is None:
+                cells = self.cells
+                if isinstance(cells, gpd.GeoDataFrame):
+                    self._xy = shapely.get_coordinates(cells.geometry.array)
+                else:
+                    _need(cells, ["x", "y"], "需求格网 demand cells ")
+                    self._xy = cells[["x", "y"]].to_numpy(float)
+            return self._xy
+
+    def xy_of(self, rows: np.ndarray) -> np.ndarray:
+        """``(len(rows), 2)`` coordinates of the cells ``rows``, each column contiguous."""
+        with self._lock:
+            if self._xy_cols is None:
+                self._xy_cols = np.ascontiguousarray(self.xy().T)
+            cols = self._xy_cols
+        out = np.empty((2, len(rows)))
+        np.take(cols[0], rows, out=out[0])
+        np.take(cols[1], rows, out=out[1])
+        return out.T
+
+    def village_table(self, villages: gpd.GeoDataFrame, crs: Any) -> tuple[Any, ...]:
+        """The villages as arrays for naming clusters (:func:`_village_table`), read once."""
+        with self._lock:
+            key = (id(villages), str(crs))
+            if key not in self._villages:
+                self._villages[key] = (villages, _village_table(villages, crs))  # villages kept: id stays theirs
+            return self._villages[key][1]
+
+    def group(self, group: str) -> np.ndarray:
+        """People of ``group`` per cell (0 where missing or not positive)."""
+        with self._lock:
+            return self._cols.group(group)
+
+    def side(self, applies_to: str) -> np.ndarray:
+        """Cells a rule applies to (:func:`applies_mask`)."""
+        with self._lock:
+            return self._cols.side(applies_to)
+
+    def units(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per cell the position of its unit in the sorted codes, and the codes (:func:`_unit_index`)."""
+        with self._lock:
+            if self._units is None:
+                idx, codes, _ = _unit_index(self.cells)
+                self._units = idx, codes
+            return self._units
+
+    def nodes(self, rows: np.ndarray) -> _Nodes | None:
+        """Grid nodes of the cells ``rows``, or ``None`` when the cells are not all on one grid.
+
+        From :func:`_lattice` and the raster keys of all the cells, read once.
+        """
+        with self._lock:
+            if self._nodes is None:
+                lat = _lattice(self.xy())
+                self._nodes = (None if lat is None else _Nodes(lat[1], lat[2], lat[0]),)
+                if lat is not None:
+                    self._nodes[0].keys(1)  # type: ignore[union-attr]
+            full = self._nodes[0]
+        return None if full is None or not len(rows) else full.subset(rows)
+
+    def spacing(self, cluster_m: float) -> float:
+        """Cell spacing (:func:`_cell_spacing`) of all the cells."""
+        with self._lock:
+            if cluster_m not in self._spacing:
+                self._spacing[cluster_m] = _cell_spacing(self.xy(), cluster_m)
+            return self._spacing[cluster_m]
+
+
+_CLUSTER_COLUMNS = ["rule_id", "service", "cluster_id", "population", "pop_total", "n_cells", "unit_code",
+                    "unit_name", "village", "village_code", "village_dist_m", "x", "y", "lon", "lat"]
+
+
+def uncovered_clusters(  # noqa: PLR0913 - keyword options of one documented call
     cells: gpd.GeoDataFrame,
     rule: AnyCircle,
     *,
@@ -990,6 +1104,7 @@ def uncovered_clusters(  # noqa: C901, PLR0913 - issue 11: to narrow/split
     village_max_m: float = 3000.0,
     speeds: Mapping[str, float] | None = None,
     cell_xy: np.ndarray | None = None,
+    shared: ClusterCells | None = None,
 ) -> gpd.GeoDataFrame:
     """Group the uncovered cells of a rule into clusters worth a project.
 
@@ -1027,6 +1142,9 @@ def uncovered_clusters(  # noqa: C901, PLR0913 - issue 11: to narrow/split
     cell_xy : numpy.ndarray, optional
         ``(n, 2)`` coordinates of every cell (``shapely.get_coordinates`` of the geometry), when the
         caller runs several rules on the same cells: read once instead of once per rule.
+    shared : ClusterCells, optional
+        The cells' coordinates, units, groups and spacing read once for several rules on the same
+        ``cells`` (then ``cell_xy`` is not needed): the same result as without it.
 
     Returns
     -------
@@ -1034,90 +1152,126 @@ def uncovered_clusters(  # noqa: C901, PLR0913 - issue 11: to narrow/split
         One row per cluster, largest first: ``rule_id, service, cluster_id, population,
         pop_total, n_cells, unit_code, unit_name, village, village_code, village_dist_m, x, y, lon,
         lat, geometry`` (population-weighted centroid, CRS of the cells).
-    """
-    cols = ["rule_id", "service", "cluster_id", "population", "pop_total", "n_cells", "unit_code",
-            "unit_name", "village", "village_code", "village_dist_m", "x", "y", "lon", "lat"]
-    crs = getattr(cells, "crs", None)
-    g = _group(cells, rule.group)
-    mask = applies_mask(cells, rule.applies_to) & (_times(cells, rule) > rule.threshold) & (g > 0)
-    idx = np.flatnonzero(mask)
-    empty = gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=crs)
-    if len(idx) == 0:
-        return empty
-    def coords(rows: np.ndarray | slice) -> np.ndarray:
-        if isinstance(cells, gpd.GeoDataFrame):
-            return shapely.get_coordinates(cells.geometry.array[rows])
-        _need(cells, ["x", "y"], "需求格网 demand cells ")
-        return cells[["x", "y"]].to_numpy(float)[rows]
 
-    if cell_xy is not None and np.shape(cell_xy) != (len(cells), 2):
-        raise ValueError(f"cell_xy must hold one (x, y) per cell: {np.shape(cell_xy)} for {len(cells)} cells")
-    xy = coords(idx) if cell_xy is None else np.asarray(cell_xy, dtype=float)[idx]
+    Raises
+    ------
+    ValueError
+        ``cell_xy`` not one ``(x, y)`` per cell, or ``shared`` built on other cells.
+    """
+    crs = getattr(cells, "crs", None)
+    if shared is None:
+        shared = ClusterCells(cells, cell_xy)
+    elif shared.cells is not cells:
+        raise ValueError("shared must be built on the same cells")
+    g = shared.group(rule.group)
+    idx = _kernels.uncovered_rows(np.ascontiguousarray(_raw_times(cells, rule)), float(rule.threshold),
+                                  shared.side(rule.applies_to), g)
+    if len(idx) == 0:
+        return _no_clusters(crs)
+    xy = shared.xy_of(idx)
     w = g[idx]
-    pt = _group(cells, "pop")[idx] if "pop" in cells.columns else w
-    n = len(idx)
-    labels = _link_labels(xy, cluster_m)
+    pt = shared.group("pop")[idx] if "pop" in cells.columns else w
+    labels = _link_labels(xy, cluster_m, shared.nodes(idx))
     if split_m is None:
         split_m = reach_m(rule, speeds)
-    if split_m and n > 1:
-        labels = _split_wide(labels, xy, w, split_m, lambda: _cell_spacing(
-            coords(slice(None)) if cell_xy is None else np.asarray(cell_xy, dtype=float), cluster_m))
+    if split_m and len(idx) > 1:
+        labels = _split_wide(labels, xy, w, split_m, lambda: shared.spacing(cluster_m))
     # per cluster: people of the group, all people, cells, weighted centre, main unit (most people
     # of the group; the lowest code on a tie) and that unit's name as first met in the cluster
     used = np.bincount(labels) > 0
     lab = (np.cumsum(used) - 1)[labels]  # labels numbered 0.. in their order (np.unique's inverse)
-    popc = np.bincount(lab, weights=w)
-    keep = np.flatnonzero(popc >= min_people)
+    sums = _kernels.label_sums(lab, int(used.sum()), w, np.ascontiguousarray(pt, dtype=float), xy[:, 0], xy[:, 1])
+    keep = np.flatnonzero(sums[0] >= min_people)
     if not len(keep):
-        return empty
-    main_code, main_name = _main_units(cells, idx, lab, w, popc >= min_people)
-    ptc = np.bincount(lab, weights=pt)
-    nc = np.bincount(lab)
-    cx = np.bincount(lab, weights=w * xy[:, 0])[keep] / popc[keep]
-    cy = np.bincount(lab, weights=w * xy[:, 1])[keep] / popc[keep]
-    recs = [{"rule_id": rule.id, "service": rule.service, "population": float(popc[k]),
-             "pop_total": float(ptc[k]), "n_cells": int(nc[k]), "unit_code": main_code[int(k)],
-             "unit_name": main_name[int(k)], "x": float(x_), "y": float(y_)}
-            for k, x_, y_ in zip(keep, cx, cy)]
-    if not recs:
-        return empty
-    df = pd.DataFrame(recs).sort_values(["population", "x", "y"], ascending=[False, True, True],
-                                        kind="stable").reset_index(drop=True)
-    df.insert(2, "cluster_id", np.arange(1, len(df) + 1))
-    geom = gpd.GeoSeries([Point(x, y) for x, y in zip(df["x"], df["y"])], crs=crs)
+        return _no_clusters(crs)
+    units = _main_units(cells, shared, idx, lab, w, sums[0] >= min_people)
+    df = _cluster_table(rule, keep, sums, units)
+    geom = gpd.GeoSeries(gpd.points_from_xy(df["x"].to_numpy(), df["y"].to_numpy()), crs=crs)
     if crs is not None:
         ll = geom.to_crs(4326)
         df["lon"], df["lat"] = ll.x.to_numpy(), ll.y.to_numpy()
     else:
         df["lon"], df["lat"] = np.nan, np.nan
-    df["village"], df["village_code"], df["village_dist_m"] = "", "", np.nan
-    if villages is not None and len(villages):
-        v = _to_crs(villages, crs).reset_index(drop=True)
-        vp = v.geometry.representative_point()
-        vxy = np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()])
-        vunit = v["unit_code"].astype(str).to_numpy() if "unit_code" in v else None
-        vname = v["name"].astype(str).to_numpy()
-        vcode = v["code"].astype(str).to_numpy() if "code" in v else np.full(len(v), "")
-        vil = np.array(df["village"], dtype=object)
-        vcd = np.array(df["village_code"], dtype=object)
-        vdist = np.array(df["village_dist_m"], dtype=float)
-        of_unit: dict[str, np.ndarray] = {}
-        if vunit is not None:
-            for code, rows in pd.Series(np.arange(len(v))).groupby(vunit):
-                of_unit[str(code)] = rows.to_numpy()
-        every = np.arange(len(v))
-        for i, (cx, cy, uc) in enumerate(zip(df["x"], df["y"], df["unit_code"])):
-            cand = every
-            if vunit is not None:  # only villages of the cluster's own unit (街道 often have none)
-                cand = of_unit.get(str(uc), every[:0])
-                if len(cand) == 0:
-                    continue
-            dd = np.hypot(vxy[cand, 0] - cx, vxy[cand, 1] - cy)
-            j = int(np.argmin(dd))
-            if dd[j] <= village_max_m:
-                vil[i], vcd[i], vdist[i] = vname[cand[j]], vcode[cand[j]], float(dd[j])
-        df["village"], df["village_code"], df["village_dist_m"] = vil, vcd, vdist
-    return gpd.GeoDataFrame(df[cols], geometry=geom.values, crs=crs)
+    vt = shared.village_table(villages, crs) if villages is not None and len(villages) else None
+    df["village"], df["village_code"], df["village_dist_m"] = _nearest_villages(df, vt, village_max_m)
+    return gpd.GeoDataFrame(df[_CLUSTER_COLUMNS], geometry=geom.values, crs=crs)
+
+
+def _no_clusters(crs: Any) -> gpd.GeoDataFrame:
+    return gpd.GeoDataFrame({c: [] for c in _CLUSTER_COLUMNS}, geometry=[], crs=crs)
+
+
+def _cluster_table(rule: AnyCircle, keep: np.ndarray, sums: tuple[np.ndarray, ...],
+                   units: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """One row per kept cluster, largest first, then by ``x``, then by ``y`` (a stable sort), numbered from 1.
+
+    ``keep``: the kept clusters; ``sums``: per cluster people of the group, all people, cells and
+    the group's ``Σ w·x``, ``Σ w·y`` (:func:`coverage._kernels.label_sums`); ``units``: main unit
+    code and name per kept cluster.
+    """
+    popc, ptc, nc, sx, sy = sums
+    cx = sx[keep] / popc[keep]
+    cy = sy[keep] / popc[keep]
+    code, name = units
+    order = np.lexsort((cy, cx, -popc[keep]))
+    k = keep[order]
+    df = pd.DataFrame({
+        "rule_id": np.full(len(k), rule.id, dtype=object), "service": np.full(len(k), rule.service, dtype=object),
+        "cluster_id": np.arange(1, len(k) + 1), "population": popc[k], "pop_total": ptc[k],
+        "n_cells": nc[k].astype(np.int64), "unit_code": code[order], "unit_name": name[order],
+        "x": cx[order], "y": cy[order],
+    })
+    return df
+
+
+def _village_table(villages: gpd.GeoDataFrame, crs: Any) -> tuple[Any, ...]:
+    """Villages as arrays for :func:`_nearest_villages`: points, names, codes and rows per unit."""
+    v = _to_crs(villages, crs).reset_index(drop=True)
+    vp = v.geometry.representative_point()
+    vxy = np.column_stack([vp.x.to_numpy(), vp.y.to_numpy()])
+    vname = v["name"].astype(str).to_numpy()
+    vcode = v["code"].astype(str).to_numpy() if "code" in v else np.full(len(v), "")
+    if "unit_code" not in v:
+        return vxy, vname, vcode, None, None, None
+    vu, vinv = np.unique(v["unit_code"].astype(str).to_numpy(), return_inverse=True)
+    vorder = np.argsort(vinv, kind="stable")
+    vstart = np.searchsorted(vinv[vorder], np.arange(len(vu) + 1))
+    return vxy, vname, vcode, vu, vorder, vstart
+
+
+def _nearest_villages(df: pd.DataFrame, table: tuple[Any, ...] | None,
+                      village_max_m: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Name, code and distance of each cluster's nearest village within ``village_max_m``.
+
+    ``table``: the villages (:func:`_village_table`, ``None``: none). Only villages of the
+    cluster's unit when the villages carry ``unit_code``; ``""``, ``""``, ``NaN`` where none.
+    """
+    n = len(df)
+    vil = np.full(n, "", dtype=object)
+    vcd = np.full(n, "", dtype=object)
+    vdist = np.full(n, np.nan)
+    if table is None:
+        return vil, vcd, vdist
+    vxy, vname, vcode, vu, vorder, vstart = table
+    x, y = df["x"].to_numpy(), df["y"].to_numpy()
+    if vu is not None:  # only villages of the cluster's own unit (街道 often have none)
+        cu = df["unit_code"].astype(str).to_numpy()
+        pos = np.minimum(np.searchsorted(vu, cu), max(len(vu) - 1, 0))
+        ok = vu[pos] == cu
+        groups = [(np.flatnonzero(ok & (pos == u)), vorder[vstart[u]:vstart[u + 1]]) for u in np.unique(pos[ok])]
+    else:
+        groups = [(np.arange(n), np.arange(len(vxy)))]
+    for rows_all, cand in groups:
+        step = max(1, 1_000_000 // max(len(cand), 1))  # distance blocks of about a million
+        for s0 in range(0, len(rows_all), step):
+            rows = rows_all[s0:s0 + step]
+            dd = np.hypot(vxy[cand, 0][None, :] - x[rows, None], vxy[cand, 1][None, :] - y[rows, None])
+            j = np.argmin(dd, axis=1)
+            dj = dd[np.arange(len(rows)), j]
+            near = dj <= village_max_m
+            r, c = rows[near], cand[j[near]]
+            vil[r], vcd[r], vdist[r] = vname[c], vcode[c], dj[near]
+    return vil, vcd, vdist
 
 
 #: Lloyd iterations and relative tolerance of the k-means that splits wide clusters.
@@ -1135,28 +1289,23 @@ def _split_wide(labels: np.ndarray, xy: np.ndarray, w: np.ndarray, split_m: floa
     parts depend on its own cells only and a run repeats exactly). Part 0 keeps the cluster's label,
     parts 1 … k-1 get new labels after ``labels.max()``, cluster by cluster in label order.
     """
-    size = np.bincount(labels)
-    sw = np.bincount(labels, weights=w)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cx = np.bincount(labels, weights=w * xy[:, 0]) / sw
-        cy = np.bincount(labels, weights=w * xy[:, 1]) / sw
-    reach = np.zeros(len(size))
-    np.maximum.at(reach, labels, np.sqrt((xy[:, 0] - cx[labels]) ** 2 + (xy[:, 1] - cy[labels]) ** 2))
+    labels = np.asarray(labels, dtype=np.int64)
+    x, y = np.ascontiguousarray(xy[:, 0], dtype=float), np.ascontiguousarray(xy[:, 1], dtype=float)
+    w = np.ascontiguousarray(w, dtype=float)
+    size, _, _, _, reach = _kernels.label_reach(labels, x, y, w, int(labels.max()) + 1)
     wide = np.flatnonzero((size >= 2) & (reach > split_m))
     if not len(wide):
         return labels
     sp = spacing()
     n = size[wide]
     ks = np.minimum(n, np.maximum(2, np.ceil(n * sp**2 / (math.pi * split_m**2)))).astype(np.int64)
-    order = np.argsort(labels, kind="stable")
-    start = np.cumsum(size) - size
-    sel = np.concatenate([order[a:a + m] for a, m in zip(start[wide], n)])
+    rank = np.full(len(size), -1, dtype=np.int64)
+    rank[wide] = np.arange(len(wide))
     ptr = np.concatenate([[0], np.cumsum(n)]).astype(np.int64)
+    sel = _kernels.rows_of_labels(labels, rank, ptr)  # the wide clusters' cells, cluster by cluster
     kmax = int(ks.max())
     u = np.random.default_rng(0).random(1 + (kmax - 1) * (2 + int(np.log(kmax))))
-    part = _kernels.weighted_kmeans(np.ascontiguousarray(xy[sel, 0]), np.ascontiguousarray(xy[sel, 1]),
-                                    np.ascontiguousarray(w[sel], dtype=float), ptr, ks, u,
-                                    _KMEANS_MAX_ITER, _KMEANS_TOL)
+    part = _kernels.weighted_kmeans(x[sel], y[sel], w[sel], ptr, ks, u, _KMEANS_MAX_ITER, _KMEANS_TOL)
     base = labels.max() + 1 + np.concatenate([[0], np.cumsum(ks - 1)[:-1]])
     new = labels.copy()
     moved = part > 0
@@ -1164,30 +1313,28 @@ def _split_wide(labels: np.ndarray, xy: np.ndarray, w: np.ndarray, split_m: floa
     return new
 
 
-def _main_units(cells: pd.DataFrame, idx: np.ndarray, lab: np.ndarray, w: np.ndarray,
-                kept: np.ndarray) -> tuple[dict[int, str], dict[int, str]]:
-    """Per kept cluster, its main unit and that unit's name.
+def _main_units(cells: pd.DataFrame, shared: ClusterCells, idx: np.ndarray, lab: np.ndarray, w: np.ndarray,
+                kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per kept cluster (in label order), its main unit's code and that unit's name.
 
-    The main unit has the most people of the group (the lowest code on a tie); its name is the one
-    on the cluster's first cell in that unit (``idx``: the cells, ``lab``: their clusters).
+    The main unit has the most people of the group (the lowest code on a tie); its name is the
+    ``unit_name`` of the cluster's first cell in that unit (``idx``: the cells, ``lab``: their
+    clusters, ``kept``: per cluster whether kept). The units of the cells come from ``shared``,
+    read once for all the rules.
     """
-    sub = np.flatnonzero(kept[lab])
-    part = cells[[c for c in ("unit_code", "unit_name") if c in cells.columns]].iloc[idx[sub]]
-    uidx, ucodes, _ = _unit_index(part)
-    key = lab[sub] * len(ucodes) + uidx
-    f, pairs = pd.factorize(key)  # (cluster, unit) pairs in order of their first cell
-    first = pd.Series(f).drop_duplicates().index.to_numpy()
-    pw = np.bincount(f, weights=w[sub])
-    pl, pu = np.asarray(pairs) // len(ucodes), np.asarray(pairs) % len(ucodes)
+    uall, ucodes = shared.units()
+    # (cluster, unit) pairs in order of their first cell: clusters, units, first cells, people
+    pl, pu, first, pw = _kernels.cluster_unit_pairs(lab, kept, uall, idx, np.ascontiguousarray(w, dtype=float))
     o = np.lexsort((pu, -pw, pl))
     o = o[np.r_[True, pl[o][1:] != pl[o][:-1]]]  # the best pair of each cluster
-    if "unit_name" in part.columns:
-        nm = part["unit_name"].iloc[first[o]].astype("string").fillna(UNASSIGNED_NAME).to_numpy(dtype=object)
-    else:
-        nm = ucodes[pu[o]]
     code = ucodes[pu[o]]
-    nm = np.where(code == UNASSIGNED_CODE, UNASSIGNED_NAME, nm)
-    return dict(zip(pl[o].tolist(), code.tolist())), dict(zip(pl[o].tolist(), nm.tolist()))
+    if "unit_name" in cells.columns:
+        nm = cells["unit_name"].iloc[first[o]].astype("string").fillna(UNASSIGNED_NAME)
+        nm = nm.to_numpy(dtype=object)
+    else:
+        nm = code
+    nm = np.where(code == UNASSIGNED_CODE, UNASSIGNED_NAME, nm).astype(object)
+    return np.asarray(code, dtype=object), nm
 
 
 #: A lattice search looks at most this many neighbour offsets before falling back to a KD-tree.
@@ -1260,61 +1407,127 @@ def _keys(ij: np.ndarray, pad: int) -> tuple[np.ndarray, int]:
     return ij[:, 0] * width + (ij[:, 1] + pad), width
 
 
-def _link_labels(xy: np.ndarray, cluster_m: float) -> np.ndarray:
+class _Nodes:
+    """Points' nodes on a grid of steps ``(sx, sy)``: ``ij`` (from 0) and raster keys, on demand.
+
+    Built on the points' own nodes, or as :meth:`subset` of a superset's (then a subset's keys are
+    the superset's keys: the same neighbours one step away, no new pass over the grid).
+    """
+
+    _PAD = 1  # spare columns of the raster keys: links one step away at most
+
+    def __init__(self, sx: float, sy: float, ij: np.ndarray | None, base: _Nodes | None = None,
+                 rows: np.ndarray | None = None) -> None:
+        self.sx, self.sy = sx, sy
+        self._ij = ij
+        self._base, self._rows = base, rows
+        self._keys: tuple[np.ndarray, int, bool] | None = None
+        self._ij_rows: np.ndarray | None = None
+
+    def subset(self, rows: np.ndarray) -> _Nodes:
+        """The nodes of the points ``rows`` (their keys taken from these)."""
+        return _Nodes(self.sx, self.sy, None, self, rows)
+
+    def ij(self) -> np.ndarray:
+        """``(n, 2)`` integer nodes, from 0 on both axes."""
+        if self._ij is None:
+            base = self._base
+            assert base is not None and self._rows is not None
+            if base._ij_rows is None:
+                base._ij_rows = np.ascontiguousarray(base.ij().T)
+            self._ij = _kernels.gather_nodes(base._ij_rows, self._rows).T  # columns contiguous
+        return self._ij
+
+    def keys(self, pad: int) -> tuple[np.ndarray, int, bool]:
+        """Raster keys (:func:`coverage._kernels.raster_keys`) with ``pad`` (at most 1) spare columns."""
+        if self._keys is None:
+            if self._base is not None:
+                key, width, increasing = self._base.keys(self._PAD)
+                self._keys = key[self._rows], width, increasing  # a subset in order stays increasing
+            else:
+                ij = self.ij()
+                self._keys = _kernels.raster_keys(ij[:, 0], ij[:, 1], self._PAD)
+        assert pad <= self._PAD
+        return self._keys
+
+
+def _link_near(nodes: _Nodes, offs: np.ndarray) -> np.ndarray | None:
+    """Components of points linked to neighbours one step away at most (``None``: two on one node).
+
+    Keys in raster order (rows north to south), one merge pass over the sorted keys per offset
+    (:func:`coverage._kernels.link_keys`): linear in the points, not in the grid's extent.
+    """
+    key, width, increasing = nodes.keys(1)
+    if increasing:  # cells read from a raster: in this order already
+        order, sk = np.empty(0, dtype=np.int64), key
+    else:
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        if not (np.diff(sk) > 0).all():
+            return None
+    deltas = np.abs(-offs[:, 1] * width + offs[:, 0]).astype(np.int64)
+    return _kernels.link_keys(sk, deltas, order)  # type: ignore[no-any-return]
+
+
+def _link_far(ij: np.ndarray, offs: np.ndarray, pad: int) -> np.ndarray | None:
+    """Components of points on grid nodes ``ij`` linked by ``offs`` (``None``: two on one node).
+
+    A lookup grid of point numbers (one gather per offset) when the extent is at most
+    :data:`_DENSE_MAX` nodes, else sorted keys and ``searchsorted``.
+    """
+    n = len(ij)
+    shape = (int(ij[:, 0].max()) + 2 * pad + 1, int(ij[:, 1].max()) + 2 * pad + 1)
+    a_parts, b_parts = [], []
+    if shape[0] * shape[1] <= _DENSE_MAX:
+        grid = np.full(shape, -1, dtype=np.int64)
+        gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
+        grid[gi, gj] = np.arange(n)
+        if (grid >= 0).sum() != n:
+            return None
+        for di, dj in offs:
+            nb = grid[gi + di, gj + dj]
+            hit = nb >= 0
+            a_parts.append(np.flatnonzero(hit))
+            b_parts.append(nb[hit])
+        return _components(n, a_parts, b_parts)
+    key, width = _keys(ij, pad)
+    order = np.argsort(key, kind="stable")
+    sk = key[order]
+    if len(sk) >= 2 and not (np.diff(sk) > 0).all():
+        return None
+    for di, dj in offs:
+        want = key + di * width + dj
+        pos = np.minimum(np.searchsorted(sk, want), n - 1)
+        hit = sk[pos] == want
+        a_parts.append(np.flatnonzero(hit))
+        b_parts.append(order[pos[hit]])
+    return _components(n, a_parts, b_parts)
+
+
+def _link_labels(xy: np.ndarray, cluster_m: float, nodes: _Nodes | None = None) -> np.ndarray:
     """Single-linkage labels: connected components of "closer than or at ``cluster_m``".
 
     Points on a regular grid (demand cells) are linked through the few grid offsets within
-    ``cluster_m``: with neighbours one step away at most (150 m on a 100 m grid) by labelling the
-    image of occupied nodes (``scipy.ndimage.label``, linear in the grid's extent), farther through
-    a lookup grid or sorted cell keys and ``searchsorted`` (n log n, a fixed handful of neighbours
-    per cell); other points through a KD-tree's pairs. Components are numbered in the order of
+    ``cluster_m``: with neighbours one step away at most (150 m on a 100 m grid) by a union-find
+    over the cells' keys in raster order, one merge pass per offset
+    (:func:`coverage._kernels.link_keys`, linear in the cells, not in the grid's extent; keys sorted
+    first when the cells come in another order), farther through a lookup grid or sorted cell keys
+    and ``searchsorted`` (n log n, a fixed handful of neighbours per cell); other points through a
+    KD-tree's pairs. Components are numbered in the order of
     their first point, as :func:`scipy.sparse.csgraph.connected_components` numbers them.
+    ``nodes``: the points' grid nodes when known (from the grid of a superset of the points: the
+    same components), else found by :func:`_lattice`.
     """
     n = len(xy)
-    lat = _lattice(xy)
-    offs = _offsets(lat[1], lat[2], cluster_m, half=True) if lat is not None else np.empty((0, 2))
-    if lat is not None and (len(offs) or cluster_m < min(lat[1], lat[2])):
-        ij = lat[0]
+    if nodes is None:
+        lat = _lattice(xy)
+        nodes = None if lat is None else _Nodes(lat[1], lat[2], lat[0])
+    offs = _offsets(nodes.sx, nodes.sy, cluster_m, half=True) if nodes is not None else np.empty((0, 2))
+    if nodes is not None and (len(offs) or cluster_m < min(nodes.sx, nodes.sy)):
         pad = int(np.abs(offs).max()) if len(offs) else 0
-        shape = (int(ij[:, 0].max()) + 2 * pad + 1, int(ij[:, 1].max()) + 2 * pad + 1)
-        a_parts, b_parts = [], []
-        if shape[0] * shape[1] <= _DENSE_MAX and pad <= 1:
-            # links to the 8 neighbours at most: labelling of the image of occupied nodes
-            img = np.zeros(shape, dtype=bool)
-            gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
-            img[gi, gj] = True
-            if int(img.sum()) == n:  # no two points on one node
-                st = np.zeros((3, 3), dtype=bool)
-                st[1, 1] = True
-                for di, dj in offs:
-                    st[1 + di, 1 + dj] = st[1 - di, 1 - dj] = True
-                comp, _ = ndimage.label(img, structure=st)
-                # numbered in the order of each component's first point, as connected_components
-                return pd.factorize(comp[gi, gj])[0]
-        elif shape[0] * shape[1] <= _DENSE_MAX:
-            # a lookup grid of point numbers (-1 = empty): one gather per offset
-            grid = np.full(shape, -1, dtype=np.int64)
-            gi, gj = ij[:, 0] + pad, ij[:, 1] + pad
-            grid[gi, gj] = np.arange(n)
-            if (grid >= 0).sum() == n:  # no two points on one node
-                for di, dj in offs:
-                    nb = grid[gi + di, gj + dj]
-                    hit = nb >= 0
-                    a_parts.append(np.flatnonzero(hit))
-                    b_parts.append(nb[hit])
-                return _components(n, a_parts, b_parts)
-        else:
-            key, width = _keys(ij, pad)
-            order = np.argsort(key, kind="stable")
-            sk = key[order]
-            if len(sk) < 2 or (np.diff(sk) > 0).all():
-                for di, dj in offs:
-                    want = key + di * width + dj
-                    pos = np.minimum(np.searchsorted(sk, want), n - 1)
-                    hit = sk[pos] == want
-                    a_parts.append(np.flatnonzero(hit))
-                    b_parts.append(order[pos[hit]])
-                return _components(n, a_parts, b_parts)
+        labels = _link_near(nodes, offs) if pad <= 1 else _link_far(nodes.ij(), offs, pad)
+        if labels is not None:
+            return labels
     pairs = cKDTree(xy).query_pairs(cluster_m, output_type="ndarray")
     adj = (coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n)) if len(pairs)
            else coo_matrix((n, n)))
@@ -1906,6 +2119,7 @@ def select_bank(gaps: pd.DataFrame, top: int | None = BANK_TOP, budget: float | 
     return keep
 
 __all__ = [
+    "ClusterCells",
     "COUNTY_CODE",
     "GAP_COLUMNS",
     "NO_DATA",

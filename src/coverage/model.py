@@ -29,7 +29,6 @@ from pydantic import BaseModel
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import shapely
 
 from coverage import access, categories, checks, demand, evaluate, network
 from coverage.errors import InputError, Problem
@@ -479,12 +478,12 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
     net = inputs.scenario.network
     speeds = scenario_speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
-    # cell coordinates once for every rule's clusters
-    xy = shapely.get_coordinates(cells.geometry.array) if isinstance(cells, gpd.GeoDataFrame) else None
+    # cell coordinates, units, groups and spacing once for every rule's clusters
+    shared = evaluate.ClusterCells(cells)
     def clusters_of(rule: Any) -> pd.DataFrame | None:
         if _unchanged(model, reuse, rule) and rule.id in reuse.clusters:  # type: ignore[union-attr]
             return reuse.clusters[rule.id]  # type: ignore[union-attr,no-any-return]
-        return evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, cell_xy=xy)
+        return evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, shared=shared)
 
     # rules side by side (their k-means and neighbour searches release the GIL), in the rules' order
     rules = rules_of(preset)
