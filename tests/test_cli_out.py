@@ -224,3 +224,14 @@ def test_a_fresh_folder_gets_normal_permissions(overwritten, tmp_path):
     subprocess.run([sys.executable, "-c", code, str(fresh), str(out / "summary.json")], check=True, env=env)
     for d in (fresh, fresh.parent):
         assert stat.S_IMODE(d.stat().st_mode) == 0o777 & ~mask
+
+
+@pytest.mark.slow
+def test_quick_exit_after_a_run_keeps_every_line_and_the_status(overwritten):
+    """``covplan.cli.entry`` ends a finished run with ``os._exit``: the printed summary and file list
+    still reach the caller whole (streams flushed first), with exit status 0."""
+    _base, out, _before, res = overwritten
+    lines = res.stdout.splitlines()
+    assert any(str(out.resolve()) in line for line in lines), res.stdout
+    assert [line.strip() for line in lines[-len(OUTPUTS):]] == sorted(OUTPUTS), res.stdout
+    assert "Traceback" not in res.stderr
