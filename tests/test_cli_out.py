@@ -229,7 +229,7 @@ def test_a_fresh_folder_gets_normal_permissions(overwritten, tmp_path):
 @pytest.mark.slow
 def test_quick_exit_after_a_run_keeps_every_line_and_the_status(overwritten):
     """``covplan.cli.entry`` ends a finished run with ``os._exit``: the printed summary and file list
-    still reach the caller whole (streams flushed first), with exit status 0."""
+    still reach the caller whole, and the exit status is 0."""
     _base, out, _before, res = overwritten
     lines = res.stdout.splitlines()
     assert any(str(out.resolve()) in line for line in lines), res.stdout
