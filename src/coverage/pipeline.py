@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -199,8 +199,7 @@ def uncovered_cells(
 def circle_polygons(model: Model | RunResult) -> tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]:
     """Service-circle polygons drawn from the reached road network (not buffers), per circle rule, and the 15 km 城乡服务圈 polygon.
 
-    They depend on the facilities and the roads only, so they can be drawn from the built model
-    while it is evaluated (:func:`run_scenario` does).
+    They depend on the facilities and the roads only, so a built model is enough.
 
     Parameters
     ----------
@@ -515,7 +514,6 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     proposed: gpd.GeoDataFrame | None = None,
     extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
     change: gpd.GeoDataFrame | None = None,
-    circles: Future[tuple[gpd.GeoDataFrame | None, gpd.GeoDataFrame | None]] | None = None,
 ) -> RunResult:
     """Write summary.json, coverage_by_unit.csv, gaps.xlsx, layers.gpkg, map.html and report.html into ``out`` atomically.
 
@@ -540,9 +538,6 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     change : geopandas.GeoDataFrame, optional
         Per-cell gains and losses against a baseline (:func:`coverage.compare.cell_diff`): a map
         layer and the ``coverage_change`` layer of ``layers.gpkg``.
-    circles : concurrent.futures.Future, optional
-        :func:`circle_polygons` of the run's model, already being drawn (:func:`run_scenario` starts
-        it beside the evaluation); by default they are drawn here.
     """
     from coverage.report import excel, gpkg, html, tables
     from coverage.report import map as map_
@@ -551,10 +546,10 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     cells = result.model.cells
     title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
-    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL),
-    # unless the caller drew them already; then the what-if panel's catchments are computed there
+    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL);
+    # then the what-if panel's catchments are computed there
     with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg:
-        drawing = circles if circles is not None else bg.submit(circle_polygons, result)
+        drawing = bg.submit(circle_polygons, result)
         progress_step(progress, "写出 / writing outputs")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
@@ -562,7 +557,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         no_data = no_data_of(result.summary)
         svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)  # once, for all files
         # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
-        # background thread (at once when the circles come drawn) while this one writes the files
+        # background thread while this one writes the files
         panel = bg.submit(whatif_data, result, svc, proposed)
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
         if no_data:  # rows without input data say so instead of showing 0 covered
@@ -928,16 +923,9 @@ def run_scenario(
     check_tiles(tiles, tianditu_key)  # before the long run, not after it
     with progress(console) as step:
         step("读取输入 / reading inputs")
-        # no name holds the inputs or the model past evaluation: what only they use is freed
-        model = build_model(load_inputs(path), step)
-        # the circles need only the facilities and the roads: drawn in a thread (compiled searches
-        # and grid passes, releasing the GIL) while this one evaluates, whose tables and checks are
-        # pandas work that keeps one core
-        with ThreadPoolExecutor(1) as bg:
-            drawing = bg.submit(circle_polygons, model)
-            result = evaluate_model(model, step)
-            del model
-            return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key, circles=drawing)
+        # no name holds the inputs or the model before evaluation: what only they use is freed
+        result = evaluate_model(build_model(load_inputs(path), step), step)
+        return write_outputs(result, out, step, tiles=tiles, tianditu_key=tianditu_key)
 
 
 @contextlib.contextmanager
