@@ -577,11 +577,13 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         units = unit_shares(result, svc)
         lack = lacking(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
+        cell_rows, uncovered_rows = cells_layer(result), uncovered_layer(result, lack)  # while the circles are drawn
         drawn, urc = drawing.result()
         layers = {
-            "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
-            "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
+            "demand_cells": cell_rows, "facilities": inputs.facilities, "units": units,
+            "uncovered": uncovered_rows, "gaps": _gap_points(result.gaps),
         }
+        del cell_rows, uncovered_rows
         if drawn is not None:
             layers["service_circles"] = circles_layer(drawn)
         if urc is not None:
@@ -611,7 +613,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=drawn, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
-            change=change, derived_urban=derived, whatif=panel.result(),
+            change=change, derived_urban=derived, whatif=panel.result,  # waited for once the layers are drawn
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=inputs.scenario.name, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
             service=map_service(result.summary), run=result.summary.get("run"),

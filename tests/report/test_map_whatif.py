@@ -208,3 +208,23 @@ def test_unique_rows_equal_numpy_unique(seed, n_rows, n_cols, span):
     _, want_first, want_inv = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     assert first.tolist() == want_first.tolist()
     assert inv.tolist() == want_inv.ravel().tolist()
+
+
+def test_panel_given_later_gives_the_same_page(demo: tuple, tmp_path: Path) -> None:
+    """``write_map(whatif=callable)`` (the run computes the panel in a thread meanwhile) writes the
+    same page as the panel's data given at once; the callable is called exactly once."""
+    from coverage.report.map import write_map
+
+    result, _out, data = demo
+    calls = []
+
+    def later() -> dict:
+        calls.append(1)
+        return data
+
+    kw = {"units": result.model.inputs.units, "facilities": result.model.inputs.facilities,
+          "title": "t", "run": result.summary.get("run")}
+    now, lazy = write_map(tmp_path / "now.html", whatif=data, **kw), write_map(tmp_path / "lazy.html", whatif=later, **kw)
+    assert calls == [1]
+    assert now.read_bytes() == lazy.read_bytes()
+    assert b"covWhatIf(" in lazy.read_bytes()

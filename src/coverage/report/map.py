@@ -1203,7 +1203,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     proposed: gpd.GeoDataFrame | None = None,
     change: gpd.GeoDataFrame | None = None,
     derived_urban: gpd.GeoDataFrame | None = None,
-    whatif: dict[str, Any] | None = None,
+    whatif: dict[str, Any] | Callable[[], dict[str, Any] | None] | None = None,
     no_data: Collection[str] = (),
     title: str,
     synthetic: bool = False,
@@ -1255,8 +1255,10 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         ``lost`` and ``service``; 覆盖变化 per service (green gained, red lost).
     derived_urban : GeoDataFrame, optional
         The 城区 derived from the population grid (:mod:`coverage.urban`): layer 城区（推算）.
-    whatif : dict, optional
-        :func:`coverage.pipeline.whatif_data`: the 情景推演 panel, where the listed sites are toggled
+    whatif : dict or callable, optional
+        :func:`coverage.pipeline.whatif_data` (or a callable returning it, called once the layers are
+        drawn, so that the caller may compute it in another thread meanwhile): the 情景推演 panel,
+        where the listed sites are toggled
         and the per-service figures and the 乡镇 table are recomputed in the page.
     no_data : collection of str
         Services without facility data: their coverage layers say 无设施数据 (grey), not 0 %.
@@ -1361,7 +1363,7 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
         )
     furniture.append(_source_block(run, synthetic, tiles))
     root.html.add_child(_Raw("\n".join(furniture)), name="coverage_furniture")
-    _add_whatif(root, whatif)
+    _add_whatif(root, whatif() if callable(whatif) else whatif)
 
     text = normalise_ids(root.render())
     out = Path(path)
