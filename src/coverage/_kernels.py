@@ -217,6 +217,63 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
     return qdist, qlabel
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _site_cells(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, dist,
+                touched, best, ctouched, hd, hn):
+    """One site's bounded Dijkstra, mapped to the demand cells (shared by :func:`catchments` and :func:`e2sfca`).
+
+    The site starts from both ends of its edge (``su``/``sv`` with their initial distances, ``inf``
+    where that end is not used). Each settled node offers its time plus each hanging cell's offset
+    to that cell; ``best`` keeps the least time per cell (``<= limit``) and ``ctouched[:nct]`` the
+    cells reached, in the order first reached. ``dist`` is reset before returning; ``best`` is left
+    for the caller to read and reset.
+
+    Returns
+    -------
+    int
+        ``nct``, the number of cells reached.
+    """
+    ntouch = 0
+    nct = 0
+    size = 0
+    if su_init <= limit:
+        dist[su] = su_init
+        touched[ntouch] = su
+        ntouch += 1
+        size = _push(hd, hn, size, su_init, su)
+    if sv_init <= limit and sv_init < dist[sv]:
+        if dist[sv] == np.inf:
+            touched[ntouch] = sv
+            ntouch += 1
+        dist[sv] = sv_init
+        size = _push(hd, hn, size, sv_init, sv)
+    while size > 0:
+        d, u, size = _pop(hd, hn, size)
+        if d > dist[u]:
+            continue
+        # settled: offer this node's time to the cells hanging on it
+        for c in range(cell_ptr[u], cell_ptr[u + 1]):
+            cid = cell_ids[c]
+            t = d + cell_off[c]
+            if t <= limit and t < best[cid]:
+                if best[cid] == np.inf:
+                    ctouched[nct] = cid
+                    nct += 1
+                best[cid] = t
+        for k in range(indptr[u], indptr[u + 1]):
+            v = indices[k]
+            nd = d + weight[k]
+            if nd <= limit and nd < dist[v]:
+                if dist[v] == np.inf:
+                    touched[ntouch] = v
+                    ntouch += 1
+                dist[v] = nd
+                size = _push(hd, hn, size, nd, v)
+    for i in range(ntouch):
+        dist[touched[i]] = np.inf
+    return nct
+
+
 @njit(cache=True, nogil=True)
 def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, n_cells):
     """Bounded single-source Dijkstra per site, mapped to demand cells.
@@ -263,46 +320,8 @@ def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_pt
     vals = np.empty(cap, dtype=np.float64)
     nout = 0
     for s in range(su.shape[0]):
-        ntouch = 0
-        nct = 0
-        size = 0
-        d0 = su_init[s]
-        if d0 <= limit:
-            dist[su[s]] = d0
-            touched[ntouch] = su[s]
-            ntouch += 1
-            size = _push(hd, hn, size, d0, su[s])
-        d1 = sv_init[s]
-        if d1 <= limit and d1 < dist[sv[s]]:
-            if dist[sv[s]] == np.inf:
-                touched[ntouch] = sv[s]
-                ntouch += 1
-            dist[sv[s]] = d1
-            size = _push(hd, hn, size, d1, sv[s])
-        while size > 0:
-            d, u, size = _pop(hd, hn, size)
-            if d > dist[u]:
-                continue
-            # settled: offer this node's time to the cells hanging on it
-            for c in range(cell_ptr[u], cell_ptr[u + 1]):
-                cid = cell_ids[c]
-                t = d + cell_off[c]
-                if t <= limit and t < best[cid]:
-                    if best[cid] == np.inf:
-                        ctouched[nct] = cid
-                        nct += 1
-                    best[cid] = t
-            for k in range(indptr[u], indptr[u + 1]):
-                v = indices[k]
-                nd = d + weight[k]
-                if nd <= limit and nd < dist[v]:
-                    if dist[v] == np.inf:
-                        touched[ntouch] = v
-                        ntouch += 1
-                    dist[v] = nd
-                    size = _push(hd, hn, size, nd, v)
-        for i in range(ntouch):
-            dist[touched[i]] = np.inf
+        nct = _site_cells(indptr, indices, weight, su[s], su_init[s], sv[s], sv_init[s], limit, cell_ptr, cell_ids,
+                          cell_off, dist, touched, best, ctouched, hd, hn)
         if nout + nct > cap:
             while nout + nct > cap:
                 cap *= 2
@@ -454,45 +473,8 @@ def e2sfca(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, c
     hn = np.empty(indices.shape[0] + 3, dtype=np.int64)
     ratio = np.zeros(su.shape[0])
     for s in range(su.shape[0]):
-        ntouch = 0
-        nct = 0
-        size = 0
-        d0 = su_init[s]
-        if d0 <= limit:
-            dist[su[s]] = d0
-            touched[ntouch] = su[s]
-            ntouch += 1
-            size = _push(hd, hn, size, d0, su[s])
-        d1 = sv_init[s]
-        if d1 <= limit and d1 < dist[sv[s]]:
-            if dist[sv[s]] == np.inf:
-                touched[ntouch] = sv[s]
-                ntouch += 1
-            dist[sv[s]] = d1
-            size = _push(hd, hn, size, d1, sv[s])
-        while size > 0:
-            d, u, size = _pop(hd, hn, size)
-            if d > dist[u]:
-                continue
-            for c in range(cell_ptr[u], cell_ptr[u + 1]):
-                cid = cell_ids[c]
-                t = d + cell_off[c]
-                if t <= limit and t < best[cid]:
-                    if best[cid] == np.inf:
-                        ctouched[nct] = cid
-                        nct += 1
-                    best[cid] = t
-            for k in range(indptr[u], indptr[u + 1]):
-                v = indices[k]
-                nd = d + weight[k]
-                if nd <= limit and nd < dist[v]:
-                    if dist[v] == np.inf:
-                        touched[ntouch] = v
-                        ntouch += 1
-                    dist[v] = nd
-                    size = _push(hd, hn, size, nd, v)
-        for i in range(ntouch):
-            dist[touched[i]] = np.inf
+        nct = _site_cells(indptr, indices, weight, su[s], su_init[s], sv[s], sv_init[s], limit, cell_ptr, cell_ids,
+                          cell_off, dist, touched, best, ctouched, hd, hn)
         # same-segment pairs (each cell at most once per site): the quicker of the two times; a
         # cell still at inf here was not reached by the search (which never stores inf)
         for p in range(pair_ptr[s], pair_ptr[s + 1]):
