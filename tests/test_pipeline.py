@@ -20,6 +20,7 @@ import rasterio
 from typer.testing import CliRunner
 
 from browser import open_map
+from coverage import inputs as inputs_mod
 from coverage import pipeline
 from coverage.cli import app
 
@@ -314,3 +315,23 @@ def test_project_year_follows_the_run_date(repo_root, monkeypatch):
     result = pipeline.evaluate_model(pipeline.build_model(inputs))
     assert result.summary["run"]["date"] == "2030-03-17"
     assert len(result.gaps) and set(result.gaps["year"]) == {2031}
+
+
+def test_supply_ratios_count_facilities_without_capacity(repo_root):
+    """Facilities of a rule's types without a capacity are left out of its E2SFCA ratio and counted."""
+    from coverage import model as model_mod
+
+    inputs = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
+    fac = inputs.facilities.copy()
+    rule = next(r for r in inputs.preset.circles if r.id == "elderly_urban_15min")
+    of_type = fac["ftype"].isin(rule.ftypes)
+    cap = pd.to_numeric(fac["capacity"], errors="coerce")
+    before = int((of_type & ~(cap > 0)).sum())
+    blank = fac.index[of_type & (cap > 0)][:3]
+    assert len(blank) == 3
+    fac["capacity"] = fac["capacity"].astype(object)
+    fac.loc[blank, "capacity"] = None
+    m = pipeline.build_model(inputs_mod.with_scenario(inputs, inputs.scenario, fac))
+    _, ratios = model_mod.supply_ratios(m, model_mod.circle_times(m))
+    assert ratios[rule.id]["facilities_without_capacity"] == before + 3
+    assert ratios[rule.id]["facilities"] == int((of_type & (cap > 0)).sum()) - 3

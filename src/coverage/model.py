@@ -625,8 +625,9 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
     bins = unit_idx.astype(np.intp) + 1  # for np.bincount: 0 = no unit code (county only)
     out: dict[str, Any] = {}
-    # (service, rule, mode, use, side) in the order of the columns; mode None: from ``reuse``
-    jobs: list[tuple[str, Any, Any, Any, Any]] = []
+    # (service, rule, mode, use, side, facilities of the rule's types without a capacity) in the
+    # order of the columns; mode None: from ``reuse``
+    jobs: list[tuple[str, Any, Any, Any, Any, int]] = []
     for service in categories.SERVICES:
         for rules in inputs.preset.headline(service).values():
             for rule in rules:
@@ -639,11 +640,11 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
                 col = f"e2sfca_{rule.id}"
                 if (reuse is not None and rule.id in reuse.summary.get("supply_ratio", {})
                         and col in reuse.model.cells.columns and _unchanged(model, reuse, rule, capacity=True)):
-                    jobs.append((service, rule, None, None, None))  # taken from the earlier run
+                    jobs.append((service, rule, None, None, None, 0))  # taken from the earlier run
                     continue
                 # demand = the rule's group on the rule's side (urban/rural) only
                 side = evaluate.applies_mask(cells, rule.applies_to)
-                jobs.append((service, rule, mode_of(rule, inputs.scenario), use, side))
+                jobs.append((service, rule, mode_of(rule, inputs.scenario), use, side, int((of_type & ~use).sum())))
     if not jobs:
         return cells, out
     # the searches release the GIL: one cell index per mode, then the rules, side by side (as in
@@ -655,7 +656,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
                            strict=True))
 
         def ratio(job: tuple) -> np.ndarray | None:
-            _service, rule, mode, use, side = job
+            _service, rule, mode, use, side, _ = job
             if mode is None:
                 return None
             return access.e2sfca(  # type: ignore[no-any-return]
@@ -664,7 +665,7 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
                 cell_index=indexes[mode],
             ).to_numpy() * 1000.0
 
-        for (service, rule, mode, use, side), a in zip(jobs, ex.map(ratio, jobs), strict=True):
+        for (service, rule, mode, use, side, without), a in zip(jobs, ex.map(ratio, jobs), strict=True):
             col = f"e2sfca_{rule.id}"
             if a is None:
                 cells[col] = reuse.model.cells[col].to_numpy()  # type: ignore[union-attr]
@@ -673,12 +674,11 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
             cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
             del a
             weight = cells[rule.group].to_numpy(dtype=float) * side
-            of_type = fac["ftype"].isin(rule.ftypes).to_numpy()
             county, units_ = _weighted_means(cells[col].to_numpy(dtype=float), weight, bins, unit_codes, unit_names)
             out[rule.id] = {
                 "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
                 "group": rule.group, "per": 1000, "minutes": rule.threshold, "mode": mode,
-                "facilities": int(use.sum()), "facilities_without_capacity": int((of_type & ~use).sum()),
+                "facilities": int(use.sum()), "facilities_without_capacity": without,
                 "county": county, "by_unit": units_,
             }
     return cells, out
