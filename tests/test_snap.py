@@ -70,7 +70,9 @@ def grid_problems(draw):
     grid) and demand points on a regular grid in raster order (rows north to south, west to east),
     plus a few points anywhere."""
     n = draw(st.integers(2, 20))
-    c = st.floats(0.0, 1000.0, allow_nan=False, allow_subnormal=False)
+    # coordinates to the micrometre, as real ones are: GEOS (the second reference) measures a road
+    # 1e-303 m long as if it were not there
+    c = st.floats(0.0, 1000.0, allow_nan=False, allow_subnormal=False).map(lambda f: round(f, 6))
     xy = draw(st.lists(st.tuples(c, c), min_size=n, max_size=n))
     raw = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1), st.booleans()), max_size=2 * n))
     far = draw(st.sampled_from([None, 3_000.0, 200_000.0]))
@@ -112,6 +114,18 @@ def test_snap_of_grid_points_equals_plain_brute_force(p):
     for i in range(0, len(pts), max(1, len(pts) // 25)):
         dist, _ = ref.nearest_segment(pts[i, 0], pts[i, 1], g.x, g.y, segs)
         assert abs(s.leg_m[i] - dist) <= 1e-9 * max(1.0, dist)
+
+
+def test_a_road_a_hairs_breadth_long_is_still_found():
+    """Found by hypothesis: nodes 1e-303 m apart made buckets so small that a point 7 m away fell
+    outside the bucket grid and got no road; the exact brute force is the reference."""
+    x, y = np.array([0.0, 0.0]), np.array([0.0, 1.0622053606454688e-303])
+    g = network.from_edges(x, y, [0], [1], np.ones(1), np.full(1, 80.0), mode="drive", crs="EPSG:32650",
+                           min_component_nodes=1)
+    pts = np.array([[0.0, 7.0], [0.0, 0.0], [900.0, -300.0]])
+    s = access.snap(g, gpd.GeoSeries(gpd.points_from_xy(pts[:, 0], pts[:, 1]), crs="EPSG:32650"))
+    check_arrays(g, s, pts[:, 0], pts[:, 1])
+    assert s.leg_m[0] == 7.0
 
 
 def test_missing_empty_and_other_geometries():

@@ -576,6 +576,10 @@ class SegmentIndex:
         return int(self.a.shape[0])
 
 
+#: Smallest bucket side of :func:`segment_index` (CRS units; it changes the work, never the answer).
+_MIN_BUCKET = 1e-3
+
+
 def segment_index(graph: RoadGraph) -> SegmentIndex:
     """The :class:`SegmentIndex` of ``graph`` (built on first use and cached on the graph).
 
@@ -610,6 +614,9 @@ def segment_index(graph: RoadGraph) -> SegmentIndex:
         L = max(float(length[real].mean()), 2.0 * float(np.median(length[real])))
     else:
         L = 1.0
+    # buckets no smaller than a millimetre: roads a hair's breadth long (1e-300 m apart) made the
+    # buckets so small that a point metres away fell outside any bucket index and found no road
+    L = max(L, _MIN_BUCKET)
     long_ = length > L
     reach = float(length[~long_].max(initial=0.0)) / 2.0
     px, py = graph.x, graph.y
