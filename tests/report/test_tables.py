@@ -65,3 +65,14 @@ def test_words_and_codes() -> None:
     assert group_label("pop") == "全体常住人口"
     assert excel_text("629901001000") == '="629901001000"' and excel_text("") == ""
     assert from_excel_text('="629901001000"') == "629901001000"
+
+
+def test_people_table_found_by_hypothesis() -> None:
+    """Two fully covered rows of 1.6 and 1.2 people round to 1 each: the covered total's last person
+    goes to a row below its population (it went to a full row: covered 2 of 1, uncovered −1)."""
+    rows = [(1.625, 1.0), (1.1875, 1.0), (28786.8125, 0.77), (28786.8125, 0.77)]
+    df = pd.DataFrame({"code": [f"{i:012d}" for i in range(4)], "name": "乡",
+                       "population": [p for p, _ in rows], "covered": [p * s for p, s in rows]})
+    out, total = people_table(df)
+    assert (out["uncovered"] >= 0).all() and (out["covered"] <= out["population"]).all()
+    assert total["covered"] == math.floor(math.fsum(p * s for p, s in rows) + 0.5)

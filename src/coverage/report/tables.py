@@ -131,7 +131,8 @@ def round_people(
         up), for lists whose rows are not summed.
     cap : array-like of int, optional
         Upper bound per value (e.g. covered people ≤ the row's rounded population); honoured as
-        long as the total allows it.
+        long as the total allows it. With a cap, a value may go above its ceiling (never above its
+        cap) when the rows that could take the total's last people are at their caps.
 
     Returns
     -------
@@ -156,9 +157,16 @@ def round_people(
     if idx.size and k > 0:
         order = np.argsort(-rem, kind="stable")  # largest fractions first
         if cap is not None:
-            c = pd.to_numeric(pd.Series(np.asarray(cap, dtype=object)), errors="coerce")
-            room = ~(base + 1 > c.to_numpy(dtype="float64")[idx])  # NaN cap: no bound
-            order = np.concatenate([order[room[order]], order[~room[order]]])
+            # one more person at a time to the rows below their cap, largest fractions first, round
+            # after round (a row may then pass its ceiling rather than its cap); only what no row
+            # below its cap can take goes to the rows in plain order
+            c = pd.to_numeric(pd.Series(np.asarray(cap, dtype=object)), errors="coerce").to_numpy(dtype="float64")[idx]
+            room = np.where(np.isnan(c), np.inf, c) - base  # NaN cap: no bound
+            while k > 0 and (room >= 1).any():
+                take = order[room[order] >= 1][:k]
+                base[take] += 1
+                room[take] -= 1
+                k -= len(take)
         q, r = divmod(k, idx.size)
         base += q
         base[order[:r]] += 1
