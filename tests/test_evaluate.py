@@ -501,3 +501,19 @@ def test_village_population_takes_only_cells_of_the_villages_own_township(tiny):
     assert want == {"A1": 1000.0, "A2": 3000.0, "A3": 0.0}
     for code, people in want.items():
         assert pr.loc[("clinic_village_clinic_per_village", code), "population"] == people
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(["b", "a", "", None, "c"]), min_size=1, max_size=30), st.data())
+def test_unit_index_categorical_codes_as_text(codes, data):
+    """The cells' ``unit_code`` is categorical (coverage.demand.cells); a unit index read from its
+    codes equals the one hashed from the same values as text, missing and empty codes included,
+    with unused categories left out and the categories in any order."""
+    names = [None if c is None else f"名{c}" for c in codes]
+    text = pd.DataFrame({"unit_code": pd.Series(codes, dtype=object), "unit_name": pd.Series(names, dtype=object)})
+    extra = data.draw(st.lists(st.sampled_from(["z", "y"]), unique=True))  # categories no cell has
+    cats = data.draw(st.permutations(sorted({c for c in codes if c is not None} | set(extra))))
+    cat = text.assign(unit_code=pd.Categorical(codes, categories=cats),
+                      unit_name=pd.Series(names, dtype=object).astype("category"))
+    for got, want in zip(ev.unit_index(cat), ev.unit_index(text), strict=True):
+        assert list(got) == list(want)

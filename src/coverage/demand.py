@@ -121,8 +121,9 @@ def cells(
     data["unit_name"] = unit_name
     data["urban"] = urban
     df = pd.DataFrame(data)
-    df["unit_code"] = df["unit_code"].astype(str)
-    df["unit_name"] = df["unit_name"].astype(str)
+    # categorical: a few hundred units over a million cells, grouped by every table of the run
+    df["unit_code"] = df["unit_code"].astype(str).astype("category")
+    df["unit_name"] = df["unit_name"].astype(str).astype("category")
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
 
 

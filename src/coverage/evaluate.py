@@ -93,16 +93,31 @@ def _need(df: pd.DataFrame, cols: list[str], what: str) -> None:
         )
 
 
-def _unit_index(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def unit_index(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell the position of its unit in ``codes``, the codes (sorted) and their names.
 
     Codes are ``unit_code`` as text, a missing or empty one :data:`UNASSIGNED_CODE`; a code's name
     is the ``unit_name`` of its first cell (missing: :data:`UNASSIGNED_NAME`, as for every cell in
-    no unit; without the column the code itself). One hash pass over the column, the few distinct
-    values cleaned, for all the rules of a call (not a text copy and factorisation per rule).
+    no unit; without the column the code itself). One hash pass over the column (none for a
+    categorical one: its codes are read), the few distinct values cleaned, for all the rules of a
+    call (not a text copy and factorisation per rule).
+
+    Parameters
+    ----------
+    cells : pandas.DataFrame
+        Demand cells with ``unit_code`` (and ``unit_name``).
+
+    Returns
+    -------
+    idx : numpy.ndarray of int64
+        Per cell, the position of its unit in ``codes``.
+    codes : numpy.ndarray of object
+        The units' codes, sorted, each used by a cell.
+    names : numpy.ndarray of object
+        The units' names, aligned with ``codes``.
     """
     _need(cells, ["unit_code"], "需求格网 demand cells ")
-    raw_idx, raw_uniq = pd.factorize(cells["unit_code"].to_numpy(), use_na_sentinel=True)
+    raw_idx, raw_uniq = _factorize(cells["unit_code"])
     clean = pd.Series(np.asarray(raw_uniq, dtype=object), dtype=object).astype("string")
     clean = clean.fillna(UNASSIGNED_CODE).replace("", UNASSIGNED_CODE).to_numpy(dtype=object)
     fidx, codes = pd.factorize(np.append(clean, UNASSIGNED_CODE), sort=True)  # the last: NA cells
@@ -121,6 +136,19 @@ def _unit_index(cells: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray
         names = codes.copy()
     names = np.where(codes == UNASSIGNED_CODE, UNASSIGNED_NAME, names).astype(object)
     return idx, codes, names
+
+
+def _factorize(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """``pandas.factorize`` of a column (missing: -1); a categorical column from its codes.
+
+    The demand cells' ``unit_code`` is categorical (:func:`coverage.demand.cells`): its codes are
+    read as they are instead of hashing a million strings. The values need not be distinct or
+    in any order: every caller maps them on.
+    """
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return col.cat.codes.to_numpy().astype(np.int64), np.asarray(col.cat.categories, dtype=object)
+    idx, uniq = pd.factorize(col.to_numpy(), use_na_sentinel=True)
+    return idx, np.asarray(uniq, dtype=object)
 
 
 def _group(cells: pd.DataFrame, group: str) -> np.ndarray:
@@ -270,7 +298,7 @@ def _by_unit(
     keys: tuple[np.ndarray, np.ndarray, np.ndarray], pop: np.ndarray, cov: np.ndarray,
     units: pd.DataFrame | None,
 ) -> pd.DataFrame:
-    # keys from _unit_index (once per call) + bincount: no text work per rule
+    # keys from unit_index (once per call) + bincount: no text work per rule
     idx, uniq, first_names = keys
     g = pd.DataFrame({
         "unit_code": uniq, "unit_name": first_names,
@@ -347,7 +375,7 @@ def circle_coverage(
         A ``t_<id>`` column, a group column, ``unit_code`` or ``urban`` is missing.
     """
     preset = _preset(preset)
-    keys = _unit_index(cells)
+    keys = unit_index(cells)
     col = _Columns(cells)
     frames = []
     for rule in _rules(preset, include_urban_rural, cells):
@@ -444,7 +472,7 @@ def service_coverage(
         ``service, unit_code, unit_name, population, covered, share, note`` (county row first).
     """
     preset = _preset(preset)
-    keys = _unit_index(cells)
+    keys = unit_index(cells)
     col = _Columns(cells)
     frames = []
     for service in categories.SERVICES:
@@ -675,10 +703,10 @@ def _lonlat(geoms: gpd.GeoSeries) -> tuple[np.ndarray, np.ndarray]:
 
 def _unit_population(cells: pd.DataFrame | None, group: str,
                      keys: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.Series:
-    """People of ``group`` per unit code (sorted); ``keys`` from :func:`_unit_index` if the caller has them."""
+    """People of ``group`` per unit code (sorted); ``keys`` from :func:`unit_index` if the caller has them."""
     if cells is None:
         return pd.Series(dtype=float)
-    idx, codes, _ = keys if keys is not None else _unit_index(cells)
+    idx, codes, _ = keys if keys is not None else unit_index(cells)
     # the same grouped (compensated) sums as a groupby on the code texts, on integer keys
     s = pd.Series(_group(cells, group)).groupby(idx).sum()
     return pd.Series(s.to_numpy(), index=codes[s.index.to_numpy()])
@@ -692,7 +720,7 @@ def _unit_populations(cells: pd.DataFrame | None) -> Callable[[str], pd.Series]:
     def get(group: str) -> pd.Series:
         if group not in done:
             if cells is not None and not keys:
-                keys.append(_unit_index(cells))
+                keys.append(unit_index(cells))
             done[group] = _unit_population(cells, group, keys[0] if keys else None)
         return done[group]
 
@@ -990,7 +1018,7 @@ def reach_m(rule: AnyCircle, speeds: Mapping[str, float] | None = None) -> float
 class ClusterCells:
     """What :func:`uncovered_clusters` reads from the cells, read once for the rules of one call site.
 
-    The cell coordinates, the unit of every cell (:func:`_unit_index`), the groups' people, the
+    The cell coordinates, the unit of every cell (:func:`unit_index`), the groups' people, the
     urban/rural masks and the cell spacing are the same for every rule on the same cells: a caller
     running several rules (``evaluate_model``, 11 rules on a million cells) builds one and passes
     it to every call. Each array is computed on first use, once even when rules run in threads.
@@ -1060,10 +1088,10 @@ class ClusterCells:
             return self._cols.side(applies_to)
 
     def units(self) -> tuple[np.ndarray, np.ndarray]:
-        """Per cell the position of its unit in the sorted codes, and the codes (:func:`_unit_index`)."""
+        """Per cell the position of its unit in the sorted codes, and the codes (:func:`unit_index`)."""
         with self._lock:
             if self._units is None:
-                idx, codes, _ = _unit_index(self.cells)
+                idx, codes, _ = unit_index(self.cells)
                 self._units = idx, codes
             return self._units
 
@@ -1887,7 +1915,7 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
         return
     xy = shapely.get_coordinates(cells.geometry.array[live])
     tree = cKDTree(xy)
-    uidx, ucodes, _ = _unit_index(cells)
+    uidx, ucodes, _ = unit_index(cells)
     uidx = uidx[live]
     live_pop = pop[live]
     # live cells of each unit, ascending: one sort instead of a text comparison over every cell per unit
@@ -2119,6 +2147,7 @@ def select_bank(gaps: pd.DataFrame, top: int | None = BANK_TOP, budget: float | 
     return keep
 
 __all__ = [
+    "unit_index",
     "ClusterCells",
     "COUNTY_CODE",
     "GAP_COLUMNS",

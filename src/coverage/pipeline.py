@@ -134,7 +134,8 @@ def unit_shares(result: RunResult, svc: pd.DataFrame | None = None) -> gpd.GeoDa
     wide = sc.pivot(index="unit_code", columns="service", values="share")
     wide.columns = [f"share_{c}" for c in wide.columns]
     cells = result.model.cells
-    pop = pd.Series(cells["pop"].to_numpy(), index=cells["unit_code"].to_numpy()).groupby(level=0).sum()
+    pop = cells["pop"].groupby(cells["unit_code"], observed=True).sum()  # categorical: by its codes
+    pop.index = pop.index.astype(object)
     units = inputs.units.merge(wide, left_on="code", right_index=True, how="left")
     return units.merge(pop.rename("population"), left_on="code", right_index=True, how="left")
 
@@ -328,8 +329,8 @@ def whatif_data(
         return None
     unit_rows = svc[(svc["unit_code"] != evaluate.COUNTY_CODE)].drop_duplicates("unit_code")
     unit_pos = {c: i for i, c in enumerate(unit_rows["unit_code"])}
-    cell_codes = cells["unit_code"].astype("string").fillna(evaluate.UNASSIGNED_CODE).replace("", evaluate.UNASSIGNED_CODE)
-    cell_unit = pd.Index(list(unit_pos), dtype=object).get_indexer(cell_codes.to_numpy(dtype=object)).astype(np.int64)
+    cell_idx, cell_codes, _ = evaluate.unit_index(cells)
+    cell_unit = pd.Index(list(unit_pos), dtype=object).get_indexer(cell_codes)[cell_idx].astype(np.int64)
     prop_rows = fac[fac["fid"].isin(prop_fids)]
     sites = [[str(n), "c"] for n in cands["name"]] + [[str(n), "p"] for n in prop_rows["name"]]
     prop_site = {fid: len(cands) + k for k, fid in enumerate(prop_rows["fid"])}
