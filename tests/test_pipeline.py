@@ -335,3 +335,20 @@ def test_supply_ratios_count_facilities_without_capacity(repo_root):
     _, ratios = model_mod.supply_ratios(m, model_mod.circle_times(m))
     assert ratios[rule.id]["facilities_without_capacity"] == before + 3
     assert ratios[rule.id]["facilities"] == int((of_type & (cap > 0)).sum()) - 3
+
+
+def test_supply_ratios_name_units_when_some_cells_have_no_code(repo_root):
+    """Cells without a unit code (NaN) count for the county only and do not rename a unit."""
+    from coverage import model as model_mod
+
+    m = pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))
+    cells = model_mod.circle_times(m)
+    tail = cells.index[-len(cells) // 10:]  # after the first cell of every unit
+    cells["unit_code"] = cells["unit_code"].astype(object)
+    cells["unit_name"] = cells["unit_name"].astype(object)
+    cells.loc[tail, "unit_code"] = np.nan
+    cells.loc[tail, "unit_name"] = "无代码的格网"
+    _, ratios = model_mod.supply_ratios(m, cells)
+    names = dict(zip(m.inputs.units["code"].astype(str), m.inputs.units["name"].astype(str), strict=True))
+    rows = [u for r in ratios.values() for u in r["by_unit"]]
+    assert rows and all(u["name"] == names[u["code"]] for u in rows)

@@ -619,8 +619,10 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     cap = pd.to_numeric(fac["capacity"], errors="coerce").to_numpy(dtype=float)
     cells = cells.copy(deep=False)  # new columns only; the caller's frame is left as it was
     # units in code order and the first name each has among the cells
-    unit_idx, unit_codes = pd.factorize(cells["unit_code"].to_numpy(), sort=True)
+    unit_idx, unit_codes = pd.factorize(cells["unit_code"], sort=True)  # categorical: from its codes
+    unit_codes = np.asarray(unit_codes, dtype=object)
     first = pd.Series(unit_idx).drop_duplicates()
+    first = first[first.to_numpy() >= 0]  # a cell without a code (-1) names no unit
     unit_names = np.empty(len(unit_codes), dtype=object)
     unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
     bins = unit_idx.astype(np.intp) + 1  # for np.bincount: 0 = no unit code (county only)
