@@ -407,3 +407,34 @@ def test_every_cell_styled_by_its_column_and_value(tmp_path: Path, units: pd.Dat
     ws = wb["分乡镇小计"]
     for row in ws.iter_rows(min_row=2):
         assert all(bool(c.font.b) == (row[1].value == "合计") for c in row)
+
+
+@pytest.mark.parametrize("created", ["2031-05-06", "2019-12-31"])
+def test_stamp_date_sets_every_entry_date(tmp_path, created):
+    """stamp_date gives every zip entry the run's date: in place when core.xml has it already
+    (XlsxWriter given the date: same size, same contents), by writing the workbook again when not."""
+    import datetime as dt
+    import zipfile
+
+    from coverage.report.excel import stamp_date
+
+    path = tmp_path / "b.xlsx"
+    wb = xlsxwriter.Workbook(str(path), {"in_memory": True})
+    wb.set_properties({"created": dt.datetime.fromisoformat(created)})
+    wb.add_worksheet("表一").write_row(0, 0, ["乡镇", 1.5, "=1+1"])
+    wb.close()
+    with zipfile.ZipFile(path) as z:
+        before = {i.filename: z.read(i) for i in z.infolist()}
+        assert {i.date_time for i in z.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+    size = path.stat().st_size
+    stamp_date(path, "2031-05-06")
+    with zipfile.ZipFile(path) as z:
+        assert z.testzip() is None
+        assert {i.date_time for i in z.infolist()} == {(2031, 5, 6, 0, 0, 0)}
+        after = {i.filename: z.read(i) for i in z.infolist()}
+    assert list(after) == list(before)
+    core = after.pop("docProps/core.xml").decode()
+    assert core.count("2031-05-06T00:00:00Z") == 2  # created and modified
+    assert all(after[k] == before[k] for k in after)
+    assert (path.stat().st_size == size) == (created == "2031-05-06")  # in place only when core.xml had the date
+    assert openpyxl.load_workbook(path)["表一"]["A1"].value == "乡镇"

@@ -269,9 +269,11 @@ def stamp_date(path: str | os.PathLike[str], date: str) -> None:
     """Give a saved workbook the run's date instead of the clock's, so the same inputs give the same file.
 
     openpyxl writes the time of saving into ``docProps/core.xml`` (created, modified) and as the
-    time of every zip entry (XlsxWriter: the given date, or the clock's, and 1980-01-01). Both become ``date`` (ISO ``YYYY-MM-DD``, midnight UTC: the date
-    ``summary.json`` shows, fixed by ``SOURCE_DATE_EPOCH``); the entries keep their order and
-    contents. Nothing changes when ``date`` is not an ISO date.
+    time of every zip entry (XlsxWriter: the given date, or the clock's, and 1980-01-01). Both
+    become ``date`` (ISO ``YYYY-MM-DD``, midnight UTC: the date ``summary.json`` shows, fixed by
+    ``SOURCE_DATE_EPOCH``); the entries keep their order and contents. When ``core.xml`` already
+    has the date (XlsxWriter given it), only the entries' dates are written, in place; otherwise
+    the workbook is written again. Nothing changes when ``date`` is not an ISO date.
 
     Parameters
     ----------
@@ -287,17 +289,62 @@ def stamp_date(path: str | os.PathLike[str], date: str) -> None:
     if not m:
         return
     when = (int(m[1]), int(m[2]), int(m[3]), 0, 0, 0)
+
+    def stamped_core(data: bytes) -> bytes:
+        return re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
+                      rb"\g<1>" + f"{date}T00:00:00Z".encode() + rb"\g<2>", data)
+
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        core = z.read("docProps/core.xml") if "docProps/core.xml" in z.namelist() else b""
+        start_dir = z.start_dir
+    if stamped_core(core) == core and _set_entry_dates(path, infos, start_dir, when):
+        return
     with zipfile.ZipFile(path) as z:
         entries = [(info, z.read(info)) for info in z.infolist()]
     with zipfile.ZipFile(path, "w") as out:
         for info, data in entries:
             if info.filename == "docProps/core.xml":
-                data = re.sub(rb"(<dcterms:(?:created|modified)[^>]*>)[^<]*(</dcterms:)",
-                              rb"\g<1>" + f"{date}T00:00:00Z".encode() + rb"\g<2>", data)
+                data = stamped_core(data)
             stamped = zipfile.ZipInfo(info.filename, date_time=when)
             stamped.compress_type = info.compress_type
             stamped.external_attr = info.external_attr
             out.writestr(stamped, data)
+
+
+def _set_entry_dates(path: str | os.PathLike[str], infos: list[Any], start_dir: int, when: tuple[int, ...]) -> bool:
+    """Write ``when`` as the MS-DOS date and time of every entry of a zip file, in place.
+
+    The date and time sit at fixed places of each entry's local header (bytes 10–13) and of its
+    central-directory record (bytes 12–15); no checksum covers them. Returns ``False``, having
+    written nothing, when a header is not where the directory says (the caller then rewrites the
+    file) and when an entry also carries a time in an extra field.
+    """
+    import struct
+
+    dos = struct.pack("<HH", (when[3] << 11) | (when[4] << 5) | (when[5] // 2),
+                      ((when[0] - 1980) << 9) | (when[1] << 5) | when[2])
+    places = []
+    with open(path, "r+b") as f:
+        for info in infos:
+            f.seek(info.header_offset)
+            head = f.read(30)
+            if head[:4] != b"PK\x03\x04" or info.extra:
+                return False
+            places.append(info.header_offset + 10)
+        pos = start_dir
+        for _ in infos:
+            f.seek(pos)
+            rec = f.read(46)
+            if rec[:4] != b"PK\x01\x02":
+                return False
+            places.append(pos + 12)
+            n, m, k = struct.unpack("<HHH", rec[28:34])
+            pos += 46 + n + m + k
+        for at in places:
+            f.seek(at)
+            f.write(dos)
+    return True
 
 
 @contextmanager
