@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from affine import Affine
 from hypothesis import given, settings
@@ -64,6 +65,10 @@ def test_cells_against_reference():
     assert (d["row"] * 10 + d["col"] == d["cell"]).all()
     # cells in the uncovered corner have no unit but still count
     assert (d["unit_code"] == "").any()
+    # categorical, with exactly the (sorted) texts the cells have
+    for col in ("unit_code", "unit_name"):
+        assert isinstance(d[col].dtype, pd.CategoricalDtype)
+        assert d[col].cat.categories.tolist() == sorted({r[1 if col == "unit_code" else 2] for r in ref})
     assert d.crs == CRS_M
 
 

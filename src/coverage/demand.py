@@ -90,8 +90,8 @@ def cells(
     }
     for name, arr in grid.groups.items():
         data[name] = np.asarray(arr, dtype="float64")[rr, cc]
-    unit_code = np.full(n, "", dtype=object)
-    unit_name = np.full(n, "", dtype=object)
+    unit_of = np.full(n, -1, dtype=np.int64)  # per cell its unit's row in ``units``; -1: outside all
+    codes_text = names_text = np.array([], dtype=object)
     urban = np.zeros(n, dtype=bool)
     if units is not None and len(units) and n:
         u = units.to_crs(grid.crs) if units.crs is not None and not units.crs.equals(grid.crs) else units
@@ -100,12 +100,12 @@ def cells(
         pi, ui = pi[order], ui[order]
         first = np.ones(len(pi), dtype=bool)
         first[1:] = pi[1:] != pi[:-1]
-        pi, ui = pi[first], ui[first]
-        unit_code[pi] = u["code"].astype(str).to_numpy()[ui]
-        unit_name[pi] = u["name"].astype(str).to_numpy()[ui]
+        unit_of[pi[first]] = ui[first]
+        codes_text = u["code"].astype(str).to_numpy(dtype=object)
+        names_text = u["name"].astype(str).to_numpy(dtype=object)
         if "kind" in u.columns:
-            urban[pi] = u["kind"].astype(str).to_numpy()[ui] == "街道"
-        outside = unit_code == ""
+            urban[pi[first]] = u["kind"].astype(str).to_numpy()[ui[first]] == "街道"
+        outside = unit_of < 0
         if outside.any():
             log.warning(
                 "%d populated cells (%.0f people) lie outside every unit; unit_code is empty",
@@ -117,14 +117,24 @@ def cells(
         geom = shapely.union_all(np.asarray(ua.geometry.values))
         shapely.prepare(geom)
         urban |= shapely.contains_xy(geom, x, y)
-    data["unit_code"] = unit_code
-    data["unit_name"] = unit_name
+    data["unit_code"] = _categorical(codes_text, unit_of)
+    data["unit_name"] = _categorical(names_text, unit_of)
     data["urban"] = urban
     df = pd.DataFrame(data)
-    # categorical: a few hundred units over a million cells, grouped by every table of the run
-    df["unit_code"] = df["unit_code"].astype(str).astype("category")
-    df["unit_name"] = df["unit_name"].astype(str).astype("category")
     return gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(x, y), crs=grid.crs)
+
+
+def _categorical(per_unit: np.ndarray, unit_of: np.ndarray) -> pd.Categorical:
+    """Per cell the text of its unit (``""`` outside every unit), categorical.
+
+    Categorical because a few hundred units cover a million cells and every table of the run
+    groups by them. The categories are the texts the cells have, sorted (as ``astype("category")``
+    gives them), built from the units' few values without a string per cell.
+    """
+    values = np.append(np.asarray(per_unit, dtype=object), "")  # position -1 (outside): ""
+    cats, inverse = np.unique(values, return_inverse=True)
+    codes = inverse.astype(np.int64)[unit_of]
+    return pd.Categorical.from_codes(codes, categories=pd.Index(cats)).remove_unused_categories()
 
 
 __all__ = ["cells"]
