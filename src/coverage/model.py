@@ -456,13 +456,29 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     model = evaluated(model, cells)  # the caller's model is left as it was
     progress_step(progress, "评估 / evaluation")
     no_data = evaluate.no_data_rules(preset, inputs.facilities, inputs.seat)
-    cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
-    pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
-    prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
-    summ = evaluate.summary(
-        cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
-        no_data=no_data, coverage_df=cov,
-    )
+    net = inputs.scenario.network
+    speeds = scenario_speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
+    # cell coordinates, units, groups and spacing once for every rule's clusters
+    shared = evaluate.ClusterCells(cells)
+
+    def clusters_of(rule: Any) -> pd.DataFrame | None:
+        if _unchanged(model, reuse, rule) and rule.id in reuse.clusters:  # type: ignore[union-attr]
+            return reuse.clusters[rule.id]  # type: ignore[union-attr,no-any-return]
+        return evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, shared=shared)
+
+    # the rules' clusters side by side in threads (their k-means and neighbour searches release the
+    # GIL), started before the coverage tables this thread computes meanwhile; in the rules' order
+    rules = rules_of(preset)
+    with ThreadPoolExecutor(max(1, min(len(rules), os.cpu_count() or 1, 4))) as ex:
+        clustering = ex.map(clusters_of, rules)
+        cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
+        pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
+        prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
+        summ = evaluate.summary(
+            cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
+            no_data=no_data, coverage_df=cov,
+        )
+        by_rule = dict(zip([r.id for r in rules], clustering, strict=True))
     summ["area"] = _area_summary(inputs, cells)
     summ["supply_ratio"] = ratios
     summ["synthetic"] = bool(inputs.synthetic)  # every reader labels the outputs 合成示例数据
@@ -476,19 +492,6 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     }
     # what changed the figures (assumed shares, suspected GCJ-02, a broken network …), for every reader
     summ["warnings"] = [p.as_dict() for p in [*model.problems, *_no_data_problems(summ)] if p.severity != "error"]
-    net = inputs.scenario.network
-    speeds = scenario_speeds(net.speeds) if net is not None else None  # the scenario's, as for the road graphs
-    # cell coordinates, units, groups and spacing once for every rule's clusters
-    shared = evaluate.ClusterCells(cells)
-    def clusters_of(rule: Any) -> pd.DataFrame | None:
-        if _unchanged(model, reuse, rule) and rule.id in reuse.clusters:  # type: ignore[union-attr]
-            return reuse.clusters[rule.id]  # type: ignore[union-attr,no-any-return]
-        return evaluate.uncovered_clusters(cells, rule, villages=inputs.villages, speeds=speeds, shared=shared)
-
-    # rules side by side (their k-means and neighbour searches release the GIL), in the rules' order
-    rules = rules_of(preset)
-    with ThreadPoolExecutor(max(1, min(len(rules), os.cpu_count() or 1, 4))) as ex:
-        by_rule = dict(zip([r.id for r in rules], ex.map(clusters_of, rules), strict=True))
     clusters = [c for c in by_rule.values() if c is not None and len(c)]
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (int(run_date()[:4]) + 1)  # the year after the run date
