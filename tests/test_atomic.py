@@ -282,9 +282,17 @@ with atomic_output_dir(sys.argv[1]) as tmp:
 """
 
 
+def _default_signals() -> None:
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+
+
 def kill_while_writing(out: Path, signum: int) -> int:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE, text=True, env=env)
+    # the writer starts with the signals' default actions: a shell running the tests in the
+    # background has SIGINT ignored, and the writer (rightly) keeps an ignored signal ignored
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE, text=True, env=env,
+                            preexec_fn=_default_signals)
     try:
         assert proc.stdout.readline().strip() == "writing"
         assert [p for p in out.iterdir() if p.name.startswith(".covplan-tmp-")]  # it is mid-write
