@@ -20,6 +20,7 @@ import rasterio
 from typer.testing import CliRunner
 
 from browser import open_map
+from coverage import evaluate
 from coverage import inputs as inputs_mod
 from coverage import pipeline
 from coverage.cli import app
@@ -338,7 +339,8 @@ def test_supply_ratios_count_facilities_without_capacity(repo_root):
 
 
 def test_supply_ratios_name_units_when_some_cells_have_no_code(repo_root):
-    """Cells without a unit code (NaN) count for the county only and do not rename a unit."""
+    """Cells without a unit code (NaN) do not rename a unit: they form the 未归属乡镇 row, as in the
+    coverage tables."""
     from coverage import model as model_mod
 
     m = pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))
@@ -350,5 +352,7 @@ def test_supply_ratios_name_units_when_some_cells_have_no_code(repo_root):
     cells.loc[tail, "unit_name"] = "无代码的格网"
     _, ratios = model_mod.supply_ratios(m, cells)
     names = dict(zip(m.inputs.units["code"].astype(str), m.inputs.units["name"].astype(str), strict=True))
+    names[evaluate.UNASSIGNED_CODE] = evaluate.UNASSIGNED_NAME
     rows = [u for r in ratios.values() for u in r["by_unit"]]
     assert rows and all(u["name"] == names[u["code"]] for u in rows)
+    assert evaluate.UNASSIGNED_CODE in {u["code"] for u in rows}

@@ -621,14 +621,10 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     fac = inputs.facilities
     cap = pd.to_numeric(fac["capacity"], errors="coerce").to_numpy(dtype=float)
     cells = cells.copy(deep=False)  # new columns only; the caller's frame is left as it was
-    # units in code order and the first name each has among the cells
-    unit_idx, unit_codes = pd.factorize(cells["unit_code"], sort=True)  # categorical: from its codes
-    unit_codes = np.asarray(unit_codes, dtype=object)
-    first = pd.Series(unit_idx).drop_duplicates()
-    first = first[first.to_numpy() >= 0]  # a cell without a code (-1) names no unit
-    unit_names = np.empty(len(unit_codes), dtype=object)
-    unit_names[first.to_numpy()] = cells["unit_name"].to_numpy()[first.index.to_numpy()]
-    bins = unit_idx.astype(np.intp) + 1  # for np.bincount: 0 = no unit code (county only)
+    # units in code order with the first name each has among the cells, as in every other table
+    # (cells outside every unit or without a code: evaluate.UNASSIGNED_CODE, 未归属乡镇)
+    unit_idx, unit_codes, unit_names = evaluate.unit_index(cells)
+    bins = unit_idx.astype(np.intp) + 1  # for np.bincount (bin 0 unused)
     out: dict[str, Any] = {}
     # (service, rule, mode, use, side, facilities of the rule's types without a capacity) in the
     # order of the columns; mode None: from ``reuse``
