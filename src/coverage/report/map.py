@@ -1258,8 +1258,8 @@ def write_map(  # noqa: PLR0913 - issue 11: to narrow/split
     whatif : dict or callable, optional
         :func:`coverage.pipeline.whatif_data` (or a callable returning it, called once the layers are
         drawn, so that the caller may compute it in another thread meanwhile): the 情景推演 panel,
-        where the listed sites are toggled
-        and the per-service figures and the 乡镇 table are recomputed in the page.
+        where the listed sites are toggled and the per-service figures and the 乡镇 table are
+        recomputed in the page.
     no_data : collection of str
         Services without facility data: their coverage layers say 无设施数据 (grey), not 0 %.
     title : str
