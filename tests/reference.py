@@ -92,7 +92,9 @@ def step_w(t, T):
 
 def gauss_w(t, T):
     beta = T / math.sqrt(-2.0 * math.log(0.01))
-    return math.exp(-0.5 * (t / beta) ** 2) if t <= T else 0.0
+    if t > T:
+        return 0.0
+    return math.exp(-0.5 * (t / beta) ** 2) if beta > 0 else 1.0  # T = 0: only t = 0, W(0) = 1
 
 
 def e2sfca(adj, demand, facilities, limit, supply, pop, decay="step"):

@@ -576,6 +576,18 @@ def test_weights_are_as_documented():
     assert w[0] == 1.0 and abs(w[1] - 0.01) < 1e-12 and w[2] == 0.0
 
 
+def test_gaussian_decay_with_a_zero_limit():
+    """With a 0-minute limit only a time of 0 is within reach, with W(0) = 1 (no 0/0 NaN), in the
+    weights and in the compiled E2SFCA, as in the reference."""
+    with np.errstate(all="raise"):
+        assert access.gaussian_weight([0.0, 1e-9], 0.0).tolist() == [1.0, 0.0]
+    assert ref.gauss_w(0.0, 0.0) == 1.0 and ref.gauss_w(1e-9, 0.0) == 0.0
+    g = line_graph()
+    a = access.e2sfca(g, snapped([(2, 0.0, True), (3, 0.0, True)]), snapped([(2, 0.0, True)]), 0.0,
+                      capacity=[3.0], population=[2.0, 5.0], decay="gaussian")
+    assert a.tolist() == [1.5, 0.0]
+
+
 # ---------------------------------------------------------------- real data, networkx as reference
 
 

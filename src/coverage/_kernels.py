@@ -399,11 +399,11 @@ def _decay(t, limit, gaussian, zone_hi, zone_w, beta):
 
     Step: the weight of the zone with ``lo < t <= hi`` (``zone_hi``: upper bounds, the first zone
     starting at ``-inf``; 0 beyond the last). Gaussian: ``exp(-0.5 (t/beta)²)`` for ``t <= limit``,
-    else 0 (``error_model="numpy"``: ``0/0`` is NaN, as in numpy, not an exception).
+    else 0; with ``limit = 0`` (``beta = 0``) only ``t = 0`` is within reach, with weight 1.
     """
     if gaussian:
         if t <= limit:
-            x = t / beta
+            x = t / beta if beta > 0 else 0.0
             return np.exp(-0.5 * (x * x))
         return 0.0
     w = 0.0

@@ -772,11 +772,13 @@ def step_weights(t: ArrayLike, max_minutes: float) -> NDArray[np.float64]:
 def gaussian_weight(t: ArrayLike, max_minutes: float) -> NDArray[np.float64]:
     """E2SFCA Gaussian decay ``W = exp(-0.5 (t/β)²)`` with ``β = T / sqrt(-2 ln 0.01)``.
 
-    So ``W(0) = 1`` and ``W(T) = 0.01``; ``W = 0`` beyond ``T``.
+    So ``W(0) = 1`` and ``W(T) = 0.01``; ``W = 0`` beyond ``T``. With ``T = 0`` only ``t = 0`` is
+    within reach, with ``W = 1``.
     """
     t = np.asarray(t, dtype=np.float64)
     beta = max_minutes / math.sqrt(-2.0 * math.log(GAUSSIAN_W_AT_T))
-    return np.where(t <= max_minutes, np.exp(-0.5 * (t / beta) ** 2), 0.0)
+    x = t / beta if beta > 0 else np.zeros_like(t)
+    return np.where(t <= max_minutes, np.exp(-0.5 * x**2), 0.0)
 
 
 def _values(obj: Any, spec: Any, n: int, what: str) -> NDArray[np.float64]:
