@@ -305,6 +305,45 @@ def test_model_keeps_grid_provenance_not_rasters(repo_root):
     assert result.summary["population_grid"]["resolution_m"] == pytest.approx(abs(inputs.grid.transform.a))
 
 
+def _check_cell_snaps(model):
+    """The model's cell snaps equal :func:`coverage.access.snap` of its cells' points."""
+    from coverage import access
+
+    for mode, g in model.graphs.items():
+        ref = access.snap(g, model.cells)
+        got = model.snapped_cells[mode]
+        assert got.index.equals(ref.index), mode
+        for k in ("seg", "u", "v", "e_uv", "e_vu", "node", "t", "leg_m", "leg_min", "ok"):
+            assert np.array_equal(getattr(got, k), getattr(ref, k)), (mode, k)
+
+
+def test_model_snaps_the_cells_it_makes(repo_root):
+    """The model snaps the cells' centres while it makes their frame: the same as snapping the
+    points; with a grid in another CRS than the roads, the points are reprojected first."""
+    import dataclasses
+
+    from pyproj import CRS
+
+    from coverage import pipeline
+
+    inputs = pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")
+    model = pipeline.build_model(inputs)
+    assert len(model.graphs) >= 2 and len(model.cells) > 10_000
+    _check_cell_snaps(model)
+    # the grid's numbers in a CRS whose origin is 1 km further east: its cells lie 1 km east
+    js = inputs.crs.to_json_dict()
+    easting = next(p for p in js["conversion"]["parameters"] if p["name"] == "False easting")
+    easting["value"] -= 1000.0
+    js.pop("id", None)  # no longer that EPSG code
+    shifted = CRS.from_json_dict(js)
+    other = dataclasses.replace(inputs, grid=dataclasses.replace(inputs.grid, crs=shifted))
+    moved = pipeline.build_model(other)
+    assert moved.cells.crs.equals(shifted)
+    _check_cell_snaps(moved)
+    mode = next(iter(model.graphs))
+    assert not np.array_equal(moved.snapped_cells[mode].leg_m, model.snapped_cells[mode].leg_m)
+
+
 def test_project_year_follows_the_run_date(repo_root, monkeypatch):
     """Without ``output.year`` the project bank is for the year after the run's date, which
     ``SOURCE_DATE_EPOCH`` fixes (not the clock's year)."""

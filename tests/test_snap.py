@@ -16,6 +16,7 @@ import math
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
@@ -46,6 +47,13 @@ def plain_nearest(px, py, x, y, a, b):
         k = int(np.argmin(d))  # the first of the minima
         seg[i], tt[i], dd[i] = k, t[k], d[k]
     return seg, tt, dd
+
+
+def check_same(a, b):
+    """Two Snapped of the same points are equal, array for array."""
+    assert a.index.equals(b.index)
+    for k in ("seg", "u", "v", "e_uv", "e_vu", "node", "t", "leg_m", "leg_min", "ok"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
 
 
 def check_arrays(g, s, qx, qy):
@@ -105,6 +113,7 @@ def test_snap_of_grid_points_equals_plain_brute_force(p):
                            crs="EPSG:32650", min_component_nodes=1)
     s = access.snap(g, gpd.GeoSeries(gpd.points_from_xy(pts[:, 0], pts[:, 1]), crs="EPSG:32650"))
     check_arrays(g, s, pts[:, 0], pts[:, 1])
+    check_same(s, access.snap_xy(g, pts[:, 0], pts[:, 1]))  # coordinates instead of points: the same
     idx = network.segment_index(g)
     # the dense bucket grid stays linear in the index points
     assert idx.nx * idx.ny <= max(2 * len(idx.px), 1024) and len(idx.ptr) == idx.nx * idx.ny + 1
@@ -158,6 +167,7 @@ def test_snap_of_a_real_county_grid_equals_references(shared_data):
     qx, qy = np.tile(gx, len(gy)), np.repeat(gy, len(gx))
     assert len(qx) > 60_000  # several threads
     s = access.snap(g, gpd.GeoSeries(gpd.points_from_xy(qx, qy), crs=g.crs))
+    check_same(s, access.snap_xy(g, qx, qy))  # coordinates instead of points: the same
     # one thread gives the same arrays
     one = access._snap_xy(g, qx, qy, settings.SNAP_MAX_M, n_threads=1)
     for k, arr in one.items():
@@ -177,3 +187,16 @@ def test_snap_of_a_real_county_grid_equals_references(shared_data):
     check_arrays(g, sub, qx[rows], qy[rows])
     for k in one:
         assert np.array_equal(getattr(sub, k), one[k][rows]), k
+
+
+def test_snap_xy_index_and_bad_shapes():
+    x = np.array([0.0, 100.0])
+    g = network.from_edges(x, np.zeros(2), [0, 1], [1, 0], np.ones(2), np.full(2, 80.0), mode="walk",
+                           crs="EPSG:32650", min_component_nodes=1)
+    s = access.snap_xy(g, [50.0, np.nan], [5.0, 0.0], index=pd.Index(["a", "b"]))
+    assert list(s.index) == ["a", "b"] and list(s.ok) == [True, False] and s.leg_m[0] == 5.0
+    assert access.snap_xy(g, [50.0], [5.0], max_leg_m=4.0).ok.tolist() == [False]
+    with pytest.raises(ValueError, match="two 1-d arrays"):
+        access.snap_xy(g, [1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="index has 1 labels for 2 points"):
+        access.snap_xy(g, [1.0, 2.0], [1.0, 2.0], index=[7])

@@ -503,7 +503,7 @@ def e2sfca(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, c
     return ratio
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def build_segments(indptr, indices, n):
     """Undirected road segments of a CSR graph, each once, with its directed edge ids.
 
@@ -571,7 +571,7 @@ def build_segments(indptr, indices, n):
     return a[:ns].copy(), b[:ns].copy(), eab[:ns].copy(), eba[:ns].copy(), cnt, node_seg
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def bucket_grid(px, py, x0, y0, cell, nx, ny):
     """Dense bucket grid of points (a counting sort, O(n + buckets)).
 
@@ -597,7 +597,7 @@ def bucket_grid(px, py, x0, y0, cell, nx, ny):
     return ptr, order
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def strip_order(qx, x0, width, n_strips):
     """Positions of points ordered by vertical strips ``floor((qx - x0) / width)`` (a counting sort).
 

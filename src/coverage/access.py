@@ -62,6 +62,7 @@ from coverage.network import RoadGraph, segment_index
 __all__ = [
     "Snapped",
     "snap",
+    "snap_xy",
     "nearest",
     "nearest_time",
     "nearest_distance",
@@ -320,7 +321,6 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         geom = points
     else:
         raise TypeError("points must be a GeoDataFrame or GeoSeries")
-    max_leg_m = settings.SNAP_MAX_M if max_leg_m is None else float(max_leg_m)
     if geom.crs is not None and not graph.crs.equals(geom.crs):
         geom = geom.to_crs(graph.crs)
     arr = geom.to_numpy()
@@ -336,7 +336,44 @@ def snap(graph: RoadGraph, points: Any, max_leg_m: float | None = None) -> Snapp
         if other.any():
             rep = shapely.point_on_surface(arr[other])
             qx[other], qy[other] = shapely.get_x(rep), shapely.get_y(rep)
-    return Snapped(index=pd.Index(geom.index), **_snap_xy(graph, qx, qy, max_leg_m))
+    return snap_xy(graph, qx, qy, max_leg_m, index=geom.index)
+
+
+def snap_xy(
+    graph: RoadGraph,
+    x: ArrayLike,
+    y: ArrayLike,
+    max_leg_m: float | None = None,
+    index: pd.Index | None = None,
+) -> Snapped:
+    """Snap points given as coordinates in ``graph.crs``: :func:`snap` without point geometries.
+
+    The model snaps the demand cells' centres this way while their frame is still being made
+    (the compiled search releases the GIL); the result equals :func:`snap` of points at ``(x, y)``.
+
+    Parameters
+    ----------
+    graph : RoadGraph
+    x, y : array_like
+        Coordinates in ``graph.crs``; a non-finite pair has no road access.
+    max_leg_m : float, optional
+        Longest allowed off-network leg (to the road), default ``settings.SNAP_MAX_M``.
+    index : pandas.Index, optional
+        Index of the points (default ``RangeIndex``).
+
+    Returns
+    -------
+    Snapped
+    """
+    max_leg_m = settings.SNAP_MAX_M if max_leg_m is None else float(max_leg_m)
+    qx = np.asarray(x, dtype=np.float64)
+    qy = np.asarray(y, dtype=np.float64)
+    if qx.shape != qy.shape or qx.ndim != 1:
+        raise ValueError(f"x and y must be two 1-d arrays of one length: {qx.shape} and {qy.shape}")
+    index = pd.RangeIndex(len(qx)) if index is None else pd.Index(index)
+    if len(index) != len(qx):
+        raise ValueError(f"index has {len(index)} labels for {len(qx)} points")
+    return Snapped(index=index, **_snap_xy(graph, qx, qy, max_leg_m))
 
 
 def _as_snapped(graph: RoadGraph, pts: Any) -> Snapped:

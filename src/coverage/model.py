@@ -211,14 +211,20 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
             file=scn.source, field="network", code="no_roads",
         )
     modes = sorted({mode_of(r, scn) for r in rules_of(inputs.preset)})
-    # the demand cells are made in a thread while this one builds the road graphs (both spend much
-    # of their time in compiled code that releases the GIL); the graph build's warnings are caught here
+    # the demand cells are made in a thread while this one builds the road graphs and snaps the
+    # cells' centres onto them (compiled, releasing the GIL; making a million point geometries
+    # does not); the graph build's warnings are caught here
     with ThreadPoolExecutor(1) as ex:
         making = ex.submit(demand.cells, inputs.grid, inputs.units, inputs.urban_area)
         progress_step(progress, f"路网 / road graphs: {', '.join(modes)}")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", UserWarning)
             graphs = read_roads(scn.network, modes, inputs.crs, inputs.road_lines.take())
+        sc: dict[str, access.Snapped] = {}
+        if graphs and all(g.crs.equals(inputs.grid.crs) for g in graphs.values()):
+            _, _, x, y = demand.centres(inputs.grid)  # the points of ``cells``, in order
+            sc = {mode: access.snap_xy(g, x, y) for mode, g in graphs.items()}
+        sf = {mode: access.snap(g, inputs.facilities) for mode, g in graphs.items()}
         cells = making.result()
     # the readers' own warnings (a layer without CRS taken as lon/lat …) become problems, printed
     # and recorded like every other, instead of Python warnings with a source line
@@ -229,10 +235,8 @@ def build_model(inputs: Inputs, progress: Any = None) -> Model:
         if issubclass(w.category, UserWarning) and text not in {p.zh + " / " + p.en for p in road_notes}:
             road_notes.append(Problem(zh=zh, en=en or zh, file=str(scn.network.roads.path), field="network.roads",
                                       severity="warning", code="roads_note"))
-    sc, sf = {}, {}
-    for mode, g in graphs.items():
-        sc[mode] = access.snap(g, cells)
-        sf[mode] = access.snap(g, inputs.facilities)
+    if not sc:  # the grid in another CRS than the graphs: snap the points (reprojected)
+        sc = {mode: access.snap(g, cells) for mode, g in graphs.items()}
     problems = [*inputs.problems, *road_notes]
     problems += checks.network_problems(graphs, cells["pop"], sc, sf, roads_file=scn.network.roads.path)
     # the model keeps the grid's shape and provenance, not its arrays: the cells hold the people now
