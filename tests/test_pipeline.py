@@ -344,6 +344,35 @@ def test_model_snaps_the_cells_it_makes(repo_root):
     assert not np.array_equal(moved.snapped_cells[mode].leg_m, model.snapped_cells[mode].leg_m)
 
 
+def _check_nearest_cell(model, n=200, seed=0):
+    """``Model.nearest_cell`` against brute force, at random points over the cells' extent."""
+    import geopandas as gpd
+
+    xs, ys = model.cells.geometry.x.to_numpy(), model.cells.geometry.y.to_numpy()
+    rng = np.random.default_rng(seed)
+    px = rng.uniform(xs.min() - 500, xs.max() + 500, n)
+    py = rng.uniform(ys.min() - 500, ys.max() + 500, n)
+    got = model.nearest_cell(gpd.GeoSeries(gpd.points_from_xy(px, py), crs=model.cells.crs))
+    for k in range(n):
+        d2 = (xs - px[k]) ** 2 + (ys - py[k]) ** 2
+        assert d2[got[k]] == d2.min(), k
+
+
+def test_nearest_cell_and_its_tree_built_once_across_threads(repo_root):
+    """The cells' KD-tree is built once even when threads ask for it together (write_outputs
+    starts its build beside the writing; the what-if panel asks for it too)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from coverage import pipeline
+
+    model = pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml"))
+    with ThreadPoolExecutor(4) as ex:
+        trees = list(ex.map(lambda _: model.cell_tree(), range(8)))
+    assert all(t is trees[0] for t in trees) and trees[0].n == len(model.cells)
+    _check_nearest_cell(model)
+    assert model.cell_tree() is trees[0]
+
+
 def test_project_year_follows_the_run_date(repo_root, monkeypatch):
     """Without ``output.year`` the project bank is for the year after the run's date, which
     ``SOURCE_DATE_EPOCH`` fixes (not the clock's year)."""

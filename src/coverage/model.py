@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import threading
 import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -173,6 +174,20 @@ class Model:
     snapped_facilities: dict[str, access.Snapped]
     problems: list[Problem] = field(default_factory=list)
     _cell_tree: Any = field(default=None, init=False, repr=False, compare=False)
+    _tree_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+
+    def cell_tree(self) -> Any:
+        """The KD-tree (:class:`scipy.spatial.cKDTree`) over the cell centres, built on first use and kept.
+
+        Thread-safe: a second caller waits for the first one's build. The build releases the GIL,
+        so ``write_outputs`` starts it in a thread where the map's what-if panel will need it.
+        """
+        from scipy.spatial import cKDTree
+
+        with self._tree_lock:
+            if self._cell_tree is None:
+                self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
+            return self._cell_tree
 
     def nearest_cell(self, points: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
         """Position (in ``cells``) of the demand cell nearest to each point (straight line).
@@ -189,12 +204,8 @@ class Model:
         -------
         numpy.ndarray of int64
         """
-        from scipy.spatial import cKDTree
-
-        if self._cell_tree is None:
-            self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
         geom = points.geometry if isinstance(points, gpd.GeoDataFrame) else points
-        _, i = self._cell_tree.query(np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()]))
+        _, i = self.cell_tree().query(np.column_stack([geom.x.to_numpy(), geom.y.to_numpy()]))
         return np.asarray(i, dtype=np.int64)
 
 
