@@ -547,8 +547,8 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     cells = result.model.cells
     title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
-    # thread while this one writes summary.json, the CSV and gaps.xlsx (Python, holding the GIL);
-    # then the what-if panel's catchments are computed there
+    # thread while this one writes summary.json, the CSV, gaps.xlsx and report.html (Python, holding
+    # the GIL); then the what-if panel's catchments are computed there
     with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg, ThreadPoolExecutor(1) as side:
         drawing = bg.submit(circle_polygons, result)
         if inputs.candidates is not None and len(inputs.candidates):
@@ -583,6 +583,15 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         lack = lacking(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
         cell_rows, uncovered_rows = cells_layer(result), uncovered_layer(result, lack)  # while the circles are drawn
+        # the report needs no circles: written while they are drawn
+        times = report_times(result, no_data)
+        by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
+        html.write_report(
+            tmp / "report.html", result.summary, by_unit_long, result.gaps, standards_checks(result),
+            times, title=title, synthetic=inputs.synthetic,
+            site_map=plan_map(result, proposed, uncovered_map),
+        )
+        del times
         drawn, urc = drawing.result()
         layers = {
             "demand_cells": cell_rows, "facilities": inputs.facilities, "units": units,
@@ -622,13 +631,6 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             no_data=[k for k, c in result.summary["categories"].items() if c["population_covered"] is None],
             title=inputs.scenario.name, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
             service=map_service(result.summary), run=result.summary.get("run"),
-        )
-        times = report_times(result, no_data)
-        by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
-        html.write_report(
-            tmp / "report.html", result.summary, by_unit_long, result.gaps, standards_checks(result),
-            times, title=title, synthetic=inputs.synthetic,
-            site_map=plan_map(result, proposed, uncovered_map),
         )
         files = sorted(p.name for p in tmp.iterdir())
     result.out_dir = Path(out)
