@@ -373,6 +373,32 @@ def test_nearest_cell_and_its_tree_built_once_across_threads(repo_root):
     assert model.cell_tree() is trees[0]
 
 
+def _check_gaps_with_the_tree(result):
+    """The gap table placed with the model's KD-tree equals the one placed with its own tree; with
+    an unpopulated cell the given tree is not used (it would index other cells)."""
+    from coverage import evaluate
+
+    m, inputs = result.model, result.model.inputs
+    no_data = evaluate.no_data_rules(inputs.preset, inputs.facilities, inputs.seat)
+    cl = [c for c in result.clusters.values() if c is not None and len(c)]
+    args = (result.by_unit, result.presence, result.provision, pd.concat(cl, ignore_index=True) if cl else None,
+            inputs.preset, "县", 2030)
+    own = evaluate.gap_table(*args, no_data=no_data, cells=m.cells)
+    assert own["lon"].notna().sum() > 0
+    pd.testing.assert_frame_equal(evaluate.gap_table(*args, no_data=no_data, cells=m.cells, cell_tree=m.cell_tree()), own)
+    cells = m.cells.copy()
+    cells.loc[cells.index[0], "pop"] = 0.0  # not a place for a site any more
+    pd.testing.assert_frame_equal(evaluate.gap_table(*args, no_data=no_data, cells=cells, cell_tree=m.cell_tree()),
+                                  evaluate.gap_table(*args, no_data=no_data, cells=cells))
+
+
+def test_gap_sites_placed_with_the_model_tree(repo_root):
+    from coverage import pipeline
+
+    result = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")))
+    _check_gaps_with_the_tree(result)
+
+
 def test_project_year_follows_the_run_date(repo_root, monkeypatch):
     """Without ``output.year`` the project bank is for the year after the run's date, which
     ``SOURCE_DATE_EPOCH`` fixes (not the clock's year)."""

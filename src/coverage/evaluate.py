@@ -1899,13 +1899,14 @@ def _from_lonlat(lon: float, lat: float, crs: Any) -> tuple[float, float]:
     return float(p.x), float(p.y)
 
 
-def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None:
+def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None, cell_tree: Any = None) -> None:
     """Put cluster and township rows on a populated cell, each cell used once.
 
     A cluster row takes the free populated cell nearest its centre, a village row the one nearest
     the village point, a township row (a missing facility, or a capacity shortfall of a 乡镇) the
     township's most populous free cell: a reference position where the people are, to be replaced
-    by the actual plot (the note says so).
+    by the actual plot (the note says so). ``cell_tree`` (over every cell's centre, in order) is
+    used when every cell is populated: it is then the tree this function would build.
     """
     if cells is None or not isinstance(cells, gpd.GeoDataFrame) or not len(cells) or cells.crs is None:
         return
@@ -1913,8 +1914,12 @@ def _place_sites(rows: list[dict[str, Any]], cells: pd.DataFrame | None) -> None
     live = np.flatnonzero(pop > 0)
     if not len(live):
         return
-    xy = shapely.get_coordinates(cells.geometry.array[live])
-    tree = cKDTree(xy)
+    if cell_tree is not None and len(live) == len(cells) == cell_tree.n:
+        tree = cell_tree
+        xy = np.asarray(tree.data)
+    else:
+        xy = shapely.get_coordinates(cells.geometry.array[live])
+        tree = cKDTree(xy)
     uidx, ucodes, _ = unit_index(cells)
     uidx = uidx[live]
     live_pop = pop[live]
@@ -2001,6 +2006,7 @@ def gap_table(  # noqa: PLR0913 - issue 11: to narrow/split
     high_min_people: float = 1000.0,
     no_data: Mapping[str, str] | None = None,
     cells: pd.DataFrame | None = None,
+    cell_tree: Any = None,
 ) -> pd.DataFrame:
     """Turn coverage, presence and provision gaps into ranked project-bank (项目库) rows.
 
@@ -2052,6 +2058,10 @@ def gap_table(  # noqa: PLR0913 - issue 11: to narrow/split
         :func:`no_data_rules`.
     cells : pandas.DataFrame, optional
         Demand cells (GeoDataFrame) to place the sites on populated cells.
+    cell_tree : scipy.spatial.cKDTree, optional
+        A KD-tree over every cell's centre, in order (:meth:`coverage.model.Model.cell_tree`), when
+        the caller has one: used instead of building one when every cell is populated (the
+        same answer).
 
     Returns
     -------
@@ -2077,7 +2087,7 @@ def gap_table(  # noqa: PLR0913 - issue 11: to narrow/split
         _provision_rows(out, provision_df, no_data)
     _missing_data_rows(out, rules, no_data)
     rows = _merge_sites(preset, out.rows)
-    _place_sites(rows, cells)
+    _place_sites(rows, cells, cell_tree)
     res = pd.DataFrame(rows, columns=GAP_COLUMNS)
     if not len(res):
         return res

@@ -180,7 +180,8 @@ class Model:
         """The KD-tree (:class:`scipy.spatial.cKDTree`) over the cell centres, built on first use and kept.
 
         Thread-safe: a second caller waits for the first one's build. The build releases the GIL,
-        so ``write_outputs`` starts it in a thread where the map's what-if panel will need it.
+        so :func:`evaluate_model` starts it in a thread beside the coverage tables; the gap table's
+        sites and the map's what-if panel use it.
         """
         from scipy.spatial import cKDTree
 
@@ -486,6 +487,9 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     rules = rules_of(preset)
     with ThreadPoolExecutor(max(1, min(len(rules), os.cpu_count() or 1, 4))) as ex:
         clustering = ex.map(clusters_of, rules)
+        # the cells' KD-tree (its build releases the GIL), for the gap table's sites and the map's
+        # what-if panel, on a worker once the clusters leave it
+        tree = ex.submit(model.cell_tree)
         cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
         pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
         prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
@@ -511,7 +515,7 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
     cl = pd.concat(clusters, ignore_index=True) if clusters else None
     year = inputs.scenario.output.year or (int(run_date()[:4]) + 1)  # the year after the run date
     gaps = evaluate.gap_table(cov, pres, prov, cl, preset, county_name(inputs), year, no_data=no_data,
-                              cells=cells)
+                              cells=cells, cell_tree=tree.result())
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov, clusters=by_rule,
     )

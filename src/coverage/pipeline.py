@@ -549,12 +549,8 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
     # thread while this one writes summary.json, the CSV, gaps.xlsx and report.html (Python, holding
     # the GIL); then the what-if panel's catchments are computed there
-    with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg, ThreadPoolExecutor(1) as side:
+    with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg:
         drawing = bg.submit(circle_polygons, result)
-        if inputs.candidates is not None and len(inputs.candidates):
-            # the what-if panel finds the candidates' cells in the cells' KD-tree: built here, on
-            # the core the GIL-bound writing below leaves idle (the build releases the GIL)
-            side.submit(result.model.cell_tree)
         progress_step(progress, "写出 / writing outputs")
         (tmp / "summary.json").write_text(
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
