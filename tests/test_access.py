@@ -261,6 +261,10 @@ def test_edge_snapped_queries_match_dijkstra_on_the_split_graph(p, decay, data):
             assert abs(got - tm) <= 1e-9 * max(1.0, tm)
             j = int(res["facility"].iloc[i][1:])
             assert j in arg or abs(pt[(j, i)] - tm) <= 1e-9 * max(1.0, tm)
+    # the same search as arrays: the times bit for bit, positions of the same facilities
+    tp, pos = access.nearest_positions(g, d, f, limit=limit)
+    assert np.array_equal(tp, res["minutes"].to_numpy())
+    assert list(pos) == [-1 if pd.isna(x) else f.index.get_loc(x) for x in res["facility"]]
     C = access.catchments(g, d, f, limit, n_threads=data.draw(st.sampled_from([1, 2])))
     coo = C.tocoo()
     got = {(int(r), int(c)): float(v) for r, c, v in zip(coo.row, coo.col, coo.data)}

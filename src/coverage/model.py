@@ -354,9 +354,9 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
 
     def search(job: tuple) -> tuple[np.ndarray, pd.Categorical]:
         rule, mode, sources, ids = job
-        res = access.nearest(model.graphs[mode], model.snapped_cells[mode], sources, limit=rule.threshold,
-                             weight=rule.unit)
-        return res[rule.unit].to_numpy(), _facility_ids(res["facility"].to_numpy(), ids)
+        t, pos = access.nearest_positions(model.graphs[mode], model.snapped_cells[mode], sources,
+                                          limit=rule.threshold, weight=rule.unit)
+        return t, _facility_ids(pos, ids)
 
     # the searches release the GIL (compiled kernel; a busy graph gives the other thread a private
     # workspace): rules run side by side, one per CPU (at most 4)
@@ -376,19 +376,16 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
     return cells
 
 
-def _facility_ids(labels: np.ndarray, ids: dict) -> pd.Categorical:
-    """Facility ids (``fid``) of nearest-facility index labels; missing where there is none.
+def _facility_ids(pos: np.ndarray, fids: list) -> pd.Categorical:
+    """Facility ids (``fid``) of the sources' positions (``-1``: none, missing).
 
-    A categorical (small integer codes, ids sorted): a column per rule over a million cells costs
+    ``fids`` holds the id of each source, in the sources' order (:func:`rule_sources`). A
+    categorical (small integer codes, ids sorted): a column per rule over a million cells costs
     1–2 bytes a cell instead of an 8-byte object pointer.
     """
-    cats = pd.Index(sorted(set(ids.values()), key=str), dtype=object)
-    code_of = pd.Series(cats.get_indexer(list(ids.values())), index=list(ids.keys()))
-    codes = np.full(len(labels), -1, dtype=np.int64)
-    has = pd.notna(labels)
-    if has.any():
-        codes[has] = code_of.loc[labels[has]].to_numpy()
-    return pd.Categorical.from_codes(codes, categories=cats)
+    cats = pd.Index(sorted(set(fids), key=str), dtype=object)
+    code_of = np.append(cats.get_indexer(fids), -1).astype(np.int64)  # position -1: none
+    return pd.Categorical.from_codes(code_of[pos], categories=cats)
 
 
 def rule_sources_key(inputs: Inputs, rule: Any, capacity: bool = False) -> tuple:
@@ -406,24 +403,22 @@ def rule_sources_key(inputs: Inputs, rule: Any, capacity: bool = False) -> tuple
     return tuple(sorted(zip(sub["fid"].astype(str), np.round(sub.geometry.x, 3), np.round(sub.geometry.y, 3), cap)))
 
 
-def rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, dict]:
-    """The snapped sources of a rule: facilities of its types, or the county seat for 15 km."""
+def rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, list]:
+    """The snapped sources of a rule (facilities of its types, or the county seat for 15 km) and their ids, in order."""
     inputs = model.inputs
     g = model.graphs[mode]
     if rule.service == "urban_rural":
         if inputs.seat is None:
-            return None, {}
+            return None, []
         seat = gpd.GeoDataFrame(
             {"fid": ["seat"]}, geometry=gpd.points_from_xy([inputs.seat[0]], [inputs.seat[1]]), crs="EPSG:4326"
         ).to_crs(inputs.crs)
         # the seat is a place, not a building: snap it without the leg cap
-        return access.snap(g, seat, max_leg_m=float("inf")), {0: "城区"}
+        return access.snap(g, seat, max_leg_m=float("inf")), ["城区"]
     mask = inputs.facilities["ftype"].isin(rule.ftypes).to_numpy()
     if not mask.any():
-        return None, {}
-    snapped = model.snapped_facilities[mode].take(mask)
-    ids = dict(zip(inputs.facilities.index[mask], inputs.facilities["fid"][mask]))
-    return snapped, ids
+        return None, []
+    return model.snapped_facilities[mode].take(mask), inputs.facilities["fid"][mask].tolist()
 
 
 def evaluated(model: Model, cells: gpd.GeoDataFrame) -> Model:
