@@ -498,8 +498,9 @@ def _fixed_covered(model: Model, rules: list[Any], exclude: set[str]) -> dict[st
             t = np.full(len(cells), np.inf)
         else:
             mode = mode_of(rule, model.inputs.scenario)
-            t = access.nearest(model.graphs[mode], model.snapped_cells[mode], model.snapped_facilities[mode].take(keep),
-                               limit=rule.threshold, weight=rule.unit)[rule.unit].to_numpy()
+            t, _ = access.nearest_positions(model.graphs[mode], model.snapped_cells[mode],
+                                            model.snapped_facilities[mode].take(keep), limit=rule.threshold,
+                                            weight=rule.unit)
         out[rule.id] = t <= rule.threshold
     return out
 
