@@ -561,12 +561,13 @@ def nearest(
         with no road access; column ``facility``: index label of the nearest facility, None if none.
         On exact ties the facility found first is given (deterministic).
     """
-    d, f, fsel, val, lab = _nearest_arrays(graph, demand, facilities, limit, weight)
+    d, f = _as_snapped(graph, demand), _as_snapped(graph, facilities)
+    val, pos = nearest_positions(graph, d, f, limit, weight)
     weight = "metres" if weight in ("metres", "meters", "length") else weight
-    has = np.isfinite(val) & (lab >= 0)
+    has = pos >= 0
     fac = np.full(len(d), None, dtype=object)
     if has.any():
-        fac[has] = np.asarray(f.index, dtype=object)[fsel[lab[has]]]
+        fac[has] = np.asarray(f.index, dtype=object)[pos[has]]
     out = pd.DataFrame({weight: val}, index=d.index)
     out["facility"] = pd.Series(fac, index=d.index, dtype=object)
     return out
