@@ -137,6 +137,22 @@ def test_read_lines_joins_at_shared_vertices_and_splits(tmp_path):
     assert A[xy[(100.0, -100.0)], xy[(100.0, 0.0)]] > 0 and A[xy[(100.0, 0.0)], xy[(100.0, -100.0)]] == 0
 
 
+@pytest.mark.parametrize("spacing", [0.1, 0.02])
+def test_a_densely_drawn_line_does_not_hide_another_line_from_its_dangling_end(tmp_path, spacing):
+    """An end whose own line has more than 16 vertices nearer than the other line's vertex still
+    joins that vertex (the search looked at the 16 nearest vertices only)."""
+    dense = [(i * spacing, 0.0) for i in range(int(round(10 / spacing)) + 1)] + [(100.0, 0.0)]
+    lines = [LineString(dense), LineString([(-3.0, -50.0), (-3.0, 0.0), (-3.0, 50.0)])]
+    p = _write_lines(tmp_path / "dense.gpkg", lines, highway=["residential", "residential"])
+    g = network.read_lines(p, mode="drive", layer="roads", crs="EPSG:32650", join_m=5.0, min_component_nodes=1)
+    assert g.stats["dangling_joined"] == 1  # (0, 0) onto (-3, 0); the other three ends are far from any line
+    assert g.n_nodes == 4 and set(g.component.tolist()) == {0}  # (-3, ±50), (-3, 0), (100, 0): one network
+    assert (0.0, 0.0) not in set(zip(g.x.tolist(), g.y.tolist()))  # the end became the vertex (-3, 0)
+    # farther than join_m: counted as an almost-touching end, not joined
+    far = network.read_lines(p, mode="drive", layer="roads", crs="EPSG:32650", join_m=2.0, min_component_nodes=1)
+    assert far.stats["dangling_joined"] == 0 and far.stats["dangling_near"] == 1
+
+
 def test_read_lines_without_class_and_without_crs(tmp_path):
     lines = [LineString([(108.0, 33.0), (108.001, 33.0)]), LineString([(108.001, 33.0), (108.001, 33.001)])]
     p = tmp_path / "noclass.shp"

@@ -1492,16 +1492,31 @@ def _join_dangling(
         return vid, stats
     gap = max(float(settings.DANGLING_GAP_M), float(join_m))
     tree = cKDTree(np.column_stack([vx, vy]))
+    pts = np.column_stack([vx[vid[ends]], vy[vid[ends]]])
+    own = line[ends]
+
+    def nearest_other(rows: NDArray[np.int64], k: int) -> tuple[NDArray, NDArray, NDArray, NDArray]:
+        """Per end of ``rows``: found, distance and vertex of the nearest other line's vertex among its ``k`` nearest, and whether all ``k`` lay within the gap."""
+        d, j = tree.query(pts[rows], k=k, distance_upper_bound=gap)
+        d, j = d.reshape(len(rows), k), j.reshape(len(rows), k)
+        ok = np.isfinite(d) & (j < len(vx))
+        jj = np.where(ok, j, 0)
+        full = ok[:, -1].copy()  # the k-th neighbour is within the gap too: there may be more
+        ok &= vline[jj] != own[rows][:, None]  # a vertex of another line
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
+        at = np.arange(len(rows)), np.maximum(first, 0)
+        return first >= 0, np.where(first >= 0, d[at], np.inf), jj[at], full
+
     k = min(16, len(vx))
-    d, j = tree.query(np.column_stack([vx[vid[ends]], vy[vid[ends]]]), k=k, distance_upper_bound=gap)
-    d, j = np.atleast_2d(d), np.atleast_2d(j)
-    ok = np.isfinite(d) & (j < len(vx))
-    jj = np.where(ok, j, 0)
-    ok &= vline[jj] != line[ends][:, None]  # a vertex of another line
-    first = np.where(ok.any(axis=1), ok.argmax(axis=1), -1)
-    has = first >= 0
-    near_d = np.where(has, d[np.arange(len(ends)), np.maximum(first, 0)], np.inf)
-    near_v = jj[np.arange(len(ends)), np.maximum(first, 0)]
+    has, near_d, near_v, full = nearest_other(np.arange(len(ends)), k)
+    # a densely drawn line can fill an end's k nearest vertices with its own: look further (more
+    # neighbours, within the same gap) for those ends until another line's vertex or the gap is reached
+    more = np.flatnonzero(~has & full)
+    while len(more) and k < len(vx):
+        k = min(4 * k, len(vx))
+        h, nd, nv, f = nearest_other(more, k)
+        has[more], near_d[more], near_v[more] = h, nd, nv
+        more = more[~h & f]
     join = has & (near_d <= join_m)
     vid = vid.copy()
     vid[ends[join]] = near_v[join]
