@@ -371,6 +371,14 @@ def test_nearest_cell_and_its_tree_built_once_across_threads(repo_root):
     assert all(t is trees[0] for t in trees) and trees[0].n == len(model.cells)
     _check_nearest_cell(model)
     assert model.cell_tree() is trees[0]
+    # a model still pickles and deep-copies (its lock is not kept, a new one is made), tree and all
+    import copy
+    import pickle
+
+    for back in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert back._tree_lock is not model._tree_lock and back._cell_tree is not None
+        assert back.cell_tree().n == len(model.cells)
+        pd.testing.assert_frame_equal(back.cells, model.cells)
 
 
 def _check_gaps_with_the_tree(result):

@@ -176,6 +176,16 @@ class Model:
     _cell_tree: Any = field(default=None, init=False, repr=False, compare=False)
     _tree_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled and deep-copied without its lock (a lock cannot be), as it was before it had one."""
+        state = self.__dict__.copy()
+        state.pop("_tree_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._tree_lock = threading.Lock()
+
     def cell_tree(self) -> Any:
         """The KD-tree (:class:`scipy.spatial.cKDTree`) over the cell centres, built on first use and kept.
 
