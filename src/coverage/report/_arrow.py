@@ -22,7 +22,7 @@ consumes it (e.g. ``write_arrow(stream, ...)``), which a local variable does.
 from __future__ import annotations
 
 import ctypes as C
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,31 @@ class ArrowStream:
         self._streams.append(stream)
         self._next_row = 0
         return _PyCapsule_New(C.addressof(stream), _CAPSULE_NAME, None)
+
+    # -- one batch at a time, for a consumer that takes ``struct ArrowArray`` ---------------
+
+    @property
+    def schema(self) -> ArrowSchema:
+        """The ``struct ArrowSchema`` of the table (owned by this object: do not release it)."""
+        return self._schema
+
+    def batches(self) -> Iterator[ArrowArray]:
+        """The batches in row order, as ``struct ArrowArray`` (for a consumer such as ``OGR_L_WriteArrowBatch``).
+
+        Each batch is released (unless the consumer did) when the next one is asked for or the
+        loop ends; an error while a batch is made is raised to the loop.
+
+        Yields
+        ------
+        ArrowArray
+        """
+        for start in range(0, self.n_rows, self.batch_rows):
+            array = self._make_batch(start, min(self.n_rows, start + self.batch_rows))
+            try:
+                yield array
+            finally:
+                if array.release:
+                    array.release(C.pointer(array))
 
     # -- schema ----------------------------------------------------------------------------
 

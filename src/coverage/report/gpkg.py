@@ -40,7 +40,7 @@ import os
 import re
 import sqlite3
 import warnings
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -53,6 +53,7 @@ from geopandas import GeoDataFrame
 from geopandas.array import GeometryDtype
 
 from coverage.errors import InputError
+from coverage.report import _gdal
 from coverage.report._arrow import ArrowStream
 from coverage.report._util import atomic_target, is_missing
 
@@ -112,7 +113,7 @@ class Lattice(NamedTuple):
 
 def write_layers(  # noqa: PLR0913 - the compact-layer options are keyword-only
     path: str | os.PathLike[str],
-    layers: Mapping[str, GeoDataFrame],
+    layers: Mapping[str, GeoDataFrame | Callable[[], GeoDataFrame | None]],
     *,
     spatial_index_skip: Collection[str] = (),
     compact: Mapping[str, Mapping[str, int | None]] | None = None,
@@ -133,6 +134,9 @@ def write_layers(  # noqa: PLR0913 - the compact-layer options are keyword-only
         then letters, digits or ``_``; at most 63 characters; unique ignoring case). A plain
         :class:`pandas.DataFrame` without geometry is written as an attribute-only table. Columns
         are converted with :func:`gpkg_ready` (``inf`` → ``NULL``, bool → 0/1, lists/dicts → JSON).
+        A layer may also be given as a function returning its table, or None for no such layer,
+        called when the layer's turn comes (so a layer still being computed in another thread
+        is written after the others).
     spatial_index_skip : collection of str
         Layers written without the GeoPackage R-tree. An R-tree costs about 60 bytes per feature;
         for a layer with one point per 100 m cell that is a third of the file, and QGIS reads the
@@ -192,19 +196,18 @@ def write_layers(  # noqa: PLR0913 - the compact-layer options are keyword-only
                 field=name,
             )
         seen[name.lower()] = name
-        if not isinstance(df, pd.DataFrame):
-            raise InputError(
-                f"图层 {name!r} 不是表格。",
-                f"Layer {name!r} must be a GeoDataFrame or DataFrame, got {type(df).__name__}.",
-                file=str(path),
-                field=name,
-            )
+        if not callable(df):
+            _check_table(path, name, df)
 
     compact = compact or {}
     written: dict[str, tuple[GeoDataFrame, Lattice | None]] = {}
     stamp = {"OGR_CURRENT_DATE": f"{date}T00:00:00.000Z"} if date and re.fullmatch(r"\d{4}-\d{2}-\d{2}", date) else {}
     with atomic_target(path, suffix=".gpkg") as tmp, _scratch_sqlite(stamp):
-        for name, df in layers.items():
+        for name, table in layers.items():
+            df = table() if callable(table) else table
+            if df is None:
+                continue
+            _check_table(path, name, df)
             # the compact writer scales numbers itself: they skip the inf → NaN copy
             as_is = list(compact.get(name, {}))
             ready = gpkg_ready(df, layer=name, as_is=as_is)
@@ -232,6 +235,17 @@ def write_layers(  # noqa: PLR0913 - the compact-layer options are keyword-only
                     kwargs["geometry_type"] = "Unknown"
             pyogrio.write_dataframe(ready, tmp, **kwargs)
     return Path(path)
+
+
+def _check_table(path: str | os.PathLike[str], name: str, df: Any) -> None:
+    """Refuse a layer that is not a (Geo)DataFrame."""
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(
+            f"图层 {name!r} 不是表格。",
+            f"Layer {name!r} must be a GeoDataFrame or DataFrame, got {type(df).__name__}.",
+            file=str(path),
+            field=name,
+        )
 
 
 #: GDAL settings while a GeoPackage is written into its temporary file: SQLite neither waits for the
@@ -582,16 +596,22 @@ def _write_store(path: str | os.PathLike[str], store: str, n: int, columns: list
         if geom is not None:
             arrow.insert(0, ("geom", b"z", geom[1]))
         stream = ArrowStream(n, arrow, batch_rows=STORE_BATCH_ROWS)
+        # pyogrio holds the GIL while GDAL inserts the rows: where GDAL's C API is reachable, pyogrio
+        # only creates the layer and its fields (no rows) and the rows go through ctypes, which
+        # lets the run's other threads go on meanwhile (the same GDAL calls, the same table)
+        direct = _gdal.available()
         try:
             with warnings.catch_warnings():  # a layer without CRS is written as before, without a warning
                 warnings.filterwarnings("ignore", message="'crs' was not provided", category=UserWarning)
-                write_arrow(stream, path, layer=store, driver="GPKG", geometry_name="geom" if geom else None,
-                            geometry_type=geom[0] if geom else None, crs=_crs_text(crs) if geom else None,
-                            layer_options=options)
+                write_arrow(ArrowStream(0, arrow) if direct else stream, path, layer=store, driver="GPKG",
+                            geometry_name="geom" if geom else None, geometry_type=geom[0] if geom else None,
+                            crs=_crs_text(crs) if geom else None, layer_options=options)
         except Exception as exc:
             if stream.error is not None:  # the cause, not pyogrio's "error while accessing batch"
                 raise stream.error from exc
             raise
+        if direct:
+            _gdal.append_batches(path, store, stream, geometry_name="geom" if geom else None)
         return
     data: dict[str, Any] = {}
     for c in columns:
