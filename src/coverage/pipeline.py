@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Collection, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -549,8 +549,10 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     title = inputs.scenario.name + ("（合成示例数据）" if inputs.synthetic and "合成" not in inputs.scenario.name else "")
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
     # thread while this one writes summary.json, the CSV, gaps.xlsx and report.html (Python, holding
-    # the GIL); then the what-if panel's catchments are computed there
-    with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg:
+    # the GIL); then the what-if panel's catchments are computed there. layers.gpkg is written in a
+    # third thread while this one draws map.html (GDAL inserts its rows without holding the GIL
+    # where gpkg can reach GDAL's C API)
+    with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg, ThreadPoolExecutor(1) as gpkg_thread:
         drawing = bg.submit(circle_polygons, result)
         progress_step(progress, "写出 / writing outputs")
         (tmp / "summary.json").write_text(
@@ -561,6 +563,23 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
         # background thread while this one writes the files
         panel = bg.submit(whatif_data, result, svc, proposed)
+        units = unit_shares(result, svc)
+        lack = lacking(result)
+        derived = _derived_urban(inputs)
+        layers = gpkg_layers(result, units, lack, drawing, derived=derived, proposed=proposed,
+                             extra_layers=extra_layers, change=change)
+        metres = {r.column for r in [*inputs.preset.active_circles(), inputs.preset.urban_rural()]
+                  if r is not None and r.unit != "minutes"}
+        # the per-cell layers are large: no R-tree (QGIS reads them without; "Create spatial index"
+        # in the layer properties adds one when wanted)
+        writing = gpkg_thread.submit(
+            gpkg.write_layers, tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS,
+            compact={k: compact_spec(layers[k], metres) for k in CELL_LAYERS if k in layers},
+            sides={"demand_cells": rule_sides(inputs.preset)}, rows_of={"uncovered": "demand_cells"},
+            keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"), lattices=_cell_lattice(inputs),
+            date=str((result.summary.get("run") or {}).get("date") or ""),
+        )
+        del layers  # the per-cell layer frames (a million rows each) go once they are written
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
         if no_data:  # rows without input data say so instead of showing 0 covered
             csv = _no_data_csv(tables.coverage_csv_frame(result.summary, svc, result.by_unit, rule_labels),
@@ -576,10 +595,7 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
                               comparison=comparison, top=top, budget=budget)
         if comparison is not None:
             comparison.to_csv(tmp / "comparison.csv", index=False, encoding="utf-8-sig")
-        units = unit_shares(result, svc)
-        lack = lacking(result)
         uncovered_map = uncovered_cells(result, block_m=settings.MAP_BLOCK_M, lack=lack)
-        cell_rows, uncovered_rows = cells_layer(result), uncovered_layer(result, lack)  # while the circles are drawn
         # the report needs no circles: written while they are drawn
         times = report_times(result, no_data)
         by_unit_long = svc[svc["unit_code"] != ""].rename(columns={"unit_code": "code", "unit_name": "name"})
@@ -590,37 +606,6 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         )
         del times
         drawn, urc = drawing.result()
-        layers = {
-            "demand_cells": cell_rows, "facilities": inputs.facilities, "units": units,
-            "uncovered": uncovered_rows, "gaps": _gap_points(result.gaps),
-        }
-        del cell_rows, uncovered_rows
-        if drawn is not None:
-            layers["service_circles"] = circles_layer(drawn)
-        if urc is not None:
-            layers["urban_rural_circle"] = urc
-        if inputs.villages is not None:
-            layers["villages"] = inputs.villages
-        if inputs.candidates is not None:
-            layers["candidates"] = inputs.candidates
-        derived = _derived_urban(inputs)
-        if derived is not None:
-            layers["urban_derived"] = derived
-        if proposed is not None and len(proposed):
-            layers["proposed"] = proposed
-        layers.update(extra_layers or {})
-        if change is not None and len(change):
-            layers["coverage_change"] = change
-        metres = {r.column for r in [*inputs.preset.active_circles(), inputs.preset.urban_rural()]
-                  if r is not None and r.unit != "minutes"}
-        # the per-cell layers are large: no R-tree (QGIS reads them without; "Create spatial index"
-        # in the layer properties adds one when wanted)
-        gpkg.write_layers(tmp / "layers.gpkg", layers, spatial_index_skip=CELL_LAYERS,
-                          compact={k: compact_spec(layers[k], metres) for k in CELL_LAYERS if k in layers},
-                          sides={"demand_cells": rule_sides(inputs.preset)}, rows_of={"uncovered": "demand_cells"},
-                          keys=dict.fromkeys(("demand_cells", "uncovered"), "cell"), lattices=_cell_lattice(inputs),
-                          date=str((result.summary.get("run") or {}).get("date") or ""))
-        del layers  # the per-cell layer frames (a million rows each) are not needed after this
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
             circles=drawn, urban_rural_circle=urc, candidates=inputs.candidates, proposed=proposed,
@@ -629,10 +614,62 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             title=inputs.scenario.name, synthetic=inputs.synthetic, tiles=tiles, tianditu_key=tianditu_key,  # type: ignore[arg-type]  # checked by check_tiles
             service=map_service(result.summary), run=result.summary.get("run"),
         )
+        writing.result()
         files = sorted(p.name for p in tmp.iterdir())
     result.out_dir = Path(out)
     result.files = files
     return result
+
+
+def gpkg_layers(  # noqa: PLR0913 - the optional layers are keyword-only
+    result: RunResult,
+    units: gpd.GeoDataFrame,
+    lack: dict[str, np.ndarray],
+    drawing: Future,
+    *,
+    derived: gpd.GeoDataFrame | None = None,
+    proposed: gpd.GeoDataFrame | None = None,
+    extra_layers: dict[str, gpd.GeoDataFrame] | None = None,
+    change: gpd.GeoDataFrame | None = None,
+) -> dict[str, Any]:
+    """The layers of layers.gpkg in their order, for :func:`coverage.report.gpkg.write_layers`.
+
+    The service circles are still being drawn (``drawing``, the future of
+    :func:`circle_polygons`) when the file is begun: their two layers are given as functions that
+    wait for them, so the per-cell layers are written meanwhile.
+
+    Parameters
+    ----------
+    result : RunResult
+    units : geopandas.GeoDataFrame
+        :func:`unit_shares` of the run.
+    lack : dict
+        :func:`lacking` of the run.
+    drawing : concurrent.futures.Future
+        Of :func:`circle_polygons` of the run.
+    derived, proposed, extra_layers, change : optional
+        The derived 城区, proposed facilities, more layers and the per-cell change, as in
+        :func:`write_outputs`.
+
+    Returns
+    -------
+    dict
+        Layer name → frame, or a function returning the frame (None: no such layer).
+    """
+    inputs = result.model.inputs
+    layers: dict[str, Any] = {
+        "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
+        "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
+        "service_circles": lambda: None if drawing.result()[0] is None else circles_layer(drawing.result()[0]),
+        "urban_rural_circle": lambda: drawing.result()[1],
+    }
+    more = {"villages": inputs.villages, "candidates": inputs.candidates, "urban_derived": derived,
+            "proposed": proposed if proposed is not None and len(proposed) else None}
+    layers.update({k: v for k, v in more.items() if v is not None})
+    layers.update(extra_layers or {})
+    if change is not None and len(change):
+        layers["coverage_change"] = change
+    return layers
 
 
 def report_times(result: RunResult, no_data: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
