@@ -219,7 +219,7 @@ def multi_source(indptr, indices, weight, src_node, src_init, limit, query, dist
 
 @njit(cache=True, nogil=True, inline="always")
 def _site_cells(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, dist,
-                touched, best, ctouched, hd, hn):
+                touched, best, ctouched, hd, hn, bound):
     """One site's bounded Dijkstra, mapped to the demand cells (shared by :func:`catchments` and :func:`e2sfca`).
 
     The site starts from both ends of its edge (``su``/``sv`` with their initial distances, ``inf``
@@ -227,6 +227,11 @@ def _site_cells(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_p
     to that cell; ``best`` keeps the least time per cell (``<= limit``) and ``ctouched[:nct]`` the
     cells reached, in the order first reached. ``dist`` is reset before returning; ``best`` is left
     for the caller to read and reset.
+
+    ``bound`` is a lower bound per node of the time from it to the nearest demand cell
+    (:func:`coverage.access.cell_bound`; zeros: no pruning). A node is entered only when its time
+    plus its bound is within the limit: from any other node no cell is reached in time, so the
+    cells reached and their times are those of the unpruned search.
 
     Returns
     -------
@@ -236,12 +241,12 @@ def _site_cells(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_p
     ntouch = 0
     nct = 0
     size = 0
-    if su_init <= limit:
+    if su_init + bound[su] <= limit:
         dist[su] = su_init
         touched[ntouch] = su
         ntouch += 1
         size = _push(hd, hn, size, su_init, su)
-    if sv_init <= limit and sv_init < dist[sv]:
+    if sv_init + bound[sv] <= limit and sv_init < dist[sv]:
         if dist[sv] == np.inf:
             touched[ntouch] = sv
             ntouch += 1
@@ -263,7 +268,7 @@ def _site_cells(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_p
         for k in range(indptr[u], indptr[u + 1]):
             v = indices[k]
             nd = d + weight[k]
-            if nd <= limit and nd < dist[v]:
+            if nd + bound[v] <= limit and nd < dist[v]:
                 if dist[v] == np.inf:
                     touched[ntouch] = v
                     ntouch += 1
@@ -275,7 +280,7 @@ def _site_cells(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_p
 
 
 @njit(cache=True, nogil=True)
-def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, n_cells):
+def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, cell_ids, cell_off, n_cells, bound):
     """Bounded single-source Dijkstra per site, mapped to demand cells.
 
     A site snapped onto a road edge starts from both ends of that edge (``su`` with ``su_init``,
@@ -299,6 +304,9 @@ def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_pt
         Offset of each entry (aligned with ``cell_ids``): cell leg + partial edge from the node.
     n_cells : int
         Number of demand cells (size of the scratch array).
+    bound : ndarray of float64, shape (n_nodes,)
+        Lower bound per node of the time to the nearest demand cell (zeros: none), to prune the
+        searches (see :func:`_site_cells`); the result does not depend on it.
 
     Returns
     -------
@@ -321,7 +329,7 @@ def catchments(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_pt
     nout = 0
     for s in range(su.shape[0]):
         nct = _site_cells(indptr, indices, weight, su[s], su_init[s], sv[s], sv_init[s], limit, cell_ptr, cell_ids,
-                          cell_off, dist, touched, best, ctouched, hd, hn)
+                          cell_off, dist, touched, best, ctouched, hd, hn, bound)
         if nout + nct > cap:
             while nout + nct > cap:
                 cap *= 2
@@ -472,9 +480,10 @@ def e2sfca(indptr, indices, weight, su, su_init, sv, sv_init, limit, cell_ptr, c
     hd = np.empty(indices.shape[0] + 3, dtype=np.float64)
     hn = np.empty(indices.shape[0] + 3, dtype=np.int64)
     ratio = np.zeros(su.shape[0])
+    no_bound = np.zeros(n)
     for s in range(su.shape[0]):
         nct = _site_cells(indptr, indices, weight, su[s], su_init[s], sv[s], sv_init[s], limit, cell_ptr, cell_ids,
-                          cell_off, dist, touched, best, ctouched, hd, hn)
+                          cell_off, dist, touched, best, ctouched, hd, hn, no_bound)
         # same-segment pairs (each cell at most once per site): the quicker of the two times; a
         # cell still at inf here was not reached by the search (which never stores inf)
         for p in range(pair_ptr[s], pair_ptr[s + 1]):

@@ -749,10 +749,16 @@ def catchments(
     su_init = (sleg[sel] + out_u[sel]).astype(np.float64)
     sv_init = (sleg[sel] + out_v[sel]).astype(np.float64)
 
+    # with many sites, each search is pruned by a lower bound of the time to the nearest demand cell
+    # (one search back from the cells): sites among few cells (the people a plan still has to
+    # reach) then search only the roads that lead to them; the result is the same
+    bound = (_cell_bound(graph, weight, ptr, cell_off, limit) if _worth_bounding(graph, weight, len(sel), limit)
+             else np.zeros(graph.n_nodes))
+
     def run(ch: NDArray) -> tuple[NDArray, NDArray, NDArray]:
         r, c, v = _kernels.catchments(
             graph.indptr, graph.indices, w, su[ch], su_init[ch], sv[ch], sv_init[ch], limit, ptr, cell_ids,
-            cell_off, len(d),
+            cell_off, len(d), bound,
         )
         return sel[ch][r] if len(ch) else r, c, v
 
@@ -785,6 +791,58 @@ def catchments(
     indptr = np.zeros(len(s) + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=len(s)), out=indptr[1:])
     return csr_array((vals, cols, indptr), shape=(len(s), len(d)))
+
+
+#: :func:`catchments` prunes its searches by :func:`_cell_bound` (one search over the graph from the
+#: demand cells) when the sites' searches together would cover the graph this many times over
+#: (estimated from the fastest road: a short walk from a few sites is cheaper unpruned).
+BOUND_GRAPHS = 2.0
+
+
+def _worth_bounding(graph: RoadGraph, weight: str, n_sites: int, limit: float) -> bool:
+    """Whether the sites' searches are long enough, together, to pay for :func:`_cell_bound`.
+
+    Each search reaches at most the disc of radius ``limit × fastest speed`` (metres for a limit
+    in metres), i.e. that share of the nodes' bounding box; the bound costs about one search over
+    the graph.
+    """
+    if n_sites < 2 or graph.n_nodes == 0:
+        return False
+    if weight == "minutes":
+        moving = graph.minutes > 0
+        speed = float(np.max(graph.metres[moving] / graph.minutes[moving])) if moving.any() else 0.0
+    else:
+        speed = 1.0
+    box = float(np.ptp(graph.x)) * float(np.ptp(graph.y))
+    share = 1.0 if box <= 0 else min(1.0, math.pi * (limit * speed) ** 2 / box)
+    return n_sites * share >= BOUND_GRAPHS
+
+
+def _cell_bound(graph: RoadGraph, weight: str, ptr: NDArray, cell_off: NDArray, limit: float) -> NDArray[np.float64]:
+    """Time from each node to its nearest demand cell (``inf`` beyond ``limit``), for pruning :func:`catchments`.
+
+    A multi-source search on the reversed graph from the nodes that demand cells hang on, each
+    starting at its least entry offset (cell leg + partial edge, as in :func:`cell_index`): the
+    time of the best route from the node to a cell through that cell's nodes, i.e. a lower bound
+    of (in fact equal to) the network part of any site's route to a cell through this node.
+    """
+    n = graph.n_nodes
+    has = np.flatnonzero(ptr[1:] > ptr[:-1]).astype(np.int64)
+    if not len(has):
+        return np.full(n, np.inf)
+    init = np.minimum.reduceat(np.asarray(cell_off, dtype=np.float64), ptr[has])
+    rev = graph.csr(weight).T.tocsr()  # every edge turned round: the search runs from the cells
+    ws = _Workspace(n, rev.nnz + len(has) + 1)
+    # searched a hair beyond the limit and returned a hair below the exact times, so that rounding
+    # (the sums taken in another order than a site's search takes them) never prunes a cell at
+    # exactly the limit
+    margin = 1e-9 * max(float(limit), 1.0)
+    dist, _ = _kernels.multi_source(
+        rev.indptr.astype(np.int64), rev.indices.astype(np.int64), np.ascontiguousarray(rev.data, dtype=np.float64),
+        has, np.ascontiguousarray(init), float(limit) + margin, np.arange(n, dtype=np.int64), ws.dist, ws.label,
+        ws.touched, ws.hd, ws.hn, 1,
+    )
+    return np.maximum(dist - margin, 0.0)
 
 
 def count_within(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: float = 15.0) -> pd.Series:
