@@ -23,6 +23,7 @@ from pyogrio.raw import write_arrow
 
 from coverage import pipeline
 from coverage.report import gpkg
+from coverage.report import _gdal
 from coverage.report._arrow import ArrowStream
 
 MACAU = Path(__file__).resolve().parents[1] / "data" / "macau.yaml"
@@ -107,6 +108,62 @@ def test_arrow_stream_reports_a_failing_batch(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="batch"):
         write_arrow(stream, tmp_path / "x.gpkg", layer="t", driver="GPKG")
     assert isinstance(stream.error, ValueError)
+
+
+@pytest.mark.skipif(not _gdal.available(), reason="GDAL's C API is not reachable through pyogrio here")
+@pytest.mark.parametrize(("n", "batch_rows"), [(0, 4), (57, 8), (1000, 300)])
+def test_rows_appended_through_gdal_c_api_as_pyogrio_writes_them(tmp_path: Path, n: int, batch_rows: int) -> None:
+    """pyogrio creates the layer and its fields from the schema (no rows), then the rows go to
+    GDAL's own OGR_L_WriteArrowBatch (through ctypes, without the GIL): the same table as
+    pyogrio's row writer; every batch released."""
+    df = _random_frame(n, seed=7 + n)
+    opts = {"SPATIAL_INDEX": "NO", "FID": "cell"}
+    ref, new = tmp_path / "ref.gpkg", tmp_path / "new.gpkg"
+    pyogrio.write_dataframe(df, ref, layer="t", layer_options=opts, geometry_type="Point")
+    cols = _columns(df)
+    write_arrow(ArrowStream(0, cols), new, layer="t", driver="GPKG", geometry_name="geom", geometry_type="Point",
+                crs="EPSG:4545", layer_options=opts)
+    stream = ArrowStream(n, cols, batch_rows=batch_rows)
+    _gdal.append_batches(new, "t", stream, geometry_name="geom")
+    assert _table(new, "t", "cell") == _table(ref, "t", "cell")
+    assert pyogrio.read_info(new, layer="t")["features"] == n
+    assert not stream._batches
+
+
+@pytest.mark.skipif(not _gdal.available(), reason="GDAL's C API is not reachable through pyogrio here")
+def test_append_batches_reports_errors_and_closes_the_file(tmp_path: Path) -> None:
+    """A batch that cannot be made raises its own error; a missing layer or file is named; the
+    file is closed in every case (it can be written again at once)."""
+    path = tmp_path / "x.gpkg"
+    write_arrow(ArrowStream(0, [("v", b"l", None)]), path, layer="t", driver="GPKG")
+
+    def boom(a: int, b: int):
+        if a >= 10:
+            raise ValueError("no data")
+        return np.arange(a, b, dtype=np.int64), None
+
+    with pytest.raises(ValueError, match="no data"):
+        _gdal.append_batches(path, "t", ArrowStream(30, [("v", b"l", boom)], batch_rows=10))
+    with pytest.raises(RuntimeError, match="no layer 'nope'"):
+        _gdal.append_batches(path, "nope", ArrowStream(3, [("v", b"l", boom)]))
+    with pytest.raises(RuntimeError, match="could not open"):
+        _gdal.append_batches(tmp_path / "missing.gpkg", "t", ArrowStream(3, [("v", b"l", boom)]))
+    _gdal.append_batches(path, "t", ArrowStream(5, [("v", b"l", lambda a, b: (np.arange(a, b) * 2, None))]))
+    with sqlite3.connect(path) as con:  # the first batch of the failed call, then the five rows
+        assert [r[0] for r in con.execute("select v from t order by fid")] == [*range(10), 0, 2, 4, 6, 8]
+
+
+def test_stored_tables_without_gdal_c_api_are_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where GDAL's C API cannot be reached (e.g. Windows), pyogrio writes the rows itself: the
+    same stored tables and views as the ctypes path."""
+    layers, kw = _layers_of(pipeline.demo_scenario_path())
+    a = gpkg.write_layers(tmp_path / "a.gpkg", layers, spatial_index_skip=list(layers), **kw)
+    monkeypatch.setattr(_gdal, "available", lambda: False)
+    b = gpkg.write_layers(tmp_path / "b.gpkg", layers, spatial_index_skip=list(layers), **kw)
+    for name in ("demand_cells__store", "uncovered__store"):
+        assert _table(a, name, "cell") == _table(b, name, "cell")
+    pd.testing.assert_frame_equal(pyogrio.read_dataframe(a, layer="demand_cells"),
+                                  pyogrio.read_dataframe(b, layer="demand_cells"))
 
 
 def test_compact_layer_without_crs(tmp_path: Path, recwarn) -> None:
