@@ -297,3 +297,39 @@ def test_same_inputs_same_bytes(tmp_path: Path, units: pd.DataFrame) -> None:
     a = render(tmp_path / "a", small, **kw)
     b = render(tmp_path / "b", small, **kw)
     assert a == b
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cumulative_curve_follows_the_people(seed: int) -> None:
+    """The report's cumulative curve (drawn from a histogram of CDF_STEPS steps, not a sort): at
+    each of its vertices the share is the people within that time, counted from a plain sort,
+    up to one step of the axis and the drawing's 0.1 px; it ends at the people within reach over
+    the total (those beyond are not on the axis)."""
+    from coverage.report import charts
+
+    rng = np.random.default_rng(seed)
+    n = 5000
+    m = np.where(rng.random(n) < 0.1, 0.0, np.round(rng.exponential(6.0, n), 1 + seed))  # ties, zeros
+    w = rng.integers(0, 30, n).astype(float)
+    total = float(w.sum()) * 1.25
+    svg = charts.histogram_svg([("学校", "#1f77b4", m, total)], weights=[w])
+    root = ET.fromstring(svg)
+    ns = {"s": "http://www.w3.org/2000/svg"}
+    rects = [r for r in root.iter() if r.tag.endswith("rect") and r.get("fill") == "none"]
+    x1, y0, pw, ph = (float(rects[1].get(k)) for k in ("x", "y", "width", "height"))
+    curve = [p for p in root.iter() if p.tag.endswith("polyline") and p.get("class") != "hist"]
+    assert len(curve) == 1 and ns
+    pts = [tuple(map(float, xy.split(","))) for xy in curve[0].get("points").split()]
+    top = float(m.max())
+    step = top / charts.CDF_STEPS
+    order = np.sort(m)
+    cum = np.r_[0.0, np.cumsum(w[np.argsort(m, kind="stable")])] / total
+    tol_x, tol_y = 0.06 / pw * top, 0.06 / ph
+    for (xa, ya), (xb, yb) in zip(pts[1:-1], pts[2:-1]):
+        if xa != xb or ya == yb:
+            continue  # not a rise
+        t, share = (xb - x1) / pw * top, 1.0 - (yb - y0) / ph
+        below = cum[np.searchsorted(order, t - tol_x, side="right")]  # people within t
+        within_step = cum[np.searchsorted(order, t + step + tol_x, side="left")]  # within the step
+        assert below - tol_y <= share <= within_step + tol_y
+    assert 1.0 - (pts[-1][1] - y0) / ph == pytest.approx(w.sum() / total, abs=tol_y)
