@@ -517,3 +517,30 @@ def test_unit_index_categorical_codes_as_text(codes, data):
                       unit_name=pd.Series(names, dtype=object).astype("category"))
     for got, want in zip(ev.unit_index(cat), ev.unit_index(text), strict=True):
         assert list(got) == list(want)
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.data())
+def test_nearest_village_is_the_nearest_of_the_cells_own_township(data):
+    """Each cell's village (one tree search over all townships, the township a far third
+    coordinate) is the nearest village point of its own 乡镇 by a plain scan, -1 when its 乡镇 has
+    no village; ties may go to any of the nearest."""
+    n_cells = data.draw(st.integers(1, 40))
+    n_vil = data.draw(st.integers(1, 12))
+    coord = st.floats(-2000.0, 2000.0, allow_nan=False).map(lambda v: round(v, 0))  # ties happen
+    cx = data.draw(st.lists(coord, min_size=n_cells, max_size=n_cells))
+    cy = data.draw(st.lists(coord, min_size=n_cells, max_size=n_cells))
+    vx = data.draw(st.lists(coord, min_size=n_vil, max_size=n_vil))
+    vy = data.draw(st.lists(coord, min_size=n_vil, max_size=n_vil))
+    cu = data.draw(st.lists(st.sampled_from(["a", "b", "c", "d"]), min_size=n_cells, max_size=n_cells))
+    vu = data.draw(st.lists(st.sampled_from(["a", "b", "c"]), min_size=n_vil, max_size=n_vil))
+    cells = gpd.GeoDataFrame({"unit_code": cu}, geometry=gpd.points_from_xy(cx, cy), crs=32650)
+    villages = gpd.GeoDataFrame({"unit_code": vu}, geometry=gpd.points_from_xy(vx, vy), crs=32650)
+    got = ev._nearest_village(cells, villages)
+    for i in range(n_cells):
+        own = [j for j in range(n_vil) if vu[j] == cu[i]]
+        if not own:
+            assert got[i] == -1
+            continue
+        d = {j: math.hypot(vx[j] - cx[i], vy[j] - cy[i]) for j in own}
+        assert got[i] in own and d[got[i]] == pytest.approx(min(d.values()), abs=1e-9)
