@@ -313,6 +313,11 @@ def test_edge_snapped_queries_match_dijkstra_on_the_split_graph(p, decay, data):
     tp, pos = access.nearest_positions(g, d, f, limit=limit)
     assert np.array_equal(tp, res["minutes"].to_numpy())
     assert list(pos) == [-1 if pd.isna(x) else f.index.get_loc(x) for x in res["facility"]]
+    # with the time to every node from the same search: node_times' values bit for bit (the
+    # circles are drawn from them), the cells' as before
+    tn, pn, at_nodes = access.nearest_positions(g, d, f, limit=limit, nodes=True)
+    assert np.array_equal(tn, tp) and np.array_equal(pn, pos)
+    assert np.array_equal(at_nodes, access.node_times(g, f, limit))
     C = access.catchments(g, d, f, limit, n_threads=data.draw(st.sampled_from([1, 2])))
     coo = C.tocoo()
     got = {(int(r), int(c)): float(v) for r, c, v in zip(coo.row, coo.col, coo.data)}

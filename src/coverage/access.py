@@ -48,7 +48,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -573,13 +573,25 @@ def nearest(
     return out
 
 
+@overload
+def nearest_positions(graph: RoadGraph, demand: Any, facilities: Any, limit: float = ..., weight: str = ..., *,
+                      nodes: Literal[False] = ...) -> tuple[NDArray[np.float64], NDArray[np.int64]]: ...
+
+
+@overload
+def nearest_positions(graph: RoadGraph, demand: Any, facilities: Any, limit: float = ..., weight: str = ..., *,
+                      nodes: Literal[True]) -> tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]: ...
+
+
 def nearest_positions(
     graph: RoadGraph,
     demand: Any,
     facilities: Any,
     limit: float = 15.0,
     weight: str = "minutes",
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    *,
+    nodes: bool = False,
+) -> tuple[NDArray[np.float64], NDArray[np.int64]] | tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.float64]]:
     """:func:`nearest` as two arrays: the time (or distance) and the *position* of the facility.
 
     For callers that map facilities to something of their own (a million demand cells' labels
@@ -591,6 +603,9 @@ def nearest_positions(
     demand, facilities : Snapped, GeoDataFrame or GeoSeries
     limit : float
     weight : {"minutes", "metres"}
+    nodes : bool
+        Also return the time to every road node, as :func:`node_times` gives it (the same
+        search: no second one to draw the service circle).
 
     Returns
     -------
@@ -599,18 +614,21 @@ def nearest_positions(
     position : ndarray of int64
         Row of ``facilities`` (0-based) of the nearest facility, ``-1`` where :func:`nearest`
         gives None.
+    node_times : ndarray of float64
+        Only with ``nodes``: per node of ``graph``, ``inf`` beyond ``limit``.
     """
-    _, _, fsel, val, lab = _nearest_arrays(graph, demand, facilities, limit, weight)
+    _, _, fsel, val, lab, at_nodes = _nearest_arrays(graph, demand, facilities, limit, weight, nodes=nodes)
     pos = np.full(len(val), -1, dtype=np.int64)
     has = np.isfinite(val) & (lab >= 0)
     pos[has] = fsel[lab[has]]
-    return val, pos
+    return (val, pos, at_nodes) if nodes else (val, pos)
 
 
-def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float, weight: str):
+def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float, weight: str, nodes: bool = False):
     """Shared core of :func:`nearest`: one multi-source search from both ends of every facility's segment, each demand point's better end, the same-segment pairs, then the demand legs.
 
-    Returns ``d, f, fsel, val, lab`` with ``lab`` the position in ``fsel`` of the facility found.
+    Returns ``d, f, fsel, val, lab, at_nodes`` with ``lab`` the position in ``fsel`` of the facility
+    found and ``at_nodes`` the time to every node (``nodes``; else None).
     """
     weight = "metres" if weight in ("metres", "meters", "length") else weight
     graph.weights(weight)  # unknown weight: ValueError
@@ -621,7 +639,12 @@ def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float
     src_node, src_init = _sources(graph, f, fsel, weight)
     qnode, qoff, two = _targets(graph, d, weight)
     n = len(d)
+    n_q = len(qnode)
+    if nodes:  # every node after the targets: gathered from the same search
+        qnode = np.concatenate([qnode, np.arange(graph.n_nodes, dtype=np.int64)])
     dist, label = _multi_source(graph, weight, src_node, src_init, limit, qnode)
+    at_nodes = dist[n_q:] if nodes else None
+    dist, label = dist[:n_q], label[:n_q]
     val = dist[:n] + qoff[:n]
     lab = label[:n]
     if len(two):
@@ -643,7 +666,7 @@ def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float
         lab[di[better]] = np.searchsorted(fsel, fi[better])
     val = val + _leg(d, weight)
     val[~(d.ok & (val <= limit))] = np.inf
-    return d, f, fsel, val, lab
+    return d, f, fsel, val, lab, at_nodes
 
 
 def nearest_time(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: float = 15.0) -> pd.Series:
@@ -661,7 +684,7 @@ def nearest_time(graph: RoadGraph, demand: Any, facilities: Any, max_minutes: fl
         Float minutes, index = demand index, name ``"minutes"``; ``inf`` beyond the limit or where
         the demand point or every facility has no road access.
     """
-    d, _, _, val, _ = _nearest_arrays(graph, demand, facilities, max_minutes, "minutes")
+    d, _, _, val, _, _ = _nearest_arrays(graph, demand, facilities, max_minutes, "minutes")
     return pd.Series(val, index=d.index, name="minutes")
 
 
@@ -681,7 +704,7 @@ def nearest_distance(graph: RoadGraph, demand: Any, sources: Any, max_metres: fl
     pandas.Series
         Float metres, ``inf`` beyond ``max_metres`` or with no road access; name ``"metres"``.
     """
-    d, _, _, val, _ = _nearest_arrays(graph, demand, sources, max_metres, "metres")
+    d, _, _, val, _, _ = _nearest_arrays(graph, demand, sources, max_metres, "metres")
     return pd.Series(val, index=d.index, name="metres")
 
 

@@ -175,6 +175,9 @@ class Model:
     problems: list[Problem] = field(default_factory=list)
     _cell_tree: Any = field(default=None, init=False, repr=False, compare=False)
     _tree_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
+    #: :func:`search_key` → time from the rule's sources to every node of its mode's graph, kept by
+    #: :func:`circle_times` for drawing the circles (:meth:`node_times`) without searching again
+    _node_times: dict[tuple, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled and deep-copied without its lock (a lock cannot be), as it was before it had one."""
@@ -199,6 +202,29 @@ class Model:
             if self._cell_tree is None:
                 self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
             return self._cell_tree
+
+    def node_times(self, rule: Any) -> np.ndarray | None:
+        """Time (or distance) from a circle rule's sources to every node of its mode's graph, ``inf`` beyond its threshold.
+
+        Kept from :func:`circle_times` (the same search), else searched now
+        (:func:`coverage.access.node_times`); ``None`` when the rule has no source.
+
+        Parameters
+        ----------
+        rule : CircleRule
+
+        Returns
+        -------
+        numpy.ndarray of float64 or None
+        """
+        key = search_key(rule, self.inputs.scenario)
+        kept = self._node_times.get(key)
+        if kept is not None:
+            return kept
+        sources, _ = rule_sources(self, rule, key[0])
+        if sources is None:
+            return None
+        return access.node_times(self.graphs[key[0]], sources, limit=rule.threshold, weight=rule.unit)
 
     def nearest_cell(self, points: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
         """Position (in ``cells``) of the demand cell nearest to each point (straight line).
@@ -343,6 +369,12 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
     -------
     geopandas.GeoDataFrame
         A copy of the model's cells with the columns added.
+
+    Notes
+    -----
+    The same searches give the time to every road node: they are kept on ``model`` (a cache, as
+    its KD-tree; :meth:`Model.node_times`), so the service circles are drawn without searching
+    again. A rule taken from ``reuse`` takes its node times from there too.
     """
     inputs, cells = model.inputs, model.cells.copy(deep=False)  # new columns only: the model's frame is left as it was
     scn = inputs.scenario
@@ -353,6 +385,9 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
         if reuse is not None and rule.column in reuse.cells.columns and (
                 rule_sources_key(model.inputs, rule) == rule_sources_key(reuse.inputs, rule)):
             columns[rule.column], columns[fcol] = reuse.cells[rule.column].to_numpy(), reuse.cells[fcol].array
+            kept = reuse._node_times.get(search_key(rule, scn))
+            if kept is not None:  # the same sources on the same graph: the same node times
+                model._node_times[search_key(rule, scn)] = kept
             continue
         mode = mode_of(rule, scn)
         sources, ids = rule_sources(model, rule, mode)
@@ -364,8 +399,9 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
 
     def search(job: tuple) -> tuple[np.ndarray, pd.Categorical]:
         rule, mode, sources, ids = job
-        t, pos = access.nearest_positions(model.graphs[mode], model.snapped_cells[mode], sources,
-                                          limit=rule.threshold, weight=rule.unit)
+        t, pos, at_nodes = access.nearest_positions(model.graphs[mode], model.snapped_cells[mode], sources,
+                                                    limit=rule.threshold, weight=rule.unit, nodes=True)
+        model._node_times[search_key(rule, scn)] = at_nodes  # for drawing the circle (Model.node_times)
         return t, _facility_ids(pos, ids)
 
     # the searches release the GIL (compiled kernel; a busy graph gives the other thread a private
@@ -396,6 +432,23 @@ def _facility_ids(pos: np.ndarray, fids: list) -> pd.Categorical:
     cats = pd.Index(sorted(set(fids), key=str), dtype=object)
     code_of = np.append(cats.get_indexer(fids), -1).astype(np.int64)  # position -1: none
     return pd.Categorical.from_codes(code_of[pos], categories=cats)
+
+
+def search_key(rule: Any, scenario: Any) -> tuple:
+    """Rules with equal keys make the same search on one model: same mode, sources (facility types, or the seat) and limit.
+
+    Parameters
+    ----------
+    rule : CircleRule
+    scenario : Scenario
+
+    Returns
+    -------
+    tuple
+        ``(mode, facility types or True for the 城区 seat, threshold, unit)``.
+    """
+    return (mode_of(rule, scenario), rule.service == "urban_rural" or tuple(sorted(rule.ftypes)), rule.threshold,
+            rule.unit)
 
 
 def rule_sources_key(inputs: Inputs, rule: Any, capacity: bool = False) -> tuple:
@@ -432,7 +485,7 @@ def rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, list]:
 
 
 def evaluated(model: Model, cells: gpd.GeoDataFrame) -> Model:
-    """The same model (graphs, snaps, inputs, KD-tree) with other demand-cell columns, e.g. its circle times.
+    """The same model (graphs, snaps, inputs, KD-tree, kept node times) with other demand-cell columns, e.g. its circle times.
 
     Parameters
     ----------
@@ -449,6 +502,7 @@ def evaluated(model: Model, cells: gpd.GeoDataFrame) -> Model:
         raise ValueError("cells must be the model's own cells, in order, with columns added")
     out = dataclasses.replace(model, cells=cells)
     out._cell_tree = model._cell_tree
+    out._node_times = model._node_times  # the same facilities on the same graphs
     return out
 
 

@@ -46,12 +46,12 @@ from coverage.model import (
     no_data_of,
     progress_step,
     read_roads,
-    rule_sources,
     rule_sources_key,
     rules_of,
     run_date,
     run_info,
     same_data,
+    search_key,
     supply_ratios,
     with_facilities,
 )
@@ -223,18 +223,14 @@ def circle_polygons(model: Model | RunResult) -> tuple[gpd.GeoDataFrame | None, 
     drawn: dict[tuple, Any] = {}  # rules with the same sources, mode and threshold share a polygon
     todo: dict[tuple, Any] = {}
     for rule in rules_of(model.inputs.preset):
-        mode = mode_of(rule, scn)
-        key = (mode, rule.service == "urban_rural" or tuple(sorted(rule.ftypes)), rule.threshold, rule.unit)
-        if key not in todo:
-            todo[key] = rule
+        todo.setdefault(search_key(rule, scn), rule)
 
     def draw(key: tuple) -> Any:
         rule, mode = todo[key], key[0]
         g = model.graphs[mode]
-        sources, _ = rule_sources(model, rule, mode)
-        if sources is None:
+        t = model.node_times(rule)  # kept from circle_times where it ran on this model
+        if t is None:
             return None
-        t = access.node_times(g, sources, limit=rule.threshold, weight=rule.unit)
         # a node is inside the circle when someone standing there is within the threshold
         seg = segment_index(g)  # built for snapping already (cached on the graph)
         return reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold, segments=(seg.a, seg.b))
@@ -246,8 +242,7 @@ def circle_polygons(model: Model | RunResult) -> tuple[gpd.GeoDataFrame | None, 
     for rule in rules_of(model.inputs.preset):
         mode = mode_of(rule, scn)
         g = model.graphs[mode]
-        key = (mode, rule.service == "urban_rural" or tuple(sorted(rule.ftypes)), rule.threshold, rule.unit)
-        poly = drawn[key]
+        poly = drawn[search_key(rule, scn)]
         if poly is None:
             continue
         if poly.is_empty:
