@@ -55,7 +55,7 @@ def minimal(shared_data, tmp_path_factory):
 def test_fine_grid_not_one_point_per_coarse_cell(minimal):
     from test_pipeline import (
         _check_cell_snaps,
-        _check_circles_from_kept_node_times,
+        _check_circles_from_kept_nodes,
         _check_gaps_with_the_tree,
         _check_nearest_cell,
     )
@@ -64,7 +64,7 @@ def test_fine_grid_not_one_point_per_coarse_cell(minimal):
     _check_cell_snaps(model)  # the centres snapped while the cells were made: as the points
     _check_nearest_cell(model)
     _check_gaps_with_the_tree(result)
-    _check_circles_from_kept_node_times(result)
+    _check_circles_from_kept_nodes(result)
     assert abs(inputs.grid.transform.a) == pytest.approx(100.0)
     assert inputs.grid.method == "roads" and inputs.grid.source_resolution_m > 500
     assert len(model.cells) > 10 * n_source

@@ -409,31 +409,31 @@ def test_gap_sites_placed_with_the_model_tree(repo_root):
     _check_gaps_with_the_tree(result)
 
 
-def _check_circles_from_kept_node_times(result):
-    """The circles drawn from the node times circle_times kept (no second search) equal those
+def _check_circles_from_kept_nodes(result):
+    """The circles drawn from the nodes circle_times kept as reached (no second search) equal those
     drawn after a fresh search per rule; a model made for other facilities keeps none of them."""
     from coverage import pipeline
     from coverage.model import with_facilities
 
     m = result.model
-    assert m._node_times  # kept by circle_times
+    assert m._reached and all(r.dtype == bool for r in m._reached.values())  # kept by circle_times
     kept = pipeline.circle_polygons(m)
     fresh = copy.copy(m)
-    fresh._node_times = {}
+    fresh._reached = {}
     again = pipeline.circle_polygons(fresh)
     for a, b in zip(kept, again, strict=True):
         assert (a is None) == (b is None)
         if a is not None:
             pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
             assert a.geometry.geom_equals_exact(b.geometry, tolerance=0).all()
-    assert not with_facilities(m, dataclasses.replace(m.inputs, facilities=m.inputs.facilities.iloc[:-1]))._node_times
+    assert not with_facilities(m, dataclasses.replace(m.inputs, facilities=m.inputs.facilities.iloc[:-1]))._reached
 
 
-def test_circles_from_kept_node_times(repo_root):
+def test_circles_from_kept_nodes(repo_root):
     from coverage import pipeline
 
     result = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")))
-    _check_circles_from_kept_node_times(result)
+    _check_circles_from_kept_nodes(result)
 
 
 def test_project_year_follows_the_run_date(repo_root, monkeypatch):

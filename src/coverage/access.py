@@ -643,7 +643,7 @@ def _nearest_arrays(graph: RoadGraph, demand: Any, facilities: Any, limit: float
     if nodes:  # every node after the targets: gathered from the same search
         qnode = np.concatenate([qnode, np.arange(graph.n_nodes, dtype=np.int64)])
     dist, label = _multi_source(graph, weight, src_node, src_init, limit, qnode)
-    at_nodes = dist[n_q:] if nodes else None
+    at_nodes = dist[n_q:].copy() if nodes else None  # a copy: a view would keep the targets' times alive
     dist, label = dist[:n_q], label[:n_q]
     val = dist[:n] + qoff[:n]
     lab = label[:n]

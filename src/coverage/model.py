@@ -175,9 +175,10 @@ class Model:
     problems: list[Problem] = field(default_factory=list)
     _cell_tree: Any = field(default=None, init=False, repr=False, compare=False)
     _tree_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
-    #: :func:`search_key` → time from the rule's sources to every node of its mode's graph, kept by
-    #: :func:`circle_times` for drawing the circles (:meth:`node_times`) without searching again
-    _node_times: dict[tuple, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: :func:`search_key` → which nodes of the rule's mode's graph are within its threshold of its
+    #: sources, kept by :func:`circle_times` for drawing the circles (:meth:`reached_nodes`) without
+    #: searching again (a bool per node: 0.4 MB per rule for a large county)
+    _reached: dict[tuple, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled and deep-copied without its lock (a lock cannot be), as it was before it had one."""
@@ -203,8 +204,8 @@ class Model:
                 self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
             return self._cell_tree
 
-    def node_times(self, rule: Any) -> np.ndarray | None:
-        """Time (or distance) from a circle rule's sources to every node of its mode's graph, ``inf`` beyond its threshold.
+    def reached_nodes(self, rule: Any) -> np.ndarray | None:
+        """Which nodes of a circle rule's mode's graph lie within its threshold of its sources (its service circle's roads).
 
         Kept from :func:`circle_times` (the same search), else searched now
         (:func:`coverage.access.node_times`); ``None`` when the rule has no source.
@@ -215,16 +216,17 @@ class Model:
 
         Returns
         -------
-        numpy.ndarray of float64 or None
+        numpy.ndarray of bool or None
+            One value per node.
         """
         key = search_key(rule, self.inputs.scenario)
-        kept = self._node_times.get(key)
+        kept = self._reached.get(key)
         if kept is not None:
             return kept
         sources, _ = rule_sources(self, rule, key[0])
         if sources is None:
             return None
-        return access.node_times(self.graphs[key[0]], sources, limit=rule.threshold, weight=rule.unit)
+        return access.node_times(self.graphs[key[0]], sources, limit=rule.threshold, weight=rule.unit) <= rule.threshold
 
     def nearest_cell(self, points: gpd.GeoDataFrame | gpd.GeoSeries) -> np.ndarray:
         """Position (in ``cells``) of the demand cell nearest to each point (straight line).
@@ -372,9 +374,9 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
 
     Notes
     -----
-    The same searches give the time to every road node: they are kept on ``model`` (a cache, as
-    its KD-tree; :meth:`Model.node_times`), so the service circles are drawn without searching
-    again. A rule taken from ``reuse`` takes its node times from there too.
+    The same searches give the time to every road node: the nodes within each rule's threshold
+    are kept on ``model`` (a cache, as its KD-tree; :meth:`Model.reached_nodes`), so the service
+    circles are drawn without searching again. A rule taken from ``reuse`` takes them from there.
     """
     inputs, cells = model.inputs, model.cells.copy(deep=False)  # new columns only: the model's frame is left as it was
     scn = inputs.scenario
@@ -385,9 +387,9 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
         if reuse is not None and rule.column in reuse.cells.columns and (
                 rule_sources_key(model.inputs, rule) == rule_sources_key(reuse.inputs, rule)):
             columns[rule.column], columns[fcol] = reuse.cells[rule.column].to_numpy(), reuse.cells[fcol].array
-            kept = reuse._node_times.get(search_key(rule, scn))
-            if kept is not None:  # the same sources on the same graph: the same node times
-                model._node_times[search_key(rule, scn)] = kept
+            kept = reuse._reached.get(search_key(rule, scn))
+            if kept is not None:  # the same sources on the same graph: the same circle
+                model._reached[search_key(rule, scn)] = kept
             continue
         mode = mode_of(rule, scn)
         sources, ids = rule_sources(model, rule, mode)
@@ -401,7 +403,7 @@ def circle_times(model: Model, progress: Any = None, reuse: Model | None = None)
         rule, mode, sources, ids = job
         t, pos, at_nodes = access.nearest_positions(model.graphs[mode], model.snapped_cells[mode], sources,
                                                     limit=rule.threshold, weight=rule.unit, nodes=True)
-        model._node_times[search_key(rule, scn)] = at_nodes  # for drawing the circle (Model.node_times)
+        model._reached[search_key(rule, scn)] = at_nodes <= rule.threshold  # for its circle (Model.reached_nodes)
         return t, _facility_ids(pos, ids)
 
     # the searches release the GIL (compiled kernel; a busy graph gives the other thread a private
@@ -485,7 +487,7 @@ def rule_sources(model: Model, rule: Any, mode: str) -> tuple[Any, list]:
 
 
 def evaluated(model: Model, cells: gpd.GeoDataFrame) -> Model:
-    """The same model (graphs, snaps, inputs, KD-tree, kept node times) with other demand-cell columns, e.g. its circle times.
+    """The same model (graphs, snaps, inputs, KD-tree, kept circle nodes) with other demand-cell columns, e.g. its circle times.
 
     Parameters
     ----------
@@ -502,7 +504,7 @@ def evaluated(model: Model, cells: gpd.GeoDataFrame) -> Model:
         raise ValueError("cells must be the model's own cells, in order, with columns added")
     out = dataclasses.replace(model, cells=cells)
     out._cell_tree = model._cell_tree
-    out._node_times = model._node_times  # the same facilities on the same graphs
+    out._reached = model._reached  # the same facilities on the same graphs
     return out
 
 

@@ -228,12 +228,13 @@ def circle_polygons(model: Model | RunResult) -> tuple[gpd.GeoDataFrame | None, 
     def draw(key: tuple) -> Any:
         rule, mode = todo[key], key[0]
         g = model.graphs[mode]
-        t = model.node_times(rule)  # kept from circle_times where it ran on this model
-        if t is None:
+        # a node is inside the circle when someone standing there is within the threshold (kept
+        # from circle_times where it ran on this model)
+        reached = model.reached_nodes(rule)
+        if reached is None:
             return None
-        # a node is inside the circle when someone standing there is within the threshold
         seg = segment_index(g)  # built for snapping already (cached on the graph)
-        return reached_area(g.x, g.y, g.indptr, g.indices, t, threshold=rule.threshold, segments=(seg.a, seg.b))
+        return reached_area(g.x, g.y, g.indptr, g.indices, reached, segments=(seg.a, seg.b))
 
     # side by side, one per CPU (at most 4): the searches and the compiled grid passes release the
     # GIL (no rasterio any more: an older try with threads around it saw GDAL warnings)
