@@ -110,3 +110,18 @@ def test_point_in_unit_equals_shapely_within(seed, n_polys, n_pts):
     got = set(zip(*(a.tolist() for a in _contains(polys, x, y))))
     want = set(zip(*(a.tolist() for a in shapely.STRtree(polys).query(shapely.points(x, y), predicate="within"))))
     assert got == want
+
+
+def test_point_xy_as_geopandas_gives_them():
+    """demand.point_xy (shapely's coordinates in one call) equals GeoSeries.x/.y, also with a
+    missing and an empty point among them (NaN in their rows)."""
+    import shapely
+
+    from coverage.demand import point_xy
+
+    rng = np.random.default_rng(4)
+    pts = gpd.GeoDataFrame(geometry=gpd.points_from_xy(rng.uniform(0, 1e6, 50), rng.uniform(3e6, 4e6, 50)), crs=32650)
+    for frame in (pts, pts.set_geometry(list(pts.geometry[:10]) + [None, shapely.Point()] + list(pts.geometry[12:]))):
+        x, y = point_xy(frame)
+        np.testing.assert_array_equal(x, frame.geometry.x.to_numpy())
+        np.testing.assert_array_equal(y, frame.geometry.y.to_numpy())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -429,11 +430,41 @@ def _check_circles_from_kept_nodes(result):
     assert not with_facilities(m, dataclasses.replace(m.inputs, facilities=m.inputs.facilities.iloc[:-1]))._reached
 
 
+def _check_uncovered_blocks(result, block_m: float = 500.0):
+    """The map's uncovered people summed into blocks (pipeline.uncovered_cells) against a plain
+    loop over the cells: the people per block, their weighted centre, and the township of the
+    block's most populous cell (the first in cell order on a tie), blocks in (x, y) order."""
+    from coverage import pipeline
+
+    cells = result.model.cells
+    lack = pipeline.lacking(result)
+    got = pipeline.uncovered_cells(result, block_m=block_m, lack=lack)
+    xs, ys = cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()
+    names = cells["unit_name"].astype(object).to_numpy()
+    for service, short in lack.items():
+        blocks: dict = {}
+        for i in np.flatnonzero(short > 0.5):
+            b = blocks.setdefault((math.floor(xs[i] / block_m), math.floor(ys[i] / block_m)), [0.0, 0.0, 0.0, -1.0, None])
+            b[0] += short[i]
+            b[1] += xs[i] * short[i]
+            b[2] += ys[i] * short[i]
+            if short[i] > b[3]:
+                b[3], b[4] = short[i], names[i]
+        rows = got[got["service"] == service]
+        want = [blocks[k] for k in sorted(blocks)]
+        assert len(rows) == len(want) > 0
+        np.testing.assert_allclose(rows["pop"].to_numpy(), [w[0] for w in want], rtol=1e-9)
+        np.testing.assert_allclose(rows.geometry.x.to_numpy(), [w[1] / w[0] for w in want], rtol=1e-9)
+        np.testing.assert_allclose(rows.geometry.y.to_numpy(), [w[2] / w[0] for w in want], rtol=1e-9)
+        assert rows["unit_name"].astype(object).tolist() == [w[4] for w in want]
+
+
 def test_circles_from_kept_nodes(repo_root):
     from coverage import pipeline
 
     result = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")))
     _check_circles_from_kept_nodes(result)
+    _check_uncovered_blocks(result)
 
 
 def test_project_year_follows_the_run_date(repo_root, monkeypatch):

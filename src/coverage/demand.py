@@ -169,4 +169,23 @@ def _categorical(per_unit: np.ndarray, unit_of: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=pd.Index(cats)).remove_unused_categories()
 
 
-__all__ = ["cells", "centres"]
+__all__ = ["cells", "centres", "point_xy"]
+
+
+def point_xy(points: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The coordinates of a frame of points such as the demand cells, without geopandas' per-row type checks.
+
+    Parameters
+    ----------
+    points : geopandas.GeoDataFrame
+        Point geometries.
+
+    Returns
+    -------
+    x, y : numpy.ndarray of float64
+        One value per row (NaN for a missing or empty point, as ``.x``/``.y`` give it).
+    """
+    xy = shapely.get_coordinates(points.geometry.array)
+    if len(xy) != len(points):  # a missing or empty point: the slower way keeps the rows aligned
+        return points.geometry.x.to_numpy(), points.geometry.y.to_numpy()
+    return xy[:, 0], xy[:, 1]

@@ -201,7 +201,7 @@ class Model:
 
         with self._tree_lock:
             if self._cell_tree is None:
-                self._cell_tree = cKDTree(np.column_stack([self.cells.geometry.x, self.cells.geometry.y]))
+                self._cell_tree = cKDTree(np.column_stack(demand.point_xy(self.cells)))
             return self._cell_tree
 
     def reached_nodes(self, rule: Any) -> np.ndarray | None:

@@ -31,7 +31,7 @@ import pandas as pd
 import shapely
 from rich.console import Console
 
-from coverage import access, categories, evaluate, settings
+from coverage import access, categories, demand, evaluate, settings
 from coverage import inputs as inputs_mod
 from coverage._atomic import atomic_output_dir
 from coverage.errors import InputError, Problem
@@ -166,30 +166,33 @@ def uncovered_cells(
     ``lack`` is :func:`lacking` of the run when the caller has it already.
     """
     cells = result.model.cells
-    x, y = cells.geometry.x.to_numpy(), cells.geometry.y.to_numpy()
-    names = cells["unit_name"].to_numpy()
+    x, y = demand.point_xy(cells)
+    # names as small codes while the cells are sorted and grouped (a million Python strings cost more)
+    name_codes, name_of = pd.factorize(cells["unit_name"], use_na_sentinel=False)
+    if block_m:
+        bx, by = np.floor(x / block_m).astype(np.int64), np.floor(y / block_m).astype(np.int64)
+        bkey = (bx - bx.min()) * (int(by.max() - by.min()) + 1) + (by - by.min())  # (bx, by) order
     frames = []
     for service, short in (lack if lack is not None else lacking(result)).items():
-        keep = short > 0.5
-        if not keep.any():
+        keep = np.flatnonzero(short > 0.5)
+        if not len(keep):
             continue
-        pop, xs, ys, name = short[keep], x[keep], y[keep], names[keep]
+        pop, xs, ys, name = short[keep], x[keep], y[keep], name_codes[keep]
         if block_m:
-            bx = np.floor(xs / block_m)
-            by = np.floor(ys / block_m)
             # blocks in (bx, by) order; a block is named after the unit of its most populous cell
             # (the first such cell on a tie)
-            order = np.lexsort((-pop, by, bx))
-            bx, by, pop, xs, ys, name = bx[order], by[order], pop[order], xs[order], ys[order], name[order]
-            first = np.ones(len(bx), dtype=bool)
-            first[1:] = (bx[1:] != bx[:-1]) | (by[1:] != by[:-1])
+            key = bkey[keep]
+            order = np.lexsort((-pop, key))
+            key, pop, xs, ys, name = key[order], pop[order], xs[order], ys[order], name[order]
+            first = np.ones(len(key), dtype=bool)
+            first[1:] = key[1:] != key[:-1]
             block = np.cumsum(first) - 1
             total = np.bincount(block, weights=pop)
             xs = np.bincount(block, weights=xs * pop) / total
             ys = np.bincount(block, weights=ys * pop) / total
             pop, name = total, name[first]
         frames.append(gpd.GeoDataFrame(
-            {"service": service, "pop": pop, "unit_name": name},
+            {"service": service, "pop": pop, "unit_name": np.asarray(name_of, dtype=object)[name]},
             geometry=gpd.points_from_xy(xs, ys), crs=cells.crs,
         ))
     if not frames:
