@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -465,6 +466,43 @@ def test_circles_from_kept_nodes(repo_root):
     result = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")))
     _check_circles_from_kept_nodes(result)
     _check_uncovered_blocks(result)
+
+
+@pytest.mark.parametrize("where", ["unit_shares", "write_gaps_xlsx", "write_map"])
+def test_an_error_while_writing_leaves_nothing_and_stops_every_thread(repo_root, tmp_path, monkeypatch, where):
+    """layers.gpkg is written in its own thread from the start and waits for the units layer: an
+    error in the main thread before (unit_shares), while (the workbook) or after (the map) it is
+    made ends the run with that error, stops the writer, and leaves no output folder and no
+    temporary one behind."""
+    from coverage import pipeline
+    from coverage.report import excel
+    from coverage.report import map as map_
+
+    result = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(repo_root / "scenarios" / "demo_baseline.yaml")))
+
+    def boom(*args, **kwargs):
+        raise OSError(f"disk full in {where}")
+
+    module = {"unit_shares": pipeline, "write_gaps_xlsx": excel, "write_map": map_}[where]
+    monkeypatch.setattr(module, where, boom)
+    out = tmp_path / "out"
+    before = set(threading.enumerate())
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pipeline.write_outputs(result, out)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test below
+            raised.append(exc)
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=180)
+    assert not runner.is_alive(), "write_outputs hangs: a thread waits for a layer that never comes"
+    assert len(raised) == 1 and isinstance(raised[0], OSError) and f"disk full in {where}" in str(raised[0])
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+    assert not [t for t in threading.enumerate() if t not in before and t.is_alive()]  # every writer stopped
 
 
 def test_project_year_follows_the_run_date(repo_root, monkeypatch):

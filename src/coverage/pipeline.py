@@ -549,23 +549,17 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     # the service circles (compiled grid passes and searches, which release the GIL) are drawn in a
     # thread while this one writes summary.json, the CSV, gaps.xlsx and report.html (Python, holding
     # the GIL); then the what-if panel's catchments are computed there. layers.gpkg is written in a
-    # third thread while this one draws map.html (GDAL inserts its rows without holding the GIL
-    # where gpkg can reach GDAL's C API)
-    with atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg, ThreadPoolExecutor(1) as gpkg_thread:
+    # third thread from the start, beside all of it (GDAL inserts its rows without holding the GIL
+    # where gpkg can reach GDAL's C API). Its units layer (third in the file) needs the service
+    # table made below: the writer waits for it, and _settled fails it, so that the writer stops,
+    # if this thread stops before making it.
+    with (atomic_output_dir(out) as tmp, ThreadPoolExecutor(1) as bg, ThreadPoolExecutor(1) as gpkg_thread,
+          _settled(Future()) as units_later):
         drawing = bg.submit(circle_polygons, result)
         progress_step(progress, "写出 / writing outputs")
-        (tmp / "summary.json").write_text(
-            json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
-        )
-        no_data = no_data_of(result.summary)
-        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)  # once, for all files
-        # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
-        # background thread while this one writes the files
-        panel = bg.submit(whatif_data, result, svc, proposed)
-        units = unit_shares(result, svc)
         lack = lacking(result)
         derived = _derived_urban(inputs)
-        layers = gpkg_layers(result, units, lack, drawing, derived=derived, proposed=proposed,
+        layers = gpkg_layers(result, units_later.result, lack, drawing, derived=derived, proposed=proposed,
                              extra_layers=extra_layers, change=change)
         metres = {r.column for r in [*inputs.preset.active_circles(), inputs.preset.urban_rural()]
                   if r is not None and r.unit != "minutes"}
@@ -579,6 +573,16 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             date=str((result.summary.get("run") or {}).get("date") or ""),
         )
         del layers  # the per-cell layer frames (a million rows each) go once they are written
+        (tmp / "summary.json").write_text(
+            json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
+        )
+        no_data = no_data_of(result.summary)
+        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)  # once, for all files
+        # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
+        # background thread while this one writes the files
+        panel = bg.submit(whatif_data, result, svc, proposed)
+        units = unit_shares(result, svc)
+        units_later.set_result(units)
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
         if no_data:  # rows without input data say so instead of showing 0 covered
             csv = _no_data_csv(tables.coverage_csv_frame(result.summary, svc, result.by_unit, rule_labels),
@@ -620,9 +624,19 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
     return result
 
 
+@contextlib.contextmanager
+def _settled(future: Future) -> Iterator[Future]:
+    """Yield ``future``; if it is still pending when the block ends (an error), fail it, so that a thread waiting on it stops."""
+    try:
+        yield future
+    finally:
+        if not future.done():
+            future.set_exception(RuntimeError("not made: the run stopped before"))
+
+
 def gpkg_layers(  # noqa: PLR0913 - the optional layers are keyword-only
     result: RunResult,
-    units: gpd.GeoDataFrame,
+    units: gpd.GeoDataFrame | Callable[[], gpd.GeoDataFrame],
     lack: dict[str, np.ndarray],
     drawing: Future,
     *,
@@ -640,8 +654,8 @@ def gpkg_layers(  # noqa: PLR0913 - the optional layers are keyword-only
     Parameters
     ----------
     result : RunResult
-    units : geopandas.GeoDataFrame
-        :func:`unit_shares` of the run.
+    units : geopandas.GeoDataFrame or callable
+        :func:`unit_shares` of the run, or a function returning it (called when its turn comes).
     lack : dict
         :func:`lacking` of the run.
     drawing : concurrent.futures.Future
