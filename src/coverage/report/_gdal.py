@@ -106,7 +106,6 @@ def append_batches(path: str | os.PathLike[str], layer: str, stream: ArrowStream
     ds = lib.GDALOpenEx(os.fsencode(path), _OF_VECTOR | _OF_UPDATE | _OF_VERBOSE_ERROR, drivers, None, None)
     if not ds:
         raise RuntimeError(_message(lib, f"GDAL could not open {os.fspath(path)!r} for update"))
-    failed: str | None = None
     try:
         lyr = lib.GDALDatasetGetLayerByName(ds, layer.encode("utf-8"))
         if not lyr:
@@ -122,6 +121,4 @@ def append_batches(path: str | os.PathLike[str], layer: str, stream: ArrowStream
         raise
     lib.CPLErrorReset()
     if lib.GDALClose(ds) >= 3:  # CE_Failure: the last rows may not be flushed
-        failed = _message(lib, f"GDAL could not finish writing {os.fspath(path)!r}")
-    if failed:
-        raise RuntimeError(failed)
+        raise RuntimeError(_message(lib, f"GDAL could not finish writing {os.fspath(path)!r}"))
