@@ -458,6 +458,9 @@ def _check_uncovered_blocks(result, block_m: float = 500.0):
         np.testing.assert_allclose(rows.geometry.x.to_numpy(), [w[1] / w[0] for w in want], rtol=1e-9)
         np.testing.assert_allclose(rows.geometry.y.to_numpy(), [w[2] / w[0] for w in want], rtol=1e-9)
         assert rows["unit_name"].astype(object).tolist() == [w[4] for w in want]
+    # a run without cells has no blocks (and no error)
+    empty = dataclasses.replace(result, model=dataclasses.replace(result.model, cells=cells.iloc[:0]))
+    assert len(pipeline.uncovered_cells(empty, block_m=block_m, lack={s: v[:0] for s, v in lack.items()})) == 0
 
 
 def test_circles_from_kept_nodes(repo_root):

@@ -747,6 +747,8 @@ def catchments(
     weight : {"minutes", "metres"}
     n_threads : int, optional
         Threads over chunks of sites (default: number of CPUs, at most 8). Results do not depend on it.
+        With many sites the searches are pruned to the roads that lead to a demand cell within the
+        limit (:data:`BOUND_GRAPHS`); the result is the same.
     cell_index : tuple, optional
         :func:`cell_index` of ``demand`` (Snapped) for this graph and weight, when the caller asks
         for the catchments of many blocks of sites: it is then built once.

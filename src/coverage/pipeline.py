@@ -169,7 +169,8 @@ def uncovered_cells(
     x, y = demand.point_xy(cells)
     # names as small codes while the cells are sorted and grouped (a million Python strings cost more)
     name_codes, name_of = pd.factorize(cells["unit_name"], use_na_sentinel=False)
-    if block_m:
+    bkey = np.zeros(len(x), dtype=np.int64)
+    if block_m and len(x):  # (no cells: no block, and no min of nothing)
         bx, by = np.floor(x / block_m).astype(np.int64), np.floor(y / block_m).astype(np.int64)
         bkey = (bx - bx.min()) * (int(by.max() - by.min()) + 1) + (by - by.min())  # (bx, by) order
     frames = []
@@ -673,7 +674,7 @@ def gpkg_layers(  # noqa: PLR0913 - the optional layers are keyword-only
     layers: dict[str, Any] = {
         "demand_cells": cells_layer(result), "facilities": inputs.facilities, "units": units,
         "uncovered": uncovered_layer(result, lack), "gaps": _gap_points(result.gaps),
-        "service_circles": lambda: None if drawing.result()[0] is None else circles_layer(drawing.result()[0]),
+        "service_circles": lambda: _circles_or_none(drawing.result()[0]),
         "urban_rural_circle": lambda: drawing.result()[1],
     }
     more = {"villages": inputs.villages, "candidates": inputs.candidates, "urban_derived": derived,
@@ -683,6 +684,10 @@ def gpkg_layers(  # noqa: PLR0913 - the optional layers are keyword-only
     if change is not None and len(change):
         layers["coverage_change"] = change
     return layers
+
+
+def _circles_or_none(drawn: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    return None if drawn is None else circles_layer(drawn)
 
 
 def report_times(result: RunResult, no_data: dict[str, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
