@@ -8,6 +8,7 @@ write into a folder that holds other files), and is checked before any input is 
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import typer
@@ -86,6 +87,29 @@ def _malloc_arenas() -> None:
     mallopt(-8, int(settings.MALLOC_ARENAS))  # M_ARENA_MAX
 
 
+#: Python's collector thresholds before :func:`_gc_thresholds` (the meeting mode serves with them).
+_GC_DEFAULT = gc.get_threshold()
+
+
+def _gc_thresholds() -> None:
+    """Let Python's cyclic garbage collector run rarely (:data:`coverage.settings.GC_THRESHOLDS`)."""
+    from coverage import settings
+
+    if settings.GC_THRESHOLDS:
+        gc.set_threshold(*settings.GC_THRESHOLDS)
+
+
+def _serving_gc() -> None:
+    """Python's collector as by default again, once the meeting mode's model is built, which it then leaves alone.
+
+    The model lives as long as the server and is not changed: ``gc.freeze`` moves its objects (the
+    cells' points among them) out of the collector's passes; Python's default thresholds then let
+    the garbage of a long meeting go as soon as usual.
+    """
+    gc.freeze()
+    gc.set_threshold(*_GC_DEFAULT)
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(
@@ -95,6 +119,7 @@ def main(
     """covplan: 公共服务覆盖评估 / public-service coverage planning."""
     _tolerant_streams()
     _malloc_arenas()
+    _gc_thresholds()
 
 
 @app.command()
@@ -467,6 +492,7 @@ def serve(
             session = Session(scenario, out, progress=step)
     except InputError as err:
         _fail(err)
+    _serving_gc()
     app_ = create_app(session, token=token, lang=lang, tiles=tiles)
     try:
         server, thread, port = start_server(app_, host, port)

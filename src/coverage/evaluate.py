@@ -153,12 +153,15 @@ def _factorize(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
 
 def _group(cells: pd.DataFrame, group: str) -> np.ndarray:
     _need(cells, [group], "需求格网 demand cells ")
-    v = pd.to_numeric(cells[group], errors="coerce").to_numpy(dtype=float)
-    return np.where(np.isfinite(v) & (v > 0), v, 0.0)
+    col = cells[group]
+    v = col.to_numpy() if col.dtype == np.float64 else pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(v) & (v >= 0)
+    # people as they are (no copy of a million cells) unless some are missing, negative or infinite
+    return v if keep.all() else np.where(keep & (v > 0), v, 0.0)
 
 
 class _Columns:
-    """The numeric columns one call reads, each converted once (groups, sides, times)."""
+    """The numeric columns one call reads, each converted once (groups, sides; times are read as they are)."""
 
     def __init__(self, cells: pd.DataFrame) -> None:
         self.cells = cells
@@ -203,12 +206,10 @@ def applies_mask(cells: pd.DataFrame, applies_to: str) -> np.ndarray:
 
 
 def _times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
-    t = _raw_times(cells, rule)
-    return np.where(np.isnan(t), np.inf, t)
+    """``t_<id>`` as floats, without a copy; an :class:`InputError` when the column is missing.
 
-
-def _raw_times(cells: pd.DataFrame, rule: AnyCircle) -> np.ndarray:
-    """``t_<id>`` as floats (``NaN``: not reached); an :class:`InputError` when the column is missing."""
+    ``NaN`` (not reached) needs no ``inf``: ``NaN <= threshold`` is False, as for ``inf``.
+    """
     col = rule.column
     if col not in cells.columns:
         raise InputError(
@@ -1192,7 +1193,7 @@ def uncovered_clusters(  # noqa: PLR0913 - keyword options of one documented cal
     elif shared.cells is not cells:
         raise ValueError("shared must be built on the same cells")
     g = shared.group(rule.group)
-    idx = _kernels.uncovered_rows(np.ascontiguousarray(_raw_times(cells, rule)), float(rule.threshold),
+    idx = _kernels.uncovered_rows(np.ascontiguousarray(_times(cells, rule)), float(rule.threshold),
                                   shared.side(rule.applies_to), g)
     if len(idx) == 0:
         return _no_clusters(crs)

@@ -102,6 +102,15 @@ MIN_COMPONENT_NODES: int = 20
 #: no measured cost in time.
 MALLOC_ARENAS: int = 1
 
+#: Thresholds of Python's cyclic garbage collector (``gc.set_threshold``) in a ``covplan`` process
+#: (the command line sets them at start, the Python API leaves the process alone; None = Python's
+#: default, 700, 10, 10). A county's demand cells are a million point geometries, which the collector
+#: tracks: with the default it walks all of them a dozen times while they are made and read (1.1 s
+#: of a 16 s run at 1.1 M cells; the meeting mode freezes the model once built, see
+#: :func:`coverage.cli.serve`). Reference counting still frees everything at once; only garbage in
+#: reference cycles waits longer (as mypy does, 200 000 new objects between young collections).
+GC_THRESHOLDS: tuple[int, int, int] | None = (200_000, 30, 30)
+
 #: Uncovered people are summed into blocks of this size (metres) on the meeting map, to keep
 #: map.html light; layers.gpkg keeps every cell.
 MAP_BLOCK_M: float = 300.0

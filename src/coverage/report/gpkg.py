@@ -456,10 +456,11 @@ def _factorize(sources: list[pd.Series], urban: np.ndarray | None) -> tuple[np.n
         else:
             codes, cats = pd.factorize(s)
             cats = np.asarray(cats, dtype=object)
-        parts.append((np.asarray(codes, dtype=np.int64), cats))
+        parts.append((np.asarray(codes, dtype=np.int32), cats))  # int32: a million rows, 4 bytes each
     # the codes that occur, by counting (a million-row column: no sort)
     union = np.unique(np.concatenate([cats[_present(codes, len(cats))] for codes, cats in parts]))
-    mapped = [np.where(codes >= 0, np.searchsorted(union, cats)[np.maximum(codes, 0)] if len(cats) else -1, -1)
+    mapped = [np.where(codes >= 0, np.searchsorted(union, cats).astype(np.int32)[np.maximum(codes, 0)]
+                       if len(cats) else np.int32(-1), np.int32(-1))
               for codes, cats in parts]
     code = mapped[0] if urban is None else np.where(urban, mapped[0], mapped[1])
     used = _present(code, len(union))  # values of the rows, in order
