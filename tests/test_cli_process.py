@@ -56,3 +56,31 @@ def test_the_meeting_mode_serves_with_the_default_and_its_model_frozen(threshold
     assert gc.get_threshold() == _GC_DEFAULT
     assert gc.get_freeze_count() >= len(model)
     assert gc.is_tracked(model[0])
+
+
+_FREED = """
+import sys
+def rss():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * 4096
+if sys.argv[1] == 'covplan':
+    from coverage.cli import _malloc_settings
+    _malloc_settings()
+block = b'x' * (24 << 20)  # a large array's worth, written
+before = rss()
+del block
+print((before - rss()) >> 20)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings: Linux only")
+def test_freed_arrays_stay_with_the_covplan_process_for_the_next_ones():
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+
+    def returned_mib(kind: str) -> int:
+        out = subprocess.run([sys.executable, "-c", _FREED, kind], capture_output=True, text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stderr
+        return int(out.stdout.strip())
+
+    assert returned_mib("plain") >= 20  # glibc's default: a block this large is mapped and given back
+    assert returned_mib("covplan") <= 1  # kept (settings.MALLOC_MMAP_THRESHOLD, MALLOC_TRIM_THRESHOLD)

@@ -71,20 +71,23 @@ def _tolerant_streams() -> None:
             stream.reconfigure(errors="replace")
 
 
-def _malloc_arenas() -> None:
-    """Limit glibc's malloc arenas to :data:`coverage.settings.MALLOC_ARENAS` (elsewhere: nothing)."""
+def _malloc_settings() -> None:
+    """Set the malloc arenas and thresholds of glibc (:data:`coverage.settings.MALLOC_ARENAS` and the two after it; elsewhere: nothing)."""
     import ctypes
     import sys
 
     from coverage import settings
 
-    if not settings.MALLOC_ARENAS or not sys.platform.startswith("linux"):
+    if not sys.platform.startswith("linux"):
         return
     try:
         mallopt = ctypes.CDLL(None).mallopt  # glibc (musl has none)
     except (OSError, AttributeError):
         return
-    mallopt(-8, int(settings.MALLOC_ARENAS))  # M_ARENA_MAX
+    for option, value in ((-8, settings.MALLOC_ARENAS), (-3, settings.MALLOC_MMAP_THRESHOLD),  # M_ARENA_MAX,
+                          (-1, settings.MALLOC_TRIM_THRESHOLD)):  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+        if value:
+            mallopt(option, int(value))
 
 
 #: Python's collector thresholds before :func:`_gc_thresholds` (the meeting mode serves with them).
@@ -118,7 +121,7 @@ def main(
 ) -> None:
     """covplan: 公共服务覆盖评估 / public-service coverage planning."""
     _tolerant_streams()
-    _malloc_arenas()
+    _malloc_settings()
     _gc_thresholds()
 
 

@@ -102,6 +102,15 @@ MIN_COMPONENT_NODES: int = 20
 #: no measured cost in time.
 MALLOC_ARENAS: int = 1
 
+#: glibc malloc's mmap and trim thresholds in a ``covplan`` process (bytes; Linux; set with
+#: ``MALLOC_ARENAS``; 0 = glibc's defaults, which move with the blocks freed). Blocks under 32 MiB
+#: (a million cells' column is 9 MB) come from the heap, and freed memory stays with the process
+#: for the next array instead of going back to the kernel, which would hand it out again as fresh
+#: zeroed pages: at 1.1 M cells a quarter fewer page faults and 1–2 s less CPU, the peak unchanged
+#: (memory is only returned at the end, and the peak is reached near the end).
+MALLOC_MMAP_THRESHOLD: int = 32 << 20
+MALLOC_TRIM_THRESHOLD: int = 1 << 30
+
 #: Thresholds of Python's cyclic garbage collector (``gc.set_threshold``) in a ``covplan`` process
 #: (the command line sets them at start, the Python API leaves the process alone; None = Python's
 #: default, 700, 10, 10). A county's demand cells are a million point geometries, which the collector
