@@ -744,7 +744,11 @@ def _nearest_village(cells: pd.DataFrame | None, villages: gpd.GeoDataFrame) -> 
     if "unit_code" not in villages.columns or "unit_code" not in cells.columns:
         return np.asarray(cKDTree(vxy).query(xy, workers=-1)[1])  # the same answer on every core
     out = np.full(len(cells), -1, dtype=np.int64)
-    of_unit = pd.Series(np.arange(len(cells))).groupby(cells["unit_code"].astype(str).to_numpy()).indices
+    # the cells grouped by the code's position (a categorical's codes: no text per cell), looked up
+    # by the code's text as the villages give it
+    pos, codes = _factorize(cells["unit_code"])
+    of_pos = pd.Series(np.arange(len(cells))).groupby(pos).indices
+    of_unit = {(str(codes[k]) if k >= 0 else str(np.nan)): rows for k, rows in of_pos.items()}
     for code, vrows in pd.Series(np.arange(len(villages))).groupby(villages["unit_code"].astype(str).to_numpy()).indices.items():
         rows = of_unit.get(code)
         if rows is not None:
