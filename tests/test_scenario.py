@@ -207,3 +207,24 @@ def test_broken_demo_copy_reports_every_problem(tmp_path):
     # every problem is bilingual and printable
     for x in probs:
         assert x.zh and x.en and str(x).startswith(f"[{x.severity}]")
+
+
+@needs_demo
+def test_problems_keep_the_reading_order(tmp_path):
+    """Population, then roads, then facilities, whichever of them is read beside another (``read_inputs``' threads)."""
+    sc = yaml.safe_load(DEMO_YAML.read_text(encoding="utf-8"))
+    absd = lambda p: str((DEMO_YAML.parent / p).resolve())  # noqa: E731
+    for k in ("boundary", "units", "villages", "urban"):
+        sc["area"][k]["path"] = absd(sc["area"][k]["path"])
+    sc["population"]["total"] = absd(sc["population"]["total"])
+    sc["population"]["groups"] = {g: absd(p) for g, p in sc["population"]["groups"].items()}
+    sc["population"]["groups"]["age60plus"] = str(tmp_path / "no_elderly.tif")
+    sc["network"]["roads"] = {"path": str(tmp_path / "no_roads.gpkg")}
+    sc["facilities"] = [{"path": absd(sc["facilities"][0]["path"]), "crs": "wgs84"},
+                        {"path": str(tmp_path / "no_amap.xlsx"), "crs": "gcj02"}]
+    sc["candidates"] = {"path": str(tmp_path / "no_candidates.csv")}
+    p = tmp_path / "three_missing.yaml"
+    p.write_text(yaml.safe_dump(sc, allow_unicode=True), encoding="utf-8")
+    missing = [x for x in validate(p) if "not found" in x.en]
+    order = [next(n for n in ("no_elderly", "no_roads", "no_amap", "no_candidates") if n in x.en) for x in missing]
+    assert order == ["no_elderly", "no_roads", "no_amap", "no_candidates"], [str(x) for x in missing]

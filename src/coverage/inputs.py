@@ -1052,17 +1052,22 @@ def read_inputs(path: str | Path) -> tuple[Inputs | None, list[Problem]]:
     preset = None
     with r.guard("standards"):
         preset = standards.load_preset(sc.standards)
-    # the road lines are read in a thread while this one reads the population rasters (both spend
-    # much of their time in GDAL, which releases the GIL); the roads' problems keep their place after
-    # the population's, as when read one after the other
-    roads_r = _Reader(yml, [])
+    # the road lines, then the facilities (whose crs: is checked against the roads' vertices), are
+    # read in a thread while this one reads the population rasters (all spend much of their time in
+    # GDAL, which releases the GIL); their problems keep their place after the population's, as
+    # when read one after the other
+    roads_r, fac_r = _Reader(yml, []), _Reader(yml, [])
+
+    def roads_then_facilities() -> tuple[RoadLines | None, gpd.GeoDataFrame | None]:
+        road_xy, road_lines = _road_points(sc, roads_r)
+        return road_lines, _read_facilities(sc, area, road_xy, fac_r)
+
     with ThreadPoolExecutor(1) as ex:
-        roads = ex.submit(_road_points, sc, roads_r)
+        later = ex.submit(roads_then_facilities)
         grid = _read_population(sc, area, preset, r)
         _derive_urban(sc, area, grid, r)
-        road_xy, road_lines = roads.result()
-    r.problems.extend(roads_r.problems)
-    fac = _read_facilities(sc, area, road_xy, r)
+        road_lines, fac = later.result()
+    r.problems.extend(roads_r.problems + fac_r.problems)
     candidates = _read_candidates(sc, area, r)
     fids = set(fac["fid"].astype(str)) if fac is not None else set()
     _check_changes(sc, area, fids, r)
