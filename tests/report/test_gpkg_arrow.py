@@ -219,6 +219,17 @@ def _reference_store(path: Path, name: str, gdf: gpd.GeoDataFrame, spec: dict, s
         pyogrio.write_dataframe(frame, path, layer=f"{name}__store", layer_options={"SPATIAL_INDEX": "NO", "FID": key})
     else:
         pyogrio.write_dataframe(pd.DataFrame(data), path, layer=f"{name}__store", layer_options={"FID": key})
+    # the stored tables declare their key without AUTOINCREMENT (written once; SQLite skips the
+    # sqlite_sequence update on every insert): the same table written again so
+    with sqlite3.connect(path) as con:
+        table = f"{name}__store"
+        sql = con.execute("select sql from sqlite_master where name = ?", (table,)).fetchone()[0]
+        assert "PRIMARY KEY AUTOINCREMENT" in sql  # as GDAL writes it
+        con.execute(f'create table "plain" as select * from "{table}"')
+        con.execute(f'drop table "{table}"')
+        con.execute(sql.replace("PRIMARY KEY AUTOINCREMENT", "PRIMARY KEY"))
+        con.execute(f'insert into "{table}" select * from "plain"')
+        con.execute('drop table "plain"')
 
 
 def _layers_of(scenario: Path) -> tuple[dict, dict]:
@@ -283,3 +294,28 @@ def test_compact_polygons_and_missing_geometries_take_the_wkb_path(tmp_path: Pat
     assert _table(path, "cells__store", "cell") == _table(ref, "cells__store", "cell")
     back = pyogrio.read_dataframe(path, layer="cells")
     assert back.geometry.isna().sum() + back.geometry.is_empty.sum() == 2
+
+
+@pytest.mark.parametrize("rows", [0, 57])
+def test_plain_key_keeps_the_table_its_rows_and_triggers(tmp_path: Path, rows: int) -> None:
+    """A stored table's key loses AUTOINCREMENT (SQLite then skips sqlite_sequence on every insert);
+    columns, rows and triggers stay; GDAL still appends to it and reads it."""
+    gdf = _random_frame(rows, 5) if rows else _random_frame(3, 5).iloc[:0]
+    path = tmp_path / "k.gpkg"
+    pyogrio.write_dataframe(gdf, path, layer="t", layer_options={"SPATIAL_INDEX": "NO"})
+    before = _table(path, "t", "fid")
+    with sqlite3.connect(path) as con:
+        triggers = sorted(r[0] for r in con.execute("select sql from sqlite_master where type = 'trigger' and tbl_name = 't'"))
+    assert "PRIMARY KEY AUTOINCREMENT" in before[0] and len(triggers) == 2
+    gpkg._plain_key(path, "t")
+    after = _table(path, "t", "fid")
+    assert after[0] == before[0].replace("PRIMARY KEY AUTOINCREMENT", "PRIMARY KEY")
+    assert after[1] == before[1]
+    with sqlite3.connect(path) as con:
+        assert sorted(r[0] for r in con.execute("select sql from sqlite_master where type = 'trigger' and tbl_name = 't'")) == triggers
+        assert con.execute("select count(*) from sqlite_master where name = 't__with_rows'").fetchone()[0] == 0
+    more = _random_frame(4, 6)
+    pyogrio.write_dataframe(more, path, layer="t", append=True)
+    back = pyogrio.read_dataframe(path, layer="t")
+    assert len(back) == rows + 4
+    assert pyogrio.read_info(path, layer="t")["features"] == rows + 4  # the count triggers still count
