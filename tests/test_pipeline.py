@@ -559,3 +559,19 @@ def test_supply_ratios_name_units_when_some_cells_have_no_code(repo_root):
     rows = [u for r in ratios.values() for u in r["by_unit"]]
     assert rows and all(u["name"] == names[u["code"]] for u in rows)
     assert evaluate.UNASSIGNED_CODE in {u["code"] for u in rows}
+
+
+@pytest.mark.parametrize("scenario", ["demo", pytest.param("macau", marks=pytest.mark.slow)])
+def test_the_service_table_kept_for_the_files_is_the_one_counted(scenario, repo_root, shared_data):
+    """write_outputs takes RunResult.by_service instead of computing it again: it is the table of
+    the run's cells, rules and missing data, and summary.json counts from it."""
+    path = repo_root / "scenarios" / "demo_baseline.yaml" if scenario == "demo" else repo_root / "tests" / "data" / "macau.yaml"
+    result = pipeline.evaluate_model(pipeline.build_model(pipeline.load_inputs(path)))
+    inputs = result.model.inputs
+    again = evaluate.service_coverage(result.model.cells, inputs.preset, units=inputs.units,
+                                      no_data=pipeline.no_data_of(result.summary))
+    pd.testing.assert_frame_equal(result.by_service, again)
+    county = again[again["unit_code"] == evaluate.COUNTY_CODE].set_index("service")
+    for service, cat in result.summary["categories"].items():
+        if cat["population_covered"] is not None:
+            assert cat["population_covered"] == pytest.approx(float(county.at[service, "covered"]), rel=1e-9)

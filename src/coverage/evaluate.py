@@ -539,7 +539,7 @@ def _circle_spec(rule: AnyCircle) -> dict[str, Any]:
     return d
 
 
-def summary(
+def summary(  # noqa: PLR0913 - the tables a caller has already are keyword-only
     cells: pd.DataFrame,
     preset: Preset | str,
     scenario_name: str,
@@ -549,6 +549,7 @@ def summary(
     provision_df: pd.DataFrame | None = None,
     no_data: Mapping[str, str] | None = None,
     coverage_df: pd.DataFrame | None = None,
+    service_df: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """The ``summary.json`` dictionary (DESIGN §4.2), JSON-ready (NaN → ``None``).
 
@@ -573,6 +574,8 @@ def summary(
     coverage_df : pandas.DataFrame, optional
         :func:`circle_coverage` of the same ``cells``, ``preset``, ``units`` and ``no_data`` when the
         caller has it already (the pipeline does); computed here otherwise.
+    service_df : pandas.DataFrame, optional
+        :func:`service_coverage` of the same ``cells``, ``preset``, ``units`` and ``no_data``, likewise.
 
     Returns
     -------
@@ -599,7 +602,7 @@ def summary(
         "categories": {},
         "urban_rural_circle": None,
     }
-    svc = service_coverage(cells, preset, units=units, no_data=no_data)
+    svc = service_df if service_df is not None else service_coverage(cells, preset, units=units, no_data=no_data)
     for service in categories.SERVICES:
         sides = preset.headline(service)
         if not sides:

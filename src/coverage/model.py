@@ -57,6 +57,8 @@ class RunResult:
     files: list[str] = field(default_factory=list)
     #: rule id → its clusters of uncovered people (None when it has none), for a later run to reuse
     clusters: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    #: :func:`coverage.evaluate.service_coverage` of the run, as ``summary`` counted it (None: not kept)
+    by_service: pd.DataFrame | None = None
 
     def describe(self) -> str:
         """A few lines for the terminal: population and coverage per service."""
@@ -554,9 +556,10 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
         cov = evaluate.circle_coverage(cells, preset, units=inputs.units, no_data=no_data)
         pres = evaluate.presence(inputs.facilities, inputs.units, inputs.villages, preset, cells=cells)
         prov = evaluate.provision(inputs.facilities, cells, inputs.units, preset)
+        svc = evaluate.service_coverage(cells, preset, units=inputs.units, no_data=no_data)  # for every file too
         summ = evaluate.summary(
             cells, preset, inputs.scenario.name, units=inputs.units, presence_df=pres, provision_df=prov,
-            no_data=no_data, coverage_df=cov,
+            no_data=no_data, coverage_df=cov, service_df=svc,
         )
         by_rule = dict(zip([r.id for r in rules], clustering, strict=True))
     summ["area"] = _area_summary(inputs, cells)
@@ -579,6 +582,7 @@ def evaluate_model(model: Model, progress: Any = None, reuse: RunResult | None =
                               cells=cells, cell_tree=tree.result())
     return RunResult(
         model=model, summary=summ, by_unit=cov, gaps=gaps, presence=pres, provision=prov, clusters=by_rule,
+        by_service=svc,
     )
 
 

@@ -578,7 +578,9 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             json.dumps(result.summary, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8"
         )
         no_data = no_data_of(result.summary)
-        svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)  # once, for all files
+        svc = result.by_service  # once, for all files
+        if svc is None:
+            svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)
         # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
         # background thread while this one writes the files
         panel = bg.submit(whatif_data, result, svc, proposed)
