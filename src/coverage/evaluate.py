@@ -748,10 +748,10 @@ def _nearest_village(cells: pd.DataFrame | None, villages: gpd.GeoDataFrame) -> 
         return np.asarray(cKDTree(vxy).query(xy, workers=-1)[1])  # the same answer on every core
     out = np.full(len(cells), -1, dtype=np.int64)
     # the cells grouped by the code's position (a categorical's codes: no text per cell), looked up
-    # by the code's text as the villages give it
+    # by the code's text as the villages give it; a cell without a code takes no village
     pos, codes = _factorize(cells["unit_code"])
     of_pos = pd.Series(np.arange(len(cells))).groupby(pos).indices
-    of_unit = {(str(codes[k]) if k >= 0 else str(np.nan)): rows for k, rows in of_pos.items()}
+    of_unit = {str(codes[k]): rows for k, rows in of_pos.items() if k >= 0}
     for code, vrows in pd.Series(np.arange(len(villages))).groupby(villages["unit_code"].astype(str).to_numpy()).indices.items():
         rows = of_unit.get(code)
         if rows is not None:

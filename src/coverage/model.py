@@ -733,9 +733,9 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
     if not jobs:
         return cells, out
     # one rule at a time (each E2SFCA search runs on every core already, in chunks of facilities):
-    # side by side, two rules and the modes' cell indexes held at once raised a large county's peak
-    # memory by 0.2 GB for no time gained. A mode's cell index is made for its first rule and
-    # dropped after its last.
+    # side by side, two rules and the modes' cell indexes held at once made a 0.46 GB transient at
+    # 1.1 M cells (kept by the allocator afterwards) for no time gained. A mode's cell index is made
+    # for its first rule and dropped after its last.
     last = {job[2]: i for i, job in enumerate(jobs) if job[2] is not None}
     indexes: dict[str, tuple] = {}
     for i, (service, rule, mode, use, side, without) in enumerate(jobs):
@@ -746,16 +746,15 @@ def supply_ratios(model: Model, cells: gpd.GeoDataFrame, reuse: RunResult | None
             continue
         if mode not in indexes:
             indexes[mode] = access.cell_index(model.graphs[mode], model.snapped_cells[mode])
+        weight = cells[rule.group].to_numpy(dtype=float) * side  # the demand, and the means' weights
         a = access.e2sfca(
             model.graphs[mode], model.snapped_cells[mode], model.snapped_facilities[mode].take(use),
-            rule.threshold, capacity=cap[use], population=cells[rule.group].to_numpy(dtype=float) * side,
-            cell_index=indexes[mode],
+            rule.threshold, capacity=cap[use], population=weight, cell_index=indexes[mode],
         ).to_numpy() * 1000.0
         if last[mode] == i:
             del indexes[mode]
         cells[col] = np.where(side, a, np.nan)  # not defined off the rule's side
         del a
-        weight = cells[rule.group].to_numpy(dtype=float) * side
         county, units_ = _weighted_means(cells[col].to_numpy(dtype=float), weight, bins, unit_codes, unit_names)
         out[rule.id] = {
             "service": service, "capacity_unit": str(fac.loc[use, "capacity_unit"].mode().iloc[0]),
