@@ -194,16 +194,3 @@ def test_raster_method_close_to_exact(seed):
     assert grid.symmetric_difference(exact).area <= 0.12 * exact.area
     # nothing far outside the exact band (one grid cell of slack plus simplification)
     assert grid.difference(exact.buffer(60.0)).area <= 1e-6 * exact.area + 1.0
-
-
-def test_disk_dilation_equals_distance_transform() -> None:
-    from scipy.ndimage import distance_transform_edt
-
-    from coverage.report.circles import _disk_dilation
-
-    rng = np.random.default_rng(1)
-    for _ in range(30):
-        m = rng.random((int(rng.integers(5, 150)), int(rng.integers(5, 150)))) < rng.choice([0.002, 0.02, 0.1])
-        m[0, 0] = True
-        r = float(rng.choice([3.875, 1.5, 2.0, 4.9, 0.5]))
-        assert (_disk_dilation(m, r) == (distance_transform_edt(~m) <= r)).all()

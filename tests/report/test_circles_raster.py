@@ -2,6 +2,7 @@
 
 * the outline tracer against GDAL's polygonizer (``rasterio.features.shapes``), vertex for vertex;
 * the hole filling against ``scipy.ndimage.label``;
+* the disk dilation against ``scipy.ndimage.distance_transform_edt``;
 * the windowed grid method against the whole-grid method built from scipy and rasterio alone
   (distance transform, label, shapes), on random graphs, on nested circles, on the demo county
   and on Macau's real roads;
@@ -26,7 +27,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 
 from coverage import network
 from coverage.report import _raster
-from coverage.report.circles import _outline, _raster_area, reached_area, reached_edges
+from coverage.report.circles import _disk_widths, _outline, _raster_area, reached_area, reached_edges
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,6 +138,22 @@ def test_fill_holes_equals_scipy_label(seed, rows, cols, density, max_cells):
     got = mask.copy()
     _raster.fill_holes(got, 30.0, max_cells * 900.0)
     assert (got == expected).all()
+
+
+# ----------------------------------------------------------------------------- disk dilation
+
+
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), rows=st.integers(1, 50), cols=st.integers(1, 50),
+       density=st.floats(0.0, 0.5), radius=st.floats(0.0, 6.5))
+def test_disk_dilation_equals_distance_transform(seed, rows, cols, density, radius):
+    """Cells within ``radius`` of a True cell, as scipy's Euclidean distance transform gives them (cut at the mask's edge)."""
+    rng = np.random.default_rng(seed)
+    mask = rng.random((rows, cols)) < density
+    expected = (distance_transform_edt(~mask) <= radius) if mask.any() else np.zeros_like(mask)
+    out = np.ones_like(mask)  # overwritten
+    _raster.disk_dilate(mask, _disk_widths(radius), out)
+    assert (out == expected).all()
 
 
 # ----------------------------------------------------------------------------- the windowed grid

@@ -1,13 +1,16 @@
 """Compiled (numba) grid kernels of the raster service circles (:mod:`coverage.report.circles`).
 
-Three passes over a boolean grid, each linear in its cells, none of them holding more than the
-grid itself and its row runs:
+Passes over a boolean grid, each linear in its cells, none of them holding more than the grid
+itself and its row runs:
 
 * :func:`sample_segments`: reached road segments sampled every half cell onto the grid;
+* :func:`disk_dilate`: the cells within a disk of a road cell (row runs painted, widened);
 * :func:`fill_holes`: background regions (8-connected) that do not touch the grid's edge and are
   smaller than a given area become foreground (row runs joined with a union–find);
 * :func:`trace_rings`: the outlines of the 4-connected foreground regions along the cell edges
-  (as ``rasterio.features.shapes`` draws them), with each hole assigned to its shell.
+  (as ``rasterio.features.shapes`` draws them), with each hole assigned to its shell;
+* :func:`window_rings`: the last three over every window of a grid in one call, so that drawing a
+  circle does not wait for the GIL window by window while another thread runs Python.
 
 Row and column of a grid corner: corner ``(i, j)`` is the top-left corner of cell ``(i, j)``.
 """
@@ -334,3 +337,121 @@ def block_boxes(mask, block):  # pragma: no cover - compiled
                 box[bi, bj, 2] = min(box[bi, bj, 2], j)
                 box[bi, bj, 3] = max(box[bi, bj, 3], j)
     return box
+
+
+@njit(cache=True, nogil=True)
+def disk_dilate(mask, widths, out):  # pragma: no cover - compiled
+    """Cells within a disk of True cells of ``mask``, into ``out`` (same shape; overwritten).
+
+    ``widths[k]`` is the disk's half-width (cells) on row offset ``k - r`` (``r = (len(widths) - 1)
+    // 2``), -1 where the disk has no cell: cell ``(i, j)`` is set when a True cell ``(i - di, j +
+    dj)`` has ``|dj| <= widths[di + r]``. Each row run of True cells is painted, widened, onto the
+    rows it reaches.
+    """
+    nrow, ncol = mask.shape
+    r = (len(widths) - 1) // 2
+    out[:, :] = False
+    for i in range(nrow):
+        j = 0
+        while j < ncol:
+            if not mask[i, j]:
+                j += 1
+                continue
+            k = j
+            while k < ncol and mask[i, k]:
+                k += 1
+            for t in range(len(widths)):  # the run [j, k) onto row i + t - r
+                w = widths[t]
+                ii = i + t - r
+                if w < 0 or ii < 0 or ii >= nrow:
+                    continue
+                for jj in range(max(j - w, 0), min(k + w, ncol)):
+                    out[ii, jj] = True
+            j = k
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _edge_set(mask):  # pragma: no cover - compiled
+    """Whether a cell on the edge of ``mask`` is True."""
+    nrow, ncol = mask.shape
+    for j in range(ncol):
+        if mask[0, j] or mask[nrow - 1, j]:
+            return True
+    for i in range(nrow):
+        if mask[i, 0] or mask[i, ncol - 1]:
+            return True
+    return False
+
+
+@njit(cache=True, nogil=True)
+def window_rings(grid, rects, widths, cell, max_area):  # pragma: no cover - compiled
+    """Rings of the served area of every window of ``grid``, in one call that holds no GIL.
+
+    Each window ``rects[w] = (r0, r1, c0, c1)`` (half-open) is dilated (:func:`disk_dilate` with
+    ``widths``), has its holes below ``max_area`` filled when ``max_area > 0`` (:func:`fill_holes`),
+    is padded with one empty cell where a cell on its edge is set, and is outlined
+    (:func:`trace_rings`).
+
+    Returns
+    -------
+    vi, vj : ndarray of int64
+        Corners of the rings, in the (padded) window's own rows and columns.
+    ring_ptr : ndarray of int64
+        Ring ``r`` is ``vi[ring_ptr[r]:ring_ptr[r + 1]]``.
+    hole : ndarray of bool
+    owner : ndarray of int64
+        The shell ring of ring ``r``'s region, numbered over all windows.
+    ring_win : ndarray of int64
+        The window of ring ``r``.
+    padded : ndarray of bool
+        Per window, whether it was padded (its corners are then one row and column further).
+    """
+    nwin = rects.shape[0]
+    padded = np.zeros(nwin, dtype=np.bool_)
+    parts_i = [np.empty(0, dtype=np.int64)]
+    parts_j = [np.empty(0, dtype=np.int64)]
+    parts_ptr = [np.empty(0, dtype=np.int64)]
+    parts_hole = [np.empty(0, dtype=np.bool_)]
+    parts_owner = [np.empty(0, dtype=np.int64)]
+    nv = 0
+    nr = 0
+    for w in range(nwin):
+        r0, r1, c0, c1 = rects[w, 0], rects[w, 1], rects[w, 2], rects[w, 3]
+        near = np.empty((r1 - r0, c1 - c0), dtype=np.bool_)
+        disk_dilate(grid[r0:r1, c0:c1], widths, near)
+        if max_area > 0:
+            fill_holes(near, cell, max_area)
+        if _edge_set(near):  # the tracer wants empty edge cells
+            big = np.zeros((r1 - r0 + 2, c1 - c0 + 2), dtype=np.bool_)
+            big[1:-1, 1:-1] = near
+            near = big
+            padded[w] = True
+        vi, vj, ptr, hole, owner = trace_rings(near)
+        parts_i.append(vi)
+        parts_j.append(vj)
+        parts_ptr.append(ptr[1:] + nv)
+        parts_hole.append(hole)
+        parts_owner.append(owner + nr)
+        nv += len(vi)
+        nr += len(hole)
+    vi_all = np.empty(nv, dtype=np.int64)
+    vj_all = np.empty(nv, dtype=np.int64)
+    ring_ptr = np.zeros(nr + 1, dtype=np.int64)
+    hole_all = np.empty(nr, dtype=np.bool_)
+    owner_all = np.empty(nr, dtype=np.int64)
+    ring_win = np.empty(nr, dtype=np.int64)
+    a = 0
+    b = 0
+    for k in range(1, len(parts_i)):  # part k is window k - 1
+        m = len(parts_i[k])
+        vi_all[a:a + m] = parts_i[k]
+        vj_all[a:a + m] = parts_j[k]
+        q = len(parts_hole[k])
+        ring_ptr[b + 1:b + 1 + q] = parts_ptr[k]
+        hole_all[b:b + q] = parts_hole[k]
+        owner_all[b:b + q] = parts_owner[k]
+        ring_win[b:b + q] = k - 1
+        a += m
+        b += q
+    return vi_all, vj_all, ring_ptr, hole_all, owner_all, ring_win, padded
