@@ -581,9 +581,6 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
         svc = result.by_service  # once, for all files
         if svc is None:
             svc = evaluate.service_coverage(cells, inputs.preset, units=inputs.units, no_data=no_data)
-        # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
-        # background thread while this one writes the files
-        panel = bg.submit(whatif_data, result, svc, proposed)
         units = unit_shares(result, svc)
         units_later.set_result(units)
         rule_labels = {r.id: r.label for r in [*inputs.preset.circles, inputs.preset.urban_rural()] if r}
@@ -611,6 +608,11 @@ def write_outputs(  # noqa: PLR0913 - issue 11: to narrow/split
             site_map=plan_map(result, proposed, uncovered_map),
         )
         del times
+        # the what-if panel's searches (compiled, releasing the GIL) follow the circles in the
+        # background thread while this one writes the map's other layers; begun only now, as the
+        # report's tables are let go: begun beside them, its 0.2 GB (16x demo) raised the peak
+        # over 2 GB, and the two cores were busy then anyway
+        panel = bg.submit(whatif_data, result, svc, proposed)
         drawn, urc = drawing.result()
         map_.write_map(
             tmp / "map.html", units=units, facilities=inputs.facilities, uncovered=uncovered_map,
