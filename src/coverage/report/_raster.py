@@ -389,9 +389,10 @@ def window_rings(grid, rects, widths, cell, max_area):  # pragma: no cover - com
     """Rings of the served area of every window of ``grid``, in one call that holds no GIL.
 
     Each window ``rects[w] = (r0, r1, c0, c1)`` (half-open) is dilated (:func:`disk_dilate` with
-    ``widths``), has its holes below ``max_area`` filled when ``max_area > 0`` (:func:`fill_holes`),
-    is padded with one empty cell where a cell on its edge is set, and is outlined
-    (:func:`trace_rings`).
+    ``widths``), has its holes below ``max_area`` filled when ``max_area > 0`` (:func:`fill_holes`:
+    background regions, 8-connected as the dual of the 4-connected outlines, that do not reach the
+    window's edge; the window's ring of empty cells is outside), is padded with one empty cell where
+    a cell on its edge is set, and is outlined (:func:`trace_rings`).
 
     Returns
     -------

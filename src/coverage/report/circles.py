@@ -321,10 +321,15 @@ def _polygons(x: np.ndarray, y: np.ndarray, ring_ptr: np.ndarray, hole: np.ndarr
 
 
 def _disk_widths(radius: float) -> np.ndarray:
-    """Half-widths (cells) of the disk of ``radius`` cells on each row offset ``-r..r`` (``r = floor(radius)``), -1 where none: the widest ``di`` with ``sqrt(di² + dj²) <= radius``, tested as ``distance_transform_edt`` compares, for :func:`coverage.report._raster.disk_dilate`."""
+    """Half-widths (cells) of the disk of ``radius`` cells on its rows, for :func:`coverage.report._raster.disk_dilate`.
+
+    Entry ``dr + r`` (row offset ``dr`` from ``-r`` to ``r``, ``r = floor(radius)``) is the widest
+    column offset ``dc`` with ``sqrt(dr² + dc²) <= radius``, tested as ``distance_transform_edt``
+    compares, or -1 where the row has no cell.
+    """
     r = int(np.floor(radius))
-    return np.array([max((di for di in range(r + 1) if np.sqrt(float(di * di + dj * dj)) <= radius), default=-1)
-                     for dj in range(-r, r + 1)], dtype=np.int64)
+    return np.array([max((dc for dc in range(r + 1) if np.sqrt(float(dr * dr + dc * dc)) <= radius), default=-1)
+                     for dr in range(-r, r + 1)], dtype=np.int64)
 
 
 def _fill_small_holes(polys: list[Polygon], max_area: float) -> tuple[list[Polygon], np.ndarray]:
