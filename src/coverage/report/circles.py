@@ -234,8 +234,9 @@ def _raster_area(
     del on_road
     # each window's top-left corner, one cell further out where it was padded (computed as the
     # single-window outline computes it, so the coordinates are the same to the bit)
-    ox = np.array([x0 + c0 * cell - (cell if p else 0.0) for c0, p in zip(rects[:, 2].tolist(), padded.tolist(), strict=True)])
-    oy = np.array([y1 - r0 * cell + (cell if p else 0.0) for r0, p in zip(rects[:, 0].tolist(), padded.tolist(), strict=True)])
+    shift = np.where(padded, cell, 0.0)
+    ox = x0 + rects[:, 2] * cell - shift
+    oy = y1 - rects[:, 0] * cell + shift
     win = np.repeat(ring_win, np.diff(ring_ptr))
     polys = _polygons(ox[win] + vj * cell, oy[win] - vi * cell, ring_ptr, hole, owner)
     if not polys:
